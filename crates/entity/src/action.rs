@@ -1,0 +1,128 @@
+//! Actions: the PUT body (`ActionPut`) and the stored entity (`Action`), after OpenWhisk
+//! `WhiskAction.scala`.
+
+use crate::exec::{Exec, ExecPut};
+use crate::limits::{ActionLimits, ActionLimitsPut};
+use crate::params::Parameters;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// The body of `PUT actions/{name}`; every field may be omitted. `namespace` and `name` in the
+/// body are ignored, as OpenWhisk ignores them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionPut {
+    /// New code.
+    #[serde(default)]
+    pub exec: Option<ExecPut>,
+    /// Replaces the parameters wholesale.
+    #[serde(default)]
+    pub parameters: Option<Parameters>,
+    /// Merged field by field into the current limits.
+    #[serde(default)]
+    pub limits: Option<ActionLimitsPut>,
+    /// Explicit version; otherwise the patch number is bumped.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Shared with other namespaces.
+    #[serde(default)]
+    pub publish: Option<bool>,
+    /// Merged into the current annotations (new keys win).
+    #[serde(default)]
+    pub annotations: Option<Parameters>,
+    /// Annotation keys to remove before merging.
+    #[serde(default)]
+    pub del_annotations: Option<Vec<String>>,
+}
+
+/// A stored action, serialised exactly as `GET actions/{name}` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Action {
+    /// `guest` or `guest/pkg`.
+    pub namespace: String,
+    /// The action's name.
+    pub name: String,
+    /// Semantic version, `0.0.1` on creation.
+    pub version: String,
+    /// Shared with other namespaces.
+    pub publish: bool,
+    /// What runs.
+    pub exec: Exec,
+    /// Default parameters.
+    pub parameters: Parameters,
+    /// Limits.
+    pub limits: ActionLimits,
+    /// Annotations, including `exec` (the concrete kind).
+    pub annotations: Parameters,
+    /// Last update, epoch ms.
+    pub updated: u64,
+}
+
+impl Action {
+    /// The JSON of a list item: no code, no parameters, `exec` reduced to `{"binary"}`.
+    pub fn summary_json(&self) -> serde_json::Value {
+        json!({
+            "namespace": self.namespace,
+            "name": self.name,
+            "version": self.version,
+            "publish": self.publish,
+            "annotations": self.annotations,
+            "limits": self.limits,
+            "exec": {"binary": self.exec.binary},
+            "updated": self.updated,
+        })
+    }
+
+    /// The full JSON; without code when `with_code` is false.
+    pub fn to_json(&self, with_code: bool) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if !with_code {
+            if let Some(exec) = v.get_mut("exec").and_then(|e| e.as_object_mut()) {
+                exec.remove("code");
+            }
+        }
+        v
+    }
+}
+
+/// Bumps the patch number of a `major.minor.patch` version; anything unparsable restarts at
+/// `0.0.1`.
+pub fn bump_version(v: &str) -> String {
+    let parts: Vec<u64> = v.split('.').filter_map(|p| p.parse().ok()).collect();
+    match parts.as_slice() {
+        [a, b, c] => format!("{a}.{b}.{}", c + 1),
+        _ => "0.0.1".into(),
+    }
+}
+
+/// True when `v` is a `major.minor.patch` version.
+pub fn is_version(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.parse::<u64>().is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bumps_patch_version() {
+        assert_eq!(bump_version("0.0.1"), "0.0.2");
+        assert_eq!(bump_version("1.2.9"), "1.2.10");
+        assert_eq!(bump_version("junk"), "0.0.1");
+        assert!(is_version("1.0.0") && !is_version("1.0") && !is_version("a.b.c"));
+    }
+
+    #[test]
+    fn put_ignores_namespace_and_name_and_reads_del_annotations() {
+        let p: ActionPut = serde_json::from_str(
+            r#"{"namespace":"x","name":"y","delAnnotations":["a"],"limits":{"memory":128}}"#,
+        )
+        .unwrap();
+        assert_eq!(p.del_annotations, Some(vec!["a".to_string()]));
+        assert_eq!(p.limits.unwrap().memory, Some(128));
+    }
+}

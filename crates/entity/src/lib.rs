@@ -1,0 +1,22 @@
+//! Domain types of edgewhisk and their exact OpenWhisk wire JSON.
+//!
+//! This crate owns names and ids, limits, exec kinds, actions, activations, parameters and
+//! annotations, and the messages the controller and the invoker exchange (`connector`). It does
+//! no I/O, reads no configuration and depends on no async runtime: bounds (such as the allowed
+//! memory range) are passed in by the caller.
+
+pub mod action;
+pub mod activation;
+pub mod connector;
+pub mod exec;
+pub mod limits;
+pub mod names;
+pub mod params;
+pub mod time;
+
+pub use action::{Action, ActionPut};
+pub use activation::{Activation, ActivationId, ActivationResponse, Status};
+pub use exec::{Exec, ExecError, Runtime, RuntimeManifest};
+pub use limits::{ActionLimits, ActionLimitsPut, LimitBounds, LimitError};
+pub use names::{EntityName, FullyQualifiedEntityName, NameError};
+pub use params::{KeyValue, Parameters};
