@@ -9,6 +9,7 @@ pub mod action;
 pub mod activation;
 pub mod connector;
 pub mod exec;
+pub mod identity;
 pub mod limits;
 pub mod names;
 pub mod params;
@@ -16,7 +17,8 @@ pub mod time;
 
 pub use action::{Action, ActionPut};
 pub use activation::{Activation, ActivationId, ActivationResponse, Status};
-pub use exec::{Exec, ExecError, Runtime, RuntimeManifest};
+pub use exec::{Exec, ExecError, ExecPut, Runtime, RuntimeManifest};
+pub use identity::Identity;
 pub use limits::{ActionLimits, ActionLimitsPut, LimitBounds, LimitError};
 pub use names::{EntityName, FullyQualifiedEntityName, NameError};
 pub use params::{KeyValue, Parameters};

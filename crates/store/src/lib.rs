@@ -1,1 +1,167 @@
-//! placeholder
+//! Persistence for edgewhisk: the `EntityStore` and `ActivationStore` traits, an in-memory
+//! implementation (also the test fake), the embedded SQLite implementation with a batching
+//! activation writer, and a caching wrapper for entities and keys.
+//!
+//! It knows nothing about HTTP. Entities are stored as JSON documents keyed by their path
+//! (`namespace` or `namespace/package`) and name; the controller owns their typed form.
+
+use async_trait::async_trait;
+use edgewhisk_entity::{Activation, ActivationId, Identity};
+use serde::{Deserialize, Serialize};
+
+pub mod cache;
+pub mod memory;
+pub mod sqlite;
+
+pub use cache::CachingEntityStore;
+pub use memory::MemoryStore;
+pub use sqlite::{SqliteStore, StoreConfig};
+
+/// Which REST collection an entity belongs to. Names are unique per path across collections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Collection {
+    /// Actions.
+    Actions,
+    /// Packages.
+    Packages,
+    /// Triggers.
+    Triggers,
+    /// Rules.
+    Rules,
+}
+
+impl Collection {
+    /// The collection's name as in URLs and count responses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Collection::Actions => "actions",
+            Collection::Packages => "packages",
+            Collection::Triggers => "triggers",
+            Collection::Rules => "rules",
+        }
+    }
+}
+
+/// One stored entity document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntityDoc {
+    /// Its collection.
+    pub collection: Collection,
+    /// `namespace` or `namespace/package`.
+    pub path: String,
+    /// The entity's name.
+    pub name: String,
+    /// Last update, epoch ms (lists are newest first by this).
+    pub updated: u64,
+    /// The entity's full JSON as the API returns it.
+    pub doc: serde_json::Value,
+}
+
+/// How `put` treats an existing document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutMode {
+    /// Fail with [`StoreError::Conflict`] when `(path, name)` exists.
+    Create,
+    /// Replace the document whose `updated` equals the given value (optimistic concurrency);
+    /// fail with [`StoreError::ConcurrentModification`] otherwise.
+    Replace {
+        /// The `updated` value the caller read.
+        expected_updated: u64,
+    },
+}
+
+/// Which entities a list returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListScope {
+    /// Everything in a namespace, packages included (`GET actions`).
+    Namespace(String),
+    /// Exactly one path, e.g. `guest/pkg` (`GET actions/pkg/`).
+    Path(String),
+}
+
+/// Filter for activation lists (`GET activations`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActivationFilter {
+    /// The namespace whose activations to list.
+    pub namespace: String,
+    /// Matches the `path` annotation's `ns/[pkg/]name` tail: `name` or `pkg/name`.
+    pub name: Option<String>,
+    /// Only activations that started at or after this epoch ms.
+    pub since: Option<u64>,
+    /// Only activations that started at or before this epoch ms.
+    pub upto: Option<u64>,
+    /// Skip this many.
+    pub skip: usize,
+    /// Return at most this many.
+    pub limit: usize,
+}
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A document with that path and name exists (in any collection).
+    #[error("document already exists")]
+    Conflict {
+        /// The collection the existing document is in.
+        existing: Collection,
+    },
+    /// The document changed since it was read.
+    #[error("concurrent modification")]
+    ConcurrentModification,
+    /// SQLite failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored document did not decode.
+    #[error("corrupt document: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    /// The store is shut down or its worker died.
+    #[error("store closed")]
+    Closed,
+    /// Filesystem failure opening the store.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Entities and identities. Writes are durable when the future resolves.
+#[async_trait]
+pub trait EntityStore: Send + Sync + std::fmt::Debug + 'static {
+    /// The document at `(path, name)`, in whatever collection.
+    async fn get(&self, path: &str, name: &str) -> Result<Option<EntityDoc>, StoreError>;
+    /// Writes a document.
+    async fn put(&self, doc: EntityDoc, mode: PutMode) -> Result<(), StoreError>;
+    /// Deletes `(path, name)`; returns the deleted document.
+    async fn delete(&self, path: &str, name: &str) -> Result<Option<EntityDoc>, StoreError>;
+    /// Documents of `collection` in `scope`, newest `updated` first.
+    async fn list(
+        &self,
+        collection: Collection,
+        scope: &ListScope,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<EntityDoc>, StoreError>;
+    /// How many documents `list` would see without skip/limit.
+    async fn count(&self, collection: Collection, scope: &ListScope) -> Result<usize, StoreError>;
+    /// The identity whose key UUID is `uuid`.
+    async fn identity(&self, uuid: &str) -> Result<Option<Identity>, StoreError>;
+    /// Stores (or replaces, by UUID) an identity.
+    async fn put_identity(&self, identity: Identity) -> Result<(), StoreError>;
+    /// All identities of a subject.
+    async fn identities_of(&self, subject: &str) -> Result<Vec<Identity>, StoreError>;
+}
+
+/// Activation records. `store` is off the request path: it enqueues, a writer batches.
+#[async_trait]
+pub trait ActivationStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Enqueues a record; it is readable through `get`/`list` immediately after this returns.
+    async fn store(&self, activation: Activation) -> Result<(), StoreError>;
+    /// The record `id` of `namespace`.
+    async fn get(&self, namespace: &str, id: &ActivationId)
+    -> Result<Option<Activation>, StoreError>;
+    /// Records matching `filter`, newest `start` first.
+    async fn list(&self, filter: &ActivationFilter) -> Result<Vec<Activation>, StoreError>;
+    /// How many records match `filter` without skip/limit.
+    async fn count(&self, filter: &ActivationFilter) -> Result<usize, StoreError>;
+    /// Waits until every enqueued record is durable.
+    async fn flush(&self) -> Result<(), StoreError>;
+}
