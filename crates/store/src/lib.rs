@@ -9,13 +9,6 @@ use async_trait::async_trait;
 use edgewhisk_entity::{Activation, ActivationId, Identity};
 use serde::{Deserialize, Serialize};
 
-pub mod cache;
-pub mod memory;
-pub mod sqlite;
-
-pub use cache::CachingEntityStore;
-pub use memory::MemoryStore;
-pub use sqlite::{SqliteStore, StoreConfig};
 
 /// Which REST collection an entity belongs to. Names are unique per path across collections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -13,8 +13,6 @@ use async_trait::async_trait;
 use serde_json::value::RawValue;
 use std::time::{Duration, SystemTime};
 
-pub mod process;
-
 /// The activation-end marker a runner writes on stdout and stderr after every request.
 pub const ACTIVATION_LOG_SENTINEL: &str = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX";
 
