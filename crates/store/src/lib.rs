@@ -9,6 +9,10 @@ use async_trait::async_trait;
 use edgewhisk_entity::{Activation, ActivationId, Identity};
 use serde::{Deserialize, Serialize};
 
+mod matching;
+pub mod memory;
+
+pub use memory::MemoryStore;
 
 /// Which REST collection an entity belongs to. Names are unique per path across collections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -149,8 +153,11 @@ pub trait ActivationStore: Send + Sync + std::fmt::Debug + 'static {
     /// Enqueues a record; it is readable through `get`/`list` immediately after this returns.
     async fn store(&self, activation: Activation) -> Result<(), StoreError>;
     /// The record `id` of `namespace`.
-    async fn get(&self, namespace: &str, id: &ActivationId)
-    -> Result<Option<Activation>, StoreError>;
+    async fn get(
+        &self,
+        namespace: &str,
+        id: &ActivationId,
+    ) -> Result<Option<Activation>, StoreError>;
     /// Records matching `filter`, newest `start` first.
     async fn list(&self, filter: &ActivationFilter) -> Result<Vec<Activation>, StoreError>;
     /// How many records match `filter` without skip/limit.

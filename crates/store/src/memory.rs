@@ -1,0 +1,200 @@
+//! An in-memory store: the test fake for every crate, and a working store for throwaway runs.
+//!
+//! All state sits behind one `parking_lot::Mutex`; every operation holds it only for a map
+//! lookup or a scan, never across an `.await`. Nothing survives the process.
+
+use crate::matching::{activation_matches, activation_order, entity_order, page, scope_matches};
+use crate::{
+    ActivationFilter, ActivationStore, Collection, EntityDoc, EntityStore, ListScope, PutMode,
+    StoreError,
+};
+use async_trait::async_trait;
+use edgewhisk_entity::{Activation, ActivationId, Identity};
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, HashMap};
+
+/// Entities, identities and activations in process memory. Safe to share between tasks
+/// (`Arc<MemoryStore>`); each call is atomic with respect to the others.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Keyed by `(path, name)`: names are unique per path across collections.
+    entities: BTreeMap<(String, String), EntityDoc>,
+    /// Keyed by key UUID.
+    identities: HashMap<String, Identity>,
+    activations: HashMap<ActivationId, Activation>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// Checks `mode` against the document currently stored at the same `(path, name)`; shared by
+/// the memory and SQLite stores.
+pub(crate) fn check_put(
+    existing: Option<(Collection, u64)>,
+    doc: &EntityDoc,
+    mode: PutMode,
+) -> Result<(), StoreError> {
+    match (mode, existing) {
+        (PutMode::Create, None) => Ok(()),
+        (PutMode::Create, Some((collection, _))) => Err(StoreError::Conflict {
+            existing: collection,
+        }),
+        (PutMode::Replace { .. }, None) => Err(StoreError::ConcurrentModification),
+        (PutMode::Replace { .. }, Some((collection, _))) if collection != doc.collection => {
+            Err(StoreError::Conflict {
+                existing: collection,
+            })
+        }
+        (PutMode::Replace { expected_updated }, Some((_, updated))) => {
+            if updated == expected_updated {
+                Ok(())
+            } else {
+                Err(StoreError::ConcurrentModification)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl EntityStore for MemoryStore {
+    async fn get(&self, path: &str, name: &str) -> Result<Option<EntityDoc>, StoreError> {
+        let inner = self.inner.lock();
+        Ok(inner
+            .entities
+            .get(&(path.to_owned(), name.to_owned()))
+            .cloned())
+    }
+
+    async fn put(&self, doc: EntityDoc, mode: PutMode) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock();
+        let key = (doc.path.clone(), doc.name.clone());
+        let existing = inner.entities.get(&key).map(|d| (d.collection, d.updated));
+        check_put(existing, &doc, mode)?;
+        inner.entities.insert(key, doc);
+        Ok(())
+    }
+
+    async fn delete(&self, path: &str, name: &str) -> Result<Option<EntityDoc>, StoreError> {
+        let mut inner = self.inner.lock();
+        Ok(inner.entities.remove(&(path.to_owned(), name.to_owned())))
+    }
+
+    async fn list(
+        &self,
+        collection: Collection,
+        scope: &ListScope,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<EntityDoc>, StoreError> {
+        let mut docs: Vec<EntityDoc> = {
+            let inner = self.inner.lock();
+            inner
+                .entities
+                .values()
+                .filter(|d| d.collection == collection && scope_matches(scope, &d.path))
+                .cloned()
+                .collect()
+        };
+        docs.sort_by(entity_order);
+        Ok(page(docs, skip, limit))
+    }
+
+    async fn count(&self, collection: Collection, scope: &ListScope) -> Result<usize, StoreError> {
+        let inner = self.inner.lock();
+        Ok(inner
+            .entities
+            .values()
+            .filter(|d| d.collection == collection && scope_matches(scope, &d.path))
+            .count())
+    }
+
+    async fn identity(&self, uuid: &str) -> Result<Option<Identity>, StoreError> {
+        Ok(self.inner.lock().identities.get(uuid).cloned())
+    }
+
+    async fn put_identity(&self, identity: Identity) -> Result<(), StoreError> {
+        self.inner
+            .lock()
+            .identities
+            .insert(identity.uuid.clone(), identity);
+        Ok(())
+    }
+
+    async fn identities_of(&self, subject: &str) -> Result<Vec<Identity>, StoreError> {
+        let mut out: Vec<Identity> = self
+            .inner
+            .lock()
+            .identities
+            .values()
+            .filter(|i| i.subject == subject)
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| {
+            a.namespace
+                .cmp(&b.namespace)
+                .then_with(|| a.uuid.cmp(&b.uuid))
+        });
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl ActivationStore for MemoryStore {
+    async fn store(&self, activation: Activation) -> Result<(), StoreError> {
+        self.inner
+            .lock()
+            .activations
+            .insert(activation.activation_id.clone(), activation);
+        Ok(())
+    }
+
+    async fn get(
+        &self,
+        namespace: &str,
+        id: &ActivationId,
+    ) -> Result<Option<Activation>, StoreError> {
+        let inner = self.inner.lock();
+        Ok(inner
+            .activations
+            .get(id)
+            .filter(|a| a.namespace == namespace)
+            .cloned())
+    }
+
+    async fn list(&self, filter: &ActivationFilter) -> Result<Vec<Activation>, StoreError> {
+        let mut out: Vec<Activation> = {
+            let inner = self.inner.lock();
+            inner
+                .activations
+                .values()
+                .filter(|a| activation_matches(filter, a))
+                .cloned()
+                .collect()
+        };
+        out.sort_by(activation_order);
+        Ok(page(out, filter.skip, filter.limit))
+    }
+
+    async fn count(&self, filter: &ActivationFilter) -> Result<usize, StoreError> {
+        let inner = self.inner.lock();
+        Ok(inner
+            .activations
+            .values()
+            .filter(|a| activation_matches(filter, a))
+            .count())
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        // Nothing is queued: every record is in the map when `store` returns.
+        Ok(())
+    }
+}
