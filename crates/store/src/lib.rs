@@ -9,10 +9,14 @@ use async_trait::async_trait;
 use edgewhisk_entity::{Activation, ActivationId, Identity};
 use serde::{Deserialize, Serialize};
 
+pub mod config;
 mod matching;
 pub mod memory;
+pub mod sqlite;
 
+pub use config::{StoreConfig, StoreConfigError};
 pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
 
 /// Which REST collection an entity belongs to. Names are unique per path across collections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
