@@ -9,11 +9,13 @@ use async_trait::async_trait;
 use edgewhisk_entity::{Activation, ActivationId, Identity};
 use serde::{Deserialize, Serialize};
 
+pub mod cache;
 pub mod config;
 mod matching;
 pub mod memory;
 pub mod sqlite;
 
+pub use cache::CachingEntityStore;
 pub use config::{StoreConfig, StoreConfigError};
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
