@@ -9,6 +9,9 @@
 //! Backends implement [`ContainerFactory`]; the pool only sees these traits, so a new backend
 //! (runc, wasm) slots in without touching the pool.
 
+pub mod archive;
+pub mod process;
+
 use async_trait::async_trait;
 use serde_json::value::RawValue;
 use std::time::{Duration, SystemTime};

@@ -1,0 +1,263 @@
+// edgewhisk Node.js action runner (node 20, no dependencies).
+//
+// Pipe protocol (docs/design/001-runner-protocol.md): one JSON request per line on stdin,
+// one JSON reply per line on file descriptor 3. The process' own stdout/stderr belong to the
+// action: they are its logs. After every run and after a failed init the runner writes the
+// activation-end sentinel on both streams. Statuses and bodies follow OpenWhisk's Node.js
+// runtime (openwhisk-runtime-nodejs), so the invoker can treat them like `/init` and `/run`.
+'use strict';
+
+const fs = require('fs');
+const path = require('path');
+const Module = require('module');
+
+const SENTINEL = 'XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX\n';
+const REPLY_FD = 3;
+const CONCURRENT = process.env.__OW_ALLOW_CONCURRENT === 'true';
+// The runner's own configuration must not leak into the action's environment.
+delete process.env.__OW_ALLOW_CONCURRENT;
+
+let action = null; // the entry function once initialised
+let initAttempted = false;
+let lastRunEnv = [];
+
+// Replies go only to fd 3; the action cannot corrupt them with console.log.
+function writeReply(text) {
+  const line = Buffer.from(text + '\n', 'utf8');
+  let off = 0;
+  while (off < line.length) {
+    try {
+      off += fs.writeSync(REPLY_FD, line, off, line.length - off);
+    } catch (e) {
+      if (e.code !== 'EAGAIN') throw e;
+    }
+  }
+}
+
+function reply(id, status, body) {
+  writeReply(JSON.stringify({ id, status, body }));
+}
+
+// stdout/stderr are synchronous for pipes on Linux, so whatever the action printed is
+// already written when the sentinels are.
+function markers() {
+  process.stdout.write(SENTINEL);
+  process.stderr.write(SENTINEL);
+}
+
+function errorText(e) {
+  return e && e.stack ? String(e.stack) : String(e);
+}
+
+// A JSON-safe copy of a rejection reason (what serialize-error gives the reference runtime).
+function serializeError(e) {
+  if (e instanceof Error) {
+    const out = { name: e.name, message: e.message, stack: e.stack };
+    for (const k of Object.keys(e)) out[k] = e[k];
+    return out;
+  }
+  return e;
+}
+
+function lookupExport(exportsObj, main) {
+  if (exportsObj && typeof exportsObj[main] === 'function') return exportsObj[main];
+  if (typeof exportsObj === 'function' && main === 'main') return exportsObj;
+  return undefined;
+}
+
+const IDENT = /^[A-Za-z_$][\w$]*$/;
+
+function loadPlain(code, main) {
+  const filename = path.join(process.cwd(), 'action.js');
+  const mod = { exports: {} };
+  const exportsObj = mod.exports;
+  const localRequire = Module.createRequire(filename);
+  const probe = IDENT.test(main)
+    ? `\n;return (typeof ${main} === 'function') ? ${main} : undefined;`
+    : '\n;return undefined;';
+  // eslint-disable-next-line no-new-func
+  const thunk = new Function('exports', 'require', 'module', '__filename', '__dirname', code + probe);
+  const global = thunk(exportsObj, localRequire, mod, filename, process.cwd());
+  return global || lookupExport(mod.exports, main) || lookupExport(exportsObj, main);
+}
+
+function loadDir(dir, main) {
+  process.chdir(dir);
+  let file;
+  let fn = main;
+  const dot = main.lastIndexOf('.');
+  if (dot > 0) {
+    file = path.join(dir, main.slice(0, dot));
+    fn = main.slice(dot + 1);
+  } else {
+    const pkgPath = path.join(dir, 'package.json');
+    if (fs.existsSync(pkgPath)) {
+      const pkg = JSON.parse(fs.readFileSync(pkgPath, 'utf8'));
+      file = path.join(dir, pkg.main || 'index.js');
+    } else if (fs.existsSync(path.join(dir, 'index.js'))) {
+      file = path.join(dir, 'index.js');
+    } else {
+      throw new Error('Zipped actions must contain either package.json or index.js at the root.');
+    }
+  }
+  return lookupExport(require(file), fn);
+}
+
+function init(req) {
+  const v = req.value || {};
+  if (initAttempted) {
+    reply(req.id, 403, { error: 'Cannot initialize the action more than once.' });
+    return;
+  }
+  const main = typeof v.main === 'string' && v.main !== '' ? v.main : undefined;
+  const hasCode = typeof v.code === 'string' && v.code !== '';
+  const hasDir = typeof v.code_dir === 'string' && v.code_dir !== '';
+  if (!main || (!hasCode && !hasDir)) {
+    reply(req.id, 403, { error: 'Missing main/no code to execute.' });
+    return;
+  }
+  initAttempted = true;
+  try {
+    const env = v.env || {};
+    for (const k of Object.keys(env)) {
+      const val = env[k];
+      process.env[k] = val !== null && typeof val === 'object' ? JSON.stringify(val) : String(val ?? '');
+    }
+    const fn = hasDir ? loadDir(v.code_dir, main) : loadPlain(v.code, main);
+    if (typeof fn !== 'function') {
+      throw new Error(`Action entrypoint '${main}' is not a function.`);
+    }
+    action = fn;
+    reply(req.id, 200, { OK: true });
+  } catch (e) {
+    console.error('Error during initialization:', e);
+    markers();
+    reply(req.id, 502, { error: 'Initialization has failed due to: ' + errorText(e) });
+  }
+}
+
+function setRunEnv(req) {
+  for (const k of lastRunEnv) delete process.env[k];
+  lastRunEnv = [];
+  for (const k of Object.keys(req)) {
+    if (k === 'value' || k === 'id' || k === 'op') continue;
+    const val = req[k];
+    if (typeof val !== 'string') continue;
+    const name = '__OW_' + k.toUpperCase();
+    process.env[name] = val;
+    lastRunEnv.push(name);
+  }
+}
+
+function finish(id, result) {
+  let status = 200;
+  let body = result;
+  if (result === undefined) {
+    body = {};
+  } else if (result === null || typeof result !== 'object') {
+    console.error(`Result must be of type object but has type "${typeof result}":`, result);
+    status = 502;
+    body = { error: 'The action did not return a dictionary.' };
+  }
+  let text;
+  try {
+    text = JSON.stringify({ id, status, body });
+  } catch (e) {
+    console.error(e);
+    text = JSON.stringify({ id, status: 502, body: { error: 'An error has occurred: ' + e } });
+  }
+  markers();
+  writeReply(text);
+}
+
+function failed(id, e) {
+  console.error(e);
+  markers();
+  reply(id, 502, { error: 'An error has occurred: ' + e });
+}
+
+// Returns a promise when the action is asynchronous, so the serial queue can wait for it.
+function run(req) {
+  if (!action) {
+    reply(req.id, 403, { error: 'Cannot run the action before it is initialized.' });
+    return undefined;
+  }
+  setRunEnv(req);
+  const id = req.id;
+  let result;
+  try {
+    result = action(req.value === undefined || req.value === null ? {} : req.value);
+  } catch (e) {
+    failed(id, e);
+    return undefined;
+  }
+  if (result && typeof result.then === 'function') {
+    return Promise.resolve(result).then(
+      (r) => finish(id, r),
+      (e) => finish(id, { error: e ? serializeError(e) : {} }),
+    );
+  }
+  finish(id, result);
+  return undefined;
+}
+
+// Without concurrency requests are handled one at a time, in arrival order.
+const queue = [];
+let busy = false;
+
+function handle(req) {
+  if (req.op === 'init') return init(req);
+  if (req.op === 'run') return run(req);
+  reply(req.id === undefined ? null : req.id, 500, { error: 'Bad request.' });
+  return undefined;
+}
+
+function pump() {
+  while (!busy && queue.length > 0) {
+    const p = handle(queue.shift());
+    if (p) {
+      busy = true;
+      p.then(() => {
+        busy = false;
+        pump();
+      });
+    }
+  }
+}
+
+function onLine(line) {
+  let req;
+  try {
+    req = JSON.parse(line);
+  } catch (e) {
+    reply(null, 500, { error: 'Bad request.' });
+    return;
+  }
+  if (req === null || typeof req !== 'object') {
+    reply(null, 500, { error: 'Bad request.' });
+    return;
+  }
+  if (CONCURRENT) {
+    handle(req);
+  } else {
+    queue.push(req);
+    pump();
+  }
+}
+
+let pending = [];
+process.stdin.setEncoding('utf8');
+process.stdin.on('data', (chunk) => {
+  let start = 0;
+  let nl;
+  while ((nl = chunk.indexOf('\n', start)) !== -1) {
+    pending.push(chunk.slice(start, nl));
+    const line = pending.length === 1 ? pending[0] : pending.join('');
+    pending = [];
+    start = nl + 1;
+    if (line.length > 0) onLine(line);
+  }
+  if (start < chunk.length) pending.push(chunk.slice(start));
+});
+// The invoker closed our stdin: the instance is being removed.
+process.stdin.on('end', () => process.exit(0));

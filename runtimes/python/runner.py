@@ -1,0 +1,172 @@
+# edgewhisk Python action runner (python 3, standard library only).
+#
+# Pipe protocol (docs/design/001-runner-protocol.md): one JSON request per line on stdin,
+# one JSON reply per line on file descriptor 3. The process' own stdout/stderr belong to the
+# action: they are its logs. After every run and after a failed init the runner writes the
+# activation-end sentinel on both streams. Statuses and bodies follow OpenWhisk's Python
+# runtime (the actionloop proxy and its launcher).
+import importlib.util
+import json
+import os
+import sys
+import threading
+import traceback
+
+SENTINEL = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX"
+CONCURRENT = os.environ.pop("__OW_ALLOW_CONCURRENT", "") == "true"
+
+_out = os.fdopen(3, "wb", buffering=0)
+_out_lock = threading.Lock()
+_state = {"action": None, "init_attempted": False}
+
+
+def reply(req_id, status, body):
+    try:
+        text = json.dumps({"id": req_id, "status": status, "body": body}, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = json.dumps(
+            {
+                "id": req_id,
+                "status": 502,
+                "body": {"error": "The action did not return a dictionary or array."},
+            }
+        )
+    data = (text + "\n").encode("utf-8")
+    with _out_lock:
+        view = memoryview(data)
+        while view:
+            written = _out.write(view)
+            view = view[written:]
+
+
+def markers():
+    # Flush what the action printed first, so the sentinel is the last line of the run.
+    sys.stdout.write(SENTINEL + "\n")
+    sys.stdout.flush()
+    sys.stderr.write(SENTINEL + "\n")
+    sys.stderr.flush()
+
+
+def load_file(path, main):
+    spec = importlib.util.spec_from_file_location("action_main", path)
+    if spec is None or spec.loader is None:
+        raise ImportError("cannot load " + path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["action_main"] = module
+    spec.loader.exec_module(module)
+    fn = getattr(module, main, None)
+    if not callable(fn):
+        raise AttributeError("module has no callable '%s'" % main)
+    return fn
+
+
+def init(req):
+    value = req.get("value") or {}
+    if _state["init_attempted"]:
+        reply(req.get("id"), 403, {"error": "Cannot initialize the action more than once."})
+        return
+    main = value.get("main") or "main"
+    code = value.get("code")
+    code_dir = value.get("code_dir")
+    if not code and not code_dir:
+        reply(req.get("id"), 403, {"error": "Missing main/no code to execute."})
+        return
+    _state["init_attempted"] = True
+    try:
+        for key, val in (value.get("env") or {}).items():
+            if isinstance(val, (dict, list)):
+                val = json.dumps(val, separators=(",", ":"))
+            elif val is None:
+                val = ""
+            elif isinstance(val, bool):
+                val = "true" if val else "false"
+            os.environ[key] = str(val)
+        if code_dir:
+            path = os.path.join(code_dir, "__main__.py")
+            if not os.path.isfile(path):
+                raise FileNotFoundError("Zip file does not include __main__.py")
+            os.chdir(code_dir)
+            sys.path.insert(0, code_dir)
+        else:
+            path = os.path.join(os.getcwd(), "action_%d.py" % os.getpid())
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(code)
+        _state["action"] = load_file(path, main)
+        reply(req.get("id"), 200, {"ok": True})
+    except BaseException as ex:  # noqa: BLE001 - any failure of user code is an init failure
+        traceback.print_exc(file=sys.stderr)
+        markers()
+        reply(req.get("id"), 502, {"error": "Initialization has failed due to: %s" % ex})
+
+
+_last_env = []
+
+
+def run(req):
+    req_id = req.get("id")
+    action = _state["action"]
+    if action is None:
+        reply(req_id, 403, {"error": "Cannot run the action before it is initialized."})
+        return
+    for key in _last_env:
+        os.environ.pop(key, None)
+    _last_env.clear()
+    for key, val in req.items():
+        if key in ("value", "id", "op") or not isinstance(val, str):
+            continue
+        name = "__OW_" + key.upper()
+        os.environ[name] = val
+        _last_env.append(name)
+    payload = req.get("value")
+    if payload is None:
+        payload = {}
+    try:
+        res = action(payload)
+    except Exception as ex:  # noqa: BLE001 - the launcher turns exceptions into results
+        traceback.print_exc(file=sys.stderr)
+        res = {"error": str(ex)}
+    markers()
+    if isinstance(res, (dict, list)):
+        reply(req_id, 200, res)
+    else:
+        reply(req_id, 502, {"error": "The action did not return a dictionary or array."})
+
+
+def handle(line):
+    try:
+        req = json.loads(line)
+    except ValueError:
+        reply(None, 500, {"error": "Bad request."})
+        return
+    if not isinstance(req, dict):
+        reply(None, 500, {"error": "Bad request."})
+        return
+    op = req.get("op")
+    if op == "init":
+        init(req)
+    elif op == "run":
+        if CONCURRENT:
+            threading.Thread(target=run, args=(req,), daemon=True).start()
+        else:
+            run(req)
+    else:
+        reply(req.get("id"), 500, {"error": "Bad request."})
+
+
+def serve():
+    stdin = sys.stdin.buffer
+    while True:
+        line = stdin.readline()
+        if not line:
+            break
+        line = line.strip()
+        if line:
+            handle(line)
+    # The invoker closed stdin: the instance is being removed.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    serve()
