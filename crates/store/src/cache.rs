@@ -183,3 +183,143 @@ impl<S: EntityStore> EntityStore for CachingEntityStore<S> {
         self.inner.identities_of(subject).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryStore;
+    use serde_json::json;
+
+    fn action(name: &str, updated: u64) -> EntityDoc {
+        EntityDoc {
+            collection: Collection::Actions,
+            path: "guest".into(),
+            name: name.into(),
+            updated,
+            doc: json!({ "name": name, "updated": updated }),
+        }
+    }
+
+    fn identity(uuid: &str, key: &str) -> Identity {
+        Identity {
+            subject: "guest".into(),
+            namespace: "guest".into(),
+            uuid: uuid.into(),
+            key: key.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn get_is_served_from_memory_once_read() {
+        let cache = CachingEntityStore::new(MemoryStore::new());
+        cache.put(action("a", 1), PutMode::Create).await.unwrap();
+        // A write that bypasses the cache is not seen: the hit came from memory.
+        cache.inner().delete("guest", "a").await.unwrap();
+        assert_eq!(cache.get("guest", "a").await.unwrap(), Some(action("a", 1)));
+        cache.clear();
+        assert_eq!(cache.get("guest", "a").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn writes_through_the_cache_are_seen_by_get() {
+        let cache = CachingEntityStore::new(MemoryStore::new());
+        cache.put(action("a", 1), PutMode::Create).await.unwrap();
+        assert_eq!(cache.get("guest", "a").await.unwrap(), Some(action("a", 1)));
+        cache
+            .put(
+                action("a", 2),
+                PutMode::Replace {
+                    expected_updated: 1,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(cache.get("guest", "a").await.unwrap(), Some(action("a", 2)));
+        assert_eq!(
+            cache.delete("guest", "a").await.unwrap(),
+            Some(action("a", 2))
+        );
+        assert_eq!(cache.get("guest", "a").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn negative_lookup_is_cached_and_invalidated_by_a_put() {
+        let cache = CachingEntityStore::new(MemoryStore::new());
+        assert_eq!(cache.get("guest", "a").await.unwrap(), None);
+        // The miss is remembered: a bypassing write is not seen.
+        cache
+            .inner()
+            .put(action("a", 1), PutMode::Create)
+            .await
+            .unwrap();
+        assert_eq!(cache.get("guest", "a").await.unwrap(), None);
+        cache.clear();
+        assert_eq!(cache.get("guest", "a").await.unwrap(), Some(action("a", 1)));
+        // A put through the cache replaces a cached miss.
+        assert_eq!(cache.get("guest", "b").await.unwrap(), None);
+        cache.put(action("b", 3), PutMode::Create).await.unwrap();
+        assert_eq!(cache.get("guest", "b").await.unwrap(), Some(action("b", 3)));
+    }
+
+    #[tokio::test]
+    async fn failed_put_drops_the_cached_entry() {
+        let cache = CachingEntityStore::new(MemoryStore::new());
+        cache.put(action("a", 1), PutMode::Create).await.unwrap();
+        cache
+            .inner()
+            .put(
+                action("a", 5),
+                PutMode::Replace {
+                    expected_updated: 1,
+                },
+            )
+            .await
+            .unwrap();
+        let err = cache
+            .put(
+                action("a", 2),
+                PutMode::Replace {
+                    expected_updated: 1,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::ConcurrentModification));
+        assert_eq!(cache.get("guest", "a").await.unwrap(), Some(action("a", 5)));
+    }
+
+    #[tokio::test]
+    async fn identity_is_cached_and_replaced_by_put_identity() {
+        let cache = CachingEntityStore::new(MemoryStore::new());
+        assert_eq!(cache.identity("u").await.unwrap(), None);
+        // Misses are not cached: a key provisioned behind the cache works at once.
+        cache
+            .inner()
+            .put_identity(identity("u", "k1"))
+            .await
+            .unwrap();
+        assert_eq!(
+            cache.identity("u").await.unwrap(),
+            Some(identity("u", "k1"))
+        );
+        cache.put_identity(identity("u", "k2")).await.unwrap();
+        assert_eq!(
+            cache.identity("u").await.unwrap(),
+            Some(identity("u", "k2"))
+        );
+        assert_eq!(cache.identities_of("guest").await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn cache_starts_over_when_it_outgrows_its_capacity() {
+        let cache = CachingEntityStore::with_capacity(MemoryStore::new(), 2);
+        for name in ["a", "b"] {
+            cache.put(action(name, 1), PutMode::Create).await.unwrap();
+        }
+        cache.inner().delete("guest", "a").await.unwrap();
+        // A third entry clears the first two; "a" is read from the inner store again.
+        cache.put(action("c", 1), PutMode::Create).await.unwrap();
+        assert_eq!(cache.get("guest", "a").await.unwrap(), None);
+        assert!(cache.state.lock().len() <= 2);
+    }
+}

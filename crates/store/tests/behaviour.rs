@@ -1,477 +1,485 @@
 //! One behaviour suite, run against every store implementation, plus SQLite-only durability
 //! tests. Each `case` is an async fn over any store; `suite!` instantiates it per store.
 
-use edgewhisk_entity::{Activation, ActivationId, ActivationResponse, Identity, Parameters};
-use edgewhisk_store::{
-    ActivationFilter, ActivationStore, Collection, EntityDoc, EntityStore, ListScope, MemoryStore,
-    PutMode, SqliteStore, StoreConfig, StoreError,
-};
-use serde_json::json;
-
-trait Store: EntityStore + ActivationStore {}
-impl<T: EntityStore + ActivationStore> Store for T {}
-
-fn entity(collection: Collection, path: &str, name: &str, updated: u64) -> EntityDoc {
-    EntityDoc {
-        collection,
-        path: path.into(),
-        name: name.into(),
-        updated,
-        doc: json!({ "namespace": path, "name": name, "version": "0.0.1" }),
-    }
-}
-
-fn id(n: u64) -> ActivationId {
-    ActivationId::parse(&format!("{n:032x}")).unwrap()
-}
-
-/// An activation `n` of `name` in `namespace`, with a `path` annotation when given.
-fn activation(n: u64, namespace: &str, name: &str, path: Option<&str>, start: u64) -> Activation {
-    let mut annotations = Parameters::default();
-    if let Some(path) = path {
-        annotations.set("path", json!(path));
-    }
-    annotations.set("kind", json!("nodejs:20"));
-    Activation {
-        namespace: namespace.into(),
-        name: name.into(),
-        version: "0.0.1".into(),
-        subject: namespace.into(),
-        activation_id: id(n),
-        cause: None,
-        start,
-        end: start + 5,
-        duration: Some(5),
-        response: ActivationResponse::success(json!({ "n": n })),
-        logs: vec![format!("log of {n}")],
-        annotations,
-        publish: false,
-    }
-}
-
-fn filter(namespace: &str) -> ActivationFilter {
-    ActivationFilter {
-        namespace: namespace.into(),
-        ..ActivationFilter::default()
-    }
-}
-
-fn ids(list: &[Activation]) -> Vec<ActivationId> {
-    list.iter().map(|a| a.activation_id.clone()).collect()
-}
-
-fn names(list: &[EntityDoc]) -> Vec<String> {
-    list.iter()
-        .map(|d| format!("{}/{}", d.path, d.name))
-        .collect()
-}
-
-/// A config whose writer holds records for seconds unless flushed, so that reads before a
-/// flush really exercise the uncommitted path.
-fn slow_writer_config() -> StoreConfig {
-    StoreConfig {
-        activation_batch_size: 65_536,
-        activation_flush_interval_ms: 10_000,
-        ..StoreConfig::default()
-    }
-}
-
-async fn create_of_an_existing_name_conflicts_across_collections(s: &impl Store) {
-    s.put(
-        entity(Collection::Actions, "guest", "hello", 1),
-        PutMode::Create,
-    )
-    .await
-    .unwrap();
-    let err = s
-        .put(
-            entity(Collection::Packages, "guest", "hello", 2),
-            PutMode::Create,
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        StoreError::Conflict {
-            existing: Collection::Actions
-        }
-    ));
-    // The same name under another path is a different document.
-    s.put(
-        entity(Collection::Actions, "guest/pkg", "hello", 3),
-        PutMode::Create,
-    )
-    .await
-    .unwrap();
-    let got = EntityStore::get(s, "guest", "hello")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(got, entity(Collection::Actions, "guest", "hello", 1));
-}
-
-async fn replace_requires_the_updated_value_that_was_read(s: &impl Store) {
-    let missing = s
-        .put(
-            entity(Collection::Actions, "guest", "a", 5),
-            PutMode::Replace {
-                expected_updated: 1,
-            },
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(missing, StoreError::ConcurrentModification));
-    s.put(
-        entity(Collection::Actions, "guest", "a", 10),
-        PutMode::Create,
-    )
-    .await
-    .unwrap();
-    let stale = s
-        .put(
-            entity(Collection::Actions, "guest", "a", 20),
-            PutMode::Replace {
-                expected_updated: 9,
-            },
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(stale, StoreError::ConcurrentModification));
-    s.put(
-        entity(Collection::Actions, "guest", "a", 20),
-        PutMode::Replace {
-            expected_updated: 10,
-        },
-    )
-    .await
-    .unwrap();
-    let got = EntityStore::get(s, "guest", "a").await.unwrap().unwrap();
-    assert_eq!(got.updated, 20);
-    let other_collection = s
-        .put(
-            entity(Collection::Triggers, "guest", "a", 30),
-            PutMode::Replace {
-                expected_updated: 20,
-            },
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(
-        other_collection,
-        StoreError::Conflict {
-            existing: Collection::Actions
-        }
-    ));
-}
-
-async fn namespace_scope_lists_packages_too_newest_first_ties_by_name(s: &impl Store) {
-    for (path, name, updated) in [
-        ("guest", "b", 5),
-        ("guest", "a", 5),
-        ("guest/pkg", "c", 9),
-        ("guest", "old", 1),
-        ("guest2", "other", 7),
-        ("guest2/pkg", "other2", 8),
-    ] {
-        s.put(
-            entity(Collection::Actions, path, name, updated),
-            PutMode::Create,
-        )
-        .await
-        .unwrap();
-    }
-    s.put(
-        entity(Collection::Rules, "guest", "rule", 99),
-        PutMode::Create,
-    )
-    .await
-    .unwrap();
-    let scope = ListScope::Namespace("guest".into());
-    let list = EntityStore::list(s, Collection::Actions, &scope, 0, 0)
-        .await
-        .unwrap();
-    assert_eq!(
-        names(&list),
-        ["guest/pkg/c", "guest/a", "guest/b", "guest/old"]
-    );
-    assert_eq!(
-        EntityStore::count(s, Collection::Actions, &scope)
-            .await
-            .unwrap(),
-        4
-    );
-    assert_eq!(
-        EntityStore::count(s, Collection::Rules, &scope)
-            .await
-            .unwrap(),
-        1
-    );
-}
-
-async fn path_scope_lists_exactly_one_path(s: &impl Store) {
-    for (path, name) in [
-        ("guest", "top"),
-        ("guest/pkg", "in"),
-        ("guest/pkg2", "next"),
-        ("guest/pk_", "wild"),
-    ] {
-        s.put(entity(Collection::Actions, path, name, 1), PutMode::Create)
-            .await
-            .unwrap();
-    }
-    let list = EntityStore::list(
-        s,
-        Collection::Actions,
-        &ListScope::Path("guest/pkg".into()),
-        0,
-        0,
-    )
-    .await
-    .unwrap();
-    assert_eq!(names(&list), ["guest/pkg/in"]);
-    let wild = ListScope::Path("guest/pk_".into());
-    assert_eq!(
-        EntityStore::count(s, Collection::Actions, &wild)
-            .await
-            .unwrap(),
-        1
-    );
-}
-
-async fn namespace_names_with_like_wildcards_match_literally(s: &impl Store) {
-    for path in ["gu_st", "gu_st/pkg", "guXst", "guXst/pkg", "gu%"] {
-        s.put(entity(Collection::Actions, path, "a", 1), PutMode::Create)
-            .await
-            .unwrap();
-    }
-    let scope = ListScope::Namespace("gu_st".into());
-    let list = EntityStore::list(s, Collection::Actions, &scope, 0, 0)
-        .await
-        .unwrap();
-    let mut got = names(&list);
-    got.sort();
-    assert_eq!(got, ["gu_st/a", "gu_st/pkg/a"]);
-}
-
-async fn skip_and_limit_page_the_list_while_count_ignores_them(s: &impl Store) {
-    for i in 0..7u64 {
-        s.put(
-            entity(Collection::Triggers, "guest", &format!("t{i}"), i),
-            PutMode::Create,
-        )
-        .await
-        .unwrap();
-    }
-    let scope = ListScope::Namespace("guest".into());
-    let page = EntityStore::list(s, Collection::Triggers, &scope, 2, 3)
-        .await
-        .unwrap();
-    assert_eq!(names(&page), ["guest/t4", "guest/t3", "guest/t2"]);
-    let rest = EntityStore::list(s, Collection::Triggers, &scope, 5, 0)
-        .await
-        .unwrap();
-    assert_eq!(names(&rest), ["guest/t1", "guest/t0"]);
-    assert_eq!(
-        EntityStore::count(s, Collection::Triggers, &scope)
-            .await
-            .unwrap(),
-        7
-    );
-}
-
-async fn delete_returns_the_deleted_document_once(s: &impl Store) {
-    let doc = entity(Collection::Packages, "guest", "pkg", 3);
-    s.put(doc.clone(), PutMode::Create).await.unwrap();
-    assert_eq!(s.delete("guest", "pkg").await.unwrap(), Some(doc));
-    assert_eq!(s.delete("guest", "pkg").await.unwrap(), None);
-    assert_eq!(EntityStore::get(s, "guest", "pkg").await.unwrap(), None);
-    // The name is free again, in any collection.
-    s.put(
-        entity(Collection::Actions, "guest", "pkg", 4),
-        PutMode::Create,
-    )
-    .await
-    .unwrap();
-}
-
-async fn identities_are_found_by_uuid_and_by_subject(s: &impl Store) {
-    let mk = |uuid: &str, subject: &str, namespace: &str| Identity {
-        subject: subject.into(),
-        namespace: namespace.into(),
-        uuid: uuid.into(),
-        key: format!("key-of-{uuid}"),
+#[cfg(test)]
+mod store_behaviour {
+    use edgewhisk_entity::{Activation, ActivationId, ActivationResponse, Identity, Parameters};
+    use edgewhisk_store::{
+        ActivationFilter, ActivationStore, Collection, EntityDoc, EntityStore, ListScope,
+        MemoryStore, PutMode, SqliteStore, StoreConfig, StoreError,
     };
-    s.put_identity(mk("u1", "alice", "alice")).await.unwrap();
-    s.put_identity(mk("u2", "alice", "shared")).await.unwrap();
-    s.put_identity(mk("u3", "bob", "bob")).await.unwrap();
-    assert_eq!(
-        s.identity("u2").await.unwrap(),
-        Some(mk("u2", "alice", "shared"))
-    );
-    assert_eq!(s.identity("nope").await.unwrap(), None);
-    let alice = s.identities_of("alice").await.unwrap();
-    assert_eq!(alice.len(), 2);
-    assert!(alice.iter().all(|i| i.subject == "alice"));
-    // Replacing by UUID moves the key.
-    s.put_identity(mk("u2", "bob", "bob2")).await.unwrap();
-    assert_eq!(s.identities_of("alice").await.unwrap().len(), 1);
-    assert_eq!(s.identities_of("bob").await.unwrap().len(), 2);
-}
+    use serde_json::json;
 
-async fn activation_get_only_finds_records_of_the_asked_namespace(s: &impl Store) {
-    let a = activation(1, "guest", "hello", Some("guest/hello"), 100);
-    s.store(a.clone()).await.unwrap();
-    s.flush().await.unwrap();
-    assert_eq!(
-        ActivationStore::get(s, "guest", &id(1)).await.unwrap(),
-        Some(a)
-    );
-    assert_eq!(
-        ActivationStore::get(s, "other", &id(1)).await.unwrap(),
-        None
-    );
-    assert_eq!(
-        ActivationStore::get(s, "guest", &id(2)).await.unwrap(),
-        None
-    );
-    assert!(
-        ActivationStore::list(s, &filter("other"))
+    trait Store: EntityStore + ActivationStore {}
+    impl<T: EntityStore + ActivationStore> Store for T {}
+
+    fn entity(collection: Collection, path: &str, name: &str, updated: u64) -> EntityDoc {
+        EntityDoc {
+            collection,
+            path: path.into(),
+            name: name.into(),
+            updated,
+            doc: json!({ "namespace": path, "name": name, "version": "0.0.1" }),
+        }
+    }
+
+    fn id(n: u64) -> ActivationId {
+        ActivationId::parse(&format!("{n:032x}")).unwrap()
+    }
+
+    /// An activation `n` of `name` in `namespace`, with a `path` annotation when given.
+    fn activation(
+        n: u64,
+        namespace: &str,
+        name: &str,
+        path: Option<&str>,
+        start: u64,
+    ) -> Activation {
+        let mut annotations = Parameters::default();
+        if let Some(path) = path {
+            annotations.set("path", json!(path));
+        }
+        annotations.set("kind", json!("nodejs:20"));
+        Activation {
+            namespace: namespace.into(),
+            name: name.into(),
+            version: "0.0.1".into(),
+            subject: namespace.into(),
+            activation_id: id(n),
+            cause: None,
+            start,
+            end: start + 5,
+            duration: Some(5),
+            response: ActivationResponse::success(json!({ "n": n })),
+            logs: vec![format!("log of {n}")],
+            annotations,
+            publish: false,
+        }
+    }
+
+    fn filter(namespace: &str) -> ActivationFilter {
+        ActivationFilter {
+            namespace: namespace.into(),
+            ..ActivationFilter::default()
+        }
+    }
+
+    fn ids(list: &[Activation]) -> Vec<ActivationId> {
+        list.iter().map(|a| a.activation_id.clone()).collect()
+    }
+
+    fn names(list: &[EntityDoc]) -> Vec<String> {
+        list.iter()
+            .map(|d| format!("{}/{}", d.path, d.name))
+            .collect()
+    }
+
+    /// A config whose writer holds records for seconds unless flushed, so that reads before a
+    /// flush really exercise the uncommitted path.
+    fn slow_writer_config() -> StoreConfig {
+        StoreConfig {
+            activation_batch_size: 65_536,
+            activation_flush_interval_ms: 10_000,
+            ..StoreConfig::default()
+        }
+    }
+
+    async fn create_of_an_existing_name_conflicts_across_collections(s: &impl Store) {
+        s.put(
+            entity(Collection::Actions, "guest", "hello", 1),
+            PutMode::Create,
+        )
+        .await
+        .unwrap();
+        let err = s
+            .put(
+                entity(Collection::Packages, "guest", "hello", 2),
+                PutMode::Create,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            StoreError::Conflict {
+                existing: Collection::Actions
+            }
+        ));
+        // The same name under another path is a different document.
+        s.put(
+            entity(Collection::Actions, "guest/pkg", "hello", 3),
+            PutMode::Create,
+        )
+        .await
+        .unwrap();
+        let got = EntityStore::get(s, "guest", "hello")
             .await
             .unwrap()
-            .is_empty()
-    );
-    assert_eq!(
-        ActivationStore::count(s, &filter("other")).await.unwrap(),
-        0
-    );
-}
+            .unwrap();
+        assert_eq!(got, entity(Collection::Actions, "guest", "hello", 1));
+    }
 
-async fn name_filter_matches_the_path_annotation_with_and_without_package(s: &impl Store) {
-    s.store(activation(1, "guest", "hello", Some("guest/hello"), 10))
+    async fn replace_requires_the_updated_value_that_was_read(s: &impl Store) {
+        let missing = s
+            .put(
+                entity(Collection::Actions, "guest", "a", 5),
+                PutMode::Replace {
+                    expected_updated: 1,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(missing, StoreError::ConcurrentModification));
+        s.put(
+            entity(Collection::Actions, "guest", "a", 10),
+            PutMode::Create,
+        )
         .await
         .unwrap();
-    s.store(activation(2, "guest", "hello", Some("guest/pkg/hello"), 20))
+        let stale = s
+            .put(
+                entity(Collection::Actions, "guest", "a", 20),
+                PutMode::Replace {
+                    expected_updated: 9,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(stale, StoreError::ConcurrentModification));
+        s.put(
+            entity(Collection::Actions, "guest", "a", 20),
+            PutMode::Replace {
+                expected_updated: 10,
+            },
+        )
         .await
         .unwrap();
-    s.store(activation(3, "guest", "hello", None, 30))
-        .await
-        .unwrap();
-    // Invoked from guest, defined in a shared package of another namespace.
-    s.store(activation(
-        4,
-        "guest",
-        "echo",
-        Some("whisk.system/utils/echo"),
-        40,
-    ))
-    .await
-    .unwrap();
-    s.store(activation(5, "other", "hello", Some("other/hello"), 50))
-        .await
-        .unwrap();
-    s.flush().await.unwrap();
-    let named = |name: &str| ActivationFilter {
-        name: Some(name.into()),
-        ..filter("guest")
-    };
-    let plain = ActivationStore::list(s, &named("hello")).await.unwrap();
-    assert_eq!(ids(&plain), [id(3), id(1)]);
-    let packaged = ActivationStore::list(s, &named("pkg/hello")).await.unwrap();
-    assert_eq!(ids(&packaged), [id(2)]);
-    let shared = ActivationStore::list(s, &named("utils/echo"))
-        .await
-        .unwrap();
-    assert_eq!(ids(&shared), [id(4)]);
-    assert_eq!(ActivationStore::count(s, &named("hello")).await.unwrap(), 2);
-    assert_eq!(ActivationStore::count(s, &named("nope")).await.unwrap(), 0);
-}
+        let got = EntityStore::get(s, "guest", "a").await.unwrap().unwrap();
+        assert_eq!(got.updated, 20);
+        let other_collection = s
+            .put(
+                entity(Collection::Triggers, "guest", "a", 30),
+                PutMode::Replace {
+                    expected_updated: 20,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            other_collection,
+            StoreError::Conflict {
+                existing: Collection::Actions
+            }
+        ));
+    }
 
-async fn since_and_upto_bound_start_inclusively(s: &impl Store) {
-    for (n, start) in [(1, 100), (2, 200), (3, 300), (4, 400)] {
-        s.store(activation(n, "guest", "a", Some("guest/a"), start))
+    async fn namespace_scope_lists_packages_too_newest_first_ties_by_name(s: &impl Store) {
+        for (path, name, updated) in [
+            ("guest", "b", 5),
+            ("guest", "a", 5),
+            ("guest/pkg", "c", 9),
+            ("guest", "old", 1),
+            ("guest2", "other", 7),
+            ("guest2/pkg", "other2", 8),
+        ] {
+            s.put(
+                entity(Collection::Actions, path, name, updated),
+                PutMode::Create,
+            )
             .await
             .unwrap();
-    }
-    s.flush().await.unwrap();
-    let f = ActivationFilter {
-        since: Some(200),
-        upto: Some(300),
-        ..filter("guest")
-    };
-    assert_eq!(
-        ids(&ActivationStore::list(s, &f).await.unwrap()),
-        [id(3), id(2)]
-    );
-    assert_eq!(ActivationStore::count(s, &f).await.unwrap(), 2);
-    let since = ActivationFilter {
-        since: Some(301),
-        ..filter("guest")
-    };
-    assert_eq!(
-        ids(&ActivationStore::list(s, &since).await.unwrap()),
-        [id(4)]
-    );
-}
-
-async fn activations_list_newest_first_with_skip_and_limit(s: &impl Store) {
-    // Half committed, half still queued: the page must merge both.
-    for n in 1..=4u64 {
-        s.store(activation(n, "guest", "a", Some("guest/a"), n * 10))
+        }
+        s.put(
+            entity(Collection::Rules, "guest", "rule", 99),
+            PutMode::Create,
+        )
+        .await
+        .unwrap();
+        let scope = ListScope::Namespace("guest".into());
+        let list = EntityStore::list(s, Collection::Actions, &scope, 0, 0)
             .await
             .unwrap();
+        assert_eq!(
+            names(&list),
+            ["guest/pkg/c", "guest/a", "guest/b", "guest/old"]
+        );
+        assert_eq!(
+            EntityStore::count(s, Collection::Actions, &scope)
+                .await
+                .unwrap(),
+            4
+        );
+        assert_eq!(
+            EntityStore::count(s, Collection::Rules, &scope)
+                .await
+                .unwrap(),
+            1
+        );
     }
-    s.flush().await.unwrap();
-    for n in 5..=8u64 {
-        s.store(activation(n, "guest", "a", Some("guest/a"), n * 10))
+
+    async fn path_scope_lists_exactly_one_path(s: &impl Store) {
+        for (path, name) in [
+            ("guest", "top"),
+            ("guest/pkg", "in"),
+            ("guest/pkg2", "next"),
+            ("guest/pk_", "wild"),
+        ] {
+            s.put(entity(Collection::Actions, path, name, 1), PutMode::Create)
+                .await
+                .unwrap();
+        }
+        let list = EntityStore::list(
+            s,
+            Collection::Actions,
+            &ListScope::Path("guest/pkg".into()),
+            0,
+            0,
+        )
+        .await
+        .unwrap();
+        assert_eq!(names(&list), ["guest/pkg/in"]);
+        let wild = ListScope::Path("guest/pk_".into());
+        assert_eq!(
+            EntityStore::count(s, Collection::Actions, &wild)
+                .await
+                .unwrap(),
+            1
+        );
+    }
+
+    async fn namespace_names_with_like_wildcards_match_literally(s: &impl Store) {
+        for path in ["gu_st", "gu_st/pkg", "guXst", "guXst/pkg", "gu%"] {
+            s.put(entity(Collection::Actions, path, "a", 1), PutMode::Create)
+                .await
+                .unwrap();
+        }
+        let scope = ListScope::Namespace("gu_st".into());
+        let list = EntityStore::list(s, Collection::Actions, &scope, 0, 0)
             .await
             .unwrap();
+        let mut got = names(&list);
+        got.sort();
+        assert_eq!(got, ["gu_st/a", "gu_st/pkg/a"]);
     }
-    let f = ActivationFilter {
-        skip: 2,
-        limit: 3,
-        ..filter("guest")
-    };
-    assert_eq!(
-        ids(&ActivationStore::list(s, &f).await.unwrap()),
-        [id(6), id(5), id(4)]
-    );
-    let all = ActivationStore::list(s, &filter("guest")).await.unwrap();
-    assert_eq!(all.len(), 8, "limit 0 is no limit at store level");
-    assert_eq!(all[0].activation_id, id(8));
-    assert_eq!(ActivationStore::count(s, &f).await.unwrap(), 8);
-}
 
-async fn stored_records_are_readable_before_and_after_flush(s: &impl Store) {
-    let a = activation(7, "guest", "a", Some("guest/a"), 70);
-    s.store(a.clone()).await.unwrap();
-    assert_eq!(
-        ActivationStore::get(s, "guest", &id(7)).await.unwrap(),
-        Some(a.clone())
-    );
-    assert_eq!(
-        ActivationStore::count(s, &filter("guest")).await.unwrap(),
-        1
-    );
-    assert_eq!(
-        ActivationStore::list(s, &filter("guest")).await.unwrap(),
-        [a.clone()]
-    );
-    s.flush().await.unwrap();
-    assert_eq!(
-        ActivationStore::get(s, "guest", &id(7)).await.unwrap(),
-        Some(a.clone())
-    );
-    assert_eq!(
-        ActivationStore::count(s, &filter("guest")).await.unwrap(),
-        1
-    );
-    assert_eq!(
-        ActivationStore::list(s, &filter("guest")).await.unwrap(),
-        [a]
-    );
-}
+    async fn skip_and_limit_page_the_list_while_count_ignores_them(s: &impl Store) {
+        for i in 0..7u64 {
+            s.put(
+                entity(Collection::Triggers, "guest", &format!("t{i}"), i),
+                PutMode::Create,
+            )
+            .await
+            .unwrap();
+        }
+        let scope = ListScope::Namespace("guest".into());
+        let page = EntityStore::list(s, Collection::Triggers, &scope, 2, 3)
+            .await
+            .unwrap();
+        assert_eq!(names(&page), ["guest/t4", "guest/t3", "guest/t2"]);
+        let rest = EntityStore::list(s, Collection::Triggers, &scope, 5, 0)
+            .await
+            .unwrap();
+        assert_eq!(names(&rest), ["guest/t1", "guest/t0"]);
+        assert_eq!(
+            EntityStore::count(s, Collection::Triggers, &scope)
+                .await
+                .unwrap(),
+            7
+        );
+    }
 
-macro_rules! suite {
+    async fn delete_returns_the_deleted_document_once(s: &impl Store) {
+        let doc = entity(Collection::Packages, "guest", "pkg", 3);
+        s.put(doc.clone(), PutMode::Create).await.unwrap();
+        assert_eq!(s.delete("guest", "pkg").await.unwrap(), Some(doc));
+        assert_eq!(s.delete("guest", "pkg").await.unwrap(), None);
+        assert_eq!(EntityStore::get(s, "guest", "pkg").await.unwrap(), None);
+        // The name is free again, in any collection.
+        s.put(
+            entity(Collection::Actions, "guest", "pkg", 4),
+            PutMode::Create,
+        )
+        .await
+        .unwrap();
+    }
+
+    async fn identities_are_found_by_uuid_and_by_subject(s: &impl Store) {
+        let mk = |uuid: &str, subject: &str, namespace: &str| Identity {
+            subject: subject.into(),
+            namespace: namespace.into(),
+            uuid: uuid.into(),
+            key: format!("key-of-{uuid}"),
+        };
+        s.put_identity(mk("u1", "alice", "alice")).await.unwrap();
+        s.put_identity(mk("u2", "alice", "shared")).await.unwrap();
+        s.put_identity(mk("u3", "bob", "bob")).await.unwrap();
+        assert_eq!(
+            s.identity("u2").await.unwrap(),
+            Some(mk("u2", "alice", "shared"))
+        );
+        assert_eq!(s.identity("nope").await.unwrap(), None);
+        let alice = s.identities_of("alice").await.unwrap();
+        assert_eq!(alice.len(), 2);
+        assert!(alice.iter().all(|i| i.subject == "alice"));
+        // Replacing by UUID moves the key.
+        s.put_identity(mk("u2", "bob", "bob2")).await.unwrap();
+        assert_eq!(s.identities_of("alice").await.unwrap().len(), 1);
+        assert_eq!(s.identities_of("bob").await.unwrap().len(), 2);
+    }
+
+    async fn activation_get_only_finds_records_of_the_asked_namespace(s: &impl Store) {
+        let a = activation(1, "guest", "hello", Some("guest/hello"), 100);
+        s.store(a.clone()).await.unwrap();
+        s.flush().await.unwrap();
+        assert_eq!(
+            ActivationStore::get(s, "guest", &id(1)).await.unwrap(),
+            Some(a)
+        );
+        assert_eq!(
+            ActivationStore::get(s, "other", &id(1)).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            ActivationStore::get(s, "guest", &id(2)).await.unwrap(),
+            None
+        );
+        assert!(
+            ActivationStore::list(s, &filter("other"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            ActivationStore::count(s, &filter("other")).await.unwrap(),
+            0
+        );
+    }
+
+    async fn name_filter_matches_the_path_annotation_with_and_without_package(s: &impl Store) {
+        s.store(activation(1, "guest", "hello", Some("guest/hello"), 10))
+            .await
+            .unwrap();
+        s.store(activation(2, "guest", "hello", Some("guest/pkg/hello"), 20))
+            .await
+            .unwrap();
+        s.store(activation(3, "guest", "hello", None, 30))
+            .await
+            .unwrap();
+        // Invoked from guest, defined in a shared package of another namespace.
+        s.store(activation(
+            4,
+            "guest",
+            "echo",
+            Some("whisk.system/utils/echo"),
+            40,
+        ))
+        .await
+        .unwrap();
+        s.store(activation(5, "other", "hello", Some("other/hello"), 50))
+            .await
+            .unwrap();
+        s.flush().await.unwrap();
+        let named = |name: &str| ActivationFilter {
+            name: Some(name.into()),
+            ..filter("guest")
+        };
+        let plain = ActivationStore::list(s, &named("hello")).await.unwrap();
+        assert_eq!(ids(&plain), [id(3), id(1)]);
+        let packaged = ActivationStore::list(s, &named("pkg/hello")).await.unwrap();
+        assert_eq!(ids(&packaged), [id(2)]);
+        let shared = ActivationStore::list(s, &named("utils/echo"))
+            .await
+            .unwrap();
+        assert_eq!(ids(&shared), [id(4)]);
+        assert_eq!(ActivationStore::count(s, &named("hello")).await.unwrap(), 2);
+        assert_eq!(ActivationStore::count(s, &named("nope")).await.unwrap(), 0);
+    }
+
+    async fn since_and_upto_bound_start_inclusively(s: &impl Store) {
+        for (n, start) in [(1, 100), (2, 200), (3, 300), (4, 400)] {
+            s.store(activation(n, "guest", "a", Some("guest/a"), start))
+                .await
+                .unwrap();
+        }
+        s.flush().await.unwrap();
+        let f = ActivationFilter {
+            since: Some(200),
+            upto: Some(300),
+            ..filter("guest")
+        };
+        assert_eq!(
+            ids(&ActivationStore::list(s, &f).await.unwrap()),
+            [id(3), id(2)]
+        );
+        assert_eq!(ActivationStore::count(s, &f).await.unwrap(), 2);
+        let since = ActivationFilter {
+            since: Some(301),
+            ..filter("guest")
+        };
+        assert_eq!(
+            ids(&ActivationStore::list(s, &since).await.unwrap()),
+            [id(4)]
+        );
+    }
+
+    async fn activations_list_newest_first_with_skip_and_limit(s: &impl Store) {
+        // Half committed, half still queued: the page must merge both.
+        for n in 1..=4u64 {
+            s.store(activation(n, "guest", "a", Some("guest/a"), n * 10))
+                .await
+                .unwrap();
+        }
+        s.flush().await.unwrap();
+        for n in 5..=8u64 {
+            s.store(activation(n, "guest", "a", Some("guest/a"), n * 10))
+                .await
+                .unwrap();
+        }
+        let f = ActivationFilter {
+            skip: 2,
+            limit: 3,
+            ..filter("guest")
+        };
+        assert_eq!(
+            ids(&ActivationStore::list(s, &f).await.unwrap()),
+            [id(6), id(5), id(4)]
+        );
+        let all = ActivationStore::list(s, &filter("guest")).await.unwrap();
+        assert_eq!(all.len(), 8, "limit 0 is no limit at store level");
+        assert_eq!(all[0].activation_id, id(8));
+        assert_eq!(ActivationStore::count(s, &f).await.unwrap(), 8);
+    }
+
+    async fn stored_records_are_readable_before_and_after_flush(s: &impl Store) {
+        let a = activation(7, "guest", "a", Some("guest/a"), 70);
+        s.store(a.clone()).await.unwrap();
+        assert_eq!(
+            ActivationStore::get(s, "guest", &id(7)).await.unwrap(),
+            Some(a.clone())
+        );
+        assert_eq!(
+            ActivationStore::count(s, &filter("guest")).await.unwrap(),
+            1
+        );
+        assert_eq!(
+            ActivationStore::list(s, &filter("guest")).await.unwrap(),
+            std::slice::from_ref(&a)
+        );
+        s.flush().await.unwrap();
+        assert_eq!(
+            ActivationStore::get(s, "guest", &id(7)).await.unwrap(),
+            Some(a.clone())
+        );
+        assert_eq!(
+            ActivationStore::count(s, &filter("guest")).await.unwrap(),
+            1
+        );
+        assert_eq!(
+            ActivationStore::list(s, &filter("guest")).await.unwrap(),
+            [a]
+        );
+    }
+
+    macro_rules! suite {
     ($($case:ident),* $(,)?) => {
         mod memory_store {
             use super::*;
@@ -498,18 +506,19 @@ macro_rules! suite {
     };
 }
 
-suite!(
-    create_of_an_existing_name_conflicts_across_collections,
-    replace_requires_the_updated_value_that_was_read,
-    namespace_scope_lists_packages_too_newest_first_ties_by_name,
-    path_scope_lists_exactly_one_path,
-    namespace_names_with_like_wildcards_match_literally,
-    skip_and_limit_page_the_list_while_count_ignores_them,
-    delete_returns_the_deleted_document_once,
-    identities_are_found_by_uuid_and_by_subject,
-    activation_get_only_finds_records_of_the_asked_namespace,
-    name_filter_matches_the_path_annotation_with_and_without_package,
-    since_and_upto_bound_start_inclusively,
-    activations_list_newest_first_with_skip_and_limit,
-    stored_records_are_readable_before_and_after_flush,
-);
+    suite!(
+        create_of_an_existing_name_conflicts_across_collections,
+        replace_requires_the_updated_value_that_was_read,
+        namespace_scope_lists_packages_too_newest_first_ties_by_name,
+        path_scope_lists_exactly_one_path,
+        namespace_names_with_like_wildcards_match_literally,
+        skip_and_limit_page_the_list_while_count_ignores_them,
+        delete_returns_the_deleted_document_once,
+        identities_are_found_by_uuid_and_by_subject,
+        activation_get_only_finds_records_of_the_asked_namespace,
+        name_filter_matches_the_path_annotation_with_and_without_package,
+        since_and_upto_bound_start_inclusively,
+        activations_list_newest_first_with_skip_and_limit,
+        stored_records_are_readable_before_and_after_flush,
+    );
+}
