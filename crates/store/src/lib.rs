@@ -13,6 +13,7 @@ pub mod cache;
 pub mod config;
 mod matching;
 pub mod memory;
+mod shared;
 pub mod sqlite;
 
 pub use cache::CachingEntityStore;
