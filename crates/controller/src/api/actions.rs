@@ -1,0 +1,410 @@
+//! `/api/v1/namespaces/{ns}/actions[/{pkg}]/{name}`: list, get, create/update, delete and
+//! invoke (OpenWhisk `Actions.scala`). Invoke lives in [`invoke`].
+//!
+//! Actions are stored through [`EntityStore`](edgewhisk_store::EntityStore) as
+//! `EntityDoc { collection: Actions, path: "ns" | "ns/pkg", name, updated, doc: <Action JSON> }`.
+//! Packages themselves are not served yet: `actions/{pkg}/{name}` simply stores under path
+//! `ns/pkg`, and `actions/{pkg}/` lists that path.
+
+mod invoke;
+
+pub use invoke::{ACTIVATION_ID_HEADER, invoke};
+
+use crate::AppState;
+use crate::api::ListParams;
+use crate::auth::{Caller, resolve_namespace};
+use crate::config::ApiConfig;
+use crate::error::{ApiError, ApiJson, ApiQuery};
+use crate::messages;
+use axum::Json;
+use axum::extract::{Path, State};
+use base64::Engine;
+use edgewhisk_entity::action::{bump_version, is_version};
+use edgewhisk_entity::names::validate_name;
+use edgewhisk_entity::{Action, ActionPut, Exec, ExecPut, Parameters, RuntimeManifest};
+use edgewhisk_store::{Collection, EntityDoc, ListScope, PutMode, StoreError};
+use serde_json::{Value, json};
+
+/// What `{*rest}` after `actions/` addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionRef {
+    /// `actions/{pkg}/`: the actions of a package.
+    Package(String),
+    /// `actions/[{pkg}/]{name}`: one action.
+    Action {
+        /// The package, if any.
+        package: Option<String>,
+        /// The action's name.
+        name: String,
+    },
+}
+
+impl ActionRef {
+    /// Parses and validates the URL tail; names that break OpenWhisk's rules are a 400, paths
+    /// with more segments a 404.
+    pub fn parse(rest: &str) -> Result<Self, ApiError> {
+        let valid =
+            |s: &str| validate_name("name", s).map_err(|e| ApiError::BadRequest(e.to_string()));
+        if let Some(pkg) = rest.strip_suffix('/') {
+            if pkg.is_empty() || pkg.contains('/') {
+                return Err(ApiError::NotFound);
+            }
+            valid(pkg)?;
+            return Ok(ActionRef::Package(pkg.to_owned()));
+        }
+        let segments: Vec<&str> = rest.split('/').collect();
+        match segments.as_slice() {
+            [name] => {
+                valid(name)?;
+                Ok(ActionRef::Action {
+                    package: None,
+                    name: (*name).to_owned(),
+                })
+            }
+            [pkg, name] => {
+                valid(pkg)?;
+                valid(name)?;
+                Ok(ActionRef::Action {
+                    package: Some((*pkg).to_owned()),
+                    name: (*name).to_owned(),
+                })
+            }
+            _ => Err(ApiError::NotFound),
+        }
+    }
+}
+
+/// An action addressed by URL, after entitlement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Target {
+    /// `ns` or `ns/pkg`.
+    pub(crate) path: String,
+    /// The action's name.
+    pub(crate) name: String,
+}
+
+/// Parses `{*rest}` as one action of `ns` and checks the caller may use it.
+pub(crate) fn target(caller: &Caller, ns: &str, rest: &str) -> Result<Target, ApiError> {
+    match ActionRef::parse(rest)? {
+        ActionRef::Package(_) => Err(ApiError::NotFound),
+        ActionRef::Action { package, name } => {
+            let entity = match &package {
+                Some(p) => format!("{p}/{name}"),
+                None => name.clone(),
+            };
+            let namespace = resolve_namespace(&caller.0, ns, Some(&entity))?;
+            let path = match package {
+                Some(p) => format!("{namespace}/{p}"),
+                None => namespace,
+            };
+            Ok(Target { path, name })
+        }
+    }
+}
+
+/// Reads an action; 404 when missing, 409 when the name belongs to another collection.
+pub(crate) async fn load(state: &AppState, t: &Target) -> Result<(u64, Action), ApiError> {
+    let doc = state
+        .entities()
+        .get(&t.path, &t.name)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if doc.collection != Collection::Actions {
+        return Err(ApiError::Conflict(messages::CONFORMANCE));
+    }
+    let action = serde_json::from_value(doc.doc).map_err(|source| ApiError::CorruptEntity {
+        path: t.path.clone(),
+        name: t.name.clone(),
+        source,
+    })?;
+    Ok((doc.updated, action))
+}
+
+/// `GET actions?limit=&skip=&count=`: summaries of all actions of the namespace, packages
+/// included, newest first; `{"actions": N}` with `count=true`.
+///
+/// 200; 400 (bad limit/skip); 401; 403.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ns): Path<String>,
+    q: ApiQuery,
+) -> Result<Json<Value>, ApiError> {
+    let namespace = resolve_namespace(&caller.0, &ns, None)?;
+    list_scope(&state, ListScope::Namespace(namespace), &q).await
+}
+
+async fn list_scope(
+    state: &AppState,
+    scope: ListScope,
+    q: &ApiQuery,
+) -> Result<Json<Value>, ApiError> {
+    let page = ListParams::parse(q, "actions", state.config())?;
+    let store = state.entities();
+    if page.count {
+        let n = store.count(Collection::Actions, &scope).await?;
+        return Ok(Json(json!({ "actions": n })));
+    }
+    let docs = store
+        .list(Collection::Actions, &scope, page.skip, page.limit)
+        .await?;
+    let mut out = Vec::with_capacity(docs.len());
+    for doc in docs {
+        let action: Action =
+            serde_json::from_value(doc.doc).map_err(|source| ApiError::CorruptEntity {
+                path: doc.path,
+                name: doc.name,
+                source,
+            })?;
+        out.push(action.summary_json());
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+/// `GET actions/[{pkg}/]{name}?code=` (one action, code unless `code=false`) and
+/// `GET actions/{pkg}/` (the package's actions, as the list route).
+///
+/// 200; 400 (bad name or query); 401; 403; 404; 409 (name taken by another collection).
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ns, rest)): Path<(String, String)>,
+    q: ApiQuery,
+) -> Result<Json<Value>, ApiError> {
+    if let ActionRef::Package(pkg) = ActionRef::parse(&rest)? {
+        let namespace = resolve_namespace(&caller.0, &ns, Some(&pkg))?;
+        return list_scope(&state, ListScope::Path(format!("{namespace}/{pkg}")), &q).await;
+    }
+    let t = target(&caller, &ns, &rest)?;
+    let code = q.bool("code", true)?;
+    let (_, action) = load(&state, &t).await?;
+    Ok(Json(action.to_json(code)))
+}
+
+/// `PUT actions/[{pkg}/]{name}?overwrite=`: creates, or with `overwrite=true` updates, an
+/// action and answers it in full.
+///
+/// 200; 400 (bad name, JSON, kind, limits, version, archive; "exec undefined"); 401; 403;
+/// 409 (exists without overwrite, other collection, concurrent update); 413 (exec,
+/// parameters, annotations or request too large).
+pub async fn put(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ns, rest)): Path<(String, String)>,
+    q: ApiQuery,
+    ApiJson(body): ApiJson<ActionPut>,
+) -> Result<Json<Value>, ApiError> {
+    let t = target(&caller, &ns, &rest)?;
+    let overwrite = q.bool("overwrite", false)?;
+    check_sizes(state.config(), &body)?;
+    let now = edgewhisk_entity::time::now_millis();
+    let existing = state.entities().get(&t.path, &t.name).await?;
+    let (action, mode) = match existing {
+        Some(doc) if doc.collection != Collection::Actions => {
+            return Err(ApiError::Conflict(messages::CONFORMANCE));
+        }
+        Some(_) if !overwrite => return Err(ApiError::Conflict(messages::RESOURCE_ALREADY_EXISTS)),
+        Some(doc) => {
+            let old: Action =
+                serde_json::from_value(doc.doc).map_err(|source| ApiError::CorruptEntity {
+                    path: t.path.clone(),
+                    name: t.name.clone(),
+                    source,
+                })?;
+            let updated = now.max(old.updated.saturating_add(1));
+            let action = update_action(state.config(), state.manifest(), old, body, updated)?;
+            let mode = PutMode::Replace {
+                expected_updated: doc.updated,
+            };
+            (action, mode)
+        }
+        None => {
+            let action = create_action(state.config(), state.manifest(), &t, body, now)?;
+            (action, PutMode::Create)
+        }
+    };
+    let doc = EntityDoc {
+        collection: Collection::Actions,
+        path: t.path.clone(),
+        name: t.name.clone(),
+        updated: action.updated,
+        doc: action.to_json(true),
+    };
+    state.entities().put(doc, mode).await.map_err(|e| match e {
+        StoreError::Conflict {
+            existing: Collection::Actions,
+        } => ApiError::Conflict(messages::RESOURCE_ALREADY_EXISTS),
+        StoreError::Conflict { .. } => ApiError::Conflict(messages::CONFORMANCE),
+        StoreError::ConcurrentModification => ApiError::Conflict(messages::CONCURRENT_MODIFICATION),
+        other => ApiError::Store(other),
+    })?;
+    Ok(Json(action.to_json(true)))
+}
+
+/// `DELETE actions/[{pkg}/]{name}`: removes the action and answers it.
+///
+/// 200; 400 (bad name); 401; 403; 404; 409 (name taken by another collection).
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ns, rest)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let t = target(&caller, &ns, &rest)?;
+    let (_, action) = load(&state, &t).await?;
+    state
+        .entities()
+        .delete(&t.path, &t.name)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(action.to_json(true)))
+}
+
+/// Size checks of a PUT body (OpenWhisk `LimitedWhiskEntityPut`): 413 naming the field.
+fn check_sizes(config: &ApiConfig, put: &ActionPut) -> Result<(), ApiError> {
+    let too_big = |field: &str, is: u64, allowed: u64| {
+        if is > allowed {
+            Err(ApiError::PayloadTooLarge(messages::entity_too_big(
+                field, is, allowed,
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    if let Some(exec) = &put.exec {
+        let code = exec.code.as_ref().map_or(0, String::len);
+        too_big("exec", len_u64(code), config.max_code_bytes)?;
+    }
+    if let Some(p) = &put.parameters {
+        too_big("parameters", params_size(p), config.max_parameter_bytes)?;
+    }
+    if let Some(a) = &put.annotations {
+        too_big("annotations", params_size(a), config.max_parameter_bytes)?;
+    }
+    Ok(())
+}
+
+fn len_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// OpenWhisk's size of a parameter list: keys plus the compact JSON of values.
+fn params_size(p: &Parameters) -> u64 {
+    p.0.iter()
+        .map(|kv| len_u64(kv.key.len() + kv.value.to_string().len()))
+        .sum()
+}
+
+/// Resolves the kind, computes `binary`, and checks binary code is a safe zip archive.
+fn resolve_exec(manifest: &RuntimeManifest, put: &ExecPut) -> Result<Exec, ApiError> {
+    let exec = manifest
+        .exec_from_put(put)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if exec.binary {
+        check_archive(&exec.code)?;
+    }
+    Ok(exec)
+}
+
+/// Binary code must be base64 of a zip archive whose entries stay inside the directory it is
+/// unpacked into (no `..`, no absolute paths), because the invoker unpacks it on the host.
+fn check_archive(code: &str) -> Result<(), ApiError> {
+    let bad = |detail: &str| ApiError::BadRequest(messages::invalid_archive(detail));
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(code.trim())
+        .map_err(|_| bad("the code is not valid base64"))?;
+    let mut archive =
+        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| bad(&e.to_string()))?;
+    for i in 0..archive.len() {
+        let entry = archive.by_index_raw(i).map_err(|e| bad(&e.to_string()))?;
+        if entry.enclosed_name().is_none() {
+            return Err(ApiError::BadRequest(messages::unsafe_archive_entry(
+                entry.name(),
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn checked_version(v: Option<String>) -> Result<Option<String>, ApiError> {
+    match v {
+        Some(v) if !is_version(&v) => Err(ApiError::BadRequest(messages::invalid_version(&v))),
+        other => Ok(other),
+    }
+}
+
+/// A new action from a PUT body: `exec` required, limits from the defaults, annotations
+/// amended with `provide-api-key: false` (unless given) and `exec` = the concrete kind.
+pub(crate) fn create_action(
+    config: &ApiConfig,
+    manifest: &RuntimeManifest,
+    t: &Target,
+    put: ActionPut,
+    now: u64,
+) -> Result<Action, ApiError> {
+    let exec_put = put
+        .exec
+        .as_ref()
+        .ok_or_else(|| ApiError::BadRequest(messages::EXEC_UNDEFINED.to_owned()))?;
+    let exec = resolve_exec(manifest, exec_put)?;
+    let bounds = &config.limits;
+    let limits = bounds
+        .apply(bounds.defaults(), &put.limits.unwrap_or_default())
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let version = checked_version(put.version)?.unwrap_or_else(|| "0.0.1".to_owned());
+    let mut annotations = put.annotations.unwrap_or_default();
+    if annotations.get("provide-api-key").is_none() {
+        annotations.set("provide-api-key", Value::Bool(false));
+    }
+    annotations.set("exec", Value::String(exec.kind.clone()));
+    Ok(Action {
+        namespace: t.path.clone(),
+        name: t.name.clone(),
+        version,
+        publish: put.publish.unwrap_or(false),
+        exec,
+        parameters: put.parameters.unwrap_or_default(),
+        limits,
+        annotations,
+        updated: now,
+    })
+}
+
+/// `old` updated by a PUT body: exec and parameters replaced when given, limits merged field
+/// by field, annotations = old minus `delAnnotations` overlaid with the new ones, version
+/// given or bumped.
+pub(crate) fn update_action(
+    config: &ApiConfig,
+    manifest: &RuntimeManifest,
+    old: Action,
+    put: ActionPut,
+    updated: u64,
+) -> Result<Action, ApiError> {
+    let exec = match &put.exec {
+        Some(e) => resolve_exec(manifest, e)?,
+        None => old.exec,
+    };
+    let limits = config
+        .limits
+        .apply(old.limits, &put.limits.unwrap_or_default())
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let version = checked_version(put.version)?.unwrap_or_else(|| bump_version(&old.version));
+    let mut annotations = old.annotations;
+    for key in put.del_annotations.iter().flatten() {
+        annotations.remove(key);
+    }
+    if let Some(new) = &put.annotations {
+        annotations = annotations.merge(new);
+    }
+    annotations.set("exec", Value::String(exec.kind.clone()));
+    Ok(Action {
+        namespace: old.namespace,
+        name: old.name,
+        version,
+        publish: put.publish.unwrap_or(old.publish),
+        exec,
+        parameters: put.parameters.unwrap_or(old.parameters),
+        limits,
+        annotations,
+        updated,
+    })
+}

@@ -1,0 +1,324 @@
+//! `POST actions/[{pkg}/]{name}?blocking=&result=&timeout=`: invoke an action (OpenWhisk
+//! `Actions.scala` `activate`, `actions/PrimitiveActions.scala`).
+//!
+//! The hot path: the action comes from the entity store (served from its cache), the body is
+//! validated as a JSON object without building a tree and passed on as raw JSON unless the
+//! action has default parameters to merge, and nothing waits for disk.
+
+use super::{load, target};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiQuery, TransactionId, is_blank, read_body};
+use crate::messages;
+use crate::throttle::InFlight;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use edgewhisk_entity::connector::{ActivationMessage, CompletionMessage, ExecutableAction};
+use edgewhisk_entity::names::FullyQualifiedEntityName;
+use edgewhisk_entity::{Action, Activation, ActivationId, Parameters, Status};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// The header carrying the activation id on every invoke response.
+pub const ACTIVATION_ID_HEADER: HeaderName = HeaderName::from_static("x-openwhisk-activation-id");
+
+/// OpenWhisk's largest blocking wait, and the bound of the `timeout` parameter.
+const MAX_BLOCKING_WAIT_MS: u64 = 60_000;
+
+/// `POST actions/[{pkg}/]{name}`: runs the action with the body (a JSON object, empty = `{}`)
+/// over its default parameters.
+///
+/// - non-blocking: 202 `{"activationId"}`;
+/// - blocking (`blocking=true`), finished within min(`timeout`, the configured wait): 200 on
+///   success, 502 on application or developer error, 500 on whisk error, with the full
+///   activation (`"logs": []`) or, with `result=true`, only its result; not finished: 202
+///   `{"activationId"}`;
+/// - 400 (bad name, query, non-object body, `final` parameters), 401, 403, 404, 409 (name
+///   taken by another collection), 413 (body over the payload limit), 429 (throttled),
+///   503 (load balancer unavailable).
+///
+/// Every response that has an activation carries `x-openwhisk-activation-id`.
+pub async fn invoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    tid: TransactionId,
+    Path((ns, rest)): Path<(String, String)>,
+    q: ApiQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let received_at = edgewhisk_entity::time::now_millis();
+    let t = target(&caller, &ns, &rest)?;
+    let blocking = q.bool("blocking", false)?;
+    let result_only = q.bool("result", false)?;
+    let timeout = parse_timeout(q.get("timeout"))?;
+    let config = state.config();
+    let body = read_body(&headers, body, config.max_payload_bytes).await?;
+    let (_, action) = load(&state, &t).await?;
+    let content = build_content(&action, &body)?;
+    drop(body);
+
+    let identity = caller.0;
+    let slot = state
+        .throttler()
+        .acquire(&identity.namespace, received_at)
+        .map_err(|e| ApiError::TooManyRequests(e.message()))?;
+    let activation_id = ActivationId::generate();
+    let executable = Arc::new(executable(action));
+    // Past this bound nobody waits for the activation any more; its slot is freed.
+    let release_after = Duration::from_millis(executable.limits.timeout.saturating_mul(2))
+        + Duration::from_secs(60);
+    let msg = ActivationMessage {
+        transaction_id: tid.0,
+        activation_id: activation_id.clone(),
+        namespace: identity.namespace.clone(),
+        subject: identity.subject.clone(),
+        api_key: Some(identity.auth_string()),
+        action: executable,
+        content,
+        blocking,
+        cause: None,
+        received_at,
+    };
+    let mut rx = state.balancer().publish(msg).await?;
+
+    if !blocking {
+        release_later(rx, slot, release_after);
+        return Ok(accepted(&activation_id));
+    }
+    let wait = Duration::from_millis(
+        timeout
+            .unwrap_or(config.blocking_wait_ms)
+            .min(config.blocking_wait_ms),
+    );
+    match tokio::time::timeout(wait, &mut rx).await {
+        Ok(Ok(CompletionMessage { activation })) => {
+            drop(slot);
+            Ok(completed(activation, result_only))
+        }
+        Ok(Err(_)) => {
+            // The invoker dropped the answer path; the record may still have been stored.
+            drop(slot);
+            match state
+                .activations()
+                .get(&identity.namespace, &activation_id)
+                .await?
+            {
+                Some(activation) => Ok(completed(activation, result_only)),
+                None => Ok(accepted(&activation_id)),
+            }
+        }
+        Err(_) => {
+            release_later(rx, slot, release_after);
+            Ok(accepted(&activation_id))
+        }
+    }
+}
+
+/// `timeout` must be 1..=60000 ms.
+fn parse_timeout(v: Option<&str>) -> Result<Option<u64>, ApiError> {
+    v.map(|v| {
+        v.parse::<u64>()
+            .ok()
+            .filter(|ms| (1..=MAX_BLOCKING_WAIT_MS).contains(ms))
+            .ok_or_else(|| {
+                ApiError::BadRequest(messages::malformed_query_param(
+                    "timeout",
+                    &messages::invalid_timeout(MAX_BLOCKING_WAIT_MS),
+                ))
+            })
+    })
+    .transpose()
+}
+
+/// The run arguments: the action's non-init parameters overlaid with the body. A body for an
+/// action without such parameters is only validated and passed through as it came.
+pub(crate) fn build_content(action: &Action, body: &[u8]) -> Result<Box<RawValue>, ApiError> {
+    let body: &[u8] = if is_blank(body) { b"{}" } else { body };
+    let malformed =
+        |e: serde_json::Error| ApiError::BadRequest(messages::malformed_content(&e.to_string()));
+    let not_object =
+        || ApiError::BadRequest(messages::malformed_content(messages::OBJECT_EXPECTED));
+    let has_defaults = action.parameters.0.iter().any(|kv| !kv.init);
+    if !has_defaults {
+        let raw: Box<RawValue> = serde_json::from_slice(body).map_err(malformed)?;
+        if !raw.get().trim_start().starts_with('{') {
+            return Err(not_object());
+        }
+        return Ok(raw);
+    }
+    let args: Map<String, Value> = match serde_json::from_slice(body).map_err(malformed)? {
+        Value::Object(m) => m,
+        _ => return Err(not_object()),
+    };
+    if action.annotations.is_truthy("final")
+        && args.keys().any(|k| action.parameters.get(k).is_some())
+    {
+        return Err(ApiError::BadRequest(
+            messages::PARAMETERS_NOT_ALLOWED.to_owned(),
+        ));
+    }
+    let mut merged = action.parameters.run_object();
+    merged.extend(args);
+    serde_json::value::to_raw_value(&merged).map_err(malformed)
+}
+
+/// The action as the invoker needs it.
+fn executable(action: Action) -> ExecutableAction {
+    let init = action
+        .parameters
+        .0
+        .into_iter()
+        .filter(|kv| kv.init)
+        .collect();
+    ExecutableAction {
+        name: FullyQualifiedEntityName {
+            path: action.namespace,
+            name: action.name,
+        },
+        version: action.version,
+        exec: action.exec,
+        limits: action.limits,
+        init_parameters: Parameters(init),
+        annotations: action.annotations,
+    }
+}
+
+/// Frees the throttle slot when the activation completes, or after `bound` at the latest.
+fn release_later(rx: oneshot::Receiver<CompletionMessage>, slot: InFlight, bound: Duration) {
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(bound, rx).await;
+        drop(slot);
+    });
+}
+
+fn with_id(mut res: Response, id: &ActivationId) -> Response {
+    if let Ok(v) = HeaderValue::from_str(id.as_str()) {
+        res.headers_mut().insert(ACTIVATION_ID_HEADER, v);
+    }
+    res
+}
+
+/// 202 `{"activationId"}`.
+fn accepted(id: &ActivationId) -> Response {
+    with_id(
+        (StatusCode::ACCEPTED, Json(json!({ "activationId": id }))).into_response(),
+        id,
+    )
+}
+
+/// The answer of a finished blocking invoke: status by outcome, the activation with empty
+/// logs (they are collected later) or only the result. An array result is returned bare.
+fn completed(activation: Activation, result_only: bool) -> Response {
+    let status = match activation.response.status {
+        Status::Success => StatusCode::OK,
+        Status::ApplicationError | Status::DeveloperError => StatusCode::BAD_GATEWAY,
+        Status::WhiskError => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let id = activation.activation_id.clone();
+    let result_is_array = matches!(activation.response.result, Some(Value::Array(_)));
+    let body = if result_only || result_is_array {
+        activation.response.result.unwrap_or_else(|| json!({}))
+    } else {
+        let mut v = activation.to_json();
+        v["logs"] = json!([]);
+        v
+    };
+    with_id((status, Json(body)).into_response(), &id)
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    fn action(params: Value, annotations: Value) -> Action {
+        serde_json::from_value(json!({
+            "namespace": "guest", "name": "a", "version": "0.0.1", "publish": false,
+            "exec": {"kind": "nodejs:20", "code": "x", "binary": false},
+            "parameters": params,
+            "limits": {"timeout": 1000, "memory": 256, "logs": 10, "concurrency": 1},
+            "annotations": annotations, "updated": 1
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn body_passes_through_unparsed_when_the_action_has_no_defaults() {
+        let a = action(
+            json!([{"key": "secret", "value": 1, "init": true}]),
+            json!([]),
+        );
+        let raw = build_content(&a, br#"{"b":  [1, 2]}"#).unwrap();
+        assert_eq!(raw.get(), r#"{"b":  [1, 2]}"#);
+        assert_eq!(build_content(&a, b"  ").unwrap().get(), "{}");
+    }
+
+    #[test]
+    fn body_overrides_default_parameters_but_not_init_ones() {
+        let a = action(
+            json!([{"key": "x", "value": 1}, {"key": "y", "value": 2}, {"key": "e", "value": 3, "init": true}]),
+            json!([]),
+        );
+        let raw = build_content(&a, br#"{"y": 5}"#).unwrap();
+        let v: Value = serde_json::from_str(raw.get()).unwrap();
+        assert_eq!(v, json!({"x": 1, "y": 5}));
+    }
+
+    #[test]
+    fn non_object_bodies_are_refused() {
+        for params in [json!([]), json!([{"key": "x", "value": 1}])] {
+            let a = action(params, json!([]));
+            for body in [&b"[1]"[..], b"3", b"\"s\""] {
+                assert_eq!(
+                    build_content(&a, body).unwrap_err().message(),
+                    "The request content was malformed:\nObject expected"
+                );
+            }
+            assert!(build_content(&a, b"{").is_err());
+        }
+    }
+
+    #[test]
+    fn final_actions_refuse_bodies_that_redefine_parameters() {
+        let a = action(
+            json!([{"key": "x", "value": 1}]),
+            json!([{"key": "final", "value": true}]),
+        );
+        assert_eq!(
+            build_content(&a, br#"{"x": 2}"#).unwrap_err().message(),
+            messages::PARAMETERS_NOT_ALLOWED
+        );
+        assert!(build_content(&a, br#"{"z": 2}"#).is_ok());
+    }
+
+    #[test]
+    fn timeout_must_be_between_one_and_sixty_thousand_ms() {
+        assert_eq!(parse_timeout(None).unwrap(), None);
+        assert_eq!(parse_timeout(Some("60000")).unwrap(), Some(60_000));
+        for bad in ["0", "60001", "x", "-5"] {
+            assert_eq!(
+                parse_timeout(Some(bad)).unwrap_err().message(),
+                "The query parameter 'timeout' was malformed:\nTimeout must be number of milliseconds up to 60000."
+            );
+        }
+    }
+
+    #[test]
+    fn executable_action_splits_out_init_parameters() {
+        let a = action(
+            json!([{"key": "x", "value": 1}, {"key": "e", "value": 3, "init": true}]),
+            json!([{"key": "provide-api-key", "value": false}]),
+        );
+        let e = executable(a);
+        assert_eq!(e.name.to_string(), "/guest/a");
+        assert_eq!(e.init_parameters.0.len(), 1);
+        assert_eq!(e.init_parameters.0[0].key, "e");
+        assert!(e.annotations.get("provide-api-key").is_some());
+    }
+}

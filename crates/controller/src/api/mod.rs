@@ -1,0 +1,319 @@
+//! The routes of the REST API, one module per collection, and the middleware every response
+//! goes through (transaction id, CORS, OpenWhisk error bodies).
+
+pub mod actions;
+pub mod activations;
+pub mod namespaces;
+
+use crate::AppState;
+use crate::config::ApiConfig;
+use crate::error::{ApiError, ApiQuery, ErrorBody, TransactionId};
+use crate::messages;
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+/// The transaction id header, read from requests and set on every response.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+const CORS: [(&str, &str); 3] = [
+    ("access-control-allow-origin", "*"),
+    (
+        "access-control-allow-methods",
+        "GET, DELETE, POST, PUT, HEAD",
+    ),
+    (
+        "access-control-allow-headers",
+        "Authorization, Origin, X-Requested-With, Content-Type, Accept, User-Agent",
+    ),
+];
+
+/// Builds the router (see the crate docs for the route list).
+pub fn router(state: AppState) -> Router {
+    let ns = "/api/v1/namespaces/{ns}";
+    let routes = Router::new()
+        .route("/", get(deployment_info))
+        .route("/ping", get(|| async { "pong" }))
+        .route("/api/v1", get(api_info))
+        .route("/api/v1/", get(api_info))
+        .route("/api/v1/namespaces", get(namespaces::list))
+        .route(&format!("{ns}/limits"), get(namespaces::limits))
+        .route(&format!("{ns}/actions"), get(actions::list))
+        .route(
+            &format!("{ns}/actions/{{*rest}}"),
+            get(actions::get)
+                .put(actions::put)
+                .delete(actions::delete)
+                .post(actions::invoke),
+        )
+        .route(&format!("{ns}/activations"), get(activations::list))
+        .route(&format!("{ns}/activations/{{id}}"), get(activations::get))
+        .route(&format!("{ns}/activations/{{id}}/logs"), get(activations::logs))
+        .route(
+            &format!("{ns}/activations/{{id}}/result"),
+            get(activations::result),
+        )
+        .fallback(|| async { ApiError::NotFound })
+        // Bodies are limited per route by the handlers, with OpenWhisk's messages.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state);
+    // The middleware wraps the finished router rather than each route, so that it sees the
+    // `Allow` header axum adds to 405 responses outside of route layers.
+    Router::new()
+        .fallback_service(routes)
+        .layer(middleware::from_fn(transaction))
+}
+
+/// Assigns the transaction id, answers CORS preflights, and finishes every response: error
+/// bodies get OpenWhisk's shape with the id, `/api/v1` responses get the CORS headers, all get
+/// `X-Request-ID`.
+async fn transaction(mut req: Request, next: Next) -> Response {
+    let tid = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 256)
+        .map_or_else(TransactionId::generate, |v| TransactionId(v.to_owned()));
+    let is_api = req.uri().path().starts_with("/api/v1");
+    let mut res = if is_api && req.method() == Method::OPTIONS {
+        StatusCode::OK.into_response()
+    } else {
+        req.extensions_mut().insert(tid.clone());
+        next.run(req).await
+    };
+    let message = match res.extensions_mut().remove::<ErrorBody>() {
+        Some(ErrorBody(m)) => Some(m),
+        None => unshaped_error(&res),
+    };
+    if let Some(message) = message {
+        let body = json!({"error": message, "code": tid.0}).to_string();
+        res.headers_mut().remove(CONTENT_LENGTH);
+        res.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        *res.body_mut() = Body::from(body);
+    }
+    if let Ok(v) = HeaderValue::from_str(&tid.0) {
+        res.headers_mut().insert(REQUEST_ID, v);
+    }
+    if is_api {
+        for (k, v) in CORS {
+            res.headers_mut()
+                .insert(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+    }
+    res
+}
+
+/// The message for an error response that did not come from [`ApiError`] (axum's 405 for a
+/// method a route does not serve, and the like); `None` for everything else.
+fn unshaped_error(res: &Response) -> Option<String> {
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return None;
+    }
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        let allowed = res
+            .headers()
+            .get(ALLOW)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Some(messages::method_not_allowed(&allowed));
+    }
+    let is_json = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        // An activation answered as 502/500 by a blocking invoke: it is not an API error.
+        return None;
+    }
+    Some(status.canonical_reason().unwrap_or("Error").to_owned())
+}
+
+/// `GET /api/v1`: API and build information, no authentication (`wsk property get`).
+///
+/// 200.
+async fn api_info(State(state): State<AppState>) -> Json<Value> {
+    let b = state.build();
+    Json(json!({
+        "description": "OpenWhisk API",
+        "api_version": "1.0.0",
+        "api_version_path": "v1",
+        "build": b.build,
+        "buildno": b.buildno,
+        "swagger_paths": {"ui": "/docs", "api-docs": "/api-docs"},
+    }))
+}
+
+/// `GET /`: deployment information with system limits and the runtime manifest.
+///
+/// 200.
+async fn deployment_info(State(state): State<AppState>) -> Json<Value> {
+    let c = state.config();
+    let l = &c.limits;
+    const MB: u64 = 1024 * 1024;
+    let mut runtimes = serde_json::Map::new();
+    for rt in &state.manifest().runtimes {
+        let family = runtimes
+            .entry(rt.family.clone())
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(list) = family {
+            list.push(json!({
+                "kind": rt.kind,
+                "image": format!("edgewhisk/runtime-{}", rt.kind.replace(':', "-")),
+                "deprecated": false,
+                "default": rt.default,
+                "attached": false,
+                "requireMain": false,
+            }));
+        }
+    }
+    Json(json!({
+        "description": "OpenWhisk",
+        "support": {
+            "github": "/apache/openwhisk/issues",
+            "slack": "http://slack.openwhisk.org",
+        },
+        "api_paths": ["/api/v1"],
+        "limits": {
+            "actions_per_minute": c.invocations_per_minute,
+            "triggers_per_minute": c.invocations_per_minute,
+            "concurrent_actions": c.concurrent_invocations,
+            "sequence_length": 50,
+            "min_action_duration": l.min_timeout,
+            "max_action_duration": l.max_timeout,
+            "default_action_duration": l.default_timeout,
+            "min_action_memory": l.min_memory * MB,
+            "max_action_memory": l.max_memory * MB,
+            "default_action_memory": l.default_memory * MB,
+            "min_action_logs": l.min_logs * MB,
+            "max_action_logs": l.max_logs * MB,
+            "default_action_logs": l.default_logs * MB,
+            "min_action_concurrency": l.min_concurrency,
+            "max_action_concurrency": l.max_concurrency,
+            "default_action_concurrency": l.default_concurrency,
+        },
+        "runtimes": runtimes,
+    }))
+}
+
+/// `skip`, `limit` and `count` of a list request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListParams {
+    /// Entries to skip.
+    pub skip: usize,
+    /// Page size.
+    pub limit: usize,
+    /// Answer `{"<collection>": N}` instead of a list.
+    pub count: bool,
+}
+
+impl ListParams {
+    /// Reads the list parameters with OpenWhisk's messages: `limit` 0 means the maximum,
+    /// out of range or not an integer is a 400, as is a negative `skip`.
+    pub fn parse(q: &ApiQuery, collection: &str, config: &ApiConfig) -> Result<Self, ApiError> {
+        let bad = |name: &str, detail: String| {
+            ApiError::BadRequest(messages::malformed_query_param(name, &detail))
+        };
+        let int = |name: &str, v: &str| {
+            v.parse::<i64>()
+                .map_err(|_| bad(name, messages::argument_not_integer(collection, v)))
+        };
+        let max = config.list_max_limit;
+        let limit = match q.get("limit") {
+            None => config.list_default_limit,
+            Some(v) => match int("limit", v)? {
+                0 => max,
+                n => usize::try_from(n)
+                    .ok()
+                    .filter(|n| *n <= max)
+                    .ok_or_else(|| {
+                        bad(
+                            "limit",
+                            messages::list_limit_out_of_range(collection, n, max),
+                        )
+                    })?,
+            },
+        };
+        let skip = match q.get("skip") {
+            None => 0,
+            Some(v) => {
+                let n = int("skip", v)?;
+                usize::try_from(n)
+                    .map_err(|_| bad("skip", messages::list_skip_out_of_range(collection, n)))?
+            }
+        };
+        Ok(Self {
+            skip,
+            limit,
+            count: q.bool("count", false)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> ApiQuery {
+        ApiQuery(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn list_params_default_and_treat_zero_as_the_maximum() {
+        let c = ApiConfig::default();
+        let p = ListParams::parse(&q(&[]), "actions", &c).unwrap();
+        assert_eq!((p.skip, p.limit, p.count), (0, 30, false));
+        let p = ListParams::parse(
+            &q(&[("limit", "0"), ("skip", "5"), ("count", "true")]),
+            "actions",
+            &c,
+        )
+        .unwrap();
+        assert_eq!((p.skip, p.limit, p.count), (5, 200, true));
+    }
+
+    #[test]
+    fn list_params_refuse_out_of_range_and_non_integers_with_openwhisk_text() {
+        let c = ApiConfig::default();
+        let cases = [
+            (
+                ("limit", "201"),
+                "The query parameter 'limit' was malformed:\nThe value '201' is not in the range of 0 to 200 for actions.",
+            ),
+            (
+                ("limit", "-1"),
+                "The query parameter 'limit' was malformed:\nThe value '-1' is not in the range of 0 to 200 for actions.",
+            ),
+            (
+                ("limit", "x"),
+                "The query parameter 'limit' was malformed:\nThe value 'x' is not an integer for actions.",
+            ),
+            (
+                ("skip", "-2"),
+                "The query parameter 'skip' was malformed:\nThe value '-2' is not greater than or equal to 0 for actions.",
+            ),
+        ];
+        for (pair, text) in cases {
+            let err = ListParams::parse(&q(&[pair]), "actions", &c).unwrap_err();
+            assert_eq!(err.message(), text);
+        }
+    }
+}

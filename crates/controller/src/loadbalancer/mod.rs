@@ -1,0 +1,36 @@
+//! The seam between the controller and the invoker (OpenWhisk `LoadBalancer.scala`).
+//!
+//! The controller hands every activation to a [`LoadBalancer`] and gets back a one-shot
+//! receiver for its completion. In lean mode the server wires this to the in-process invoker
+//! over a tokio channel (OpenWhisk `LeanBalancer.scala`); a cluster mode would publish the same
+//! [`ActivationMessage`] on a NATS subject. The controller never depends on the invoker.
+
+use async_trait::async_trait;
+use edgewhisk_entity::connector::{ActivationMessage, CompletionMessage};
+use tokio::sync::oneshot;
+
+/// Why a balancer could not take an activation; the API answers 503.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadBalancerError {
+    /// No invoker is running, or the channel to it is closed.
+    #[error("no invoker is available")]
+    Unavailable,
+    /// The invoker's queue is full.
+    #[error("the invoker queue is full")]
+    Overloaded,
+}
+
+/// Sends activations to an invoker.
+///
+/// Concurrency contract: `publish` is called concurrently from every request task; an
+/// implementation must not block. The returned receiver resolves once with the finished
+/// activation; dropping the sender without answering tells the controller that the result
+/// will only be found in the activation store (if at all).
+#[async_trait]
+pub trait LoadBalancer: Send + Sync + std::fmt::Debug + 'static {
+    /// Schedules `msg` and returns where its completion will arrive.
+    async fn publish(
+        &self,
+        msg: ActivationMessage,
+    ) -> Result<oneshot::Receiver<CompletionMessage>, LoadBalancerError>;
+}
