@@ -12,7 +12,9 @@
 //! unless set with [`Client::with_namespace`] — or fully qualified (`/guest/hello`,
 //! `/guest/pkg/hello`), in which case the namespace comes from the name, as `wsk` does.
 
-use reqwest::{Method, StatusCode, Url};
+pub use reqwest::{Method, Url};
+
+use reqwest::StatusCode;
 use serde_json::Value;
 use std::fmt;
 
@@ -213,6 +215,11 @@ impl Client {
     pub fn with_namespace(mut self, namespace: &str) -> Self {
         self.namespace = namespace.to_owned();
         self
+    }
+
+    /// The namespace short names are resolved in (`_` unless set).
+    pub fn namespace(&self) -> &str {
+        &self.namespace
     }
 
     /// The server's base URL (scheme, host, port).

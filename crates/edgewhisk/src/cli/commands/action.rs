@@ -1,0 +1,640 @@
+//! `wsk action create|update|get|list|delete|invoke`.
+
+use crate::cli::output::{action_row, action_summary, annotation, entity_list, pretty_json};
+use crate::cli::{CliError, Ctx, status_exit_code};
+use base64::Engine;
+use edgewhisk_client::{Client, ClientError, InvokeOptions, ListPage, split_qualified};
+use serde_json::{Map, Value, json};
+use std::path::{Path, PathBuf};
+
+/// `wsk action` subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub(crate) enum ActionCommand {
+    /// Create a new action.
+    Create(Box<PutArgs>),
+    /// Update an existing action, or create an action if it does not exist.
+    Update(Box<PutArgs>),
+    /// Get action.
+    Get(GetArgs),
+    /// List all actions in a namespace or actions contained in a package.
+    List(ListArgs),
+    /// Delete action.
+    Delete(NameArg),
+    /// Invoke action.
+    Invoke(InvokeArgs),
+}
+
+/// Arguments of `action create` and `action update`.
+#[derive(clap::Args, Debug, Default)]
+pub(crate) struct PutArgs {
+    /// Action name (`name`, `pkg/name` or `/ns/[pkg/]name`).
+    name: String,
+    /// The code artifact: a `.js`/`.py`/… source file or a `.zip` archive.
+    file: Option<PathBuf>,
+    /// The KIND of the action runtime (example: nodejs:default, python:default).
+    #[arg(long)]
+    kind: Option<String>,
+    /// The name of the action entry point.
+    #[arg(long)]
+    main: Option<String>,
+    /// Parameter values in KEY VALUE format.
+    #[arg(short = 'p', long = "param", num_args = 2, value_names = ["KEY", "VALUE"])]
+    param: Vec<String>,
+    /// FILE containing parameter values in JSON format.
+    #[arg(short = 'P', long = "param-file", value_name = "FILE")]
+    param_file: Option<PathBuf>,
+    /// Annotation values in KEY VALUE format.
+    #[arg(short = 'a', long = "annotation", num_args = 2, value_names = ["KEY", "VALUE"])]
+    annotation: Vec<String>,
+    /// FILE containing annotation values in JSON format.
+    #[arg(short = 'A', long = "annotation-file", value_name = "FILE")]
+    annotation_file: Option<PathBuf>,
+    /// The timeout LIMIT in milliseconds after which the action is terminated.
+    #[arg(short = 't', long, value_name = "LIMIT")]
+    timeout: Option<u64>,
+    /// The maximum memory LIMIT in MB for the action.
+    #[arg(short = 'm', long, value_name = "LIMIT")]
+    memory: Option<u64>,
+    /// The maximum log size LIMIT in MB for the action.
+    #[arg(short = 'l', long, value_name = "LIMIT")]
+    logsize: Option<u64>,
+    /// The maximum intra-container concurrent activation LIMIT for the action.
+    #[arg(short = 'c', long, value_name = "LIMIT")]
+    concurrency: Option<u32>,
+    /// Treat ACTION as a web action (yes|true), a raw HTTP web action (raw) or a standard
+    /// action (no|false).
+    #[arg(long, value_name = "MODE")]
+    web: Option<String>,
+}
+
+/// Arguments of `action get`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct GetArgs {
+    /// Action name.
+    name: String,
+    /// Summarize action details; parameters with prefix "*" are bound.
+    #[arg(short = 's', long)]
+    summary: bool,
+    /// Get action url.
+    #[arg(short = 'r', long)]
+    url: bool,
+}
+
+/// Arguments of `action list`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ListArgs {
+    /// A namespace (`/ns`) or a package (`pkg`, `/ns/pkg`).
+    target: Option<String>,
+    /// Only return LIMIT number of actions from the collection.
+    #[arg(short = 'l', long, default_value_t = 30)]
+    limit: u32,
+    /// Exclude the first SKIP number of actions from the result.
+    #[arg(short = 's', long, default_value_t = 0)]
+    skip: u32,
+    /// Sorts a list alphabetically by entity name.
+    #[arg(short = 'n', long = "name-sort")]
+    name_sort: bool,
+}
+
+/// A single action name.
+#[derive(clap::Args, Debug)]
+pub(crate) struct NameArg {
+    /// Action name.
+    name: String,
+}
+
+/// Arguments of `action invoke`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct InvokeArgs {
+    /// Action name.
+    name: String,
+    /// Parameter values in KEY VALUE format.
+    #[arg(short = 'p', long = "param", num_args = 2, value_names = ["KEY", "VALUE"])]
+    param: Vec<String>,
+    /// FILE containing parameter values in JSON format.
+    #[arg(short = 'P', long = "param-file", value_name = "FILE")]
+    param_file: Option<PathBuf>,
+    /// Blocking invoke.
+    #[arg(short = 'b', long)]
+    blocking: bool,
+    /// Blocking invoke; show only activation result (unless there is a failure).
+    #[arg(short = 'r', long)]
+    result: bool,
+}
+
+/// Runs an `action` subcommand.
+pub(crate) async fn run(ctx: &Ctx, cmd: ActionCommand) -> Result<i32, CliError> {
+    let client = ctx.client()?;
+    match cmd {
+        ActionCommand::Create(a) => put(&client, *a, false).await,
+        ActionCommand::Update(a) => put(&client, *a, true).await,
+        ActionCommand::Get(a) => get(ctx, &client, a).await,
+        ActionCommand::List(a) => list(&client, a).await,
+        ActionCommand::Delete(a) => {
+            client
+                .delete_action(&a.name)
+                .await
+                .map_err(|e| CliError::api(format!("Unable to delete action '{}'", a.name), e))?;
+            println!("ok: deleted action {}", entity_name(&a.name));
+            Ok(0)
+        }
+        ActionCommand::Invoke(a) => invoke(&client, a).await,
+    }
+}
+
+async fn put(client: &Client, args: PutArgs, update: bool) -> Result<i32, CliError> {
+    let body = put_body(&args, update)?;
+    if update {
+        // As wsk does: look at the current action first; only "not found" is acceptable.
+        if let Err(e) = client.get_action(&args.name, false).await {
+            if e.status() != Some(404) {
+                return Err(CliError::api(
+                    format!("Unable to get action '{}'", entity_name(&args.name)),
+                    e,
+                ));
+            }
+        }
+    }
+    client
+        .put_action(&args.name, &body, update)
+        .await
+        .map_err(|e| {
+            // wsk says "create" for both verbs.
+            CliError::api(
+                format!("Unable to create action '{}'", entity_name(&args.name)),
+                e,
+            )
+        })?;
+    let verb = if update { "updated" } else { "created" };
+    println!("ok: {verb} action {}", entity_name(&args.name));
+    Ok(0)
+}
+
+/// The PUT body of `action create|update`.
+fn put_body(args: &PutArgs, update: bool) -> Result<Value, CliError> {
+    let mut body = Map::new();
+    match &args.file {
+        Some(file) => {
+            body.insert("exec".into(), exec_from_file(file, args)?);
+        }
+        None if !update => {
+            return Err(CliError::Usage(
+                "An action name and code artifact are required.".into(),
+            ));
+        }
+        None => {}
+    }
+    let params = key_values(&args.param, args.param_file.as_deref(), "parameter")?;
+    if !params.is_empty() {
+        body.insert("parameters".into(), to_key_value_array(params));
+    }
+    let mut annotations = key_values(
+        &args.annotation,
+        args.annotation_file.as_deref(),
+        "annotation",
+    )?;
+    if let Some(web) = &args.web {
+        web_annotations(web, &mut annotations)?;
+    }
+    if !annotations.is_empty() {
+        body.insert("annotations".into(), to_key_value_array(annotations));
+    }
+    let mut limits = Map::new();
+    if let Some(t) = args.timeout {
+        limits.insert("timeout".into(), json!(t));
+    }
+    if let Some(m) = args.memory {
+        limits.insert("memory".into(), json!(m));
+    }
+    if let Some(l) = args.logsize {
+        limits.insert("logs".into(), json!(l));
+    }
+    if let Some(c) = args.concurrency {
+        limits.insert("concurrency".into(), json!(c));
+    }
+    if !limits.is_empty() {
+        body.insert("limits".into(), Value::Object(limits));
+    }
+    Ok(Value::Object(body))
+}
+
+/// `--web`: wsk's three web annotations.
+fn web_annotations(mode: &str, annotations: &mut Map<String, Value>) -> Result<(), CliError> {
+    let (export, raw, fin) = match mode.to_ascii_lowercase().as_str() {
+        "yes" | "true" => (true, false, true),
+        "raw" => (true, true, true),
+        "no" | "false" => (false, false, false),
+        _ => {
+            return Err(CliError::Usage(format!(
+                "Invalid argument '{mode}' for --web flag. Valid input consist of 'yes', 'true', 'raw', 'false', or 'no'."
+            )));
+        }
+    };
+    annotations.insert("web-export".into(), json!(export));
+    annotations.insert("raw-http".into(), json!(raw));
+    annotations.insert("final".into(), json!(fin));
+    Ok(())
+}
+
+/// The runtime kind `wsk` infers from a file extension.
+pub(crate) fn kind_for_extension(ext: &str) -> Option<&'static str> {
+    Some(match ext {
+        "js" => "nodejs:default",
+        "py" => "python:default",
+        "go" => "go:default",
+        "php" => "php:default",
+        "rb" => "ruby:default",
+        "rs" => "rust:default",
+        "swift" => "swift:default",
+        "jar" => "java:default",
+        _ => return None,
+    })
+}
+
+/// The `exec` of a PUT body: code read from `file` (base64 for archives), kind from
+/// `--kind` or the extension.
+fn exec_from_file(file: &Path, args: &PutArgs) -> Result<Value, CliError> {
+    let ext = file
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let binary = matches!(ext.as_str(), "zip" | "jar");
+    let kind = match (&args.kind, ext.as_str()) {
+        (Some(k), _) => k.clone(),
+        (None, "zip") => {
+            return Err(CliError::Usage(
+                "creating an action from a .zip artifact requires specifying the action kind explicitly"
+                    .into(),
+            ));
+        }
+        (None, e) => kind_for_extension(e)
+            .ok_or_else(|| {
+                CliError::Usage(format!(
+                    "'{}' is not a supported action runtime",
+                    file_ext_label(e)
+                ))
+            })?
+            .to_owned(),
+    };
+    if kind.starts_with("java") && args.main.is_none() {
+        return Err(CliError::Usage(
+            "Java actions require --main to specify the fully-qualified name of the main class"
+                .into(),
+        ));
+    }
+    let bytes = std::fs::read(file).map_err(|e| {
+        CliError::Usage(format!(
+            "File '{}' is not a valid file or it does not exist: {e}",
+            file.display()
+        ))
+    })?;
+    let code = if binary {
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    } else {
+        String::from_utf8(bytes).map_err(|_| {
+            CliError::Usage(format!(
+                "File '{}' is not UTF-8 text; archives must end in .zip",
+                file.display()
+            ))
+        })?
+    };
+    let mut exec = json!({"kind": kind, "code": code});
+    if let Some(m) = &args.main {
+        exec["main"] = json!(m);
+    }
+    Ok(exec)
+}
+
+fn file_ext_label(ext: &str) -> String {
+    if ext.is_empty() {
+        "(no extension)".into()
+    } else {
+        format!(".{ext}")
+    }
+}
+
+/// A `-p`/`-a` value as `wsk` reads it: JSON when it parses as JSON, otherwise a string.
+pub(crate) fn parse_value(raw: &str) -> Value {
+    serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned()))
+}
+
+/// Pairs from a `KEY VALUE KEY VALUE …` list, after the JSON object of `file` (flags win).
+pub(crate) fn key_values(
+    flat: &[String],
+    file: Option<&Path>,
+    what: &str,
+) -> Result<Map<String, Value>, CliError> {
+    let mut out = Map::new();
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            CliError::Usage(format!(
+                "File '{}' is not a valid file or it does not exist: {e}",
+                path.display()
+            ))
+        })?;
+        match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Object(m)) => out.extend(m),
+            Ok(_) | Err(_) => {
+                return Err(CliError::Usage(format!(
+                    "Invalid {what} argument '{}': the file must hold a JSON object",
+                    path.display()
+                )));
+            }
+        }
+    }
+    for pair in flat.chunks(2) {
+        if let [k, v] = pair {
+            out.insert(k.clone(), parse_value(v));
+        }
+    }
+    Ok(out)
+}
+
+fn to_key_value_array(m: Map<String, Value>) -> Value {
+    Value::Array(
+        m.into_iter()
+            .map(|(k, v)| json!({"key": k, "value": v}))
+            .collect(),
+    )
+}
+
+/// The name as wsk prints it in messages: the entity part of a qualified name.
+fn entity_name(name: &str) -> &str {
+    split_qualified(name).1
+}
+
+/// The namespace as wsk prints it in invoke messages: `_` unless qualified.
+fn namespace_of(name: &str) -> &str {
+    split_qualified(name).0.unwrap_or("_")
+}
+
+async fn get(ctx: &Ctx, client: &Client, args: GetArgs) -> Result<i32, CliError> {
+    let action = client.get_action(&args.name, false).await.map_err(|e| {
+        CliError::api(
+            format!("Unable to get action '{}'", entity_name(&args.name)),
+            e,
+        )
+    })?;
+    if args.summary {
+        print!("{}", action_summary(&action));
+    } else if args.url {
+        println!("ok: got action {}", entity_name(&args.name));
+        println!("{}", action_url(ctx, client, &action));
+    } else {
+        println!("ok: got action {}", entity_name(&args.name));
+        print!("{}", pretty_json(&action));
+    }
+    Ok(0)
+}
+
+/// The URL `wsk action get --url` prints: the web URL for web actions, else the REST one.
+fn action_url(ctx: &Ctx, client: &Client, action: &Value) -> String {
+    let base = client.base_url().as_str().trim_end_matches('/');
+    let version = &ctx.settings.apiversion;
+    let ns_field = action
+        .get("namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("_");
+    let (ns, pkg) = ns_field.split_once('/').unwrap_or((ns_field, ""));
+    let name = action.get("name").and_then(Value::as_str).unwrap_or("");
+    let web = matches!(annotation(action, "web-export"), Some(Value::Bool(true)));
+    if web {
+        let pkg = if pkg.is_empty() { "default" } else { pkg };
+        format!("{base}/api/{version}/web/{ns}/{pkg}/{name}")
+    } else if pkg.is_empty() {
+        format!("{base}/api/{version}/namespaces/{ns}/actions/{name}")
+    } else {
+        format!("{base}/api/{version}/namespaces/{ns}/actions/{pkg}/{name}")
+    }
+}
+
+async fn list(client: &Client, args: ListArgs) -> Result<i32, CliError> {
+    let page = ListPage {
+        limit: Some(args.limit),
+        skip: Some(args.skip),
+    };
+    let result = match args.target.as_deref() {
+        None => client.list_actions(None, page).await,
+        Some(t) => match split_qualified(t) {
+            (Some(ns), "") => {
+                client
+                    .clone()
+                    .with_namespace(ns)
+                    .list_actions(None, page)
+                    .await
+            }
+            _ => client.list_actions(Some(t), page).await,
+        },
+    };
+    let mut actions = result.map_err(|e| {
+        CliError::api(
+            "Unable to obtain the list of actions for namespace 'default'",
+            e,
+        )
+    })?;
+    if args.name_sort {
+        actions.sort_by(|a, b| {
+            let key = |v: &Value| {
+                format!(
+                    "{}/{}",
+                    v.get("namespace").and_then(Value::as_str).unwrap_or(""),
+                    v.get("name").and_then(Value::as_str).unwrap_or("")
+                )
+            };
+            key(a).cmp(&key(b))
+        });
+    }
+    print!("{}", entity_list("actions", actions.iter().map(action_row)));
+    Ok(0)
+}
+
+async fn invoke(client: &Client, args: InvokeArgs) -> Result<i32, CliError> {
+    let params = Value::Object(key_values(
+        &args.param,
+        args.param_file.as_deref(),
+        "parameter",
+    )?);
+    let blocking = args.blocking || args.result;
+    let opts = InvokeOptions {
+        blocking,
+        result: args.result,
+        timeout: None,
+    };
+    let ns = namespace_of(&args.name);
+    let name = entity_name(&args.name);
+    let inv = client
+        .invoke_action(&args.name, &params, opts)
+        .await
+        .map_err(|e| invoke_error(name, e))?;
+    let id = inv.activation_id.clone().unwrap_or_default();
+    if inv.is_accepted() {
+        if blocking {
+            eprintln!(
+                "ok: invoked /{ns}/{name}, but the request has not yet finished, with id {id}"
+            );
+            return Ok(202);
+        }
+        println!("ok: invoked /{ns}/{name} with id {id}");
+        return Ok(0);
+    }
+    let text = invocation_output(ns, name, &id, args.result, &inv.body);
+    if inv.is_success() {
+        print!("{text}");
+        Ok(0)
+    } else {
+        // The action failed: wsk shows the same output on stderr and exits with the status.
+        eprint!("{text}");
+        Ok(status_exit_code(inv.status))
+    }
+}
+
+/// What a finished blocking invoke prints: the `ok: invoked` header unless `--result`,
+/// then the pretty body.
+fn invocation_output(ns: &str, name: &str, id: &str, result_only: bool, body: &Value) -> String {
+    let mut out = String::new();
+    if !result_only {
+        out.push_str(&format!("ok: invoked /{ns}/{name} with id {id}\n"));
+    }
+    out.push_str(&pretty_json(body));
+    out
+}
+
+fn invoke_error(name: &str, e: ClientError) -> CliError {
+    CliError::api(format!("Unable to invoke action '{name}'"), e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(file: Option<&Path>) -> PutArgs {
+        PutArgs {
+            name: "hello".into(),
+            file: file.map(Path::to_path_buf),
+            ..PutArgs::default()
+        }
+    }
+
+    #[test]
+    fn param_values_are_json_when_valid_else_strings() {
+        assert_eq!(parse_value("Edge"), json!("Edge"));
+        assert_eq!(parse_value("42"), json!(42));
+        assert_eq!(parse_value("true"), json!(true));
+        assert_eq!(parse_value(r#"{"a":[1]}"#), json!({"a":[1]}));
+        assert_eq!(parse_value(r#""quoted""#), json!("quoted"));
+        assert_eq!(parse_value("{not json"), json!("{not json"));
+    }
+
+    #[test]
+    fn flag_params_override_the_param_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("p.json");
+        std::fs::write(&f, r#"{"name":"file","other":1}"#).unwrap();
+        let flat = vec!["name".to_string(), "Edge".to_string()];
+        let m = key_values(&flat, Some(&f), "parameter").unwrap();
+        assert_eq!(Value::Object(m), json!({"name":"Edge","other":1}));
+        std::fs::write(&f, "[1]").unwrap();
+        assert!(matches!(
+            key_values(&[], Some(&f), "parameter"),
+            Err(CliError::Usage(_))
+        ));
+    }
+
+    #[test]
+    fn kind_is_inferred_from_the_extension() {
+        assert_eq!(kind_for_extension("js"), Some("nodejs:default"));
+        assert_eq!(kind_for_extension("py"), Some("python:default"));
+        assert_eq!(kind_for_extension("txt"), None);
+    }
+
+    #[test]
+    fn create_body_carries_exec_params_annotations_and_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("hello.js");
+        std::fs::write(&f, "function main() {}").unwrap();
+        let mut a = args(Some(&f));
+        a.param = vec!["name".into(), "Edge".into()];
+        a.annotation = vec!["description".into(), "hi".into()];
+        a.memory = Some(128);
+        a.timeout = Some(1000);
+        a.main = Some("entry".into());
+        let body = put_body(&a, false).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "exec": {"kind": "nodejs:default", "code": "function main() {}", "main": "entry"},
+                "parameters": [{"key": "name", "value": "Edge"}],
+                "annotations": [{"key": "description", "value": "hi"}],
+                "limits": {"timeout": 1000, "memory": 128}
+            })
+        );
+    }
+
+    #[test]
+    fn zip_needs_a_kind_and_is_sent_as_base64() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.zip");
+        std::fs::write(&f, [0x50u8, 0x4b, 0x03, 0x04]).unwrap();
+        let err = put_body(&args(Some(&f)), false).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert_eq!(
+            err.to_string(),
+            "creating an action from a .zip artifact requires specifying the action kind explicitly"
+        );
+        let mut a = args(Some(&f));
+        a.kind = Some("nodejs:20".into());
+        let body = put_body(&a, false).unwrap();
+        assert_eq!(
+            body["exec"],
+            json!({"kind": "nodejs:20", "code": "UEsDBA=="})
+        );
+    }
+
+    #[test]
+    fn unknown_extensions_are_usage_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.txt");
+        std::fs::write(&f, "x").unwrap();
+        let err = put_body(&args(Some(&f)), false).unwrap_err();
+        assert_eq!(err.to_string(), "'.txt' is not a supported action runtime");
+    }
+
+    #[test]
+    fn create_needs_a_file_but_update_does_not() {
+        assert!(matches!(
+            put_body(&args(None), false),
+            Err(CliError::Usage(_))
+        ));
+        let mut a = args(None);
+        a.web = Some("true".into());
+        assert_eq!(
+            put_body(&a, true).unwrap(),
+            json!({"annotations": [
+                {"key": "final", "value": true},
+                {"key": "raw-http", "value": false},
+                {"key": "web-export", "value": true}
+            ]})
+        );
+    }
+
+    #[test]
+    fn names_split_into_namespace_and_entity_for_messages() {
+        assert_eq!(namespace_of("hello"), "_");
+        assert_eq!(entity_name("hello"), "hello");
+        assert_eq!(namespace_of("/guest/pkg/a"), "guest");
+        assert_eq!(entity_name("/guest/pkg/a"), "pkg/a");
+    }
+
+    #[test]
+    fn result_only_output_is_just_the_pretty_result() {
+        let body = json!({"payload": "Hello, World!"});
+        assert_eq!(
+            invocation_output("_", "hello", "id1", true, &body),
+            "{\n    \"payload\": \"Hello, World!\"\n}\n"
+        );
+        assert_eq!(
+            invocation_output("_", "hello", "id1", false, &body),
+            "ok: invoked /_/hello with id id1\n{\n    \"payload\": \"Hello, World!\"\n}\n"
+        );
+    }
+}
