@@ -1,0 +1,390 @@
+//! A runtime conformance suite over the [`ContainerFactory`] trait.
+//!
+//! Every check takes `&dyn ContainerFactory`, so any backend (process today; runc, wasm later)
+//! is run through the same cases by calling these functions from its own test file. The cases
+//! follow OpenWhisk's `BasicActionRunnerTests` and the runtime contract of reference §6:
+//! statuses and bodies of `/init` and `/run`, environment, logs with sentinels, limits.
+
+#![allow(dead_code)] // each backend's test file uses the subset its runtimes support
+
+use base64::Engine as _;
+use edgewhisk_invoker::container::{
+    Container, ContainerError, ContainerFactory, ContainerSpec, InitRequest, RunRequest,
+    RunnerOutcome,
+};
+use serde_json::{Value, json};
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Bound of any request in the suite that is expected to finish.
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Log limit used where the limit is not what is tested.
+pub(crate) const LOG_LIMIT: u64 = 1024 * 1024;
+
+/// The kinds the suite runs.
+pub(crate) const NODE: &str = "nodejs:20";
+/// The Python kind.
+pub(crate) const PYTHON: &str = "python:3.11";
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+/// A spec for `kind`.
+pub(crate) fn spec(kind: &str, allow_concurrent: bool) -> ContainerSpec {
+    ContainerSpec {
+        name: format!("conformance-{}", NEXT.fetch_add(1, Ordering::Relaxed)),
+        kind: kind.into(),
+        memory_mb: 256,
+        allow_concurrent,
+    }
+}
+
+/// An init request for plain source code.
+pub(crate) fn init_req(code: &str, main: &str) -> InitRequest {
+    InitRequest {
+        name: "action".into(),
+        main: main.into(),
+        binary: false,
+        code: code.into(),
+        env: serde_json::Map::new(),
+    }
+}
+
+/// An init request for a zip built from `entries`.
+pub(crate) fn zip_init_req(entries: &[(&str, &str)], main: &str) -> InitRequest {
+    InitRequest {
+        binary: true,
+        code: base64::engine::general_purpose::STANDARD.encode(zip_of(entries)),
+        ..init_req("", main)
+    }
+}
+
+/// A zip archive of `(name, content)` entries (names are not checked, so tests can build
+/// hostile archives).
+pub(crate) fn zip_of(entries: &[(&str, &str)]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, body) in entries {
+        w.start_file(*name, zip::write::SimpleFileOptions::default())
+            .expect("zip entry");
+        w.write_all(body.as_bytes()).expect("zip write");
+    }
+    w.finish().expect("zip finish").into_inner()
+}
+
+/// A run request with `value` and a fixed activation context.
+pub(crate) fn run_req(value: Value) -> RunRequest {
+    RunRequest {
+        value: serde_json::value::to_raw_value(&value).expect("raw value"),
+        namespace: "guest".into(),
+        action_name: "/guest/action".into(),
+        action_version: "0.0.1".into(),
+        activation_id: "0123456789abcdef0123456789abcdef".into(),
+        transaction_id: "tid-1".into(),
+        deadline: "1700000000000".into(),
+        api_key: Some("uuid:key".into()),
+    }
+}
+
+/// Starts an instance of `kind` (not initialised).
+pub(crate) async fn create(f: &dyn ContainerFactory, kind: &str) -> Box<dyn Container> {
+    f.create(&spec(kind, false)).await.expect("create")
+}
+
+/// Sends `/init` and returns status and body; panics when the runner gave no reply.
+pub(crate) async fn init(c: &dyn Container, req: InitRequest) -> (u16, Value) {
+    let (_, outcome) = c.initialize(req, TIMEOUT).await.expect("initialize");
+    replied(outcome)
+}
+
+/// Sends `/run` with `value` and returns status and body.
+pub(crate) async fn run(c: &dyn Container, value: Value) -> (u16, Value) {
+    let (_, outcome) = c.run(run_req(value), TIMEOUT).await.expect("run");
+    replied(outcome)
+}
+
+/// Status and parsed body of a reply.
+pub(crate) fn replied(outcome: RunnerOutcome) -> (u16, Value) {
+    match outcome {
+        RunnerOutcome::Replied(r) => (
+            r.status,
+            serde_json::from_str(r.body.get()).expect("reply body is JSON"),
+        ),
+        other => panic!("expected a reply, got {other:?}"),
+    }
+}
+
+/// Starts and initialises an instance running `code`.
+pub(crate) async fn started(
+    f: &dyn ContainerFactory,
+    kind: &str,
+    code: &str,
+) -> Box<dyn Container> {
+    let c = create(f, kind).await;
+    let (status, body) = init(&*c, init_req(code, "main")).await;
+    assert_eq!(status, 200, "init failed: {body}");
+    c
+}
+
+/// The text after `<timestamp> ` of a collected log line.
+pub(crate) fn log_text(line: &str) -> &str {
+    line.get(31..).unwrap_or(line)
+}
+
+// ---------------------------------------------------------------------------------------
+// Cases shared by all runtimes: `echo` is an action returning its arguments, `env_code`
+// returns `{activation_id, namespace, action_name, deadline, api_key, transaction_id, param}`
+// read from `__OW_*` and `MY_PARAM`.
+
+/// Init succeeds once; a second init is refused with 403 and OpenWhisk's message.
+pub(crate) async fn refuses_a_second_init(f: &dyn ContainerFactory, kind: &str, echo: &str) {
+    let c = create(f, kind).await;
+    assert_eq!(init(&*c, init_req(echo, "main")).await.0, 200);
+    let (status, body) = init(&*c, init_req(echo, "main")).await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        body,
+        json!({"error": "Cannot initialize the action more than once."})
+    );
+    c.destroy().await;
+}
+
+/// The arguments come back unchanged, unicode included.
+pub(crate) async fn echoes_arguments_with_unicode(
+    f: &dyn ContainerFactory,
+    kind: &str,
+    echo: &str,
+) {
+    let c = started(f, kind, echo).await;
+    let args = json!({"s": "héllo wörld ✓ 日本 🎉", "n": 42, "nested": {"a": [1, null, true]},
+                      "newline": "a\nb", "quote": "\"\\"});
+    assert_eq!(run(&*c, args.clone()).await, (200, args));
+    c.destroy().await;
+}
+
+/// A ~1 MB argument passes through.
+pub(crate) async fn passes_a_large_input(f: &dyn ContainerFactory, kind: &str, echo: &str) {
+    let c = started(f, kind, echo).await;
+    let big = "x".repeat(1024 * 1024);
+    let (status, body) = run(&*c, json!({"big": big})).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["big"].as_str().map(str::len), Some(1024 * 1024));
+    c.destroy().await;
+}
+
+/// The run's context fields are visible as `__OW_*` and init env entries as variables.
+pub(crate) async fn exposes_run_context_and_init_env(
+    f: &dyn ContainerFactory,
+    kind: &str,
+    env_code: &str,
+) {
+    let c = create(f, kind).await;
+    let mut req = init_req(env_code, "main");
+    req.env.insert("MY_PARAM".into(), json!("from init"));
+    req.env.insert("MY_OBJECT".into(), json!({"k": [1, 2]}));
+    assert_eq!(init(&*c, req).await.0, 200);
+    let (status, body) = run(&*c, json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({
+            "activation_id": "0123456789abcdef0123456789abcdef",
+            "namespace": "guest",
+            "action_name": "/guest/action",
+            "action_version": "0.0.1",
+            "transaction_id": "tid-1",
+            "deadline": "1700000000000",
+            "api_key": "uuid:key",
+            "param": "from init",
+            "object": "{\"k\":[1,2]}",
+        })
+    );
+    c.destroy().await;
+}
+
+/// stdout and stderr of each run are collected up to the sentinels, per activation, formatted
+/// as OpenWhisk log lines, with the sentinels themselves removed.
+pub(crate) async fn collects_logs_per_activation(
+    f: &dyn ContainerFactory,
+    kind: &str,
+    log_code: &str,
+) {
+    let c = started(f, kind, log_code).await;
+    for round in ["first", "second"] {
+        assert_eq!(run(&*c, json!({"msg": round})).await.0, 200);
+        let logs = c.logs(LOG_LIMIT, true).await;
+        let texts: Vec<&str> = logs.lines.iter().map(|l| log_text(l)).collect();
+        assert!(
+            texts.contains(&format!("stdout: out {round}").as_str()),
+            "{texts:?}"
+        );
+        assert!(
+            texts.contains(&format!("stderr: err {round}").as_str()),
+            "{texts:?}"
+        );
+        assert_eq!(texts.len(), 2, "{texts:?}");
+        assert!(
+            logs.lines
+                .iter()
+                .all(|l| l.len() > 31 && l.as_bytes()[30] == b' ')
+        );
+    }
+    c.destroy().await;
+}
+
+/// Output beyond the log limit is cut with OpenWhisk's truncation line; `spam_code` prints
+/// `args.lines` lines of 99 characters on stdout.
+pub(crate) async fn truncates_logs_at_the_limit(
+    f: &dyn ContainerFactory,
+    kind: &str,
+    spam_code: &str,
+) {
+    let c = started(f, kind, spam_code).await;
+    assert_eq!(run(&*c, json!({"lines": 50})).await.0, 200);
+    let logs = c.logs(1000, true).await;
+    // 10 lines of 99 characters plus newline fit exactly into 1000 bytes.
+    assert_eq!(logs.lines.len(), 11, "{:?}", logs.lines);
+    assert_eq!(
+        log_text(&logs.lines[10]),
+        "stderr: Logs were truncated because the total bytes size exceeds the limit of 1000 bytes."
+    );
+    // The next activation's logs are unaffected by the previous overflow.
+    assert_eq!(run(&*c, json!({"lines": 2})).await.0, 200);
+    assert_eq!(c.logs(1000, true).await.lines.len(), 2);
+    c.destroy().await;
+}
+
+/// An action printing 20 MB still answers, and its log is truncated rather than buffered.
+pub(crate) async fn survives_a_flood_of_output(
+    f: &dyn ContainerFactory,
+    kind: &str,
+    spam_code: &str,
+) {
+    let c = started(f, kind, spam_code).await;
+    assert_eq!(run(&*c, json!({"lines": 200_000})).await.0, 200);
+    let logs = c.logs(10 * 1024 * 1024, true).await;
+    let last = logs.lines.last().expect("lines");
+    assert!(last.contains("Logs were truncated"), "{last}");
+    assert_eq!(run(&*c, json!({"lines": 1})).await.0, 200);
+    assert_eq!(c.logs(LOG_LIMIT, true).await.lines.len(), 1);
+    c.destroy().await;
+}
+
+/// A request that outlives its timeout gives `TimedOut` and the instance is killed.
+pub(crate) async fn times_out_and_kills_the_instance(
+    f: &dyn ContainerFactory,
+    kind: &str,
+    hang: &str,
+) {
+    let c = started(f, kind, hang).await;
+    let (interval, outcome) = c
+        .run(run_req(json!({})), Duration::from_millis(500))
+        .await
+        .expect("run");
+    assert!(matches!(outcome, RunnerOutcome::TimedOut), "{outcome:?}");
+    assert!(interval.duration() >= Duration::from_millis(500));
+    let (_, next) = c.run(run_req(json!({})), TIMEOUT).await.expect("run");
+    assert!(
+        matches!(next, RunnerOutcome::Exited),
+        "killed instance answered: {next:?}"
+    );
+    c.destroy().await;
+}
+
+/// An action that ends the runner process gives `Exited`.
+pub(crate) async fn reports_exit_of_the_runner(
+    f: &dyn ContainerFactory,
+    kind: &str,
+    exit_code: &str,
+) {
+    let c = started(f, kind, exit_code).await;
+    let (_, outcome) = c.run(run_req(json!({})), TIMEOUT).await.expect("run");
+    assert!(matches!(outcome, RunnerOutcome::Exited), "{outcome:?}");
+    let logs = c.logs(LOG_LIMIT, false).await;
+    assert!(
+        logs.lines.iter().any(|l| log_text(l) == "stdout: bye"),
+        "{:?}",
+        logs.lines
+    );
+    c.destroy().await;
+}
+
+/// An init failure is 502 "Initialization has failed due to: …" and is followed by the
+/// sentinels, so its logs are collected completely.
+pub(crate) async fn reports_init_failure(f: &dyn ContainerFactory, kind: &str, broken: &str) {
+    let c = create(f, kind).await;
+    let (status, body) = init(&*c, init_req(broken, "main")).await;
+    assert_eq!(status, 502, "{body}");
+    let error = body["error"].as_str().expect("error text");
+    assert!(
+        error.starts_with("Initialization has failed due to: "),
+        "{error}"
+    );
+    let logs = c.logs(LOG_LIMIT, true).await;
+    assert!(
+        !logs.lines.iter().any(|l| l.contains("There was an issue")),
+        "{:?}",
+        logs.lines
+    );
+    c.destroy().await;
+}
+
+/// With concurrency allowed, a fast run overtakes a slow one in the same instance;
+/// `sleep_code` returns `{"slept": args.ms}` after sleeping `args.ms` milliseconds.
+pub(crate) async fn runs_concurrently_when_allowed(
+    f: &dyn ContainerFactory,
+    kind: &str,
+    sleep_code: &str,
+) {
+    let c = f.create(&spec(kind, true)).await.expect("create");
+    assert_eq!(init(&*c, init_req(sleep_code, "main")).await.0, 200);
+    let slow = c.run(run_req(json!({"ms": 1500})), TIMEOUT);
+    let fast = c.run(run_req(json!({"ms": 10})), TIMEOUT);
+    let ((slow_at, slow_out), (fast_at, fast_out)) =
+        tokio::join!(async { slow.await.expect("slow") }, async {
+            fast.await.expect("fast")
+        });
+    assert_eq!(replied(slow_out), (200, json!({"slept": 1500})));
+    assert_eq!(replied(fast_out), (200, json!({"slept": 10})));
+    assert!(
+        fast_at.end < slow_at.end,
+        "the fast run waited for the slow one"
+    );
+    c.destroy().await;
+}
+
+/// A suspended instance makes no progress; resumed, it answers again.
+pub(crate) async fn suspends_and_resumes(f: &dyn ContainerFactory, kind: &str, echo: &str) {
+    let c = started(f, kind, echo).await;
+    c.suspend().await.expect("suspend");
+    c.resume().await.expect("resume");
+    assert_eq!(run(&*c, json!({"a": 1})).await, (200, json!({"a": 1})));
+    c.suspend().await.expect("suspend");
+    let (_, outcome) = c
+        .run(run_req(json!({})), Duration::from_millis(300))
+        .await
+        .expect("run");
+    assert!(matches!(outcome, RunnerOutcome::TimedOut), "{outcome:?}");
+    c.destroy().await;
+}
+
+/// A zip whose entries climb out of the code directory is refused.
+pub(crate) async fn refuses_a_zip_slip_archive(f: &dyn ContainerFactory, kind: &str) {
+    let c = create(f, kind).await;
+    let req = zip_init_req(&[("index.js", "x"), ("../escaped.js", "y")], "main");
+    let err = c
+        .initialize(req, TIMEOUT)
+        .await
+        .expect_err("archive must be refused");
+    assert!(matches!(err, ContainerError::Archive(_)), "{err}");
+    c.destroy().await;
+}
+
+/// A kind the backend has no runner for is refused at create.
+pub(crate) async fn refuses_an_unknown_kind(f: &dyn ContainerFactory) {
+    let err = f
+        .create(&spec("cobol:1", false))
+        .await
+        .expect_err("unknown");
+    assert!(matches!(err, ContainerError::UnknownKind(_)), "{err}");
+}
