@@ -9,5 +9,9 @@
 
 pub mod config;
 pub mod container;
+pub mod container_pool;
+pub mod container_proxy;
+pub mod invoker;
 
 pub use config::PoolConfig;
+pub use invoker::{Invoker, InvokerError};

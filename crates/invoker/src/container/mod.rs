@@ -11,6 +11,7 @@
 
 pub mod archive;
 pub mod process;
+pub mod response;
 
 use async_trait::async_trait;
 use serde_json::value::RawValue;
