@@ -1,4 +1,4 @@
-//! The edgewhisk controller: OpenWhisk's REST API (`/api/v1`) as an axum [`Router`].
+//! The edgewhisk controller: OpenWhisk's REST API (`/api/v1`) as an axum [`Router`](axum::Router).
 //!
 //! It owns authentication and entitlement, the actions, activations and namespaces
 //! collections, invocation throttles, blocking and non-blocking invoke, OpenWhisk's error

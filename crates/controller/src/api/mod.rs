@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/namespaces", get(namespaces::list))
         .route(&format!("{ns}/limits"), get(namespaces::limits))
         .route(&format!("{ns}/actions"), get(actions::list))
+        .route(&format!("{ns}/actions/"), get(actions::list))
         .route(
             &format!("{ns}/actions/{{*rest}}"),
             get(actions::get)

@@ -1,7 +1,7 @@
 //! Actions: create, update, get, delete, list, validation and size checks.
 
 use super::*;
-use edgewhisk_store::{Collection, EntityDoc, EntityStore, PutMode};
+use edgewhisk_store::{Collection, EntityDoc, EntityStore, ListScope, PutMode, StoreError};
 use std::io::Write;
 
 const A: &str = "/api/v1/namespaces/_/actions";
@@ -180,26 +180,62 @@ async fn overwrite_true_on_a_missing_action_creates_it() {
     assert_eq!(r.body["version"], json!("0.0.1"));
 }
 
+/// A store where every read returns a document one tick older than stored, as if another
+/// writer had replaced it right after the read.
+#[derive(Debug)]
+struct RacingStore(Arc<MemoryStore>);
+
+#[async_trait]
+impl EntityStore for RacingStore {
+    async fn get(&self, path: &str, name: &str) -> Result<Option<EntityDoc>, StoreError> {
+        let doc = self.0.get(path, name).await?;
+        Ok(doc.map(|d| EntityDoc {
+            updated: d.updated - 1,
+            ..d
+        }))
+    }
+    async fn put(&self, doc: EntityDoc, mode: PutMode) -> Result<(), StoreError> {
+        self.0.put(doc, mode).await
+    }
+    async fn delete(&self, path: &str, name: &str) -> Result<Option<EntityDoc>, StoreError> {
+        self.0.delete(path, name).await
+    }
+    async fn list(
+        &self,
+        c: Collection,
+        scope: &ListScope,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<EntityDoc>, StoreError> {
+        self.0.list(c, scope, skip, limit).await
+    }
+    async fn count(&self, c: Collection, scope: &ListScope) -> Result<usize, StoreError> {
+        self.0.count(c, scope).await
+    }
+    async fn identity(&self, uuid: &str) -> Result<Option<Identity>, StoreError> {
+        self.0.identity(uuid).await
+    }
+    async fn put_identity(&self, identity: Identity) -> Result<(), StoreError> {
+        self.0.put_identity(identity).await
+    }
+    async fn identities_of(&self, subject: &str) -> Result<Vec<Identity>, StoreError> {
+        self.0.identities_of(subject).await
+    }
+}
+
 #[tokio::test]
-async fn update_racing_another_writer_is_409_concurrent_modification() {
-    let h = Harness::new().await;
-    h.create("race", json!({})).await;
-    // Another writer replaces the document between our read and our write: simulate by
-    // bumping `updated` under the handler's feet is not possible with oneshot, so check the
-    // store contract the handler relies on and the mapping of its error.
-    let doc = h.store.get("guest", "race").await.unwrap().unwrap();
-    let stale = PutMode::Replace {
-        expected_updated: doc.updated + 1,
-    };
-    let err = h.store.put(doc, stale).await.unwrap_err();
-    assert!(matches!(
-        err,
-        edgewhisk_store::StoreError::ConcurrentModification
-    ));
-    assert_eq!(
-        crate::messages::CONCURRENT_MODIFICATION,
-        "Concurrent modification to resource detected."
-    );
+async fn an_update_racing_another_writer_is_409_concurrent_modification() {
+    let h = Harness::build(ApiConfig::default(), |s| Arc::new(RacingStore(s))).await;
+    assert_eq!(h.create("race", json!({})).await.status, StatusCode::OK);
+    let r = h
+        .put(
+            &format!("{A}/race?overwrite=true"),
+            json!({"version": "1.0.0"}),
+        )
+        .await;
+    assert_error(&r, 409, "Concurrent modification to resource detected.");
+    let stored = h.store.get("guest", "race").await.unwrap().unwrap();
+    assert_eq!(stored.doc["version"], json!("0.0.1"));
 }
 
 #[tokio::test]
@@ -274,6 +310,8 @@ async fn list_returns_summaries_newest_first_with_skip_limit_and_count() {
     assert_eq!(r.body[0]["name"], json!("two"));
     let r = h.get(&format!("{A}?count=true")).await;
     assert_eq!(r.body, json!({"actions": 3}));
+    let r = h.get(&format!("{A}/?limit=2")).await;
+    assert_eq!(r.body.as_array().unwrap().len(), 2);
 }
 
 #[tokio::test]

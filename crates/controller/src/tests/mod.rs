@@ -143,6 +143,14 @@ impl Harness {
     }
 
     pub(crate) async fn with_config(config: ApiConfig) -> Self {
+        Self::build(config, |s| s).await
+    }
+
+    /// A harness whose router sees the memory store through `wrap`.
+    pub(crate) async fn build(
+        config: ApiConfig,
+        wrap: impl FnOnce(Arc<MemoryStore>) -> Arc<dyn edgewhisk_store::EntityStore>,
+    ) -> Self {
         let store = Arc::new(MemoryStore::new());
         use edgewhisk_store::EntityStore;
         store.put_identity(guest()).await.unwrap();
@@ -163,7 +171,7 @@ impl Harness {
         });
         let state = AppState::new(
             config,
-            store.clone(),
+            wrap(store.clone()),
             store.clone(),
             balancer.clone(),
             RuntimeManifest::default(),

@@ -206,3 +206,27 @@ async fn limits_report_the_configured_limits() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_router_serves_real_http_on_a_loopback_socket() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = Harness::new().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = h.app.clone();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = r#"{"exec":{"kind":"nodejs:default","code":"function main(){}"}}"#;
+    let request = format!(
+        "PUT /api/v1/namespaces/_/actions/net HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        basic(GUEST_AUTH),
+        body.len()
+    );
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    assert!(response.to_ascii_lowercase().contains("x-request-id: "));
+    assert!(response.contains(r#""kind":"nodejs:20""#), "{response}");
+    server.abort();
+}
