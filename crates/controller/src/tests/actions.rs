@@ -573,3 +573,31 @@ async fn a_request_body_over_the_entity_limit_is_413() {
         &format!("Request larger than allowed: {len} > 65566 bytes."),
     );
 }
+
+#[tokio::test]
+async fn a_corrupt_stored_action_is_500_without_details() {
+    let h = Harness::new().await;
+    h.store
+        .put(
+            EntityDoc {
+                collection: Collection::Actions,
+                path: "guest".into(),
+                name: "broken".into(),
+                updated: 1,
+                doc: json!({"name": 5}),
+            },
+            PutMode::Create,
+        )
+        .await
+        .unwrap();
+    assert_error(
+        &h.get(&format!("{A}/broken")).await,
+        500,
+        "Internal Server Error",
+    );
+    assert_error(
+        &h.post(&format!("{A}/broken"), json!({})).await,
+        500,
+        "Internal Server Error",
+    );
+}
