@@ -22,7 +22,10 @@ _state = {"action": None, "init_attempted": False}
 
 def reply(req_id, status, body):
     try:
-        text = json.dumps({"id": req_id, "status": status, "body": body}, ensure_ascii=False)
+        # NaN/Infinity are not JSON: refuse them here instead of sending an unreadable reply.
+        text = json.dumps(
+            {"id": req_id, "status": status, "body": body}, ensure_ascii=False, allow_nan=False
+        )
     except (TypeError, ValueError):
         text = json.dumps(
             {
@@ -31,7 +34,7 @@ def reply(req_id, status, body):
                 "body": {"error": "The action did not return a dictionary or array."},
             }
         )
-    data = (text + "\n").encode("utf-8")
+    data = (text + "\n").encode("utf-8", "replace")
     with _out_lock:
         view = memoryview(data)
         while view:

@@ -474,6 +474,24 @@ mod process_backend {
     }
 
     #[tokio::test]
+    async fn python_result_that_is_not_json_is_refused_without_hanging() {
+        if python_missing() {
+            return;
+        }
+        let (_d, f) = factory();
+        let c = started(
+            &*f,
+            PYTHON,
+            "def main(args):\n    return {'x': float('nan')}\n",
+        )
+        .await;
+        let (status, _) = run(&*c, json!({})).await;
+        assert_eq!(status, 502);
+        assert_eq!(run(&*c, json!({})).await.0, 502, "the runner stays usable");
+        c.destroy().await;
+    }
+
+    #[tokio::test]
     async fn python_zip_action_runs_main_py_with_its_modules() {
         if python_missing() {
             return;

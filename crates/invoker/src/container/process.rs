@@ -13,7 +13,7 @@
 //! - requests written as JSON lines on its stdin, replies read as JSON lines from its fd 3
 //!   (an anonymous pipe mapped to fd 3 at spawn) and matched to waiting requests by id;
 //! - two reader tasks that turn stdout/stderr into a bounded, timestamped log buffer
-//!   ([`logs`]), and a task that reaps the process and reports its exit.
+//!   (the `logs` module), and a task that reaps the process and reports its exit.
 //!
 //! Killing signals the whole process group, so children an action started die with it.
 
@@ -356,13 +356,39 @@ async fn read_replies(pipe: tokio::net::unix::pipe::Receiver, shared: Arc<Shared
             Ok(reply) => {
                 tracing::warn!(status = reply.status, body = %reply.body, "runner reply without id")
             }
-            Err(e) => tracing::warn!(error = %e, "malformed runner reply"),
+            Err(e) => {
+                tracing::warn!(error = %e, "malformed runner reply");
+                // Runners write `{"id":N,` first: answer that request rather than let it
+                // wait for its timeout.
+                let waiter =
+                    reply_id(&line).and_then(|id| shared.pending.lock().waiting.remove(&id));
+                if let Some(tx) = waiter {
+                    let _ = tx.send(invalid_reply());
+                }
+            }
         }
     }
     let mut pending = shared.pending.lock();
     pending.closed = true;
     // Dropping the senders wakes every waiting request with "no reply".
     pending.waiting.clear();
+}
+
+/// The id of a reply line that is not valid JSON, read from its `{"id":N,` prefix.
+fn reply_id(line: &[u8]) -> Option<u64> {
+    let rest = line.strip_prefix(br#"{"id":"#)?;
+    let end = rest.iter().position(|b| !b.is_ascii_digit())?;
+    std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
+}
+
+/// What a request gets when its runner wrote an unreadable reply (a developer error, as an
+/// OpenWhisk proxy answering with a broken body would be).
+fn invalid_reply() -> RunnerReply {
+    let body = RawValue::from_string(
+        r#"{"error":"The action did not produce a valid JSON response."}"#.to_owned(),
+    )
+    .unwrap_or_else(|_| RawValue::NULL.to_owned());
+    RunnerReply { status: 502, body }
 }
 
 /// The `/init` value as the runner reads it: `code_dir` replaces `code` for unpacked archives.
@@ -659,6 +685,17 @@ mod tests {
         );
         assert!(text.ends_with("}\n"));
         assert!(!text.contains("api_key"));
+    }
+
+    #[test]
+    fn unreadable_reply_is_matched_by_its_id_prefix() {
+        assert_eq!(reply_id(br#"{"id":42,"status":200,"body":NaN}"#), Some(42));
+        assert_eq!(reply_id(br#"{"status":200}"#), None);
+        assert_eq!(reply_id(br#"{"id":null,"status":500}"#), None);
+        assert_eq!(invalid_reply().status, 502);
+        let body: serde_json::Value =
+            serde_json::from_str(invalid_reply().body.get()).expect("json");
+        assert!(body["error"].is_string());
     }
 
     #[tokio::test]
