@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// Which isolation backend runs action instances.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
-pub enum Isolation {
+pub(crate) enum Isolation {
     /// Plain child processes: no isolation between actions (development).
     Process,
 }
@@ -23,20 +23,20 @@ pub enum Isolation {
 /// `[server]`: process-level settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
+pub(crate) struct ServerConfig {
     /// Address to listen on.
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// Data directory; empty means `<user data dir>/edgewhisk`.
-    pub data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// Isolation backend.
-    pub isolation: Isolation,
+    pub(crate) isolation: Isolation,
     /// On shutdown, how long in-flight activations may still finish, ms.
-    pub shutdown_grace_ms: u64,
+    pub(crate) shutdown_grace_ms: u64,
     /// Node.js executable for `nodejs:*` runners; empty means `node` found on `PATH`.
-    pub node: PathBuf,
+    pub(crate) node: PathBuf,
     /// Python 3 executable for `python:*` runners; empty means `/usr/bin/python3` when present,
     /// else `python3` on `PATH`.
-    pub python: PathBuf,
+    pub(crate) python: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -55,20 +55,20 @@ impl Default for ServerConfig {
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Config {
+pub(crate) struct Config {
     /// Process-level settings.
-    pub server: ServerConfig,
+    pub(crate) server: ServerConfig,
     /// REST API limits and throttles.
-    pub api: ApiConfig,
+    pub(crate) api: ApiConfig,
     /// Container pool.
-    pub pool: PoolConfig,
+    pub(crate) pool: PoolConfig,
     /// Embedded store.
-    pub store: StoreConfig,
+    pub(crate) store: StoreConfig,
 }
 
 impl Config {
     /// Reads and validates `path`; a missing `path` gives the defaults.
-    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+    pub(crate) fn load(path: Option<&Path>) -> anyhow::Result<Self> {
         let config: Config = match path {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
@@ -82,7 +82,7 @@ impl Config {
     }
 
     /// Checks every section's ranges.
-    pub fn validate(&self) -> anyhow::Result<()> {
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
         self.api.validate().context("invalid [api] section")?;
         self.pool.validate().context("invalid [pool] section")?;
         self.store.validate().context("invalid [store] section")?;
@@ -90,7 +90,7 @@ impl Config {
     }
 
     /// The data directory, defaulted.
-    pub fn data_dir(&self) -> PathBuf {
+    pub(crate) fn data_dir(&self) -> PathBuf {
         if self.server.data_dir.as_os_str().is_empty() {
             dirs::data_dir()
                 .unwrap_or_else(std::env::temp_dir)
@@ -101,7 +101,7 @@ impl Config {
     }
 
     /// The node executable, defaulted.
-    pub fn node(&self) -> PathBuf {
+    pub(crate) fn node(&self) -> PathBuf {
         if self.server.node.as_os_str().is_empty() {
             find_on_path("node").unwrap_or_else(|| PathBuf::from("node"))
         } else {
@@ -110,7 +110,7 @@ impl Config {
     }
 
     /// The python executable, defaulted (Debian's starts ten times faster than a pyenv shim).
-    pub fn python(&self) -> PathBuf {
+    pub(crate) fn python(&self) -> PathBuf {
         if !self.server.python.as_os_str().is_empty() {
             return self.server.python.clone();
         }
