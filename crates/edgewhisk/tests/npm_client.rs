@@ -94,14 +94,21 @@ mod tests {
             server.base()
         );
         let stdout = String::from_utf8_lossy(&output.stdout);
-        let passed: u32 = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("# pass "))
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0);
+        let count = |label: &str| -> Option<u32> {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(label))
+                .and_then(|n| n.trim().parse().ok())
+        };
         assert!(
-            passed > 0,
+            count("# pass ").is_some_and(|n| n > 0),
             "node --test reported no passing test:\n{report}"
+        );
+        // Belt and braces: a failing hook or file must fail this test even if node exits 0.
+        assert_eq!(
+            count("# fail "),
+            Some(0),
+            "node --test reported failures:\n{report}"
         );
     }
 }
