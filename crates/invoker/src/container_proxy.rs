@@ -58,7 +58,7 @@ pub(crate) enum ProxyCommand {
 /// # Pool ↔ proxy contract
 ///
 /// - The pool owns the scheduling data ([`ContainerData`]); the proxy owns the instance. They
-///   talk only through messages: [`ProxyCommand`]s in, `PoolMsg` events out.
+///   talk only through messages: `ProxyCommand`s in, `PoolMsg` events out.
 /// - The pool sends `Run` only while the instance's `active` count is below the action's
 ///   `limits.concurrency` (so at most that many jobs are in the proxy at once, queued in its
 ///   channel or in flight). Jobs that arrive before `/init` finished wait in the channel;

@@ -2,7 +2,7 @@
 //! the container pool, and for every accepted message stores exactly one activation record and
 //! then answers with a `CompletionMessage`.
 //!
-//! "Nothing accepted is lost" is structural: an accepted message travels as a [`Job`] whose
+//! "Nothing accepted is lost" is structural: an accepted message travels as a `Job` whose
 //! drop guard stores a whisk-error record and answers if the job is dropped unanswered (a
 //! panicking proxy task, an aborted run at shutdown, a channel torn down). [`Invoker::shutdown`]
 //! waits until every accepted job has been answered.

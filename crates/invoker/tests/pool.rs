@@ -3,7 +3,7 @@
 
 #[cfg(test)]
 mod tests {
-    use edgewhisk_entity::connector::{ActivationMessage, ExecutableAction};
+    use edgewhisk_entity::connector::{ActivationMessage, CompletionMessage, ExecutableAction};
     use edgewhisk_entity::limits::ActionLimits;
     use edgewhisk_entity::{
         Activation, ActivationId, Exec, FullyQualifiedEntityName, Parameters, Status,
@@ -108,10 +108,7 @@ mod tests {
     }
 
     impl Harness {
-        fn submit(
-            &self,
-            msg: ActivationMessage,
-        ) -> oneshot::Receiver<edgewhisk_entity::connector::CompletionMessage> {
+        fn submit(&self, msg: ActivationMessage) -> oneshot::Receiver<CompletionMessage> {
             self.invoker.submit(msg).expect("accepted")
         }
 
@@ -121,10 +118,7 @@ mod tests {
             action: &Arc<ExecutableAction>,
             n: u32,
         ) -> Activation {
-            self.submit(message(namespace, action, n))
-                .await
-                .expect("answered")
-                .activation
+            answer(self.submit(message(namespace, action, n))).await
         }
 
         async fn stored(&self, a: &Activation) -> Activation {
@@ -138,6 +132,16 @@ mod tests {
         fn assert_contract_kept(&self) {
             assert_eq!(self.fake.violations(), Vec::<String>::new());
         }
+    }
+
+    /// The answer to a submitted job. The paused clock turns a stuck pool into a quick failure
+    /// instead of a hang.
+    async fn answer(rx: oneshot::Receiver<CompletionMessage>) -> Activation {
+        tokio::time::timeout(Duration::from_secs(3600), rx)
+            .await
+            .expect("answered within an hour of virtual time")
+            .expect("answer sent")
+            .activation
     }
 
     /// Lets every task run until all wait on something, moving the paused clock by 1 ms.
@@ -248,6 +252,53 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn evicts_a_stem_cell_when_nothing_else_can_free_memory() {
+        let prewarm = vec![PrewarmConfig {
+            kind: "nodejs:20".into(),
+            count: 2,
+            memory_mb: 256,
+        }];
+        let h = start(config(512, prewarm));
+        settle().await;
+        let python = ActionSpec {
+            kind: "python:3",
+            ..ActionSpec::new("py")
+        }
+        .build();
+        let r = h.invoke("guest", &python, 1).await;
+        assert_eq!(r.response.status, Status::Success);
+        settle().await;
+        let instances = h.fake.instances();
+        assert_eq!(instances.len(), 3);
+        assert_eq!(instances.iter().filter(|i| i.destroyed).count(), 1);
+        assert_eq!(instances[2].spec.kind, "python:3");
+        h.assert_contract_kept();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn init_failure_answers_jobs_buffered_for_the_instance_with_the_same_error() {
+        let h = start(config(1024, vec![]));
+        let a = ActionSpec {
+            concurrency: 2,
+            ..ActionSpec::new("broken")
+        }
+        .build();
+        h.fake.push_init(FakeReply::Exit);
+        let first = h.submit(message("guest", &a, 1));
+        let second = h.submit(message("guest", &a, 2));
+        for rx in [first, second] {
+            let r = answer(rx).await;
+            assert_eq!(r.response.status, Status::DeveloperError);
+            assert_eq!(
+                error_of(&r),
+                json!("The action did not initialize and exited unexpectedly.")
+            );
+        }
+        assert_eq!((h.fake.counts().create, h.fake.counts().run), (1, 0));
+        h.assert_contract_kept();
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn queues_fifo_when_full_and_drains_in_order() {
         let h = start(config(256, vec![]));
         let slow = Duration::from_secs(1);
@@ -268,7 +319,7 @@ mod tests {
         assert_eq!(h.fake.counts().run, 1, "only one fits at a time");
         let mut records = Vec::new();
         for rx in receivers {
-            records.push(rx.await.unwrap().activation);
+            records.push(answer(rx).await);
         }
         let order: Vec<String> = h.fake.runs().into_iter().map(|r| r.action_name).collect();
         assert_eq!(order, vec!["/guest/a", "/guest/b", "/guest/c", "/guest/d"]);
@@ -434,10 +485,7 @@ mod tests {
         );
         let receivers: Vec<_> = (1..=4).map(|n| h.submit(message("guest", &a, n))).collect();
         for rx in receivers {
-            assert_eq!(
-                rx.await.unwrap().activation.response.status,
-                Status::Success
-            );
+            assert_eq!(answer(rx).await.response.status, Status::Success);
         }
         let instances = h.fake.instances();
         assert_eq!(instances.len(), 2, "the fourth needed a second instance");
@@ -459,7 +507,7 @@ mod tests {
         settle().await;
         h.invoker.shutdown(Duration::from_secs(1)).await;
         for rx in receivers {
-            let r = rx.await.expect("answered").activation;
+            let r = answer(rx).await;
             assert_eq!(r.response.status, Status::WhiskError);
             assert_eq!(error_of(&r), json!("The invoker is shutting down."));
             assert_eq!(h.stored(&r).await, r);
@@ -484,7 +532,7 @@ mod tests {
         let rx = h.submit(message("guest", &a, 1));
         settle().await;
         h.invoker.shutdown(Duration::from_secs(5)).await;
-        let r = rx.await.unwrap().activation;
+        let r = answer(rx).await;
         assert_eq!(r.response.status, Status::Success);
         assert_eq!(h.fake.counts().destroy, 1);
         h.assert_contract_kept();

@@ -274,7 +274,10 @@ impl ContainerPool {
         let used = policy::memory_used(self.data());
         if !policy::has_space(used, self.config.user_memory_mb, memory) {
             let needed = used + memory - self.config.user_memory_mb;
-            let victims = policy::remove(self.data(), needed);
+            let mut victims = policy::remove(self.data(), needed);
+            if victims.is_empty() && self.nothing_will_free_memory() {
+                victims = policy::remove_including_stem_cells(self.data(), needed);
+            }
             if victims.is_empty() {
                 return Err(job);
             }
@@ -285,6 +288,14 @@ impl ContainerPool {
         }
         self.cold_start(job, &namespace, &key);
         Ok(())
+    }
+
+    /// True when no instance is busy or starting, so no event will free memory by itself.
+    fn nothing_will_free_memory(&self) -> bool {
+        !self.data().any(|(_, d)| match d {
+            ContainerData::PreWarmed { ready, .. } => !ready,
+            other => other.warm().is_some_and(|w| w.active > 0),
+        })
     }
 
     fn warm_data(

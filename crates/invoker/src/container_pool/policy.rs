@@ -22,6 +22,9 @@
 //!    enough memory is free, then cold start. Stem cells and busy or warming instances are never
 //!    evicted. If even evicting every idle warmed instance would not free enough, nothing is
 //!    evicted.
+//!    When that fails too and nothing is busy or starting (so nothing will ever free memory by
+//!    itself), [`remove_including_stem_cells`] may also take ready stem cells: without it, a
+//!    budget mostly filled by stem cells of one kind would block other kinds forever.
 //! 6. Otherwise the job waits in a FIFO queue. Only the head of the queue is retried, whenever
 //!    capacity may have freed (a job finished, an instance went away), so jobs start in
 //!    arrival order and a large job is not starved by small ones behind it.
@@ -47,8 +50,11 @@
 //!
 //! # Known caveats
 //!
-//! - Stem cells are never evicted, so a budget filled with stem cells of one kind can queue
-//!   jobs of another kind until a stem cell is used. Keep prewarm memory well below the budget.
+//! - Stem cells are evicted only as a last resort, when nothing is busy, so while other work
+//!   runs, a budget filled with stem cells of one kind queues jobs of another kind. Keep
+//!   prewarm memory well below the budget. Evicted stem cells are started again once the
+//!   queue is empty and memory allows, which can take the memory back from idle instances'
+//!   future needs.
 //! - Stem cells are created without intra-instance concurrency, so actions with
 //!   `limits.concurrency` > 1 always cold start.
 //! - Memory of an instance that fails is released when it is marked for removal, before its
@@ -142,6 +148,46 @@ pub fn remove<'a, K: Clone + 'a>(
             break;
         }
         freed += w.memory_mb;
+        out.push(key.clone());
+    }
+    if freed >= needed_mb { out } else { Vec::new() }
+}
+
+/// The last resort of rule 5, for when nothing busy or starting could ever free memory: idle
+/// warmed instances least recently used first, then ready stem cells, until `needed_mb` is
+/// free; empty when even that is not enough.
+pub fn remove_including_stem_cells<'a, K: Clone + 'a>(
+    pool: impl IntoIterator<Item = (&'a K, &'a ContainerData)> + Clone,
+    needed_mb: u64,
+) -> Vec<K> {
+    if needed_mb == 0 {
+        return Vec::new();
+    }
+    let mut idle: Vec<(&'a K, &'a WarmData)> = pool
+        .clone()
+        .into_iter()
+        .filter_map(|(k, d)| d.idle_warmed().map(|w| (k, w)))
+        .collect();
+    idle.sort_by_key(|(_, w)| (w.last_used, w.use_seq));
+    let stem_cells = pool.into_iter().filter_map(|(k, d)| match d {
+        ContainerData::PreWarmed {
+            memory_mb,
+            ready: true,
+            ..
+        } => Some((k, *memory_mb)),
+        _ => None,
+    });
+    let mut freed = 0;
+    let mut out = Vec::new();
+    for (key, memory_mb) in idle
+        .into_iter()
+        .map(|(k, w)| (k, w.memory_mb))
+        .chain(stem_cells)
+    {
+        if freed >= needed_mb {
+            break;
+        }
+        freed += memory_mb;
         out.push(key.clone());
     }
     if freed >= needed_mb { out } else { Vec::new() }
@@ -399,6 +445,42 @@ mod tests {
             (2, ContainerData::Warmed(warm("g", "k", 256, 0, 1, now, 3))),
         ]);
         assert_eq!(remove(&p, 1), vec![2]);
+    }
+
+    #[test]
+    fn last_resort_takes_idle_warmed_first_then_ready_stem_cells() {
+        let now = t0();
+        let idle = |mem: u64| ContainerData::Warmed(warm("g", "k", mem, 0, 1, now, 0));
+        let cases: Vec<(&str, Entries, u64, Vec<u32>)> = vec![
+            (
+                "warmed suffices",
+                vec![(1, stem("nodejs:20", 256, true)), (2, idle(256))],
+                256,
+                vec![2],
+            ),
+            (
+                "then stem cells",
+                vec![(1, stem("nodejs:20", 256, true)), (2, idle(128))],
+                256,
+                vec![2, 1],
+            ),
+            (
+                "starting stem cells are kept",
+                vec![(1, stem("nodejs:20", 256, false))],
+                256,
+                vec![],
+            ),
+            (
+                "impossible frees nothing",
+                vec![(1, stem("nodejs:20", 128, true)), (2, idle(64))],
+                256,
+                vec![],
+            ),
+        ];
+        for (name, entries, needed, want) in cases {
+            let p = pool(entries);
+            assert_eq!(remove_including_stem_cells(&p, needed), want, "{name}");
+        }
     }
 
     #[test]
