@@ -823,3 +823,36 @@ mod tests {
         assert_healthy(&s, "SIGKILL and restart").await;
     }
 }
+
+#[cfg(test)]
+mod concurrency {
+    use super::*;
+
+    #[tokio::test]
+    async fn entity_writes_succeed_while_activation_records_are_being_written() {
+        let s = spawn_server(None);
+        create_hello(&s).await;
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..200 {
+            let invoke_url = s.ns_url(&format!("actions/{HELLO_NAME}"));
+            tasks.spawn(async move {
+                let reply = send(http().post(invoke_url).json(&json!({"name": i}))).await;
+                ("non-blocking invoke under write load", 202, reply)
+            });
+            let put_url = s.ns_url(&format!("actions/writer-{i}?overwrite=true"));
+            tasks.spawn(async move {
+                let body = json!({"exec": {"kind": "nodejs:20", "code": support::api::HELLO}});
+                let reply = send(http().put(put_url).json(&body)).await;
+                (
+                    "action PUT while activation records are written",
+                    200,
+                    reply,
+                )
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let (what, status, reply) = joined.expect("request task");
+            reply.expect_status(status, what);
+        }
+    }
+}
