@@ -25,7 +25,7 @@ use crate::{
 use async_trait::async_trait;
 use edgewhisk_entity::{Activation, ActivationId, Identity};
 use parking_lot::Mutex;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -303,7 +303,7 @@ impl EntityStore for SqliteStore {
     async fn put(&self, doc: EntityDoc, mode: PutMode) -> Result<(), StoreError> {
         let text = serde_json::to_string(&doc.doc)?;
         self.with_entities(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let existing = tx
                 .prepare_cached(
                     "SELECT collection, updated FROM entities WHERE path = ?1 AND name = ?2",
@@ -344,7 +344,7 @@ impl EntityStore for SqliteStore {
     async fn delete(&self, path: &str, name: &str) -> Result<Option<EntityDoc>, StoreError> {
         let (path, name) = (path.to_owned(), name.to_owned());
         self.with_entities(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let row = tx
                 .prepare_cached(
                     "SELECT collection, path, name, updated, doc FROM entities \
@@ -694,7 +694,7 @@ fn write_batch(
     conn: &mut Connection,
     batch: &[(u64, Arc<Activation>)],
 ) -> Result<(), rusqlite::Error> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
         let mut stmt = tx.prepare_cached(
             "INSERT OR REPLACE INTO activations (id, namespace, name, path, match_name, start, doc) \
