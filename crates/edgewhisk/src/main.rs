@@ -5,6 +5,7 @@
 //! Exit codes: 0 success; 1 the server or CLI failed (message on stderr); 2 usage errors; CLI
 //! API errors exit as `wsk` does (HTTP status − 256).
 
+mod bench;
 mod cli;
 mod config;
 mod serve;
@@ -12,7 +13,11 @@ mod serve;
 use clap::Parser;
 
 #[derive(Debug, Parser)]
-#[command(name = "edgewhisk", version, about = "A lean OpenWhisk-compatible serverless platform for edge devices")]
+#[command(
+    name = "edgewhisk",
+    version,
+    about = "A lean OpenWhisk-compatible serverless platform for edge devices"
+)]
 struct Cli {
     #[command(flatten)]
     global: cli::GlobalFlags,
@@ -24,13 +29,20 @@ struct Cli {
 enum Top {
     /// Run the platform: REST API, invoker and store in one process.
     Serve(serve::ServeArgs),
+    /// Measure a running server (latency, throughput, cold start).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     #[command(flatten)]
     Wsk(cli::WskCommand),
 }
 
 /// The same CLI without `serve`, for a binary invoked as `wsk`.
 #[derive(Debug, Parser)]
-#[command(name = "wsk", version, about = "OpenWhisk command-line interface (edgewhisk)")]
+#[command(
+    name = "wsk",
+    version,
+    about = "OpenWhisk command-line interface (edgewhisk)"
+)]
 struct WskCli {
     #[command(flatten)]
     global: cli::GlobalFlags,
@@ -77,6 +89,7 @@ fn real_main() -> anyhow::Result<i32> {
             runtime.block_on(serve::run(args))?;
             Ok(0)
         }
+        Top::Bench(cmd) => runtime.block_on(bench::run(global, cmd)),
         Top::Wsk(cmd) => runtime.block_on(cli::run(global, cmd)),
     }
 }
@@ -87,5 +100,6 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }

@@ -97,9 +97,18 @@ mod tests {
     #[test]
     fn default_is_valid_and_bad_values_are_refused() {
         assert!(PoolConfig::default().validate().is_ok());
-        let c = PoolConfig { user_memory_mb: 0, ..Default::default() };
+        let c = PoolConfig {
+            user_memory_mb: 0,
+            ..Default::default()
+        };
         assert_eq!(c.validate(), Err(PoolConfigError::NoMemory));
-        let c = PoolConfig { user_memory_mb: 256, ..Default::default() };
-        assert!(matches!(c.validate(), Err(PoolConfigError::PrewarmTooLarge { .. })));
+        let c = PoolConfig {
+            user_memory_mb: 256,
+            ..Default::default()
+        };
+        assert!(matches!(
+            c.validate(),
+            Err(PoolConfigError::PrewarmTooLarge { .. })
+        ));
     }
 }

@@ -181,7 +181,7 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    fn load(global: GlobalFlags) -> Result<Self, CliError> {
+    pub(crate) fn load(global: GlobalFlags) -> Result<Self, CliError> {
         let props = props::PropsFile::load(global.config_file.clone())?;
         let settings = props::Settings::resolve(&props, &global);
         Ok(Self {

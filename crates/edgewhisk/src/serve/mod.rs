@@ -75,7 +75,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     node: config.node(),
                     python: config.python(),
                 })
-                .context("starting the process backend")?,
+                .context("starting the process backend")?
+                .with_log_sentinel_timeout(Duration::from_millis(
+                    config.pool.log_sentinel_timeout_ms,
+                )),
             )
         }
     };
@@ -125,7 +128,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let (served, (), ()) = tokio::join!(server, drain, signal);
     served.context("http server failed")?;
-    activations.flush().await.context("flushing activation records")?;
+    activations
+        .flush()
+        .await
+        .context("flushing activation records")?;
     tracing::info!("edgewhisk stopped");
     Ok(())
 }
