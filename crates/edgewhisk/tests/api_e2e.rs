@@ -14,7 +14,7 @@ use support::api::{
     HELLO_NAME, activation_eventually, annotation, assert_healthy, create_action,
     create_action_with, create_hello, http, invoke, invoke_blocking, put_action, send, send_raw,
 };
-use support::{GUEST_UUID, spawn_server};
+use support::{GUEST_SECRET, GUEST_UUID, spawn_server};
 
 const LOG_LINE: &str = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z\s+(stdout|stderr): ";
 
@@ -204,7 +204,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn binary_code_that_is_not_an_archive_fails_as_a_developer_error_without_harm() {
+    async fn binary_code_that_is_not_a_zip_archive_is_refused_at_create() {
         let s = spawn_server(None);
         create_hello(&s).await;
 
@@ -215,21 +215,19 @@ mod tests {
             json!({"exec": {"kind": "nodejs:20", "code": garbage}}),
         )
         .await;
-        if put.status.as_u16() == 400 {
-            // Rejecting the upload early is allowed: it must still be an API error body.
-            put.expect_error_body("not a zip");
-        } else {
-            put.expect_status(200, "not a zip");
-            assert_eq!(put.body["exec"]["binary"], true, "base64 code is binary");
-            let run = invoke_blocking(&s, "notzip", json!({})).await;
-            run.expect_status(502, "invoke not-a-zip action");
-            assert_eq!(run.body["response"]["status"], "action developer error");
-            assert_eq!(run.body["response"]["success"], false);
-            assert!(
-                run.body.get("code").is_none(),
-                "activation, not an API error"
-            );
-        }
+        put.expect_status(400, "not a zip");
+        let message = put.expect_error_body("not a zip");
+        assert!(
+            message.starts_with("The action's code is not a valid zip archive"),
+            "{message}"
+        );
+        let get = reqwest::Client::new()
+            .get(s.ns_url("actions/notzip"))
+            .basic_auth(GUEST_UUID, Some(GUEST_SECRET))
+            .send()
+            .await
+            .expect("get notzip");
+        assert_eq!(get.status().as_u16(), 404, "a refused action is not stored");
         assert_healthy(&s, "a zip that is not a zip").await;
     }
 
@@ -253,24 +251,12 @@ mod tests {
             json!({"exec": {"kind": "nodejs:20", "code": b64(&archive)}}),
         )
         .await;
-        if put.status.as_u16() == 400 {
-            put.expect_error_body("zip with .. entries");
-        } else {
-            put.expect_status(200, "zip with .. entries");
-            let run = invoke_blocking(&s, "dotdot", json!({})).await;
-            // Refusing the archive (developer error) or skipping the bad entries are both fine;
-            // writing them is not.
-            assert!(
-                [200, 502].contains(&run.status.as_u16()),
-                "unexpected status {}: {}",
-                run.status,
-                run.text
-            );
-            assert!(
-                run.body.get("code").is_none(),
-                "activation, not an API error"
-            );
-        }
+        put.expect_status(400, "zip with .. entries");
+        let message = put.expect_error_body("zip with .. entries");
+        assert!(
+            message.contains("unsafe path") && message.contains(&marker),
+            "{message}"
+        );
         let root = s
             .data_dir()
             .parent()
