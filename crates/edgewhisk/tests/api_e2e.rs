@@ -110,6 +110,46 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn info_namespaces_and_limits_routes_answer_as_openwhisk_does() {
+        let s = spawn_server(None);
+
+        let info = send_raw(http().get(s.url("/api/v1"))).await;
+        info.expect_status(200, "GET /api/v1 without auth");
+        assert_eq!(info.body["api_version"], "1.0.0");
+        assert!(info.body["build"].is_string() && info.body["buildno"].is_string());
+        assert!(
+            info.headers.contains_key("x-request-id"),
+            "transaction id header"
+        );
+
+        let ping = send_raw(http().get(s.url("/ping"))).await;
+        ping.expect_status(200, "ping");
+        assert_eq!(ping.text, "pong");
+
+        let namespaces = send(http().get(s.url("/api/v1/namespaces"))).await;
+        namespaces.expect_status(200, "namespaces");
+        assert_eq!(namespaces.body, json!(["guest"]));
+
+        let limits = send(http().get(s.ns_url("limits"))).await;
+        limits.expect_status(200, "limits");
+        assert_eq!(limits.body["maxActionMemory"], 512);
+        assert_eq!(limits.body["minActionTimeout"], 100);
+        assert_eq!(limits.body["maxParameterSize"], "1048576 B");
+
+        let anonymous = send_raw(http().get(s.ns_url("limits"))).await;
+        anonymous.expect_status(401, "limits without auth");
+        assert_eq!(
+            anonymous.headers["www-authenticate"],
+            "Basic realm=\"OpenWhisk secure realm\""
+        );
+        anonymous.expect_error_body("limits without auth");
+
+        let unknown = send(http().get(s.url("/api/v1/namespaces/_/nothing"))).await;
+        unknown.expect_status(404, "unknown route");
+        unknown.expect_error_body("unknown route");
+    }
+
+    #[tokio::test]
     async fn malformed_and_ill_typed_action_bodies_are_rejected_with_400_and_server_keeps_serving()
     {
         let s = spawn_server(None);
