@@ -12,6 +12,7 @@ pub mod exec;
 pub mod identity;
 pub mod limits;
 pub mod names;
+pub mod package;
 pub mod params;
 pub mod time;
 
@@ -21,4 +22,5 @@ pub use exec::{Exec, ExecError, ExecPut, Runtime, RuntimeManifest};
 pub use identity::Identity;
 pub use limits::{ActionLimits, ActionLimitsPut, LimitBounds, LimitError};
 pub use names::{EntityName, FullyQualifiedEntityName, NameError};
+pub use package::{Binding, Package, PackagePut};
 pub use params::{KeyValue, Parameters};
