@@ -124,3 +124,65 @@ pub fn invalid_archive(detail: &str) -> String {
 pub fn unsafe_archive_entry(name: &str) -> String {
     format!("The action's zip archive contains an entry with an unsafe path: '{name}'.")
 }
+
+/// 400 for PUT/DELETE of an action addressed through a package binding.
+pub const NOT_ALLOWED_ON_BINDING: &str = "Operation not permitted on package binding.";
+/// 400 for a binding whose target package does not exist.
+pub const BINDING_DOES_NOT_EXIST: &str = "Binding references a package that does not exist.";
+/// 400 for a binding whose target is itself a binding.
+pub const BINDING_CANNOT_REFERENCE_BINDING: &str = "Cannot bind to another package binding.";
+/// 409 when an update would turn a plain package into a binding.
+pub const PACKAGE_CANNOT_BECOME_BINDING: &str =
+    "Resource is a package and cannot be converted into a binding.";
+
+/// 400 for a package named `default`.
+pub fn package_name_reserved(name: &str) -> String {
+    format!("Package name '{name}' is reserved.")
+}
+
+/// 409 for deleting a package that still contains entities without `force=true`.
+pub fn package_not_empty(count: usize) -> String {
+    format!(
+        "Package not empty (contains {count} entities). Set force param or delete package contents."
+    )
+}
+
+/// 400 on creating a sequence without components.
+pub const SEQUENCE_NO_COMPONENT: &str = "No component specified for the sequence.";
+/// 400 at create, application error at run: more atomic actions than the sequence limit.
+pub const SEQUENCE_IS_TOO_LONG: &str = "Too many actions in the sequence.";
+/// 400 on creating a sequence that contains itself.
+pub const SEQUENCE_IS_CYCLIC: &str = "Sequence may not refer to itself.";
+/// 400 at create, application error at run: a component does not exist.
+pub const SEQUENCE_COMPONENT_NOT_FOUND: &str = "Sequence component does not exist.";
+/// Whisk error of a sequence whose component could not be invoked.
+pub const SEQUENCE_ACTIVATION_FAILURE: &str = "Sequence failed.";
+/// Application error of a composition over its component or conductor limit.
+pub const COMPOSITION_IS_TOO_LONG: &str = "Too many actions in the composition.";
+/// Whisk error of a composition whose conductor or component could not be invoked.
+pub const COMPOSITION_ACTIVATION_FAILURE: &str = "Activation failure during composition.";
+
+/// Whisk error of a sequence whose component gave no result in time.
+pub fn sequence_retrieve_activation_timeout(id: &str) -> String {
+    format!("Timeout reached when retrieving activation {id} for sequence component.")
+}
+
+/// Whisk error of a composition whose conductor or component gave no result in time.
+pub fn composition_activation_timeout(id: &str) -> String {
+    format!("Timeout reached when retrieving activation {id} during composition.")
+}
+
+/// Application error of a conductor result whose `action` is not a name.
+pub fn composition_component_invalid(value: &str) -> String {
+    format!("Failed to parse action name from json value {value} during composition.")
+}
+
+/// Application error of a conductor result naming an action that does not exist.
+pub fn composition_component_not_found(name: &str) -> String {
+    format!("Failed to resolve action with name '{name}' during composition.")
+}
+
+/// Application error of a conductor result naming an action the caller may not run.
+pub fn composition_component_not_accessible(name: &str) -> String {
+    format!("Failed entitlement check for action with name '{name}' during composition.")
+}
