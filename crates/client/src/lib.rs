@@ -303,6 +303,57 @@ impl Client {
         self.send(Method::DELETE, &as_strs(&segs), &[], None).await
     }
 
+    /// `GET packages` of the client's namespace, or of `namespace` when given (another
+    /// namespace shows only its published packages): package summaries.
+    pub async fn list_packages(
+        &self,
+        namespace: Option<&str>,
+        page: ListPage,
+    ) -> Result<Vec<Value>, ClientError> {
+        let mut query = Vec::new();
+        push_page(&mut query, page);
+        let ns = namespace
+            .map(|n| n.trim_matches('/').to_owned())
+            .unwrap_or_else(|| self.namespace.clone());
+        let v = self
+            .send(Method::GET, &["namespaces", &ns, "packages"], &query, None)
+            .await?;
+        Ok(serde_json::from_value(v)?)
+    }
+
+    /// `GET packages/<name>`: the package with its `actions` and `feeds`.
+    pub async fn get_package(&self, name: &str) -> Result<Value, ClientError> {
+        let segs = self.entity_segments("packages", name);
+        self.send(Method::GET, &as_strs(&segs), &[], None).await
+    }
+
+    /// `PUT packages/<name>?overwrite=<overwrite>` with a `PackagePut`-shaped body (a
+    /// binding carries `binding: {namespace, name}`).
+    pub async fn put_package(
+        &self,
+        name: &str,
+        body: &Value,
+        overwrite: bool,
+    ) -> Result<Value, ClientError> {
+        let segs = self.entity_segments("packages", name);
+        let query = [("overwrite", overwrite.to_string())];
+        self.send(Method::PUT, &as_strs(&segs), &query, Some(body))
+            .await
+    }
+
+    /// `DELETE packages/<name>` (with `force=true` also deleting its actions): returns the
+    /// deleted package.
+    pub async fn delete_package(&self, name: &str, force: bool) -> Result<Value, ClientError> {
+        let segs = self.entity_segments("packages", name);
+        let query: Vec<(&str, String)> = if force {
+            vec![("force", "true".to_owned())]
+        } else {
+            Vec::new()
+        };
+        self.send(Method::DELETE, &as_strs(&segs), &query, None)
+            .await
+    }
+
     /// `POST actions/<name>?blocking=..&result=..` with `params` as the body.
     ///
     /// 200 and 202 are returned as an [`Invocation`]; so are 502 and 500 bodies without a
@@ -718,6 +769,36 @@ mod tests {
         assert_eq!(
             seen.await.unwrap().line,
             "GET /api/v1/namespaces/_/actions/pkg/?limit=30&skip=0 HTTP/1.1"
+        );
+    }
+
+    #[tokio::test]
+    async fn package_routes_address_the_packages_collection() {
+        let (base, seen) = serve_once(200, "", "[]").await;
+        let c = Client::new(&base, AUTH, false).unwrap();
+        c.list_packages(Some("/whisk.system"), ListPage::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            seen.await.unwrap().line,
+            "GET /api/v1/namespaces/whisk.system/packages HTTP/1.1"
+        );
+        let (base, seen) = serve_once(200, "", "{}").await;
+        let c = Client::new(&base, AUTH, false).unwrap();
+        let body = json!({"binding": {"namespace": "whisk.system", "name": "utils"}});
+        c.put_package("myutils", &body, false).await.unwrap();
+        let seen = seen.await.unwrap();
+        assert_eq!(
+            seen.line,
+            "PUT /api/v1/namespaces/_/packages/myutils?overwrite=false HTTP/1.1"
+        );
+        assert_eq!(serde_json::from_str::<Value>(&seen.body).unwrap(), body);
+        let (base, seen) = serve_once(200, "", "{}").await;
+        let c = Client::new(&base, AUTH, false).unwrap();
+        c.delete_package("/guest/p", true).await.unwrap();
+        assert_eq!(
+            seen.await.unwrap().line,
+            "DELETE /api/v1/namespaces/guest/packages/p?force=true HTTP/1.1"
         );
     }
 
