@@ -12,6 +12,7 @@
 pub mod archive;
 pub mod process;
 pub mod response;
+pub mod runc;
 
 use async_trait::async_trait;
 use serde_json::value::RawValue;

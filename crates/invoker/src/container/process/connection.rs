@@ -1,0 +1,434 @@
+//! The runner connection both backends share: spawn a prepared command with its stdio piped
+//! and the reply pipe as fd 3, write request lines on stdin, match reply lines read from fd 3
+//! to waiting requests by id, buffer stdout/stderr as logs, and reap the process.
+//!
+//! The backends differ only in the command they hand to [`Connection::spawn`] (the runner
+//! itself, or `runc run` with the runner inside a container) and in how they kill, freeze and
+//! clean up; everything on the request path is here, so a warm request costs the same pipe
+//! write and read in every backend.
+
+use super::logs;
+use crate::container::{
+    CollectedLogs, ContainerError, InitRequest, Interval, RunRequest, RunnerOutcome, RunnerReply,
+    archive,
+};
+use command_fds::{CommandFdExt as _, FdMapping};
+use parking_lot::Mutex;
+use serde_json::value::RawValue;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::process::ChildStdin;
+use tokio::sync::{oneshot, watch};
+
+/// After the runner exited, how long a reply it wrote just before may still take to be read.
+const EXIT_REPLY_GRACE: Duration = Duration::from_millis(100);
+
+/// Where an archive action's code goes: unpacked on the host at `host`, and seen by the
+/// runner at `visible` (the same path for the process backend, a mount point under runc).
+#[derive(Debug, Clone)]
+pub(crate) struct CodeDir {
+    /// Host directory the archive is unpacked into.
+    pub(crate) host: PathBuf,
+    /// The same directory as the runner sees it.
+    pub(crate) visible: String,
+}
+
+/// One spawned runner (or runtime wrapping it) and its pipes.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    pid: u32,
+    stdin: tokio::sync::Mutex<Option<ChildStdin>>,
+    shared: Arc<Shared>,
+    exited: watch::Receiver<bool>,
+    next_id: AtomicU64,
+    log_timeout: Duration,
+}
+
+impl Connection {
+    /// Spawns `cmd` with stdin/stdout/stderr piped and the reply pipe as fd 3, and starts the
+    /// reader and reaper tasks. The caller sets program, arguments, environment and process
+    /// group; the child is killed if the connection is dropped before it exits.
+    pub(crate) fn spawn(
+        mut cmd: tokio::process::Command,
+        log_buffer_bytes: usize,
+        log_timeout: Duration,
+    ) -> Result<Self, ContainerError> {
+        let (reply_writer, replies) =
+            tokio::net::unix::pipe::pipe().map_err(ContainerError::Start)?;
+        // The runner writes with plain blocking writes; only our end is non-blocking.
+        let reply_writer = reply_writer
+            .into_blocking_fd()
+            .map_err(ContainerError::Start)?;
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        cmd.fd_mappings(vec![FdMapping {
+            parent_fd: reply_writer,
+            child_fd: 3,
+        }])
+        .map_err(|e| ContainerError::Start(std::io::Error::other(e)))?;
+        let mut child = cmd.spawn().map_err(ContainerError::Start)?;
+        // Dropping the command closes our copy of the reply pipe's write end, so the reply
+        // reader sees end of file when the runner (and everything it started) is gone.
+        drop(cmd);
+        let pid = child
+            .id()
+            .ok_or_else(|| ContainerError::Start(std::io::Error::other("runner has no pid")))?;
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(ContainerError::Start(std::io::Error::other(
+                "runner pipes missing",
+            )));
+        };
+
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending::default()),
+            logs: logs::LogBuffer::new(log_buffer_bytes),
+            status: Mutex::new(None),
+        });
+        let (exit_tx, exited) = watch::channel(false);
+        let s = shared.clone();
+        tokio::spawn(async move {
+            let status = child.wait().await.ok();
+            *s.status.lock() = status;
+            exit_tx.send_replace(true);
+        });
+        let s = shared.clone();
+        tokio::spawn(async move { logs::pump(stdout, logs::Stream::Stdout, &s.logs).await });
+        let s = shared.clone();
+        tokio::spawn(async move { logs::pump(stderr, logs::Stream::Stderr, &s.logs).await });
+        tokio::spawn(read_replies(replies, shared.clone()));
+        Ok(Self {
+            pid,
+            stdin: tokio::sync::Mutex::new(Some(stdin)),
+            shared,
+            exited,
+            next_id: AtomicU64::new(1),
+            log_timeout,
+        })
+    }
+
+    /// The spawned process' id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Waits up to `bound` for the spawned process to be reaped and returns its exit status
+    /// (`None` when it is still running or could not be waited for).
+    pub(crate) async fn exit_status(&self, bound: Duration) -> Option<ExitStatus> {
+        let mut exited = self.exited.clone();
+        let _ = tokio::time::timeout(bound, async move {
+            let _ = exited.wait_for(|gone| *gone).await.map(|_| ());
+        })
+        .await;
+        *self.shared.status.lock()
+    }
+
+    /// Closes the runner's stdin (it ends when it reads end of file).
+    pub(crate) async fn close(&self) {
+        self.stdin.lock().await.take();
+    }
+
+    /// Sends `/init`, unpacking an archive into `code` first. A `TimedOut` outcome means the
+    /// caller must kill the instance.
+    pub(crate) async fn initialize(
+        &self,
+        init: InitRequest,
+        timeout: Duration,
+        code: &CodeDir,
+    ) -> Result<(Interval, RunnerOutcome), ContainerError> {
+        let start = SystemTime::now();
+        let code_dir = if init.binary {
+            let text = init.code.clone();
+            let target = code.host.clone();
+            tokio::task::spawn_blocking(move || archive::unpack_base64_zip(&text, &target))
+                .await
+                .map_err(|e| ContainerError::Io(std::io::Error::other(e)))??;
+            Some(code.visible.as_str())
+        } else {
+            None
+        };
+        let id = self.next_id();
+        let line = to_line(
+            &InitLine {
+                id,
+                op: "init",
+                value: InitWire {
+                    name: &init.name,
+                    main: &init.main,
+                    binary: init.binary,
+                    code: code_dir.is_none().then_some(init.code.as_str()),
+                    code_dir,
+                    env: &init.env,
+                },
+            },
+            if code_dir.is_none() {
+                init.code.len()
+            } else {
+                0
+            },
+        )?;
+        let remaining = timeout.saturating_sub(start.elapsed().unwrap_or_default());
+        let outcome = self.request(id, line, remaining).await;
+        let end = SystemTime::now();
+        Ok((Interval { start, end }, outcome))
+    }
+
+    /// Sends `/run`. A `TimedOut` outcome means the caller must kill the instance.
+    pub(crate) async fn run(
+        &self,
+        run: RunRequest,
+        timeout: Duration,
+    ) -> Result<(Interval, RunnerOutcome), ContainerError> {
+        let start = SystemTime::now();
+        let id = self.next_id();
+        let line = to_line(
+            &RunLine {
+                id,
+                op: "run",
+                run: &run,
+            },
+            run.value.get().len(),
+        )?;
+        drop(run);
+        let outcome = self.request(id, line, timeout).await;
+        let end = SystemTime::now();
+        Ok((Interval { start, end }, outcome))
+    }
+
+    /// Collects the logs of the last request (see `Container::logs`).
+    pub(crate) async fn logs(&self, limit_bytes: u64, wait_for_sentinel: bool) -> CollectedLogs {
+        self.shared
+            .logs
+            .collect(limit_bytes, wait_for_sentinel, self.log_timeout)
+            .await
+    }
+
+    /// Writes one request line and waits for its reply, within `timeout`.
+    async fn request(&self, id: u64, line: Vec<u8>, timeout: Duration) -> RunnerOutcome {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut pending = self.shared.pending.lock();
+            if pending.closed {
+                return RunnerOutcome::Exited;
+            }
+            pending.waiting.insert(id, tx);
+        }
+        let exchange = async {
+            {
+                let mut stdin = self.stdin.lock().await;
+                let Some(pipe) = stdin.as_mut() else {
+                    return RunnerOutcome::Exited;
+                };
+                if pipe.write_all(&line).await.is_err() || pipe.flush().await.is_err() {
+                    return RunnerOutcome::Exited;
+                }
+            }
+            self.await_reply(rx).await
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(outcome) => {
+                if !matches!(outcome, RunnerOutcome::Replied(_)) {
+                    self.shared.pending.lock().waiting.remove(&id);
+                }
+                outcome
+            }
+            Err(_) => {
+                self.shared.pending.lock().waiting.remove(&id);
+                RunnerOutcome::TimedOut
+            }
+        }
+    }
+
+    async fn await_reply(&self, mut rx: oneshot::Receiver<RunnerReply>) -> RunnerOutcome {
+        let mut exited = self.exited.clone();
+        let gone = async move {
+            // Dropping the watch guard here keeps the future `Send`.
+            let _ = exited.wait_for(|gone| *gone).await.map(|_| ());
+        };
+        tokio::select! {
+            biased;
+            reply = &mut rx => reply.map_or(RunnerOutcome::Exited, RunnerOutcome::Replied),
+            () = gone => {
+                // The runner may have written its reply just before exiting; give the reply
+                // reader a moment to deliver it.
+                match tokio::time::timeout(EXIT_REPLY_GRACE, rx).await {
+                    Ok(Ok(reply)) => RunnerOutcome::Replied(reply),
+                    _ => RunnerOutcome::Exited,
+                }
+            }
+        }
+    }
+
+    fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Requests waiting for their reply, by id.
+#[derive(Debug, Default)]
+struct Pending {
+    waiting: HashMap<u64, oneshot::Sender<RunnerReply>>,
+    /// The reply pipe ended: no reply will ever come.
+    closed: bool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    pending: Mutex<Pending>,
+    logs: logs::LogBuffer,
+    /// The spawned process' exit status, once reaped.
+    status: Mutex<Option<ExitStatus>>,
+}
+
+#[derive(serde::Deserialize)]
+struct WireReply {
+    id: Option<u64>,
+    status: u16,
+    body: Box<RawValue>,
+}
+
+async fn read_replies(pipe: tokio::net::unix::pipe::Receiver, shared: Arc<Shared>) {
+    let mut reader = BufReader::with_capacity(64 * 1024, pipe);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        match serde_json::from_slice::<WireReply>(&line) {
+            Ok(WireReply {
+                id: Some(id),
+                status,
+                body,
+            }) => {
+                let waiter = shared.pending.lock().waiting.remove(&id);
+                if let Some(tx) = waiter {
+                    let _ = tx.send(RunnerReply { status, body });
+                }
+            }
+            Ok(reply) => {
+                tracing::warn!(status = reply.status, body = %reply.body, "runner reply without id")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "malformed runner reply");
+                // Runners write `{"id":N,` first: answer that request rather than let it
+                // wait for its timeout.
+                let waiter =
+                    reply_id(&line).and_then(|id| shared.pending.lock().waiting.remove(&id));
+                if let Some(tx) = waiter {
+                    let _ = tx.send(invalid_reply());
+                }
+            }
+        }
+    }
+    let mut pending = shared.pending.lock();
+    pending.closed = true;
+    // Dropping the senders wakes every waiting request with "no reply".
+    pending.waiting.clear();
+}
+
+/// The id of a reply line that is not valid JSON, read from its `{"id":N,` prefix.
+fn reply_id(line: &[u8]) -> Option<u64> {
+    let rest = line.strip_prefix(br#"{"id":"#)?;
+    let end = rest.iter().position(|b| !b.is_ascii_digit())?;
+    std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
+}
+
+/// What a request gets when its runner wrote an unreadable reply (a developer error, as an
+/// OpenWhisk proxy answering with a broken body would be).
+fn invalid_reply() -> RunnerReply {
+    let body = RawValue::from_string(
+        r#"{"error":"The action did not produce a valid JSON response."}"#.to_owned(),
+    )
+    .unwrap_or_else(|_| RawValue::NULL.to_owned());
+    RunnerReply { status: 502, body }
+}
+
+/// The `/init` value as the runner reads it: `code_dir` replaces `code` for unpacked archives.
+#[derive(serde::Serialize)]
+struct InitWire<'a> {
+    name: &'a str,
+    main: &'a str,
+    binary: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code_dir: Option<&'a str>,
+    env: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(serde::Serialize)]
+struct InitLine<'a> {
+    id: u64,
+    op: &'static str,
+    value: InitWire<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct RunLine<'a> {
+    id: u64,
+    op: &'static str,
+    #[serde(flatten)]
+    run: &'a RunRequest,
+}
+
+fn to_line<T: serde::Serialize>(value: &T, size_hint: usize) -> Result<Vec<u8>, ContainerError> {
+    let mut line = Vec::with_capacity(size_hint + 256);
+    serde_json::to_writer(&mut line, value).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    Ok(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_line_carries_id_op_and_the_raw_value_unchanged() {
+        let run = RunRequest {
+            value: RawValue::from_string(r#"{"b": [1, 2]}"#.into()).expect("raw"),
+            namespace: "guest".into(),
+            action_name: "/guest/a".into(),
+            action_version: "0.0.1".into(),
+            activation_id: "abc".into(),
+            transaction_id: "tid".into(),
+            deadline: "123".into(),
+            api_key: None,
+        };
+        let line = to_line(
+            &RunLine {
+                id: 7,
+                op: "run",
+                run: &run,
+            },
+            0,
+        )
+        .expect("line");
+        let text = String::from_utf8(line).expect("utf8");
+        assert!(
+            text.starts_with(r#"{"id":7,"op":"run","value":{"b": [1, 2]},"namespace":"guest""#)
+        );
+        assert!(text.ends_with("}\n"));
+        assert!(!text.contains("api_key"));
+    }
+
+    #[test]
+    fn unreadable_reply_is_matched_by_its_id_prefix() {
+        assert_eq!(reply_id(br#"{"id":42,"status":200,"body":NaN}"#), Some(42));
+        assert_eq!(reply_id(br#"{"status":200}"#), None);
+        assert_eq!(reply_id(br#"{"id":null,"status":500}"#), None);
+        assert_eq!(invalid_reply().status, 502);
+        let body: serde_json::Value =
+            serde_json::from_str(invalid_reply().body.get()).expect("json");
+        assert!(body["error"].is_string());
+    }
+}
