@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod api;
+pub(crate) mod host;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -40,7 +41,7 @@ const LISTENING_PREFIX: &str = "edgewhisk: listening on ";
 /// Settings every test server gets unless the test's own config overrides the section: the
 /// per-minute throttle is raised because one test invokes many times in a minute, and the
 /// shutdown grace is short so that stopping a server does not dominate the test time.
-const TEST_DEFAULTS: &str = "\
+pub(crate) const TEST_DEFAULTS: &str = "\
 [server]
 shutdown_grace_ms = 2000
 
@@ -53,25 +54,53 @@ concurrent_invocations = 1000
 #[derive(Debug)]
 pub(crate) struct ServerGuard {
     dir: tempfile::TempDir,
+    extra_args: Vec<String>,
     child: Option<Child>,
     base: String,
+}
+
+/// How [`spawn_server_with`] starts a server, beyond what [`spawn_server`] does.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ServerOptions<'a> {
+    /// Contents of the `--config` file; `None` means [`TEST_DEFAULTS`].
+    pub(crate) config_toml: Option<&'a str>,
+    /// Flags appended after `serve …` on every start, e.g. `["--isolation", "runc"]`.
+    pub(crate) extra_args: &'a [&'a str],
+    /// Where the server's temporary directory is created; `None` means the system's temporary
+    /// directory.
+    pub(crate) temp_parent: Option<&'a Path>,
 }
 
 /// Starts `edgewhisk serve` on `127.0.0.1:0` with a fresh data directory.
 ///
 /// `config_toml` is written to the `--config` file; without it, [`TEST_DEFAULTS`] is used.
 pub(crate) fn spawn_server(config_toml: Option<&str>) -> ServerGuard {
-    let dir = tempfile::Builder::new()
-        .prefix("edgewhisk-e2e-")
-        .tempdir()
-        .expect("create a temporary directory for the server");
+    spawn_server_with(ServerOptions {
+        config_toml,
+        ..ServerOptions::default()
+    })
+}
+
+/// Starts `edgewhisk serve` on `127.0.0.1:0` with a fresh data directory, as `options` say.
+pub(crate) fn spawn_server_with(options: ServerOptions<'_>) -> ServerGuard {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("edgewhisk-e2e-");
+    let dir = match options.temp_parent {
+        Some(parent) => {
+            std::fs::create_dir_all(parent).expect("create the parent of the temporary directory");
+            builder.tempdir_in(parent)
+        }
+        None => builder.tempdir(),
+    }
+    .expect("create a temporary directory for the server");
     std::fs::write(
         dir.path().join("config.toml"),
-        config_toml.unwrap_or(TEST_DEFAULTS),
+        options.config_toml.unwrap_or(TEST_DEFAULTS),
     )
     .expect("write the server config");
     let mut guard = ServerGuard {
         dir,
+        extra_args: options.extra_args.iter().map(|a| (*a).to_owned()).collect(),
         child: None,
         base: String::new(),
     };
@@ -98,6 +127,11 @@ impl ServerGuard {
     /// The data directory the server was started with; kept across restarts.
     pub(crate) fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// The server's temporary directory (data directory, config file, log).
+    pub(crate) fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Process id of the running server.
@@ -166,6 +200,7 @@ impl ServerGuard {
             .arg(self.data_dir())
             .arg("--config")
             .arg(self.dir.path().join("config.toml"))
+            .args(&self.extra_args)
             .env("EW_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
