@@ -14,7 +14,9 @@
 
 pub mod api;
 pub mod auth;
+pub mod catalog;
 pub mod config;
+pub mod entitlement;
 pub mod error;
 pub mod loadbalancer;
 pub mod messages;

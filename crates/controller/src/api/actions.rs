@@ -14,6 +14,7 @@ use crate::AppState;
 use crate::api::ListParams;
 use crate::auth::{Caller, resolve_namespace};
 use crate::config::ApiConfig;
+use crate::entitlement::{self, Right};
 use crate::error::{ApiError, ApiJson, ApiQuery};
 use crate::messages;
 use axum::Json;
@@ -81,25 +82,6 @@ pub(crate) struct Target {
     pub(crate) path: String,
     /// The action's name.
     pub(crate) name: String,
-}
-
-/// Parses `{*rest}` as one action of `ns` and checks the caller may use it.
-pub(crate) fn target(caller: &Caller, ns: &str, rest: &str) -> Result<Target, ApiError> {
-    match ActionRef::parse(rest)? {
-        ActionRef::Package(_) => Err(ApiError::NotFound),
-        ActionRef::Action { package, name } => {
-            let entity = match &package {
-                Some(p) => format!("{p}/{name}"),
-                None => name.clone(),
-            };
-            let namespace = resolve_namespace(&caller.0, ns, Some(&entity))?;
-            let path = match package {
-                Some(p) => format!("{namespace}/{p}"),
-                None => namespace,
-            };
-            Ok(Target { path, name })
-        }
-    }
 }
 
 /// Reads an action; 404 when missing, 409 when the name belongs to another collection.
@@ -172,13 +154,13 @@ pub async fn get(
     q: ApiQuery,
 ) -> Result<Json<Value>, ApiError> {
     if let ActionRef::Package(pkg) = ActionRef::parse(&rest)? {
-        let namespace = resolve_namespace(&caller.0, &ns, Some(&pkg))?;
-        return list_scope(&state, ListScope::Path(format!("{namespace}/{pkg}")), &q).await;
+        let scope = entitlement::package_actions_scope(&state, &caller, &ns, &pkg).await?;
+        return list_scope(&state, scope, &q).await;
     }
-    let t = target(&caller, &ns, &rest)?;
+    let (t, pkg) = entitlement::action_target(&state, &caller, &ns, &rest, Right::Read).await?;
     let code = q.bool("code", true)?;
     let (_, action) = load(&state, &t).await?;
-    Ok(Json(action.to_json(code)))
+    Ok(Json(pkg.apply(action).to_json(code)))
 }
 
 /// `PUT actions/[{pkg}/]{name}?overwrite=`: creates, or with `overwrite=true` updates, an
@@ -194,7 +176,7 @@ pub async fn put(
     q: ApiQuery,
     ApiJson(body): ApiJson<ActionPut>,
 ) -> Result<Json<Value>, ApiError> {
-    let t = target(&caller, &ns, &rest)?;
+    let (t, _) = entitlement::action_target(&state, &caller, &ns, &rest, Right::Put).await?;
     let overwrite = q.bool("overwrite", false)?;
     check_sizes(state.config(), &body)?;
     let now = edgewhisk_entity::time::now_millis();
@@ -249,7 +231,7 @@ pub async fn delete(
     caller: Caller,
     Path((ns, rest)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let t = target(&caller, &ns, &rest)?;
+    let (t, _) = entitlement::action_target(&state, &caller, &ns, &rest, Right::Delete).await?;
     let (_, action) = load(&state, &t).await?;
     state
         .entities()

@@ -4,6 +4,7 @@
 pub mod actions;
 pub mod activations;
 pub mod namespaces;
+pub mod packages;
 
 use crate::AppState;
 use crate::config::ApiConfig;
@@ -53,6 +54,12 @@ pub fn router(state: AppState) -> Router {
                 .put(actions::put)
                 .delete(actions::delete)
                 .post(actions::invoke),
+        )
+        .route(&format!("{ns}/packages"), get(packages::list))
+        .route(&format!("{ns}/packages/"), get(packages::list))
+        .route(
+            &format!("{ns}/packages/{{name}}"),
+            get(packages::get).put(packages::put).delete(packages::delete),
         )
         .route(&format!("{ns}/activations"), get(activations::list))
         .route(&format!("{ns}/activations/{{id}}"), get(activations::get))

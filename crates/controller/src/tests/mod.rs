@@ -5,6 +5,7 @@
 mod actions;
 mod activations;
 mod invoke;
+mod packages;
 mod routes;
 
 use crate::config::ApiConfig;

@@ -5,9 +5,10 @@
 //! validated as a JSON object without building a tree and passed on as raw JSON unless the
 //! action has default parameters to merge, and nothing waits for disk.
 
-use super::{load, target};
+use super::load;
 use crate::AppState;
 use crate::auth::Caller;
+use crate::entitlement::{self, Right};
 use crate::error::{ApiError, ApiQuery, TransactionId, is_blank, read_body};
 use crate::messages;
 use crate::throttle::InFlight;
@@ -54,13 +55,13 @@ pub async fn invoke(
     body: Body,
 ) -> Result<Response, ApiError> {
     let received_at = edgewhisk_entity::time::now_millis();
-    let t = target(&caller, &ns, &rest)?;
+    let (t, pkg) = entitlement::action_target(&state, &caller, &ns, &rest, Right::Activate).await?;
     let blocking = q.bool("blocking", false)?;
     let result_only = q.bool("result", false)?;
     let timeout = parse_timeout(q.get("timeout"))?;
     let config = state.config();
     let body = read_body(&headers, body, config.max_payload_bytes).await?;
-    let (_, action) = load(&state, &t).await?;
+    let action = pkg.apply(load(&state, &t).await?.1);
     let content = build_content(&action, &body)?;
     drop(body);
 
