@@ -410,7 +410,9 @@ impl RuncFactory {
         .map_err(|e| ContainerError::Start(std::io::Error::other(e)))?;
         oci.save(bundle.join("config.json"))
             .map_err(|e| ContainerError::Start(std::io::Error::other(e)))?;
-        let mut cmd = self.runc.command(&["run", "--preserve-fds", "1", "--bundle"]);
+        let mut cmd = self
+            .runc
+            .command(&["run", "--preserve-fds", "1", "--bundle"]);
         cmd.arg(bundle).arg(id).process_group(0);
         Connection::spawn(cmd, self.log_buffer_bytes, self.log_timeout)
     }
@@ -670,9 +672,8 @@ mod tests {
 
     #[test]
     fn nofile_is_never_raised_above_the_hard_limit() {
-        let (_, hard) =
-            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-                .expect("getrlimit");
+        let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .expect("getrlimit");
         assert!(clamp_nofile(u64::MAX) <= hard);
         assert_eq!(clamp_nofile(64), 64.min(hard));
     }

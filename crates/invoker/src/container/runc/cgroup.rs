@@ -87,9 +87,9 @@ fn dirs_of(memberships: &[Membership], mounts: &[CgroupMount], relative: &str) -
         let mount = if m.hierarchy == 0 && m.controllers.is_empty() {
             mounts.iter().find(|mount| mount.v2)
         } else {
-            mounts.iter().find(|mount| {
-                !mount.v2 && m.controllers.iter().all(|c| mount.options.contains(c))
-            })
+            mounts
+                .iter()
+                .find(|mount| !mount.v2 && m.controllers.iter().all(|c| mount.options.contains(c)))
         };
         let Some(mount) = mount else { continue };
         let within = m
@@ -170,7 +170,8 @@ fn remove_tree(dir: &Path) -> bool {
 mod tests {
     use super::*;
 
-    const V1_CGROUP: &str = "9:name=systemd:/\n8:pids:/\n4:memory:/api/abc\n1:cpu,cpuacct:/\n0::/\n";
+    const V1_CGROUP: &str =
+        "9:name=systemd:/\n8:pids:/\n4:memory:/api/abc\n1:cpu,cpuacct:/\n0::/\n";
     const V1_MOUNTS: &str = "\
 30 25 0:26 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
 31 30 0:27 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate

@@ -139,6 +139,11 @@ pub(crate) fn prepare_rootfs(rootfs: &Path, uid: u32, gid: u32) -> std::io::Resu
     for dir in ["usr", "proc", "dev", "tmp", "etc", "runners", "code"] {
         std::fs::create_dir_all(rootfs.join(dir))?;
     }
+    // runc gives a tmpfs the mode of its mount point, whatever `mode=` says.
+    std::fs::set_permissions(
+        rootfs.join("tmp"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )?;
     for name in ROOT_LINKS {
         let host = Path::new("/").join(name);
         let ours = rootfs.join(name);
@@ -183,12 +188,11 @@ pub(crate) fn prepare_rootfs(rootfs: &Path, uid: u32, gid: u32) -> std::io::Resu
     }
     std::fs::write(
         etc.join("passwd"),
-        format!("root:x:0:0:root:/root:/usr/sbin/nologin\naction:x:{uid}:{gid}:action:/tmp:/usr/sbin/nologin\n"),
+        format!(
+            "root:x:0:0:root:/root:/usr/sbin/nologin\naction:x:{uid}:{gid}:action:/tmp:/usr/sbin/nologin\n"
+        ),
     )?;
-    std::fs::write(
-        etc.join("group"),
-        format!("root:x:0:\naction:x:{gid}:\n"),
-    )?;
+    std::fs::write(etc.join("group"), format!("root:x:0:\naction:x:{gid}:\n"))?;
     Ok(())
 }
 
@@ -377,7 +381,8 @@ pub(crate) fn build(spec: &InstanceSpec<'_>) -> Result<Spec, OciSpecError> {
         namespaces.push(LinuxNamespaceBuilder::default().typ(typ).build()?);
     }
 
-    let memory_bytes = i64::try_from(spec.memory_mb.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
+    let memory_bytes =
+        i64::try_from(spec.memory_mb.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
     let resources = LinuxResourcesBuilder::default()
         .devices(vec![
             LinuxDeviceCgroupBuilder::default()
@@ -453,7 +458,13 @@ mod tests {
         assert_eq!(json["linux"]["resources"]["cpu"]["shares"], 128);
         assert_eq!(json["linux"]["cgroupsPath"], "edgewhisk/x/id");
         let caps = &json["process"]["capabilities"];
-        for set in ["bounding", "effective", "inheritable", "permitted", "ambient"] {
+        for set in [
+            "bounding",
+            "effective",
+            "inheritable",
+            "permitted",
+            "ambient",
+        ] {
             assert_eq!(caps[set], serde_json::json!([]), "{set}");
         }
         assert_eq!(json["process"]["noNewPrivileges"], true);
@@ -486,7 +497,12 @@ mod tests {
             .iter()
             .find(|m| m["destination"] == "/tmp")
             .expect("/tmp");
-        assert!(tmp["options"].as_array().expect("opts").contains(&serde_json::json!("size=16m")));
+        assert!(
+            tmp["options"]
+                .as_array()
+                .expect("opts")
+                .contains(&serde_json::json!("size=16m"))
+        );
     }
 
     #[test]
@@ -511,7 +527,15 @@ mod tests {
         let json = serde_json::to_value(seccomp().expect("seccomp")).expect("json");
         assert_eq!(json["defaultAction"], "SCMP_ACT_ALLOW");
         let denied = json["syscalls"][0]["names"].as_array().expect("names");
-        for name in ["mount", "ptrace", "init_module", "bpf", "unshare", "setns", "keyctl"] {
+        for name in [
+            "mount",
+            "ptrace",
+            "init_module",
+            "bpf",
+            "unshare",
+            "setns",
+            "keyctl",
+        ] {
             assert!(denied.contains(&serde_json::json!(name)), "{name}");
         }
         assert_eq!(json["syscalls"][0]["errnoRet"], 1);
