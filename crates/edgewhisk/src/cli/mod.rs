@@ -1,4 +1,4 @@
-//! The `wsk`-compatible command-line interface: `action`, `activation`, `namespace`,
+//! The `wsk`-compatible command-line interface: `action`, `activation`, `namespace`, `package`,
 //! `property` and `list`, with `wsk`'s verbs, flags, messages and exit codes.
 //!
 //! Configuration is read as `wsk` reads it: the properties file (`~/.wskprops`, or the file
@@ -34,6 +34,7 @@ mod commands {
     pub(super) mod activation;
     pub(super) mod list;
     pub(super) mod namespace;
+    pub(super) mod package;
     pub(super) mod property;
 }
 
@@ -88,6 +89,9 @@ pub(crate) enum WskCommand {
     /// Work with namespaces.
     #[command(subcommand)]
     Namespace(commands::namespace::NamespaceCommand),
+    /// Work with packages.
+    #[command(subcommand)]
+    Package(commands::package::PackageCommand),
     /// Work with whisk properties.
     #[command(subcommand)]
     Property(commands::property::PropertyCommand),
@@ -107,6 +111,7 @@ pub(crate) async fn run(global: GlobalFlags, cmd: WskCommand) -> anyhow::Result<
         WskCommand::Activation(c) => commands::activation::run(&ctx, c).await,
         WskCommand::Namespace(c) => commands::namespace::run(&ctx, c).await,
         WskCommand::Property(c) => commands::property::run(&ctx, c).await,
+        WskCommand::Package(c) => commands::package::run(&ctx, c).await,
         WskCommand::List(a) => commands::list::run(&ctx, a).await,
     };
     Ok(match result {
