@@ -20,6 +20,7 @@ pub mod entitlement;
 pub mod error;
 pub mod loadbalancer;
 pub mod messages;
+pub mod sequences;
 pub mod throttle;
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Actions: the PUT body (`ActionPut`) and the stored entity (`Action`), after OpenWhisk
 //! `WhiskAction.scala`.
 
-use crate::exec::{Exec, ExecPut};
+use crate::exec::{ActionExec, ExecPut};
 use crate::limits::{ActionLimits, ActionLimitsPut};
 use crate::params::Parameters;
 use serde::{Deserialize, Serialize};
@@ -46,8 +46,8 @@ pub struct Action {
     pub version: String,
     /// Shared with other namespaces.
     pub publish: bool,
-    /// What runs.
-    pub exec: Exec,
+    /// What runs: code, or a sequence of other actions.
+    pub exec: ActionExec,
     /// Default parameters.
     pub parameters: Parameters,
     /// Limits.
@@ -68,9 +68,15 @@ impl Action {
             "publish": self.publish,
             "annotations": self.annotations,
             "limits": self.limits,
-            "exec": {"binary": self.exec.binary},
+            "exec": {"binary": self.exec.binary()},
             "updated": self.updated,
         })
+    }
+
+    /// Whether the action is a conductor (annotation `conductor` truthy), run by the
+    /// controller as a composition.
+    pub fn is_conductor(&self) -> bool {
+        self.annotations.is_truthy("conductor")
     }
 
     /// The full JSON; without code when `with_code` is false.
@@ -124,5 +130,39 @@ mod tests {
         .unwrap();
         assert_eq!(p.del_annotations, Some(vec!["a".to_string()]));
         assert_eq!(p.limits.unwrap().memory, Some(128));
+    }
+
+    fn stored(exec: serde_json::Value) -> Action {
+        serde_json::from_value(json!({
+            "namespace": "guest", "name": "s", "version": "0.0.1", "publish": false,
+            "exec": exec, "parameters": [],
+            "limits": {"timeout": 60000, "memory": 256, "logs": 10, "concurrency": 1},
+            "annotations": [{"key": "conductor", "value": true}], "updated": 1
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_stored_sequence_round_trips_and_lists_as_not_binary() {
+        let a = stored(json!({"kind": "sequence", "components": ["/guest/a"]}));
+        assert_eq!(
+            a.to_json(false)["exec"],
+            json!({"kind": "sequence", "components": ["/guest/a"]})
+        );
+        assert_eq!(a.summary_json()["exec"], json!({"binary": false}));
+        assert!(a.is_conductor());
+        let back: Action = serde_json::from_value(a.to_json(true)).unwrap();
+        assert_eq!(back, a);
+    }
+
+    #[test]
+    fn a_stored_code_action_keeps_its_exact_json() {
+        let exec = json!({"kind": "nodejs:20", "code": "x", "binary": false});
+        let a = stored(exec.clone());
+        assert_eq!(a.to_json(true)["exec"], exec);
+        assert_eq!(
+            a.to_json(false)["exec"],
+            json!({"kind": "nodejs:20", "binary": false})
+        );
     }
 }

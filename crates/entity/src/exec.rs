@@ -17,6 +17,120 @@ pub struct Exec {
     pub main: Option<String>,
 }
 
+/// The kind of a sequence's exec.
+pub const SEQUENCE_KIND: &str = "sequence";
+
+/// A sequence's exec: the fully qualified components (`/ns/[pkg/]name`), run in order.
+/// Stored and returned as `{"kind":"sequence","components":[..]}` (no `binary`, as OpenWhisk
+/// writes it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SequenceExec {
+    /// Components, each `/namespace/[package/]name`.
+    pub components: Vec<String>,
+}
+
+/// What a stored action runs: code for a managed runtime, or a sequence of other actions.
+///
+/// The code form serialises exactly as [`Exec`]; the sequence form as
+/// `{"kind":"sequence","components":[..]}`. Reading tells them apart by `kind`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionExec {
+    /// Code run by a runtime.
+    Code(Exec),
+    /// A sequence run by the controller.
+    Sequence(SequenceExec),
+}
+
+impl ActionExec {
+    /// The concrete kind (`nodejs:20`, `sequence`).
+    pub fn kind(&self) -> &str {
+        match self {
+            ActionExec::Code(e) => &e.kind,
+            ActionExec::Sequence(_) => SEQUENCE_KIND,
+        }
+    }
+
+    /// Whether the code is base64 (always false for sequences).
+    pub fn binary(&self) -> bool {
+        match self {
+            ActionExec::Code(e) => e.binary,
+            ActionExec::Sequence(_) => false,
+        }
+    }
+
+    /// The code exec, if this is one.
+    pub fn as_code(&self) -> Option<&Exec> {
+        match self {
+            ActionExec::Code(e) => Some(e),
+            ActionExec::Sequence(_) => None,
+        }
+    }
+
+    /// The components, if this is a sequence.
+    pub fn components(&self) -> Option<&[String]> {
+        match self {
+            ActionExec::Code(_) => None,
+            ActionExec::Sequence(s) => Some(&s.components),
+        }
+    }
+}
+
+impl From<Exec> for ActionExec {
+    fn from(e: Exec) -> Self {
+        ActionExec::Code(e)
+    }
+}
+
+impl Serialize for ActionExec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            ActionExec::Code(e) => e.serialize(s),
+            ActionExec::Sequence(seq) => {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("kind", SEQUENCE_KIND)?;
+                m.serialize_entry("components", &seq.components)?;
+                m.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ActionExec {
+    /// One pass over the fields (no buffering of the code), then the form is chosen by `kind`.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Wire {
+            kind: String,
+            #[serde(default)]
+            code: Option<String>,
+            #[serde(default)]
+            binary: Option<bool>,
+            #[serde(default)]
+            main: Option<String>,
+            #[serde(default)]
+            components: Option<Vec<String>>,
+        }
+        let w = Wire::deserialize(d)?;
+        if w.kind == SEQUENCE_KIND {
+            let components = w
+                .components
+                .ok_or_else(|| serde::de::Error::missing_field("components"))?;
+            return Ok(ActionExec::Sequence(SequenceExec { components }));
+        }
+        Ok(ActionExec::Code(Exec {
+            kind: w.kind,
+            code: w
+                .code
+                .ok_or_else(|| serde::de::Error::missing_field("code"))?,
+            binary: w
+                .binary
+                .ok_or_else(|| serde::de::Error::missing_field("binary"))?,
+            main: w.main,
+        }))
+    }
+}
+
 /// The `exec` of a PUT body, before the kind is resolved.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct ExecPut {
@@ -34,9 +148,16 @@ pub struct ExecPut {
     /// Blackbox image (not served by this platform yet).
     #[serde(default)]
     pub image: Option<String>,
-    /// Sequence components (not served by this platform yet).
+    /// Sequence components, as sent (names; resolved by the controller).
     #[serde(default)]
     pub components: Option<Vec<serde_json::Value>>,
+}
+
+impl ExecPut {
+    /// Whether this asks for a sequence (`kind` is `sequence`, in any case).
+    pub fn is_sequence(&self) -> bool {
+        self.kind.eq_ignore_ascii_case(SEQUENCE_KIND)
+    }
 }
 
 /// Why an exec was refused.
@@ -175,5 +296,45 @@ mod tests {
         assert!(!is_binary_code("abc"));
         assert!(!is_binary_code(""));
         assert!(!is_binary_code("ab=c"));
+    }
+
+    #[test]
+    fn code_exec_json_is_unchanged_by_the_action_exec_wrapper() {
+        let text = r#"{"kind":"nodejs:20","code":"function main(){}","binary":false,"main":"go"}"#;
+        let e: ActionExec = serde_json::from_str(text).unwrap();
+        assert_eq!(e.kind(), "nodejs:20");
+        assert_eq!(e.as_code().unwrap().main.as_deref(), Some("go"));
+        assert_eq!(serde_json::to_string(&e).unwrap(), text);
+        let plain: Exec = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            serde_json::to_string(&plain).unwrap(),
+            serde_json::to_string(&e).unwrap()
+        );
+    }
+
+    #[test]
+    fn sequence_exec_reads_and_writes_openwhisk_json() {
+        let text = r#"{"kind":"sequence","components":["/guest/a","/guest/pkg/b"]}"#;
+        let e: ActionExec = serde_json::from_str(text).unwrap();
+        assert_eq!(e.kind(), "sequence");
+        assert!(!e.binary());
+        assert_eq!(e.components().unwrap(), ["/guest/a", "/guest/pkg/b"]);
+        assert!(e.as_code().is_none());
+        assert_eq!(serde_json::to_string(&e).unwrap(), text);
+    }
+
+    #[test]
+    fn malformed_execs_are_refused() {
+        for bad in [
+            r#"{"kind":"sequence"}"#,
+            r#"{"kind":"nodejs:20","binary":false}"#,
+            r#"{"kind":"nodejs:20","code":"x"}"#,
+            r#"{"code":"x","binary":false}"#,
+        ] {
+            assert!(serde_json::from_str::<ActionExec>(bad).is_err(), "{bad}");
+        }
+        let put: ExecPut =
+            serde_json::from_str(r#"{"kind":"Sequence","components":["a"]}"#).unwrap();
+        assert!(put.is_sequence());
     }
 }

@@ -17,12 +17,16 @@ use crate::config::ApiConfig;
 use crate::entitlement::{self, Right};
 use crate::error::{ApiError, ApiJson, ApiQuery};
 use crate::messages;
+use crate::sequences;
 use axum::Json;
 use axum::extract::{Path, State};
 use base64::Engine;
 use edgewhisk_entity::action::{bump_version, is_version};
+use edgewhisk_entity::exec::ActionExec;
 use edgewhisk_entity::names::validate_name;
-use edgewhisk_entity::{Action, ActionPut, Exec, ExecPut, Parameters, RuntimeManifest};
+use edgewhisk_entity::{
+    Action, ActionPut, Exec, ExecPut, FullyQualifiedEntityName, Parameters, RuntimeManifest,
+};
 use edgewhisk_store::{Collection, EntityDoc, ListScope, PutMode, StoreError};
 use serde_json::{Value, json};
 
@@ -180,6 +184,20 @@ pub async fn put(
     let overwrite = q.bool("overwrite", false)?;
     check_sizes(state.config(), &body)?;
     let now = edgewhisk_entity::time::now_millis();
+    let exec = match &body.exec {
+        Some(e) if e.is_sequence() => {
+            let this = FullyQualifiedEntityName {
+                path: t.path.clone(),
+                name: t.name.clone(),
+            };
+            let components = e.components.as_deref().unwrap_or_default();
+            let seq =
+                sequences::sequence_exec(&state, &caller.0.namespace, &this, components).await?;
+            Some(ActionExec::Sequence(seq))
+        }
+        Some(e) => Some(ActionExec::Code(resolve_exec(state.manifest(), e)?)),
+        None => None,
+    };
     let existing = state.entities().get(&t.path, &t.name).await?;
     let (action, mode) = match existing {
         Some(doc) if doc.collection != Collection::Actions => {
@@ -194,14 +212,14 @@ pub async fn put(
                     source,
                 })?;
             let updated = now.max(old.updated.saturating_add(1));
-            let action = update_action(state.config(), state.manifest(), old, body, updated)?;
+            let action = update_action(state.config(), old, body, exec, updated)?;
             let mode = PutMode::Replace {
                 expected_updated: doc.updated,
             };
             (action, mode)
         }
         None => {
-            let action = create_action(state.config(), state.manifest(), &t, body, now)?;
+            let action = create_action(state.config(), &t, body, exec, now)?;
             (action, PutMode::Create)
         }
     };
@@ -318,16 +336,12 @@ fn checked_version(v: Option<String>) -> Result<Option<String>, ApiError> {
 /// amended with `provide-api-key: false` (unless given) and `exec` = the concrete kind.
 pub(crate) fn create_action(
     config: &ApiConfig,
-    manifest: &RuntimeManifest,
     t: &Target,
     put: ActionPut,
+    exec: Option<ActionExec>,
     now: u64,
 ) -> Result<Action, ApiError> {
-    let exec_put = put
-        .exec
-        .as_ref()
-        .ok_or_else(|| ApiError::BadRequest(messages::EXEC_UNDEFINED.to_owned()))?;
-    let exec = resolve_exec(manifest, exec_put)?;
+    let exec = exec.ok_or_else(|| ApiError::BadRequest(messages::EXEC_UNDEFINED.to_owned()))?;
     let bounds = &config.limits;
     let limits = bounds
         .apply(bounds.defaults(), &put.limits.unwrap_or_default())
@@ -337,14 +351,16 @@ pub(crate) fn create_action(
     if annotations.get("provide-api-key").is_none() {
         annotations.set("provide-api-key", Value::Bool(false));
     }
-    annotations.set("exec", Value::String(exec.kind.clone()));
+    annotations.set("exec", Value::String(exec.kind().to_owned()));
+    let parameters =
+        sequence_parameters(&exec).unwrap_or_else(|| put.parameters.unwrap_or_default());
     Ok(Action {
         namespace: t.path.clone(),
         name: t.name.clone(),
         version,
         publish: put.publish.unwrap_or(false),
         exec,
-        parameters: put.parameters.unwrap_or_default(),
+        parameters,
         limits,
         annotations,
         updated: now,
@@ -356,15 +372,12 @@ pub(crate) fn create_action(
 /// given or bumped.
 pub(crate) fn update_action(
     config: &ApiConfig,
-    manifest: &RuntimeManifest,
     old: Action,
     put: ActionPut,
+    exec: Option<ActionExec>,
     updated: u64,
 ) -> Result<Action, ApiError> {
-    let exec = match &put.exec {
-        Some(e) => resolve_exec(manifest, e)?,
-        None => old.exec,
-    };
+    let exec = exec.unwrap_or(old.exec);
     let limits = config
         .limits
         .apply(old.limits, &put.limits.unwrap_or_default())
@@ -377,16 +390,27 @@ pub(crate) fn update_action(
     if let Some(new) = &put.annotations {
         annotations = annotations.merge(new);
     }
-    annotations.set("exec", Value::String(exec.kind.clone()));
+    annotations.set("exec", Value::String(exec.kind().to_owned()));
+    let parameters =
+        sequence_parameters(&exec).unwrap_or_else(|| put.parameters.unwrap_or(old.parameters));
     Ok(Action {
         namespace: old.namespace,
         name: old.name,
         version,
         publish: put.publish.unwrap_or(old.publish),
         exec,
-        parameters: put.parameters.unwrap_or(old.parameters),
+        parameters,
         limits,
         annotations,
         updated,
     })
+}
+
+/// A sequence's parameters: only `_actions` = its components, whatever the PUT sent
+/// (OpenWhisk stores them so, and ignores user parameters of sequences).
+fn sequence_parameters(exec: &ActionExec) -> Option<Parameters> {
+    let components = exec.components()?;
+    let mut p = Parameters::default();
+    p.set("_actions", json!(components));
+    Some(p)
 }

@@ -7,6 +7,7 @@ mod activations;
 mod invoke;
 mod packages;
 mod routes;
+mod sequences;
 
 use crate::config::ApiConfig;
 use crate::loadbalancer::{LoadBalancer, LoadBalancerError};

@@ -11,15 +11,16 @@ use crate::auth::Caller;
 use crate::entitlement::{self, Right};
 use crate::error::{ApiError, ApiQuery, TransactionId, is_blank, read_body};
 use crate::messages;
+use crate::sequences::{self, Runner};
 use crate::throttle::InFlight;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use edgewhisk_entity::connector::{ActivationMessage, CompletionMessage, ExecutableAction};
-use edgewhisk_entity::names::FullyQualifiedEntityName;
-use edgewhisk_entity::{Action, Activation, ActivationId, Parameters, Status};
+use edgewhisk_entity::connector::{ActivationMessage, CompletionMessage};
+use edgewhisk_entity::exec::ActionExec;
+use edgewhisk_entity::{Action, Activation, ActivationId, Status};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -62,7 +63,13 @@ pub async fn invoke(
     let config = state.config();
     let body = read_body(&headers, body, config.max_payload_bytes).await?;
     let action = pkg.apply(load(&state, &t).await?.1);
-    let content = build_content(&action, &body)?;
+    let is_sequence = matches!(action.exec, ActionExec::Sequence(_));
+    // A sequence's input is the body alone (its `_actions` parameter is not an argument).
+    let content = if is_sequence {
+        object_content(&body)?
+    } else {
+        build_content(&action, &body)?
+    };
     drop(body);
 
     let identity = caller.0;
@@ -71,7 +78,23 @@ pub async fn invoke(
         .acquire(&identity.namespace, received_at)
         .map_err(|e| ApiError::TooManyRequests(e.message()))?;
     let activation_id = ActivationId::generate();
-    let executable = Arc::new(executable(action));
+    let wait = Duration::from_millis(
+        timeout
+            .unwrap_or(config.blocking_wait_ms)
+            .min(config.blocking_wait_ms),
+    );
+    if is_sequence || action.is_conductor() {
+        let runner = Runner::new(state.clone(), identity, tid.0, received_at);
+        let run = Composed {
+            runner,
+            action,
+            activation_id,
+            content,
+            slot,
+        };
+        return Ok(run.answer(blocking, result_only, wait).await);
+    }
+    let executable = Arc::new(sequences::executable(action).ok_or(ApiError::NotFound)?);
     // Past this bound nobody waits for the activation any more; its slot is freed.
     let release_after = Duration::from_millis(executable.limits.timeout.saturating_mul(2))
         + Duration::from_secs(60);
@@ -93,11 +116,6 @@ pub async fn invoke(
         release_later(rx, slot, release_after);
         return Ok(accepted(&activation_id));
     }
-    let wait = Duration::from_millis(
-        timeout
-            .unwrap_or(config.blocking_wait_ms)
-            .min(config.blocking_wait_ms),
-    );
     match tokio::time::timeout(wait, &mut rx).await {
         Ok(Ok(CompletionMessage { activation })) => {
             drop(slot);
@@ -141,19 +159,15 @@ fn parse_timeout(v: Option<&str>) -> Result<Option<u64>, ApiError> {
 /// The run arguments: the action's non-init parameters overlaid with the body. A body for an
 /// action without such parameters is only validated and passed through as it came.
 pub(crate) fn build_content(action: &Action, body: &[u8]) -> Result<Box<RawValue>, ApiError> {
+    let has_defaults = action.parameters.0.iter().any(|kv| !kv.init);
+    if !has_defaults {
+        return object_content(body);
+    }
     let body: &[u8] = if is_blank(body) { b"{}" } else { body };
     let malformed =
         |e: serde_json::Error| ApiError::BadRequest(messages::malformed_content(&e.to_string()));
     let not_object =
         || ApiError::BadRequest(messages::malformed_content(messages::OBJECT_EXPECTED));
-    let has_defaults = action.parameters.0.iter().any(|kv| !kv.init);
-    if !has_defaults {
-        let raw: Box<RawValue> = serde_json::from_slice(body).map_err(malformed)?;
-        if !raw.get().trim_start().starts_with('{') {
-            return Err(not_object());
-        }
-        return Ok(raw);
-    }
     let args: Map<String, Value> = match serde_json::from_slice(body).map_err(malformed)? {
         Value::Object(m) => m,
         _ => return Err(not_object()),
@@ -170,24 +184,51 @@ pub(crate) fn build_content(action: &Action, body: &[u8]) -> Result<Box<RawValue
     serde_json::value::to_raw_value(&merged).map_err(malformed)
 }
 
-/// The action as the invoker needs it.
-fn executable(action: Action) -> ExecutableAction {
-    let init = action
-        .parameters
-        .0
-        .into_iter()
-        .filter(|kv| kv.init)
-        .collect();
-    ExecutableAction {
-        name: FullyQualifiedEntityName {
-            path: action.namespace,
-            name: action.name,
-        },
-        version: action.version,
-        exec: action.exec,
-        limits: action.limits,
-        init_parameters: Parameters(init),
-        annotations: action.annotations,
+/// The body as run arguments, checked to be a JSON object (blank = `{}`) without building a
+/// tree.
+fn object_content(body: &[u8]) -> Result<Box<RawValue>, ApiError> {
+    let body: &[u8] = if is_blank(body) { b"{}" } else { body };
+    let raw: Box<RawValue> = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(messages::malformed_content(&e.to_string())))?;
+    if !raw.get().trim_start().starts_with('{') {
+        return Err(ApiError::BadRequest(messages::malformed_content(
+            messages::OBJECT_EXPECTED,
+        )));
+    }
+    Ok(raw)
+}
+
+/// A topmost sequence or conductor invocation, run as a task of its own so that it goes on
+/// after a blocking client has been answered 202.
+struct Composed {
+    runner: Runner,
+    action: Action,
+    activation_id: ActivationId,
+    content: Box<RawValue>,
+    slot: InFlight,
+}
+
+impl Composed {
+    /// Starts the run; answers 202 at once (non-blocking) or after `wait` without a result,
+    /// else the finished record as for an action.
+    async fn answer(self, blocking: bool, result_only: bool, wait: Duration) -> Response {
+        let id = self.activation_id.clone();
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(async move {
+            let record = self
+                .runner
+                .run_topmost(self.action, self.activation_id, self.content)
+                .await;
+            drop(self.slot);
+            let _ = tx.send(record);
+        });
+        if !blocking {
+            return accepted(&id);
+        }
+        match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(record)) => respond(record, result_only, true),
+            _ => accepted(&id),
+        }
     }
 }
 
@@ -217,6 +258,12 @@ fn accepted(id: &ActivationId) -> Response {
 /// The answer of a finished blocking invoke: status by outcome, the activation with empty
 /// logs (they are collected later) or only the result. An array result is returned bare.
 fn completed(activation: Activation, result_only: bool) -> Response {
+    respond(activation, result_only, false)
+}
+
+/// As [`completed`]; `keep_logs` for sequence records, whose logs (the component ids) are
+/// known when they finish.
+fn respond(activation: Activation, result_only: bool, keep_logs: bool) -> Response {
     let status = match activation.response.status {
         Status::Success => StatusCode::OK,
         Status::ApplicationError | Status::DeveloperError => StatusCode::BAD_GATEWAY,
@@ -228,7 +275,9 @@ fn completed(activation: Activation, result_only: bool) -> Response {
         activation.response.result.unwrap_or_else(|| json!({}))
     } else {
         let mut v = activation.to_json();
-        v["logs"] = json!([]);
+        if !keep_logs {
+            v["logs"] = json!([]);
+        }
         v
     };
     with_id((status, Json(body)).into_response(), &id)
@@ -316,7 +365,7 @@ mod unit {
             json!([{"key": "x", "value": 1}, {"key": "e", "value": 3, "init": true}]),
             json!([{"key": "provide-api-key", "value": false}]),
         );
-        let e = executable(a);
+        let e = sequences::executable(a).unwrap();
         assert_eq!(e.name.to_string(), "/guest/a");
         assert_eq!(e.init_parameters.0.len(), 1);
         assert_eq!(e.init_parameters.0[0].key, "e");
