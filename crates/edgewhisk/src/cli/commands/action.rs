@@ -65,6 +65,10 @@ pub(crate) struct PutArgs {
     /// action (no|false).
     #[arg(long, value_name = "MODE")]
     web: Option<String>,
+    /// Treat ACTION as comma separated sequence of actions to invoke (the artifact is the
+    /// list: `--sequence a,pkg/b,/ns/c`).
+    #[arg(long)]
+    sequence: bool,
 }
 
 /// Arguments of `action get`.
@@ -174,6 +178,14 @@ async fn put(client: &Client, args: PutArgs, update: bool) -> Result<i32, CliErr
 fn put_body(args: &PutArgs, update: bool) -> Result<Value, CliError> {
     let mut body = Map::new();
     match &args.file {
+        Some(list) if args.sequence => {
+            body.insert("exec".into(), sequence_exec(&list.to_string_lossy())?);
+        }
+        None if args.sequence => {
+            return Err(CliError::Usage(
+                "A sequence requires a comma separated list of actions.".into(),
+            ));
+        }
         Some(file) => {
             body.insert("exec".into(), exec_from_file(file, args)?);
         }
@@ -253,6 +265,25 @@ pub(crate) fn kind_for_extension(ext: &str) -> Option<&'static str> {
 
 /// The `exec` of a PUT body: code read from `file` (base64 for archives), kind from
 /// `--kind` or the extension.
+/// The exec of `--sequence a,b,c`: each component qualified as wsk does it (`a` →
+/// `/_/a`, `pkg/a` → `/_/pkg/a`, `/ns/a` as given).
+fn sequence_exec(list: &str) -> Result<Value, CliError> {
+    let mut components = Vec::new();
+    for c in list.split(',').map(str::trim) {
+        if c.is_empty() {
+            return Err(CliError::Usage(format!(
+                "'{list}' is not a comma separated list of actions."
+            )));
+        }
+        components.push(if c.starts_with('/') {
+            c.to_owned()
+        } else {
+            format!("/_/{c}")
+        });
+    }
+    Ok(json!({"kind": "sequence", "components": components}))
+}
+
 fn exec_from_file(file: &Path, args: &PutArgs) -> Result<Value, CliError> {
     let ext = file
         .extension()
@@ -506,6 +537,26 @@ fn invoke_error(name: &str, e: ClientError) -> CliError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sequence_flag_turns_the_artifact_into_qualified_components() {
+        let a = PutArgs {
+            name: "s".into(),
+            file: Some(PathBuf::from("a, pkg/b,/whisk.system/utils/echo")),
+            sequence: true,
+            ..PutArgs::default()
+        };
+        let body = put_body(&a, false).unwrap();
+        assert_eq!(
+            body["exec"],
+            json!({"kind": "sequence", "components": ["/_/a", "/_/pkg/b", "/whisk.system/utils/echo"]})
+        );
+        let empty = PutArgs {
+            file: Some(PathBuf::from("a,,b")),
+            ..a
+        };
+        assert!(put_body(&empty, false).is_err());
+    }
 
     fn args(file: Option<&Path>) -> PutArgs {
         PutArgs {
