@@ -494,6 +494,14 @@ impl ContainerFactory for RuncFactory {
     }
 }
 
+impl Drop for RuncFactory {
+    fn drop(&mut self) {
+        // runc removes each instance's cgroup but not the factory's parent; drop it when no
+        // instance is left in it (`rmdir` refuses a cgroup that still has children).
+        cgroup::remove_if_empty(&self.cgroup_parent);
+    }
+}
+
 /// One runner inside a runc container. Safe to share, like the process backend's instance.
 #[derive(Debug)]
 pub struct RuncContainer {

@@ -142,6 +142,13 @@ pub(crate) fn remove_children(parent: &str, keep: impl Fn(&str) -> bool) -> Vec<
     left
 }
 
+/// Removes the (empty) cgroup `relative` in every hierarchy; one still in use stays.
+pub(crate) fn remove_if_empty(relative: &str) {
+    for dir in directories(relative) {
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
 /// Child cgroups (directories) directly below `parent`, in every hierarchy.
 pub(crate) fn children(parent: &str) -> Vec<PathBuf> {
     directories(parent)
