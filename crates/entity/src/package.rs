@@ -49,7 +49,9 @@ fn de_binding<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Binding>, D::Err
     match Value::deserialize(d)? {
         Value::Null | Value::Bool(false) => Ok(None),
         Value::Object(m) if m.is_empty() => Ok(None),
-        v @ Value::Object(_) => serde_json::from_value(v).map(Some).map_err(D::Error::custom),
+        v @ Value::Object(_) => serde_json::from_value(v)
+            .map(Some)
+            .map_err(D::Error::custom),
         other => Err(D::Error::custom(format!(
             "binding must be an object with namespace and name, not {other}"
         ))),
