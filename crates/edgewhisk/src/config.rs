@@ -7,6 +7,7 @@
 use anyhow::Context;
 use edgewhisk_controller::config::ApiConfig;
 use edgewhisk_invoker::PoolConfig;
+use edgewhisk_invoker::container::runc::RuncConfig;
 use edgewhisk_store::StoreConfig;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -16,8 +17,12 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Isolation {
+    /// `runc` when its binary is found and edgewhisk runs as root, else `process` (warned).
+    Auto,
     /// Plain child processes: no isolation between actions (development).
     Process,
+    /// OCI containers run by `runc`: namespaces, cgroup limits, read-only root.
+    Runc,
 }
 
 /// `[server]`: process-level settings.
@@ -44,7 +49,7 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 3233)),
             data_dir: PathBuf::new(),
-            isolation: Isolation::Process,
+            isolation: Isolation::Auto,
             shutdown_grace_ms: 10_000,
             node: PathBuf::new(),
             python: PathBuf::new(),
@@ -64,6 +69,8 @@ pub(crate) struct Config {
     pub(crate) pool: PoolConfig,
     /// Embedded store.
     pub(crate) store: StoreConfig,
+    /// The runc isolation backend.
+    pub(crate) runc: RuncConfig,
 }
 
 impl Config {
@@ -86,6 +93,7 @@ impl Config {
         self.api.validate().context("invalid [api] section")?;
         self.pool.validate().context("invalid [pool] section")?;
         self.store.validate().context("invalid [store] section")?;
+        self.runc.validate().context("invalid [runc] section")?;
         Ok(())
     }
 

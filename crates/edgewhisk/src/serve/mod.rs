@@ -14,6 +14,7 @@ use edgewhisk_entity::RuntimeManifest;
 use edgewhisk_invoker::Invoker;
 use edgewhisk_invoker::container::ContainerFactory;
 use edgewhisk_invoker::container::process::{ProcessConfig, ProcessFactory};
+use edgewhisk_invoker::container::runc::{RuncFactory, runc_available};
 use edgewhisk_store::{ActivationStore, CachingEntityStore, EntityStore, SqliteStore};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -62,26 +63,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let entities: Arc<dyn EntityStore> = Arc::new(CachingEntityStore::new(store.clone()));
     let activations: Arc<dyn ActivationStore> = store.clone();
     provision_guest(entities.as_ref()).await?;
+    edgewhisk_controller::catalog::provision_system(entities.as_ref()).await?;
 
-    let factory: Arc<dyn ContainerFactory> = match config.server.isolation {
-        Isolation::Process => {
-            tracing::warn!(
-                "isolation backend 'process': actions run as plain child processes and are NOT \
-                 isolated from each other or from this host"
-            );
-            Arc::new(
-                ProcessFactory::new(ProcessConfig {
-                    work_dir: data_dir.join("instances"),
-                    node: config.node(),
-                    python: config.python(),
-                })
-                .context("starting the process backend")?
-                .with_log_sentinel_timeout(Duration::from_millis(
-                    config.pool.log_sentinel_timeout_ms,
-                )),
-            )
-        }
-    };
+    let factory = container_factory(&config, &data_dir)?;
     factory.cleanup().await;
     let invoker = Invoker::start(config.pool.clone(), factory, activations.clone());
 
@@ -134,6 +118,51 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("flushing activation records")?;
     tracing::info!("edgewhisk stopped");
     Ok(())
+}
+
+/// Builds the configured isolation backend; `auto` picks runc where it can run.
+fn container_factory(
+    config: &Config,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Arc<dyn ContainerFactory>> {
+    let process = ProcessConfig {
+        work_dir: data_dir.join("instances"),
+        node: config.node(),
+        python: config.python(),
+    };
+    let log_timeout = Duration::from_millis(config.pool.log_sentinel_timeout_ms);
+    let isolation = match config.server.isolation {
+        Isolation::Auto if runc_available(&config.runc) => Isolation::Runc,
+        Isolation::Auto => {
+            tracing::warn!(
+                "isolation 'auto': runc not found or not running as root, falling back to \
+                 'process'"
+            );
+            Isolation::Process
+        }
+        other => other,
+    };
+    Ok(match isolation {
+        Isolation::Runc => {
+            tracing::info!("isolation backend 'runc': each instance is an OCI container");
+            Arc::new(
+                RuncFactory::new(config.runc.clone(), process, config.pool.user_memory_mb)
+                    .context("starting the runc backend")?
+                    .with_log_sentinel_timeout(log_timeout),
+            )
+        }
+        Isolation::Process | Isolation::Auto => {
+            tracing::warn!(
+                "isolation backend 'process': actions run as plain child processes and are NOT \
+                 isolated from each other or from this host"
+            );
+            Arc::new(
+                ProcessFactory::new(process)
+                    .context("starting the process backend")?
+                    .with_log_sentinel_timeout(log_timeout),
+            )
+        }
+    })
 }
 
 async fn provision_guest(entities: &dyn EntityStore) -> anyhow::Result<()> {
