@@ -482,3 +482,127 @@ mod runc_backend {
         c.destroy().await;
     }
 }
+
+/// Measurements for `docs/design/002-runc-backend.md`, printed, not asserted (timing is
+/// never asserted in tests): `cargo test -p edgewhisk-invoker --release --test
+/// conformance_runc -- --ignored --nocapture measure`.
+#[cfg(test)]
+mod measurements {
+    use super::*;
+    use edgewhisk_invoker::container::process::ProcessFactory;
+    use std::time::Instant;
+
+    fn median(mut v: Vec<Duration>) -> Duration {
+        v.sort();
+        v[v.len() / 2]
+    }
+
+    async fn cold_start(f: &dyn ContainerFactory, kind: &str, code: &str) -> (Duration, Duration) {
+        let t = Instant::now();
+        let c = create(f, kind).await;
+        let (status, _) = init(&*c, init_req(code, "main")).await;
+        assert_eq!(status, 200);
+        let first_reply = t.elapsed();
+        assert_eq!(run(&*c, json!({"a": 1})).await, (200, json!({"a": 1})));
+        let total = t.elapsed();
+        c.destroy().await;
+        (first_reply, total)
+    }
+
+    async fn warm_p50(f: &dyn ContainerFactory) -> Duration {
+        let c = started(f, NODE, NODE_ECHO).await;
+        let mut times = Vec::new();
+        for i in 0..300 {
+            let t = Instant::now();
+            assert_eq!(run(&*c, json!({"i": i})).await.0, 200);
+            times.push(t.elapsed());
+        }
+        c.destroy().await;
+        median(times)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "measurement, run by hand"]
+    async fn measure_runc_backend_costs() {
+        let Some((_dir, runc)) = factory() else {
+            return;
+        };
+        let pdir = tempfile::tempdir().expect("tempdir");
+        let process = ProcessFactory::new(ProcessConfig::new(pdir.path())).expect("process");
+        for (name, f) in [
+            ("runc", &*runc as &dyn ContainerFactory),
+            ("process", &process),
+        ] {
+            let mut node = Vec::new();
+            let mut py = Vec::new();
+            for _ in 0..10 {
+                node.push(cold_start(f, NODE, NODE_ECHO).await);
+                py.push(cold_start(f, PYTHON, PY_ECHO).await);
+            }
+            let m = |v: &[(Duration, Duration)], first: bool| {
+                median(v.iter().map(|p| if first { p.0 } else { p.1 }).collect())
+            };
+            println!(
+                "{name}: node create+init {:?}, +first run {:?}; python create+init {:?}, +first run {:?}; warm p50 {:?}",
+                m(&node, true),
+                m(&node, false),
+                m(&py, true),
+                m(&py, false),
+                warm_p50(f).await
+            );
+        }
+        // A prewarmed stem cell: created ahead, so a cold start pays only init + run.
+        let stem = create(&*runc, NODE).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let t = Instant::now();
+        assert_eq!(init(&*stem, init_req(NODE_ECHO, "main")).await.0, 200);
+        assert_eq!(run(&*stem, json!({})).await.0, 200);
+        println!("runc: stem cell init+first run {:?}", t.elapsed());
+
+        let mut pause = Vec::new();
+        let mut resume = Vec::new();
+        let mut after_resume = Vec::new();
+        for _ in 0..30 {
+            let t = Instant::now();
+            stem.suspend().await.expect("pause");
+            pause.push(t.elapsed());
+            let t = Instant::now();
+            stem.resume().await.expect("resume");
+            resume.push(t.elapsed());
+            let t = Instant::now();
+            assert_eq!(run(&*stem, json!({})).await.0, 200);
+            after_resume.push(t.elapsed());
+        }
+        println!(
+            "runc: pause {:?}, resume {:?}, first run after resume {:?} (medians of 30)",
+            median(pause),
+            median(resume),
+            median(after_resume)
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        for dir in runc.instance_cgroups() {
+            for file in ["memory.usage_in_bytes", "memory.current"] {
+                if let Ok(v) = std::fs::read_to_string(dir.join(file)) {
+                    println!(
+                        "runc: idle node instance cgroup {file} = {} KiB",
+                        v.trim().parse::<u64>().unwrap_or(0) / 1024
+                    );
+                }
+            }
+            if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+                for pid in procs.lines() {
+                    let status =
+                        std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                    let rss: Vec<&str> = status
+                        .lines()
+                        .filter(|l| l.starts_with("VmRSS") || l.starts_with("RssAnon"))
+                        .collect();
+                    if dir.to_string_lossy().contains("/memory/") {
+                        println!("runc: idle node runner pid {pid}: {rss:?}");
+                    }
+                }
+            }
+        }
+        stem.destroy().await;
+    }
+}
