@@ -328,6 +328,7 @@ async fn list_limit_out_of_range_is_400_with_openwhisk_message() {
 #[tokio::test]
 async fn package_paths_store_under_ns_pkg_and_list_with_a_trailing_slash() {
     let h = Harness::new().await;
+    h.put("/api/v1/namespaces/_/packages/pkg", json!({})).await;
     let r = h.create("pkg/inner", json!({})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["namespace"], json!("guest/pkg"));

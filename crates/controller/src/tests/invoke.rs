@@ -289,6 +289,7 @@ async fn default_parameters_are_merged_under_the_body_and_init_ones_go_to_the_ac
 #[tokio::test]
 async fn packaged_actions_are_invoked_by_their_package_path() {
     let h = Harness::new().await;
+    h.put("/api/v1/namespaces/_/packages/pkg", json!({})).await;
     h.create("pkg/inner", json!({})).await;
     let r = h.post(&format!("{A}/pkg/inner"), json!({})).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
