@@ -282,8 +282,6 @@ mod runc_backend {
       const pids = fs.readdirSync('/proc').filter(n => /^\d+$/.test(n));
       const status = fs.readFileSync('/proc/self/status', 'utf8');
       const field = k => status.split('\n').find(l => l.startsWith(k + ':')).split(/\s+/).slice(1).join(' ');
-      let killed = 'yes';
-      try { process.kill(1, 'SIGKILL'); } catch (e) { killed = e.code; }
       return { pids, uid: process.getuid(), capEff: field('CapEff'), noNewPrivs: field('NoNewPrivs'),
                seccomp: field('Seccomp'), self: process.pid };
     }"#;
@@ -299,6 +297,29 @@ mod runc_backend {
             assert_eq!(body["seccomp"], "2");
             c.destroy().await;
         });
+    }
+
+    #[tokio::test]
+    async fn network_none_leaves_only_loopback_and_host_keeps_the_host_network() {
+        let code = "function main() { return { ifs: Object.keys(require('os').networkInterfaces()).sort() }; }";
+        let config = RuncConfig {
+            network: edgewhisk_invoker::container::runc::RuncNetwork::None,
+            ..Default::default()
+        };
+        let Some((_dir, private)) = factory_with(config) else {
+            return;
+        };
+        let c = started(&*private, NODE, code).await;
+        assert_eq!(run(&*c, json!({})).await, (200, json!({"ifs": ["lo"]})));
+        c.destroy().await;
+        let Some((_dir, host)) = factory() else {
+            return;
+        };
+        let c = started(&*host, NODE, code).await;
+        let (status, body) = run(&*c, json!({})).await;
+        assert_eq!(status, 200);
+        assert!(body["ifs"].as_array().expect("ifs").len() > 1, "{body}");
+        c.destroy().await;
     }
 
     #[tokio::test]
