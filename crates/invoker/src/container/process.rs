@@ -193,7 +193,11 @@ impl ContainerFactory for ProcessFactory {
         std::fs::create_dir_all(&dir)?;
         self.live.lock().insert(dir.clone());
         match spawn(&runner, spec, &dir, self.log_buffer_bytes, self.log_timeout) {
-            Ok(conn) => Ok(Box::new(ProcessContainer::new(conn, dir, self.live.clone()))),
+            Ok(conn) => Ok(Box::new(ProcessContainer::new(
+                conn,
+                dir,
+                self.live.clone(),
+            ))),
             Err(e) => {
                 self.live.lock().remove(&dir);
                 let _ = std::fs::remove_dir_all(&dir);
