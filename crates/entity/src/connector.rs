@@ -58,6 +58,10 @@ pub struct ActivationMessage {
     pub cause: Option<ActivationId>,
     /// When the controller received the request, epoch ms (for `waitTime`).
     pub received_at: u64,
+    /// Annotations the controller adds to the record (`causedBy` for sequence components,
+    /// `binding` for invocations through a package binding).
+    #[serde(default)]
+    pub annotations: Parameters,
 }
 
 /// The invoker's answer: the finished record.

@@ -570,6 +570,7 @@ mod tests {
             blocking: true,
             cause: None,
             received_at: 0,
+            annotations: Default::default(),
         }
     }
 

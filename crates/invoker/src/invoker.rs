@@ -253,6 +253,9 @@ pub(crate) fn activation_record(msg: &ActivationMessage, facts: RunFacts) -> Act
     if let Some(init) = facts.init {
         annotations.set("initTime", json!(millis(init.duration())));
     }
+    for extra in &msg.annotations.0 {
+        annotations.set(&extra.key, extra.value.clone());
+    }
     Activation {
         namespace: msg.namespace.clone(),
         name: action.name.name.clone(),
@@ -307,6 +310,7 @@ mod tests {
             blocking: true,
             cause: None,
             received_at,
+            annotations: Default::default(),
         }
     }
 

@@ -104,6 +104,7 @@ mod tests {
             blocking: true,
             cause: None,
             received_at: edgewhisk_entity::time::now_millis(),
+            annotations: Default::default(),
         }
     }
 

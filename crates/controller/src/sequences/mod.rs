@@ -316,6 +316,7 @@ impl Runner {
             blocking: true,
             cause: Some(cause),
             received_at: now_millis(),
+            annotations: caused_by_sequence(),
         };
         let Ok(rx) = self.state.balancer().publish(msg).await else {
             return Step::Failed;
@@ -479,6 +480,13 @@ pub(crate) fn executable(action: Action) -> Option<ExecutableAction> {
         init_parameters: Parameters(init),
         annotations: action.annotations,
     })
+}
+
+/// The annotation OpenWhisk puts on every record of a sequence or conductor component.
+fn caused_by_sequence() -> edgewhisk_entity::Parameters {
+    let mut a = edgewhisk_entity::Parameters::default();
+    a.set("causedBy", serde_json::json!("sequence"));
+    a
 }
 
 #[cfg(test)]

@@ -109,6 +109,7 @@ pub async fn invoke(
         blocking,
         cause: None,
         received_at,
+        annotations: Default::default(),
     };
     let mut rx = state.balancer().publish(msg).await?;
 
