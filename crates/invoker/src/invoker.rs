@@ -354,6 +354,25 @@ mod tests {
     }
 
     #[test]
+    fn record_carries_the_annotations_the_controller_sent() {
+        let mut m = msg(0);
+        m.annotations.set("causedBy", json!("sequence"));
+        let facts = RunFacts {
+            init: None,
+            run: Some(Interval {
+                start: at(10),
+                end: at(20),
+            }),
+            response: ActivationResponse::success(json!({})),
+            logs: vec![],
+            timed_out: false,
+        };
+        let a = activation_record(&m, facts);
+        assert_eq!(a.annotations.get("causedBy"), Some(&json!("sequence")));
+        assert_eq!(a.annotations.get("kind"), Some(&json!("nodejs:20")));
+    }
+
+    #[test]
     fn warm_record_has_no_init_time_and_waits_until_the_run() {
         let facts = RunFacts {
             init: None,
