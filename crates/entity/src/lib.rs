@@ -14,7 +14,9 @@ pub mod limits;
 pub mod names;
 pub mod package;
 pub mod params;
+pub mod rule;
 pub mod time;
+pub mod trigger;
 
 pub use action::{Action, ActionPut};
 pub use activation::{Activation, ActivationId, ActivationResponse, Status};
@@ -24,3 +26,5 @@ pub use limits::{ActionLimits, ActionLimitsPut, LimitBounds, LimitError};
 pub use names::{EntityName, FullyQualifiedEntityName, NameError};
 pub use package::{Binding, Package, PackagePut};
 pub use params::{KeyValue, Parameters};
+pub use rule::{Rule, RulePut};
+pub use trigger::{ReducedRule, RuleStatus, Trigger, TriggerPut};
