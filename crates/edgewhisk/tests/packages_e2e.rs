@@ -174,6 +174,11 @@ mod tests {
             annotation(&record, "path"),
             Some(&json!("whisk.system/utils/echo"))
         );
+        assert_eq!(
+            annotation(&record, "binding"),
+            Some(&json!("guest/myutils")),
+            "an invocation through a binding names it"
+        );
     }
 
     #[tokio::test]

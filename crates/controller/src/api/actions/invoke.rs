@@ -63,6 +63,10 @@ pub async fn invoke(
     let config = state.config();
     let body = read_body(&headers, body, config.max_payload_bytes).await?;
     let action = pkg.apply(load(&state, &t).await?.1);
+    let mut annotations = edgewhisk_entity::Parameters::default();
+    if let Some(binding) = entitlement::binding_annotation(&pkg) {
+        annotations.set("binding", binding);
+    }
     let is_sequence = matches!(action.exec, ActionExec::Sequence(_));
     // A sequence's input is the body alone (its `_actions` parameter is not an argument).
     let content = if is_sequence {
@@ -109,7 +113,7 @@ pub async fn invoke(
         blocking,
         cause: None,
         received_at,
-        annotations: Default::default(),
+        annotations,
     };
     let mut rx = state.balancer().publish(msg).await?;
 
