@@ -186,3 +186,48 @@ pub fn composition_component_not_found(name: &str) -> String {
 pub fn composition_component_not_accessible(name: &str) -> String {
     format!("Failed entitlement check for action with name '{name}' during composition.")
 }
+
+/// 400 for a trigger whose `feed` annotation is not a fully qualified entity path.
+pub const FEED_NAME_INVALID: &str = "Feed name is not valid";
+/// 404 for enabling or disabling a rule whose trigger is gone.
+pub const RULE_TRIGGER_MISSING: &str = "Only rules with existing triggers can be activated";
+/// 400 for a rule created without a trigger or an action.
+pub const RULE_NEEDS_TRIGGER_AND_ACTION: &str = "A rule requires a trigger and an action.";
+/// 400 for a rule whose trigger is not in the rule's namespace or inside a package.
+pub const RULE_TRIGGER_NOT_LOCAL: &str = "A rule's trigger must be in the rule's namespace.";
+
+/// The trigger activation's error for a linked rule that is not active.
+pub fn rule_inactive(rule: &str, action: &str) -> String {
+    format!("Rule '{rule}' is inactive, action '{action}' was not activated.")
+}
+
+/// 400 for a rule whose trigger or action (`kind`) does not exist; `name` is `/ns/[pkg/]x`.
+pub fn rule_target_missing(kind: &str, name: &str) -> String {
+    format!("The {kind} '{name}' does not exist.")
+}
+
+/// 400 for a rule status other than `active` or `inactive`.
+pub fn rule_status_invalid(value: &str) -> String {
+    format!("Status '{value}' is not valid; use 'active' or 'inactive'.")
+}
+
+/// Web actions: 404 when the result lacks the property the extension renders (`.text`), or an
+/// application error has no `error` field.
+pub const PROPERTY_NOT_FOUND: &str = "Response does not include requested property.";
+/// Web actions: 202 when the action did not finish within the wait.
+pub const RESPONSE_NOT_READY: &str = "Response not yet ready.";
+/// Web actions: 400 for a `.http` result whose content type does not parse.
+pub const HTTP_UNKNOWN_CONTENT_TYPE: &str = "Response did not specify a known content-type.";
+/// Web actions: 400 for a `.http` body that does not match its declared content type.
+pub const HTTP_CONTENT_TYPE_ERROR: &str =
+    "Response type in header did not match generated content type.";
+/// Web actions: 400 when the action failed with a developer or whisk error.
+pub const ERROR_PROCESSING_REQUEST: &str = "There was an error processing your request.";
+/// Web actions: 401 for `require-whisk-auth` not satisfied (Pekko's `Unauthorized` text).
+pub const WEB_UNAUTHORIZED: &str =
+    "Authentication is possible but has failed or not yet been provided.";
+
+/// Web actions: 400 for a result that cannot be rendered as `media_type`.
+pub fn invalid_media(media_type: &str) -> String {
+    format!("Response is not valid '{media_type}'.")
+}

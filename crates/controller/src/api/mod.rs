@@ -5,6 +5,8 @@ pub mod actions;
 pub mod activations;
 pub mod namespaces;
 pub mod packages;
+pub mod rules;
+pub mod triggers;
 
 use crate::AppState;
 use crate::config::ApiConfig;
@@ -60,6 +62,24 @@ pub fn router(state: AppState) -> Router {
         .route(
             &format!("{ns}/packages/{{name}}"),
             get(packages::get).put(packages::put).delete(packages::delete),
+        )
+        .route(&format!("{ns}/triggers"), get(triggers::list))
+        .route(&format!("{ns}/triggers/"), get(triggers::list))
+        .route(
+            &format!("{ns}/triggers/{{name}}"),
+            get(triggers::get)
+                .put(triggers::put)
+                .delete(triggers::delete)
+                .post(triggers::fire),
+        )
+        .route(&format!("{ns}/rules"), get(rules::list))
+        .route(&format!("{ns}/rules/"), get(rules::list))
+        .route(
+            &format!("{ns}/rules/{{name}}"),
+            get(rules::get)
+                .put(rules::put)
+                .delete(rules::delete)
+                .post(rules::set_state),
         )
         .route(&format!("{ns}/activations"), get(activations::list))
         .route(&format!("{ns}/activations/{{id}}"), get(activations::get))
