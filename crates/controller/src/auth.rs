@@ -2,10 +2,18 @@
 //! `entitlement/Entitlement.scala`).
 //!
 //! Callers authenticate with HTTP Basic: the user is the key's UUID and the password its
-//! 64-character secret. The identity is looked up by UUID in the entity store (which serves
-//! keys from its cache) and the secret compared in constant time. The owner of a namespace may
-//! do everything in it; access to any other namespace is refused (shared packages are not
-//! served yet).
+//! 64-character secret. The identity is looked up by UUID in the entity store, which serves
+//! it from its cache for at most 5 s (`edgewhisk_store::cache::DEFAULT_IDENTITY_TTL`): a key
+//! regenerated or deleted by `edgewhisk admin` stops working within that bound. The store
+//! keeps a salted SHA-256 of the key; the presented secret is hashed and compared in constant
+//! time (about a microsecond), so no secret is held in memory between requests.
+//!
+//! After authenticating, the namespace's throttle overrides are read from the (equally
+//! cached) store and handed to the throttler, so the limits set by `edgewhisk admin limits`
+//! apply within the same bound.
+//!
+//! The owner of a namespace may do everything in it; access to any other namespace is refused
+//! here (shared packages are let through by `entitlement`).
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -15,6 +23,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use base64::Engine;
 use edgewhisk_entity::Identity;
+use edgewhisk_entity::identity::verify_stored;
 
 /// The authenticated caller.
 #[derive(Debug, Clone)]
@@ -34,8 +43,15 @@ impl FromRequestParts<AppState> for Caller {
             .entities()
             .identity(&uuid)
             .await?
-            .filter(|id| constant_time_eq(id.key.as_bytes(), key.as_bytes()))
+            .and_then(|stored| verify_stored(&stored, &key))
             .ok_or(ApiError::Unauthorized(messages::CREDENTIALS_REJECTED))?;
+        let overrides = state
+            .entities()
+            .namespace_limits(&identity.namespace)
+            .await?;
+        state
+            .throttler()
+            .set_overrides(&identity.namespace, overrides);
         Ok(Caller(identity))
     }
 }
@@ -60,14 +76,6 @@ fn parse_basic(header: &str) -> Result<(String, String), ApiError> {
         return Err(ApiError::Unauthorized(messages::CREDENTIALS_REJECTED));
     }
     Ok((user.to_owned(), secret.to_owned()))
-}
-
-/// Compares two secrets without leaking where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Resolves the `{ns}` of a URL for `caller`: `_` is the caller's own namespace; any other
@@ -121,13 +129,6 @@ mod tests {
             parse_basic("Bearer abc").unwrap_err().message(),
             messages::CREDENTIALS_MISSING
         );
-    }
-
-    #[test]
-    fn compares_secrets_exactly() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
     }
 
     #[test]

@@ -250,7 +250,9 @@ mod tests {
     async fn provisioning_creates_the_system_key_and_the_published_utils_package() {
         let store = MemoryStore::new();
         provision_system(&store).await.unwrap();
-        let id = store.identity(&system_identity().uuid).await.unwrap();
+        let stored = store.identity(&system_identity().uuid).await.unwrap();
+        let (_, secret) = SYSTEM_AUTH.split_once(':').unwrap();
+        let id = edgewhisk_entity::identity::verify_stored(&stored.unwrap(), secret);
         assert_eq!(id.unwrap().auth_string(), SYSTEM_AUTH);
         let doc = store.get("whisk.system", "utils").await.unwrap().unwrap();
         let p: Package = serde_json::from_value(doc.doc).unwrap();

@@ -6,6 +6,7 @@
 //! (`namespace` or `namespace/package`) and name; the controller owns their typed form.
 
 use async_trait::async_trait;
+use edgewhisk_entity::identity::NamespaceLimits;
 use edgewhisk_entity::{Activation, ActivationId, Identity};
 use serde::{Deserialize, Serialize};
 
@@ -125,9 +126,21 @@ pub enum StoreError {
     /// Filesystem failure opening the store.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// The store does not implement this operation (a test wrapper that does not forward it).
+    #[error("{operation} is not supported by this store")]
+    Unsupported {
+        /// The trait method.
+        operation: &'static str,
+    },
 }
 
 /// Entities and identities. Writes are durable when the future resolves.
+///
+/// Keys are stored hashed: `put_identity` stores the identity's key in its stored form
+/// ([`edgewhisk_entity::identity::KeyHash::stored_form`]: a plain key is hashed, a hash is kept
+/// as is), and `identity`, `identities_of`, `identities_in` and `delete_identity` return
+/// identities whose `key` is that stored form, never the secret. Check a presented secret
+/// with [`edgewhisk_entity::identity::verify_stored`].
 #[async_trait]
 pub trait EntityStore: Send + Sync + std::fmt::Debug + 'static {
     /// The document at `(path, name)`, in whatever collection.
@@ -152,6 +165,39 @@ pub trait EntityStore: Send + Sync + std::fmt::Debug + 'static {
     async fn put_identity(&self, identity: Identity) -> Result<(), StoreError>;
     /// All identities of a subject.
     async fn identities_of(&self, subject: &str) -> Result<Vec<Identity>, StoreError>;
+    /// Deletes the identity whose key UUID is `uuid`; returns it.
+    async fn delete_identity(&self, uuid: &str) -> Result<Option<Identity>, StoreError> {
+        let _ = uuid;
+        Err(StoreError::Unsupported {
+            operation: "delete_identity",
+        })
+    }
+    /// All identities (keys) of a namespace, by subject then UUID.
+    async fn identities_in(&self, namespace: &str) -> Result<Vec<Identity>, StoreError> {
+        let _ = namespace;
+        Err(StoreError::Unsupported {
+            operation: "identities_in",
+        })
+    }
+    /// The throttle overrides of a namespace, if any were set.
+    async fn namespace_limits(
+        &self,
+        namespace: &str,
+    ) -> Result<Option<NamespaceLimits>, StoreError> {
+        let _ = namespace;
+        Ok(None)
+    }
+    /// Sets (`Some`) or removes (`None`) the throttle overrides of a namespace.
+    async fn put_namespace_limits(
+        &self,
+        namespace: &str,
+        limits: Option<NamespaceLimits>,
+    ) -> Result<(), StoreError> {
+        let _ = (namespace, limits);
+        Err(StoreError::Unsupported {
+            operation: "put_namespace_limits",
+        })
+    }
 }
 
 /// Activation records. `store` is off the request path: it enqueues, a writer batches.

@@ -9,6 +9,7 @@ use crate::{
     StoreError,
 };
 use async_trait::async_trait;
+use edgewhisk_entity::identity::{KeyHash, NamespaceLimits};
 use edgewhisk_entity::{Activation, ActivationId, Identity};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
@@ -26,6 +27,8 @@ struct Inner {
     entities: BTreeMap<(String, String), EntityDoc>,
     /// Keyed by key UUID.
     identities: HashMap<String, Identity>,
+    /// Throttle overrides by namespace.
+    limits: HashMap<String, NamespaceLimits>,
     activations: HashMap<ActivationId, Activation>,
 }
 
@@ -122,10 +125,51 @@ impl EntityStore for MemoryStore {
     }
 
     async fn put_identity(&self, identity: Identity) -> Result<(), StoreError> {
+        let identity = Identity {
+            key: KeyHash::stored_form(&identity.key),
+            ..identity
+        };
         self.inner
             .lock()
             .identities
             .insert(identity.uuid.clone(), identity);
+        Ok(())
+    }
+
+    async fn delete_identity(&self, uuid: &str) -> Result<Option<Identity>, StoreError> {
+        Ok(self.inner.lock().identities.remove(uuid))
+    }
+
+    async fn identities_in(&self, namespace: &str) -> Result<Vec<Identity>, StoreError> {
+        let mut out: Vec<Identity> = self
+            .inner
+            .lock()
+            .identities
+            .values()
+            .filter(|i| i.namespace == namespace)
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.subject.cmp(&b.subject).then_with(|| a.uuid.cmp(&b.uuid)));
+        Ok(out)
+    }
+
+    async fn namespace_limits(
+        &self,
+        namespace: &str,
+    ) -> Result<Option<NamespaceLimits>, StoreError> {
+        Ok(self.inner.lock().limits.get(namespace).copied())
+    }
+
+    async fn put_namespace_limits(
+        &self,
+        namespace: &str,
+        limits: Option<NamespaceLimits>,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock();
+        match limits {
+            Some(l) => inner.limits.insert(namespace.to_owned(), l),
+            None => inner.limits.remove(namespace),
+        };
         Ok(())
     }
 

@@ -6,6 +6,7 @@ use crate::{
     StoreError,
 };
 use async_trait::async_trait;
+use edgewhisk_entity::identity::NamespaceLimits;
 use edgewhisk_entity::{Activation, ActivationId, Identity};
 use std::sync::Arc;
 
@@ -48,6 +49,29 @@ impl<T: EntityStore + ?Sized> EntityStore for Arc<T> {
     async fn identities_of(&self, subject: &str) -> Result<Vec<Identity>, StoreError> {
         T::identities_of(self, subject).await
     }
+
+    async fn delete_identity(&self, uuid: &str) -> Result<Option<Identity>, StoreError> {
+        T::delete_identity(self, uuid).await
+    }
+
+    async fn identities_in(&self, namespace: &str) -> Result<Vec<Identity>, StoreError> {
+        T::identities_in(self, namespace).await
+    }
+
+    async fn namespace_limits(
+        &self,
+        namespace: &str,
+    ) -> Result<Option<NamespaceLimits>, StoreError> {
+        T::namespace_limits(self, namespace).await
+    }
+
+    async fn put_namespace_limits(
+        &self,
+        namespace: &str,
+        limits: Option<NamespaceLimits>,
+    ) -> Result<(), StoreError> {
+        T::put_namespace_limits(self, namespace, limits).await
+    }
 }
 
 #[async_trait]
@@ -88,8 +112,9 @@ mod tests {
         let cache = CachingEntityStore::new(Arc::clone(&store));
         let id = edgewhisk_entity::identity::guest();
         cache.put_identity(id.clone()).await.unwrap();
-        assert_eq!(store.identity(&id.uuid).await.unwrap(), Some(id.clone()));
+        let stored = store.identity(&id.uuid).await.unwrap().unwrap();
+        assert!(edgewhisk_entity::identity::verify_stored(&stored, &id.key).is_some());
         let as_dyn: Arc<dyn EntityStore> = store;
-        assert_eq!(as_dyn.identities_of("guest").await.unwrap(), [id]);
+        assert_eq!(as_dyn.identities_of("guest").await.unwrap(), [stored]);
     }
 }

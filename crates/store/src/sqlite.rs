@@ -23,6 +23,7 @@ use crate::{
     StoreError,
 };
 use async_trait::async_trait;
+use edgewhisk_entity::identity::{KeyHash, NamespaceLimits};
 use edgewhisk_entity::{Activation, ActivationId, Identity};
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -62,7 +63,33 @@ CREATE TABLE IF NOT EXISTS identities (
     key TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS identities_by_subject ON identities (subject);
+CREATE INDEX IF NOT EXISTS identities_by_namespace ON identities (namespace);
+CREATE TABLE IF NOT EXISTS namespace_limits (
+    namespace TEXT PRIMARY KEY NOT NULL,
+    doc TEXT NOT NULL
+);
 ";
+
+/// Hashes the keys of identities stored in the clear by versions before key hashing. Runs at
+/// every open in one transaction; a no-op once every key is hashed. Returns how many keys it
+/// hashed.
+fn migrate_plain_keys(conn: &mut Connection) -> Result<usize, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let plain: Vec<(String, String)> = {
+        let mut stmt =
+            tx.prepare("SELECT uuid, key FROM identities WHERE key NOT LIKE 'sha256$%'")?;
+        stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<Result<_, _>>()?
+    };
+    for (uuid, key) in &plain {
+        tx.execute(
+            "UPDATE identities SET key = ?1 WHERE uuid = ?2",
+            params![KeyHash::stored_form(key), uuid],
+        )?;
+    }
+    tx.commit()?;
+    Ok(plain.len())
+}
 
 /// Entities, identities and activations in one SQLite file.
 ///
@@ -104,8 +131,12 @@ impl SqliteStore {
             std::fs::create_dir_all(parent)?;
         }
         let busy = Duration::from_millis(config.busy_timeout_ms);
-        let entities = open_connection(path, busy, "FULL")?;
+        let mut entities = open_connection(path, busy, "FULL")?;
         entities.execute_batch(SCHEMA)?;
+        let migrated = migrate_plain_keys(&mut entities)?;
+        if migrated > 0 {
+            tracing::info!(path = %path.display(), keys = migrated, "hashed keys stored in the clear");
+        }
         let reader = open_connection(path, busy, "NORMAL")?;
         let writer_conn = open_connection(path, busy, "NORMAL")?;
         let pending: Arc<Mutex<HashMap<ActivationId, Pending>>> = Arc::default();
@@ -416,6 +447,10 @@ impl EntityStore for SqliteStore {
     }
 
     async fn put_identity(&self, identity: Identity) -> Result<(), StoreError> {
+        let identity = Identity {
+            key: KeyHash::stored_form(&identity.key),
+            ..identity
+        };
         self.with_entities(move |conn| {
             conn.prepare_cached(
                 "INSERT OR REPLACE INTO identities (uuid, subject, namespace, key) \
@@ -443,6 +478,79 @@ impl EntityStore for SqliteStore {
                 .query_map(params![subject], identity_row)?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
+        })
+        .await
+    }
+
+    async fn delete_identity(&self, uuid: &str) -> Result<Option<Identity>, StoreError> {
+        let uuid = uuid.to_owned();
+        self.with_entities(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let row = tx
+                .prepare_cached(
+                    "SELECT uuid, subject, namespace, key FROM identities WHERE uuid = ?1",
+                )?
+                .query_row(params![uuid], identity_row)
+                .optional()?;
+            if row.is_some() {
+                tx.prepare_cached("DELETE FROM identities WHERE uuid = ?1")?
+                    .execute(params![uuid])?;
+                tx.commit()?;
+            }
+            Ok(row)
+        })
+        .await
+    }
+
+    async fn identities_in(&self, namespace: &str) -> Result<Vec<Identity>, StoreError> {
+        let namespace = namespace.to_owned();
+        self.with_entities(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT uuid, subject, namespace, key FROM identities WHERE namespace = ?1 \
+                 ORDER BY subject, uuid",
+            )?;
+            let rows = stmt
+                .query_map(params![namespace], identity_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn namespace_limits(
+        &self,
+        namespace: &str,
+    ) -> Result<Option<NamespaceLimits>, StoreError> {
+        let namespace = namespace.to_owned();
+        self.with_entities(move |conn| {
+            let doc: Option<String> = conn
+                .prepare_cached("SELECT doc FROM namespace_limits WHERE namespace = ?1")?
+                .query_row(params![namespace], |row| row.get(0))
+                .optional()?;
+            Ok(doc.map(|d| serde_json::from_str(&d)).transpose()?)
+        })
+        .await
+    }
+
+    async fn put_namespace_limits(
+        &self,
+        namespace: &str,
+        limits: Option<NamespaceLimits>,
+    ) -> Result<(), StoreError> {
+        let namespace = namespace.to_owned();
+        let doc = limits.map(|l| serde_json::to_string(&l)).transpose()?;
+        self.with_entities(move |conn| {
+            match doc {
+                Some(doc) => conn
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO namespace_limits (namespace, doc) VALUES (?1, ?2)",
+                    )?
+                    .execute(params![namespace, doc])?,
+                None => conn
+                    .prepare_cached("DELETE FROM namespace_limits WHERE namespace = ?1")?
+                    .execute(params![namespace])?,
+            };
+            Ok(())
         })
         .await
     }

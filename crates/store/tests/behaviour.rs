@@ -3,6 +3,7 @@
 
 #[cfg(test)]
 mod store_behaviour {
+    use edgewhisk_entity::identity::{NamespaceLimits, verify_stored};
     use edgewhisk_entity::{Activation, ActivationId, ActivationResponse, Identity, Parameters};
     use edgewhisk_store::{
         ActivationFilter, ActivationStore, Collection, EntityDoc, EntityStore, ListScope,
@@ -312,8 +313,11 @@ mod store_behaviour {
         s.put_identity(mk("u1", "alice", "alice")).await.unwrap();
         s.put_identity(mk("u2", "alice", "shared")).await.unwrap();
         s.put_identity(mk("u3", "bob", "bob")).await.unwrap();
+        // Keys are stored hashed: the stored form verifies the secret but is not it.
+        let stored = s.identity("u2").await.unwrap().unwrap();
+        assert_ne!(stored.key, "key-of-u2");
         assert_eq!(
-            s.identity("u2").await.unwrap(),
+            verify_stored(&stored, "key-of-u2"),
             Some(mk("u2", "alice", "shared"))
         );
         assert_eq!(s.identity("nope").await.unwrap(), None);
@@ -324,6 +328,49 @@ mod store_behaviour {
         s.put_identity(mk("u2", "bob", "bob2")).await.unwrap();
         assert_eq!(s.identities_of("alice").await.unwrap().len(), 1);
         assert_eq!(s.identities_of("bob").await.unwrap().len(), 2);
+    }
+
+    async fn identities_are_listed_by_namespace_and_deleted_by_uuid(s: &impl Store) {
+        let mk = |uuid: &str, subject: &str, namespace: &str| Identity {
+            subject: subject.into(),
+            namespace: namespace.into(),
+            uuid: uuid.into(),
+            key: format!("key-of-{uuid}"),
+        };
+        s.put_identity(mk("u1", "bob", "team")).await.unwrap();
+        s.put_identity(mk("u2", "alice", "team")).await.unwrap();
+        s.put_identity(mk("u3", "alice", "alice")).await.unwrap();
+        let team: Vec<String> = s
+            .identities_in("team")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| i.subject)
+            .collect();
+        assert_eq!(team, ["alice", "bob"]);
+        let deleted = s.delete_identity("u2").await.unwrap().unwrap();
+        assert_eq!(deleted.subject, "alice");
+        assert_eq!(s.delete_identity("u2").await.unwrap(), None);
+        assert_eq!(s.identity("u2").await.unwrap(), None);
+        assert_eq!(s.identities_in("team").await.unwrap().len(), 1);
+        assert_eq!(s.identities_of("alice").await.unwrap().len(), 1);
+    }
+
+    async fn namespace_limits_are_set_replaced_and_removed(s: &impl Store) {
+        assert_eq!(s.namespace_limits("alice").await.unwrap(), None);
+        let mut limits = NamespaceLimits {
+            invocations_per_minute: Some(3),
+            concurrent_invocations: None,
+            fires_per_minute: Some(1),
+        };
+        s.put_namespace_limits("alice", Some(limits)).await.unwrap();
+        assert_eq!(s.namespace_limits("alice").await.unwrap(), Some(limits));
+        assert_eq!(s.namespace_limits("bob").await.unwrap(), None);
+        limits.concurrent_invocations = Some(2);
+        s.put_namespace_limits("alice", Some(limits)).await.unwrap();
+        assert_eq!(s.namespace_limits("alice").await.unwrap(), Some(limits));
+        s.put_namespace_limits("alice", None).await.unwrap();
+        assert_eq!(s.namespace_limits("alice").await.unwrap(), None);
     }
 
     async fn activation_get_only_finds_records_of_the_asked_namespace(s: &impl Store) {
@@ -515,6 +562,8 @@ mod store_behaviour {
         skip_and_limit_page_the_list_while_count_ignores_them,
         delete_returns_the_deleted_document_once,
         identities_are_found_by_uuid_and_by_subject,
+        identities_are_listed_by_namespace_and_deleted_by_uuid,
+        namespace_limits_are_set_replaced_and_removed,
         activation_get_only_finds_records_of_the_asked_namespace,
         name_filter_matches_the_path_annotation_with_and_without_package,
         since_and_upto_bound_start_inclusively,

@@ -2,6 +2,7 @@
 
 #[cfg(test)]
 mod sqlite_store {
+    use edgewhisk_entity::identity::{KeyHash, verify_stored};
     use edgewhisk_entity::{Activation, ActivationId, ActivationResponse, Identity, Parameters};
     use edgewhisk_store::{
         ActivationFilter, ActivationStore, Collection, EntityDoc, EntityStore, ListScope, PutMode,
@@ -94,7 +95,8 @@ mod sqlite_store {
             EntityStore::get(&store, "guest", "hello").await.unwrap(),
             Some(action("hello", 7))
         );
-        assert_eq!(store.identity("u-1").await.unwrap(), Some(identity));
+        let stored = store.identity("u-1").await.unwrap().unwrap();
+        assert_eq!(verify_stored(&stored, "secret"), Some(identity));
         let list = ActivationStore::list(&store, &guest_filter())
             .await
             .unwrap();
@@ -227,5 +229,39 @@ mod sqlite_store {
         let store = SqliteStore::open(&path, &StoreConfig::default()).unwrap();
         assert_eq!(store.path(), path);
         assert!(path.exists());
+    }
+
+    #[tokio::test]
+    async fn opening_hashes_keys_stored_in_the_clear_by_earlier_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        drop(SqliteStore::open(&path, &StoreConfig::default()).unwrap());
+        {
+            // An earlier version wrote the key as is.
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute(
+                "INSERT INTO identities (uuid, subject, namespace, key) \
+                 VALUES ('u-1', 'guest', 'guest', 'plain-secret')",
+                [],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path, &StoreConfig::default()).unwrap();
+        let stored = store.identity("u-1").await.unwrap().unwrap();
+        assert!(KeyHash::is_hashed(&stored.key));
+        assert!(verify_stored(&stored, "plain-secret").is_some());
+        drop(store);
+        // Reopening leaves already hashed keys alone.
+        let store = SqliteStore::open(&path, &StoreConfig::default()).unwrap();
+        assert_eq!(store.identity("u-1").await.unwrap(), Some(stored));
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let plain: usize = conn
+            .query_row(
+                "SELECT COUNT(*) FROM identities WHERE key = 'plain-secret'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(plain, 0);
     }
 }
