@@ -7,6 +7,7 @@ pub mod namespaces;
 pub mod packages;
 pub mod rules;
 pub mod triggers;
+pub mod web;
 
 use crate::AppState;
 use crate::config::ApiConfig;
@@ -20,7 +21,7 @@ use axum::http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use serde_json::{Value, json};
 
 /// The transaction id header, read from requests and set on every response.
@@ -81,6 +82,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(rules::delete)
                 .post(rules::set_state),
         )
+        .route("/api/v1/web/{ns}/{pkg}/{*rest}", any(web::handle))
         .route(&format!("{ns}/activations"), get(activations::list))
         .route(&format!("{ns}/activations/{{id}}"), get(activations::get))
         .route(&format!("{ns}/activations/{{id}}/logs"), get(activations::logs))
@@ -109,7 +111,9 @@ async fn transaction(mut req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 256)
         .map_or_else(TransactionId::generate, |v| TransactionId(v.to_owned()));
-    let is_api = req.uri().path().starts_with("/api/v1");
+    // Web actions answer OPTIONS and set CORS headers themselves (`api::web`).
+    let path = req.uri().path();
+    let is_api = path.starts_with("/api/v1") && !path.starts_with("/api/v1/web/");
     let mut res = if is_api && req.method() == Method::OPTIONS {
         StatusCode::OK.into_response()
     } else {
@@ -118,6 +122,8 @@ async fn transaction(mut req: Request, next: Next) -> Response {
     };
     let message = match res.extensions_mut().remove::<ErrorBody>() {
         Some(ErrorBody(m)) => Some(m),
+        // A web action's own status and body are left as the action chose them.
+        None if res.extensions().get::<web::ActionResponse>().is_some() => None,
         None => unshaped_error(&res),
     };
     if let Some(message) = message {

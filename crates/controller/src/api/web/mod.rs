@@ -1,0 +1,439 @@
+//! Web actions: `/api/v1/web/{namespace}/{package|default}/{action}[.{ext}][/{extra}]`
+//! (OpenWhisk `controller/WebActions.scala`, `docs/webactions.md`).
+//!
+//! Anybody may call an action its owner exported with the annotation `web-export: true`; the
+//! activation runs as, and is stored under, the owner of the namespace, with the owner's
+//! throttles. The HTTP request becomes the arguments ([`request`]) and the result becomes the
+//! HTTP response, as the extension asks ([`response`]).
+//!
+//! The life of one web request:
+//!
+//! 1. a declared body over the payload limit is a 413 before anything is looked up;
+//! 2. the namespace's owner (an identity of that namespace) and the action, through its
+//!    package or binding, are resolved; anything missing, or not exported, is a 404;
+//! 3. unless the action handles OPTIONS itself (`web-custom-options: true`), the response
+//!    gets OpenWhisk's CORS headers and an OPTIONS request is answered 200 at once;
+//! 4. `require-whisk-auth` is checked: `true` needs valid Basic credentials, a string or
+//!    number must equal the `X-Require-Whisk-Auth` header; failing is a 401;
+//! 5. the arguments are built (400 when the request redefines reserved or `final`
+//!    parameters) and the action (or sequence) runs blocking, up to the configured wait
+//!    (202 "Response not yet ready." after it);
+//! 6. success renders the result, an application error renders its `error` value, a
+//!    developer or whisk error is a 400.
+//!
+//! Known caveats: the owner's key is not passed to the action (`__OW_API_KEY`), because keys
+//! are stored hashed; Basic credentials that are not valid make the caller anonymous rather
+//! than refusing the request, so that actions can use the `Authorization` header for their
+//! own schemes.
+
+mod media;
+mod request;
+mod response;
+
+use crate::AppState;
+use crate::api::actions::{ACTIVATION_ID_HEADER, Target, load};
+use crate::auth::Caller;
+use crate::entitlement::{self, PackageContext};
+use crate::error::{ApiError, ErrorBody, TransactionId, content_length, read_body};
+use crate::messages;
+use crate::sequences::{self, Runner};
+use crate::throttle::InFlight;
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::header::ALLOW;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use edgewhisk_entity::connector::{ActivationMessage, CompletionMessage};
+use edgewhisk_entity::exec::ActionExec;
+use edgewhisk_entity::names::validate_name;
+use edgewhisk_entity::{Action, Activation, ActivationId, Identity, Parameters, Status};
+use request::{WebPath, WebRequest};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// Marks a response rendered from an action's result, so that the transaction middleware
+/// leaves its status and body as the action chose them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActionResponse;
+
+/// The header `require-whisk-auth` secrets are compared with.
+const REQUIRE_WHISK_AUTH: HeaderName = HeaderName::from_static("x-require-whisk-auth");
+
+const ALLOWED_METHODS: &str = "OPTIONS, GET, DELETE, POST, PUT, HEAD, PATCH";
+
+const DEFAULT_ALLOW_HEADERS: &str =
+    "Authorization, Origin, X-Requested-With, Content-Type, Accept, User-Agent";
+
+/// Any method on `/api/v1/web/{ns}/{pkg}/{*rest}`: runs the web action and renders its
+/// result.
+///
+/// - 200/204/any status a `.http` result sets, with the result rendered per extension;
+/// - 202 "Response not yet ready." when the action did not finish within the wait;
+/// - 400 (reserved or `final` parameters redefined, malformed JSON body, result not valid
+///   for the extension, developer or whisk error), 401 (`require-whisk-auth`), 404 (unknown
+///   namespace, package or action, not exported, `.text` property missing), 405 (a method
+///   web actions do not serve), 413 (body over the payload limit), 429 (owner throttled),
+///   503 (load balancer unavailable).
+///
+/// Every response of an activation carries `x-openwhisk-activation-id`.
+pub async fn handle(
+    State(state): State<AppState>,
+    tid: TransactionId,
+    Path((ns, pkg, rest)): Path<(String, String, String)>,
+    req: Request,
+) -> Response {
+    let received_at = edgewhisk_entity::time::now_millis();
+    let (mut parts, body) = req.into_parts();
+    if !is_allowed(&parts.method) {
+        return method_not_allowed();
+    }
+    let limit = state.config().max_payload_bytes;
+    if let Some(len) = content_length(&parts.headers).filter(|len| *len > limit) {
+        return ApiError::PayloadTooLarge(messages::entity_too_big("Request", len, limit))
+            .into_response();
+    }
+    let found = match find(&state, &ns, &pkg, &rest).await {
+        Ok(found) => found,
+        Err(e) => return e.into_response(),
+    };
+    let custom_options = is_true(&found.action.annotations, "web-custom-options");
+    let is_options = parts.method == Method::OPTIONS;
+    let mut res = if !custom_options && is_options {
+        StatusCode::OK.into_response()
+    } else {
+        let user = Caller::from_request_parts(&mut parts, &state)
+            .await
+            .ok()
+            .map(|c| c.0);
+        // With `web-custom-options`, OPTIONS reaches the action even without credentials, so
+        // that it can answer preflights itself.
+        let authorized = is_options || require_whisk_auth(&found.action, &parts, user.is_some());
+        if authorized {
+            let run = Run {
+                state: &state,
+                tid,
+                received_at,
+                user,
+            };
+            run.execute(found, &parts, body).await
+        } else {
+            refuse(StatusCode::UNAUTHORIZED, messages::WEB_UNAUTHORIZED)
+        }
+    };
+    if !custom_options {
+        add_cors(res.headers_mut(), &parts.headers);
+    }
+    res
+}
+
+fn is_allowed(m: &Method) -> bool {
+    [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::HEAD,
+        Method::OPTIONS,
+    ]
+    .contains(m)
+}
+
+fn method_not_allowed() -> Response {
+    let mut res = refuse(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &messages::method_not_allowed(ALLOWED_METHODS),
+    );
+    res.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
+    res
+}
+
+/// An error response with `message`, rendered with the transaction id by the middleware.
+fn refuse(status: StatusCode, message: &str) -> Response {
+    let mut res = status.into_response();
+    res.extensions_mut().insert(ErrorBody(message.to_owned()));
+    res
+}
+
+/// OpenWhisk's web CORS headers; `Access-Control-Allow-Headers` echoes the preflight's
+/// `Access-Control-Request-Headers` when there is one.
+fn add_cors(headers: &mut HeaderMap, request: &HeaderMap) {
+    headers.insert(
+        HeaderName::from_static("access-control-allow-origin"),
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        HeaderName::from_static("access-control-allow-methods"),
+        HeaderValue::from_static(ALLOWED_METHODS),
+    );
+    let allow = request
+        .get("access-control-request-headers")
+        .cloned()
+        .unwrap_or(HeaderValue::from_static(DEFAULT_ALLOW_HEADERS));
+    headers.insert(
+        HeaderName::from_static("access-control-allow-headers"),
+        allow,
+    );
+}
+
+/// True when the annotation is the JSON value `true` (OpenWhisk reads these as booleans).
+fn is_true(annotations: &Parameters, key: &str) -> bool {
+    annotations.get(key) == Some(&Value::Bool(true))
+}
+
+/// `require-whisk-auth`: absent or `false` is open; `true` needs an authenticated caller; a
+/// string or number must equal the `X-Require-Whisk-Auth` header; anything else refuses.
+fn require_whisk_auth(action: &Action, parts: &Parts, authenticated: bool) -> bool {
+    let presented = parts
+        .headers
+        .get(&REQUIRE_WHISK_AUTH)
+        .and_then(|v| v.to_str().ok());
+    match action.annotations.get("require-whisk-auth") {
+        None | Some(Value::Bool(false)) => true,
+        Some(Value::Bool(true)) => authenticated,
+        Some(Value::String(s)) => presented == Some(s.as_str()),
+        Some(Value::Number(n)) => presented == Some(n.to_string().as_str()),
+        Some(_) => false,
+    }
+}
+
+/// A resolved, exported web action and where it came from.
+struct Found {
+    owner: Identity,
+    action: Action,
+    package: PackageContext,
+    path: WebPath,
+}
+
+/// Resolves the owner and the exported action; every failure to find one is a 404, as
+/// OpenWhisk leaks nothing about what exists.
+async fn find(state: &AppState, ns: &str, pkg: &str, rest: &str) -> Result<Found, ApiError> {
+    let path = WebPath::parse(rest)?;
+    let valid = |s: &str| validate_name("name", s).map_err(|_| ApiError::NotFound);
+    valid(ns)?;
+    valid(&path.action)?;
+    let owner = match state.entities().identities_in(ns).await {
+        Ok(ids) => ids.into_iter().next().ok_or(ApiError::NotFound)?,
+        Err(e) => {
+            tracing::warn!(namespace = ns, error = %e, "web action owner lookup failed");
+            return Err(ApiError::NotFound);
+        }
+    };
+    let (target, package) = if pkg == "default" {
+        let t = Target {
+            path: owner.namespace.clone(),
+            name: path.action.clone(),
+        };
+        (t, PackageContext::default())
+    } else {
+        valid(pkg)?;
+        let resource = format!("{ns}/{pkg}/{}", path.action);
+        let p = entitlement::readable_package(state, &owner, ns, pkg, &resource)
+            .await
+            .map_err(hide)?;
+        let context = PackageContext {
+            parameters: p.parameters(),
+            binding: p.addressed.binding.as_ref().map(|_| p.addressed.path()),
+        };
+        let t = Target {
+            path: p.actual.path(),
+            name: path.action.clone(),
+        };
+        (t, context)
+    };
+    let action = package.apply(load(state, &target).await.map_err(hide)?.1);
+    if !is_true(&action.annotations, "web-export") {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Found {
+        owner,
+        action,
+        package,
+        path,
+    })
+}
+
+/// A lookup failure as the client sees it: 404 unless the store itself failed.
+fn hide(e: ApiError) -> ApiError {
+    match e {
+        ApiError::Store(_) => e,
+        _ => ApiError::NotFound,
+    }
+}
+
+/// How an activation ended, as far as the web request waits.
+enum Outcome {
+    /// The finished record.
+    Done(Box<Activation>),
+    /// Still running after the wait.
+    Pending(ActivationId),
+}
+
+/// One web invocation in progress.
+struct Run<'a> {
+    state: &'a AppState,
+    tid: TransactionId,
+    received_at: u64,
+    user: Option<Identity>,
+}
+
+impl Run<'_> {
+    async fn execute(self, found: Found, parts: &Parts, body: Body) -> Response {
+        let extension = found.path.extension;
+        match self.activate(found, parts, body).await {
+            Ok(Outcome::Done(record)) => {
+                let id = record.activation_id.clone();
+                with_id(finish(extension, *record), &id)
+            }
+            Ok(Outcome::Pending(id)) => with_id(
+                refuse(StatusCode::ACCEPTED, messages::RESPONSE_NOT_READY),
+                &id,
+            ),
+            Err(e) => e.into_response(),
+        }
+    }
+
+    /// Builds the arguments and runs the action blocking, up to the configured wait.
+    async fn activate(self, found: Found, parts: &Parts, body: Body) -> Result<Outcome, ApiError> {
+        let state = self.state;
+        let config = state.config();
+        let body = read_body(&parts.headers, body, config.max_payload_bytes).await?;
+        let action = found.action;
+        let protected: Vec<&str> = if action.annotations.is_truthy("final") {
+            action
+                .parameters
+                .0
+                .iter()
+                .map(|kv| kv.key.as_str())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let web = WebRequest {
+            method: parts.method.as_str(),
+            headers: &parts.headers,
+            path: &found.path.extra,
+            query: parts.uri.query().unwrap_or(""),
+            body: &body,
+            user: self.user.as_ref().map(|u| u.namespace.as_str()),
+        };
+        let args = web.arguments(is_true(&action.annotations, "raw-http"), &protected)?;
+        drop(body);
+        let is_composed = matches!(action.exec, ActionExec::Sequence(_)) || action.is_conductor();
+        let args = if matches!(action.exec, ActionExec::Sequence(_)) {
+            args
+        } else {
+            let mut merged = action.parameters.run_object();
+            merged.extend(args);
+            merged
+        };
+        let content = serde_json::value::to_raw_value(&args)
+            .map_err(|e| ApiError::BadRequest(messages::malformed_content(&e.to_string())))?;
+        let owner = found.owner;
+        let slot = state
+            .throttler()
+            .acquire(&owner.namespace, self.received_at)
+            .map_err(|e| ApiError::TooManyRequests(e.message()))?;
+        let id = ActivationId::generate();
+        let wait = Duration::from_millis(config.blocking_wait_ms);
+        if is_composed {
+            let runner = Runner::new(state.clone(), owner, self.tid.0, self.received_at);
+            let (tx, rx) = oneshot::channel();
+            let run_id = id.clone();
+            tokio::spawn(async move {
+                let record = runner.run_topmost(action, run_id, content).await;
+                drop(slot);
+                let _ = tx.send(record);
+            });
+            return Ok(match tokio::time::timeout(wait, rx).await {
+                Ok(Ok(record)) => Outcome::Done(Box::new(record)),
+                _ => Outcome::Pending(id),
+            });
+        }
+        let executable = Arc::new(sequences::executable(action).ok_or(ApiError::NotFound)?);
+        let release_after = Duration::from_millis(executable.limits.timeout.saturating_mul(2))
+            + Duration::from_secs(60);
+        let mut annotations = Parameters::default();
+        if let Some(binding) = entitlement::binding_annotation(&found.package) {
+            annotations.set("binding", binding);
+        }
+        let msg = ActivationMessage {
+            transaction_id: self.tid.0,
+            activation_id: id.clone(),
+            namespace: owner.namespace.clone(),
+            subject: owner.subject.clone(),
+            // The stored key is a hash; the owner's secret is not known here.
+            api_key: None,
+            action: executable,
+            content,
+            blocking: true,
+            cause: None,
+            received_at: self.received_at,
+            annotations,
+        };
+        let mut rx = state.balancer().publish(msg).await?;
+        match tokio::time::timeout(wait, &mut rx).await {
+            Ok(Ok(CompletionMessage { activation })) => {
+                drop(slot);
+                Ok(Outcome::Done(Box::new(activation)))
+            }
+            Ok(Err(_)) => {
+                drop(slot);
+                match state.activations().get(&owner.namespace, &id).await? {
+                    Some(record) => Ok(Outcome::Done(Box::new(record))),
+                    None => Ok(Outcome::Pending(id)),
+                }
+            }
+            Err(_) => {
+                release_later(rx, slot, release_after);
+                Ok(Outcome::Pending(id))
+            }
+        }
+    }
+}
+
+/// Frees the throttle slot when the activation completes, or after `bound` at the latest.
+fn release_later(rx: oneshot::Receiver<CompletionMessage>, slot: InFlight, bound: Duration) {
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(bound, rx).await;
+        drop(slot);
+    });
+}
+
+fn with_id(mut res: Response, id: &ActivationId) -> Response {
+    if let Ok(v) = HeaderValue::from_str(id.as_str()) {
+        res.headers_mut().insert(ACTIVATION_ID_HEADER, v);
+    }
+    res
+}
+
+/// The response for a finished activation: success renders the result, an application
+/// error its `error` value (404 when it has none), anything else is a 400.
+fn finish(extension: request::Extension, record: Activation) -> Response {
+    let value = match record.response.status {
+        Status::Success => record
+            .response
+            .result
+            .unwrap_or(Value::Object(Default::default())),
+        Status::ApplicationError => match record.response.result {
+            Some(Value::Object(mut m)) if m.contains_key("error") => {
+                m.remove("error").unwrap_or(Value::Null)
+            }
+            _ => return refuse(StatusCode::NOT_FOUND, messages::PROPERTY_NOT_FOUND),
+        },
+        Status::DeveloperError | Status::WhiskError => {
+            return refuse(StatusCode::BAD_REQUEST, messages::ERROR_PROCESSING_REQUEST);
+        }
+    };
+    match response::transcode(extension, value) {
+        Ok(mut res) => {
+            res.extensions_mut().insert(ActionResponse);
+            res
+        }
+        Err(response::Refusal(status, message)) => refuse(status, &message),
+    }
+}
