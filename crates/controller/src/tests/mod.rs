@@ -3,11 +3,13 @@
 //! refuses.
 
 mod actions;
+mod admin;
 mod activations;
 mod invoke;
 mod packages;
 mod routes;
 mod sequences;
+mod triggers;
 
 use crate::config::ApiConfig;
 use crate::loadbalancer::{LoadBalancer, LoadBalancerError};
