@@ -4,6 +4,7 @@
 
 mod actions;
 mod admin;
+mod admin;
 mod activations;
 mod invoke;
 mod packages;
