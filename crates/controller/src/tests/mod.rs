@@ -4,7 +4,6 @@
 
 mod actions;
 mod admin;
-mod admin;
 mod activations;
 mod invoke;
 mod packages;
