@@ -694,5 +694,25 @@ mod lifecycle {
         )
         .await;
         reply.expect_status(200, "hello after restart");
+
+        // A graceful stop of the recovered run leaves nothing behind either.
+        let server_pid = i32::try_from(s.pid()).expect("pid fits in i32");
+        let second = server_processes(server_pid, &s.data_dir());
+        let status = s.stop();
+        assert!(
+            status.success(),
+            "SIGTERM stops the server cleanly: {status}"
+        );
+        let left: Vec<HostProcess> = second.iter().filter(|p| is_alive(p)).cloned().collect();
+        assert!(
+            left.is_empty(),
+            "processes still alive after a graceful stop:\n{}",
+            show(&left)
+        );
+        let listed = runc_containers(&s.data_dir());
+        assert!(
+            listed.is_empty(),
+            "runc still lists instances after a graceful stop: {listed:?}"
+        );
     }
 }
