@@ -598,6 +598,119 @@ fn api_error(status: StatusCode, text: &str) -> ClientError {
     }
 }
 
+/// Triggers and rules (OpenWhisk `Triggers.scala`, `Rules.scala`).
+impl Client {
+    /// `GET triggers`: trigger summaries.
+    pub async fn list_triggers(&self, page: ListPage) -> Result<Vec<Value>, ClientError> {
+        let mut query = Vec::new();
+        push_page(&mut query, page);
+        let ns = self.namespace.clone();
+        let v = self
+            .send(Method::GET, &["namespaces", &ns, "triggers"], &query, None)
+            .await?;
+        Ok(serde_json::from_value(v)?)
+    }
+
+    /// `GET triggers/<name>`: the trigger with its `rules` map.
+    pub async fn get_trigger(&self, name: &str) -> Result<Value, ClientError> {
+        let segs = self.entity_segments("triggers", name);
+        self.send(Method::GET, &as_strs(&segs), &[], None).await
+    }
+
+    /// `PUT triggers/<name>?overwrite=<overwrite>` with a `TriggerPut`-shaped body.
+    pub async fn put_trigger(
+        &self,
+        name: &str,
+        body: &Value,
+        overwrite: bool,
+    ) -> Result<Value, ClientError> {
+        let segs = self.entity_segments("triggers", name);
+        let query = [("overwrite", overwrite.to_string())];
+        self.send(Method::PUT, &as_strs(&segs), &query, Some(body))
+            .await
+    }
+
+    /// `DELETE triggers/<name>`: returns the deleted trigger.
+    pub async fn delete_trigger(&self, name: &str) -> Result<Value, ClientError> {
+        let segs = self.entity_segments("triggers", name);
+        self.send(Method::DELETE, &as_strs(&segs), &[], None).await
+    }
+
+    /// `POST triggers/<name>` with `params` as the body: the trigger activation's id, or
+    /// `None` when the server answered 204 (no active rule, nothing fired).
+    pub async fn fire_trigger(
+        &self,
+        name: &str,
+        params: &Value,
+    ) -> Result<Option<String>, ClientError> {
+        let segs = self.entity_segments("triggers", name);
+        let v = self
+            .send(Method::POST, &as_strs(&segs), &[], Some(params))
+            .await?;
+        Ok(v.get("activationId")
+            .and_then(Value::as_str)
+            .map(str::to_owned))
+    }
+
+    /// `GET rules`: rules without their status.
+    pub async fn list_rules(&self, page: ListPage) -> Result<Vec<Value>, ClientError> {
+        let mut query = Vec::new();
+        push_page(&mut query, page);
+        let ns = self.namespace.clone();
+        let v = self
+            .send(Method::GET, &["namespaces", &ns, "rules"], &query, None)
+            .await?;
+        Ok(serde_json::from_value(v)?)
+    }
+
+    /// `GET rules/<name>`: the rule with its `status`.
+    pub async fn get_rule(&self, name: &str) -> Result<Value, ClientError> {
+        let segs = self.entity_segments("rules", name);
+        self.send(Method::GET, &as_strs(&segs), &[], None).await
+    }
+
+    /// `PUT rules/<name>?overwrite=<overwrite>` with `{trigger, action}` (names such as
+    /// `/_/t`) and optional `annotations`, `publish`, `version`.
+    pub async fn put_rule(
+        &self,
+        name: &str,
+        body: &Value,
+        overwrite: bool,
+    ) -> Result<Value, ClientError> {
+        let segs = self.entity_segments("rules", name);
+        let query = [("overwrite", overwrite.to_string())];
+        self.send(Method::PUT, &as_strs(&segs), &query, Some(body))
+            .await
+    }
+
+    /// `DELETE rules/<name>`: returns the deleted rule (status `inactive`).
+    pub async fn delete_rule(&self, name: &str) -> Result<Value, ClientError> {
+        let segs = self.entity_segments("rules", name);
+        self.send(Method::DELETE, &as_strs(&segs), &[], None).await
+    }
+
+    /// `POST rules/<name>` with `{"status": "active"|"inactive"}`. The server answers a plain
+    /// `OK`, which is not JSON, so the body is not decoded.
+    pub async fn set_rule_state(&self, name: &str, active: bool) -> Result<(), ClientError> {
+        let segs = self.entity_segments("rules", name);
+        let mut path = vec!["api", "v1"];
+        path.extend(segs.iter().map(String::as_str));
+        let status = if active { "active" } else { "inactive" };
+        let resp = self
+            .authed(self.http.post(self.url(&path)))
+            .json(&serde_json::json!({ "status": status }))
+            .send()
+            .await?;
+        let code = resp.status();
+        let text = resp.text().await?;
+        if code.is_success() {
+            Ok(())
+        } else {
+            Err(api_error(code, &text))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
