@@ -5,6 +5,7 @@
 //! Exit codes: 0 success; 1 the server or CLI failed (message on stderr); 2 usage errors; CLI
 //! API errors exit as `wsk` does (HTTP status − 256).
 
+mod admin;
 mod bench;
 mod cli;
 mod config;
@@ -32,6 +33,9 @@ enum Top {
     /// Measure a running server (latency, throughput, cold start).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Manage subjects, namespaces, keys and limits in the data directory (like `wskadmin`).
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
     #[command(flatten)]
     Wsk(cli::WskCommand),
 }
@@ -90,6 +94,7 @@ fn real_main() -> anyhow::Result<i32> {
             Ok(0)
         }
         Top::Bench(cmd) => runtime.block_on(bench::run(global, cmd)),
+        Top::Admin(cmd) => runtime.block_on(admin::run(cmd)),
         Top::Wsk(cmd) => runtime.block_on(cli::run(global, cmd)),
     }
 }

@@ -1,0 +1,340 @@
+//! `edgewhisk admin`: subjects, namespaces, keys and per-namespace limits, like OpenWhisk's
+//! `wskadmin`, working directly on the data directory's SQLite store.
+//!
+//! It may run while `edgewhisk serve` runs on the same data directory (SQLite's WAL lets both
+//! write). The server caches identities and namespace limits for at most 5 s, so a created key
+//! works at once, and a deleted or regenerated key stops working (and new limits apply) within
+//! 5 s of the command returning.
+//!
+//! Keys are stored hashed, so a key is printed only when it is created or regenerated; `user
+//! get` shows the key's UUID only.
+
+use crate::config::Config;
+use anyhow::{Context, bail};
+use edgewhisk_entity::Identity;
+use edgewhisk_entity::identity::{KEY_LENGTH, NamespaceLimits, generate_key};
+use edgewhisk_store::{EntityStore, SqliteStore};
+use std::path::PathBuf;
+
+/// `edgewhisk admin …`.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum AdminCommand {
+    /// Create, delete, show, list and regenerate subjects' keys.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Set, show and delete per-namespace throttle limits.
+    #[command(subcommand)]
+    Limits(LimitsCommand),
+}
+
+/// Where the store is: the same flags, environment and defaults as `edgewhisk serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct StoreArgs {
+    /// Data directory holding `edgewhisk.db` [default: user data dir].
+    #[arg(long, env = "EW_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// TOML configuration file (its `server.data_dir` and `[store]` apply).
+    #[arg(long, env = "EW_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+/// A subject and, optionally, one of its namespaces.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct SubjectArgs {
+    /// The subject (user) name.
+    subject: String,
+    /// The namespace [default: the subject's name, or all of its namespaces for `delete`
+    /// and `get`].
+    #[arg(long, short = 'n')]
+    namespace: Option<String>,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// `edgewhisk admin user …`.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum UserCommand {
+    /// Create a subject's key for a namespace; prints `uuid:key`.
+    Create {
+        #[command(flatten)]
+        who: SubjectArgs,
+        /// Use this `uuid:key` instead of a generated one.
+        #[arg(long, short = 'u')]
+        auth: Option<String>,
+    },
+    /// Delete a subject's key in one namespace, or all of its keys.
+    Delete {
+        #[command(flatten)]
+        who: SubjectArgs,
+    },
+    /// Show a subject's namespaces and key UUIDs (keys are shown only at creation).
+    Get {
+        #[command(flatten)]
+        who: SubjectArgs,
+    },
+    /// List the subjects of a namespace.
+    List {
+        /// The namespace.
+        namespace: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Give a subject a new key for a namespace; the old one stops working. Prints `uuid:key`.
+    Regenerate {
+        #[command(flatten)]
+        who: SubjectArgs,
+    },
+}
+
+/// `edgewhisk admin limits …`.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum LimitsCommand {
+    /// Set a namespace's limits (values above the system's are capped by the server).
+    Set {
+        /// The namespace.
+        namespace: String,
+        /// Invocations per minute.
+        #[arg(long = "invocationsPerMinute")]
+        invocations_per_minute: Option<u64>,
+        /// Activations in flight at once.
+        #[arg(long = "concurrentInvocations")]
+        concurrent_invocations: Option<u64>,
+        /// Trigger fires per minute.
+        #[arg(long = "firesPerMinute")]
+        fires_per_minute: Option<u64>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Show a namespace's limits as JSON.
+    Get {
+        /// The namespace.
+        namespace: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Remove a namespace's limits: the system limits apply again.
+    Delete {
+        /// The namespace.
+        namespace: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// Runs one admin command; returns the exit code.
+pub(crate) async fn run(cmd: AdminCommand) -> anyhow::Result<i32> {
+    match cmd {
+        AdminCommand::User(cmd) => user(cmd).await,
+        AdminCommand::Limits(cmd) => limits(cmd).await,
+    }
+}
+
+async fn open(args: &StoreArgs) -> anyhow::Result<SqliteStore> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(dir) = &args.data_dir {
+        config.server.data_dir.clone_from(dir);
+    }
+    config.store.validate().context("invalid [store] section")?;
+    let path = config.data_dir().join("edgewhisk.db");
+    SqliteStore::open(&path, &config.store)
+        .with_context(|| format!("opening store {}", path.display()))
+}
+
+/// Runs `f` on the store, then closes it whatever `f` returned.
+async fn with_store<T>(
+    args: &StoreArgs,
+    f: impl AsyncFnOnce(&SqliteStore) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let store = open(args).await?;
+    let result = f(&store).await;
+    store.close().await.context("closing store")?;
+    result
+}
+
+/// Splits and checks a `uuid:key` given on the command line.
+fn parse_auth(auth: &str) -> anyhow::Result<(String, String)> {
+    let (uuid, key) = auth.split_once(':').context("--auth must be UUID:KEY")?;
+    uuid::Uuid::parse_str(uuid).with_context(|| format!("{uuid} is not a UUID"))?;
+    if key.chars().count() != KEY_LENGTH {
+        bail!("the key must be {KEY_LENGTH} characters long");
+    }
+    Ok((uuid.to_owned(), key.to_owned()))
+}
+
+/// The identities of `who.subject`, restricted to `who.namespace` when given.
+async fn identities(store: &SqliteStore, who: &SubjectArgs) -> anyhow::Result<Vec<Identity>> {
+    let mut ids = store.identities_of(&who.subject).await?;
+    if let Some(ns) = &who.namespace {
+        ids.retain(|i| &i.namespace == ns);
+    }
+    if ids.is_empty() {
+        match &who.namespace {
+            Some(ns) => bail!("subject '{}' has no key in namespace '{ns}'", who.subject),
+            None => bail!("subject '{}' does not exist", who.subject),
+        }
+    }
+    Ok(ids)
+}
+
+async fn user(cmd: UserCommand) -> anyhow::Result<i32> {
+    match cmd {
+        UserCommand::Create { who, auth } => {
+            let namespace = who.namespace.clone().unwrap_or_else(|| who.subject.clone());
+            let (uuid, key) = match auth.as_deref().map(parse_auth).transpose()? {
+                Some(pair) => pair,
+                None => (uuid::Uuid::new_v4().to_string(), generate_key()),
+            };
+            let identity = Identity {
+                subject: who.subject.clone(),
+                namespace,
+                uuid,
+                key,
+            };
+            let created = identity.clone();
+            with_store(&who.store, async move |store| {
+                let existing = store.identities_of(&identity.subject).await?;
+                if existing.iter().any(|i| i.namespace == identity.namespace) {
+                    bail!(
+                        "subject '{}' already has a key in namespace '{}'",
+                        identity.subject,
+                        identity.namespace
+                    );
+                }
+                if store.identity(&identity.uuid).await?.is_some() {
+                    bail!("the UUID {} is already in use", identity.uuid);
+                }
+                store.put_identity(identity).await?;
+                Ok(())
+            })
+            .await?;
+            println!("{}", created.auth_string());
+        }
+        UserCommand::Delete { who } => {
+            let store_args = who.store.clone();
+            let deleted = with_store(&store_args, async move |store| {
+                let ids = identities(store, &who).await?;
+                for id in &ids {
+                    store.delete_identity(&id.uuid).await?;
+                }
+                Ok(ids)
+            })
+            .await?;
+            for id in deleted {
+                println!(
+                    "deleted subject '{}' in namespace '{}'",
+                    id.subject, id.namespace
+                );
+            }
+        }
+        UserCommand::Get { who } => {
+            let store_args = who.store.clone();
+            let ids = with_store(&store_args, async move |store| {
+                identities(store, &who).await
+            })
+            .await?;
+            for id in ids {
+                println!("{}\t{}", id.namespace, id.uuid);
+            }
+            eprintln!(
+                "keys are stored hashed: a key is shown only by 'user create' and 'user regenerate'"
+            );
+        }
+        UserCommand::List { namespace, store } => {
+            let ids = with_store(&store, async move |store| {
+                Ok(store.identities_in(&namespace).await?)
+            })
+            .await?;
+            for id in ids {
+                println!("{}\t{}", id.subject, id.uuid);
+            }
+        }
+        UserCommand::Regenerate { who } => {
+            let store_args = who.store.clone();
+            let fresh = with_store(&store_args, async move |store| {
+                let ids = identities(store, &who).await?;
+                let [old] = ids.as_slice() else {
+                    bail!(
+                        "subject '{}' has keys in several namespaces; choose one with --namespace",
+                        who.subject
+                    );
+                };
+                let fresh = Identity {
+                    key: generate_key(),
+                    ..old.clone()
+                };
+                store.put_identity(fresh.clone()).await?;
+                Ok(fresh)
+            })
+            .await?;
+            println!("{}", fresh.auth_string());
+        }
+    }
+    Ok(0)
+}
+
+async fn limits(cmd: LimitsCommand) -> anyhow::Result<i32> {
+    match cmd {
+        LimitsCommand::Set {
+            namespace,
+            invocations_per_minute,
+            concurrent_invocations,
+            fires_per_minute,
+            store,
+        } => {
+            let limits = NamespaceLimits {
+                invocations_per_minute,
+                concurrent_invocations,
+                fires_per_minute,
+            };
+            if limits.is_empty() {
+                bail!(
+                    "give at least one of --invocationsPerMinute, --concurrentInvocations, \
+                     --firesPerMinute"
+                );
+            }
+            let ns = namespace.clone();
+            with_store(&store, async move |store| {
+                Ok(store.put_namespace_limits(&ns, Some(limits)).await?)
+            })
+            .await?;
+            println!("limits set for namespace '{namespace}'");
+        }
+        LimitsCommand::Get { namespace, store } => {
+            let ns = namespace.clone();
+            let limits = with_store(&store, async move |store| {
+                Ok(store.namespace_limits(&ns).await?)
+            })
+            .await?;
+            match limits {
+                Some(l) => println!("{}", serde_json::to_string(&l)?),
+                None => {
+                    println!("no limits set for namespace '{namespace}': the system limits apply")
+                }
+            }
+        }
+        LimitsCommand::Delete { namespace, store } => {
+            let ns = namespace.clone();
+            with_store(&store, async move |store| {
+                Ok(store.put_namespace_limits(&ns, None).await?)
+            })
+            .await?;
+            println!("limits deleted for namespace '{namespace}'");
+        }
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_auth_accepts_a_uuid_and_a_64_character_key_only() {
+        let good = edgewhisk_entity::identity::GUEST_AUTH;
+        let (uuid, key) = parse_auth(good).unwrap();
+        assert_eq!(format!("{uuid}:{key}"), good);
+        assert!(parse_auth("not-a-uuid:abc").is_err());
+        assert!(parse_auth("23bc46b1-71f6-4ed5-8c54-816aa4f8c502:short").is_err());
+        assert!(parse_auth("no-colon").is_err());
+    }
+}
