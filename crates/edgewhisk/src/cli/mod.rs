@@ -1,5 +1,5 @@
 //! The `wsk`-compatible command-line interface: `action`, `activation`, `namespace`, `package`,
-//! `property` and `list`, with `wsk`'s verbs, flags, messages and exit codes.
+//! `trigger`, `rule`, `property` and `list`, with `wsk`'s verbs, flags, messages and exit codes.
 //!
 //! Configuration is read as `wsk` reads it: the properties file (`~/.wskprops`, or the file
 //! named by `WSK_CONFIG_FILE`) gives `APIHOST`, `AUTH`, `NAMESPACE` and `APIVERSION`; the
@@ -36,6 +36,8 @@ mod commands {
     pub(super) mod namespace;
     pub(super) mod package;
     pub(super) mod property;
+    pub(super) mod rule;
+    pub(super) mod trigger;
 }
 
 use edgewhisk_client::{Client, ClientError};
@@ -95,6 +97,12 @@ pub(crate) enum WskCommand {
     /// Work with whisk properties.
     #[command(subcommand)]
     Property(commands::property::PropertyCommand),
+    /// Work with triggers.
+    #[command(subcommand)]
+    Trigger(commands::trigger::TriggerCommand),
+    /// Work with rules.
+    #[command(subcommand)]
+    Rule(commands::rule::RuleCommand),
     /// List entities in the current namespace.
     List(commands::list::ListArgs),
 }
@@ -112,6 +120,8 @@ pub(crate) async fn run(global: GlobalFlags, cmd: WskCommand) -> anyhow::Result<
         WskCommand::Namespace(c) => commands::namespace::run(&ctx, c).await,
         WskCommand::Property(c) => commands::property::run(&ctx, c).await,
         WskCommand::Package(c) => commands::package::run(&ctx, c).await,
+        WskCommand::Trigger(c) => commands::trigger::run(&ctx, c).await,
+        WskCommand::Rule(c) => commands::rule::run(&ctx, c).await,
         WskCommand::List(a) => commands::list::run(&ctx, a).await,
     };
     Ok(match result {
