@@ -10,6 +10,7 @@ mod packages;
 mod routes;
 mod sequences;
 mod triggers;
+mod web;
 
 use crate::config::ApiConfig;
 use crate::loadbalancer::{LoadBalancer, LoadBalancerError};
