@@ -65,6 +65,10 @@ pub(crate) struct PutArgs {
     /// action (no|false).
     #[arg(long, value_name = "MODE")]
     web: Option<String>,
+    /// Secure the web action: a SECRET the caller must send as `X-Require-Whisk-Auth`, `true`
+    /// for a generated one, or `false` to remove the protection.
+    #[arg(long = "web-secure", value_name = "SECRET")]
+    web_secure: Option<String>,
     /// Treat ACTION as comma separated sequence of actions to invoke (the artifact is the
     /// list: `--sequence a,pkg/b,/ns/c`).
     #[arg(long)]
@@ -147,17 +151,23 @@ pub(crate) async fn run(ctx: &Ctx, cmd: ActionCommand) -> Result<i32, CliError> 
 }
 
 async fn put(client: &Client, args: PutArgs, update: bool) -> Result<i32, CliError> {
-    let body = put_body(&args, update)?;
+    let mut body = put_body(&args, update)?;
+    let mut existing = None;
     if update {
         // As wsk does: look at the current action first; only "not found" is acceptable.
-        if let Err(e) = client.get_action(&args.name, false).await {
-            if e.status() != Some(404) {
+        match client.get_action(&args.name, false).await {
+            Ok(action) => existing = Some(action),
+            Err(e) if e.status() == Some(404) => {}
+            Err(e) => {
                 return Err(CliError::api(
                     format!("Unable to get action '{}'", entity_name(&args.name)),
                     e,
                 ));
             }
         }
+    }
+    if let Some(secret) = &args.web_secure {
+        web_secure(&mut body, args.web.as_deref(), secret, existing.as_ref())?;
     }
     client
         .put_action(&args.name, &body, update)
@@ -246,6 +256,59 @@ fn web_annotations(mode: &str, annotations: &mut Map<String, Value>) -> Result<(
     annotations.insert("raw-http".into(), json!(raw));
     annotations.insert("final".into(), json!(fin));
     Ok(())
+}
+
+/// `--web-secure`: sets `require-whisk-auth` to the secret (`true`: a generated number, kept
+/// when the action already has a generated one), or removes it (`false`). As with wsk, only
+/// for an action that is or becomes a web action.
+fn web_secure(
+    body: &mut Value,
+    web: Option<&str>,
+    secret: &str,
+    existing: Option<&Value>,
+) -> Result<(), CliError> {
+    let web = web.map(str::to_ascii_lowercase);
+    let disabling_web = matches!(web.as_deref(), Some("false" | "no"));
+    let becomes_web = matches!(web.as_deref(), Some("true" | "yes" | "raw"));
+    let was_web = existing
+        .and_then(|a| annotation(a, "web-export"))
+        .is_some_and(|v| v == &Value::Bool(true));
+    if !(becomes_web || (was_web && !disabling_web)) {
+        return Err(CliError::Usage(
+            "The --web-secure option is only valid when the --web option is enabled.".into(),
+        ));
+    }
+    let current = existing.and_then(|a| annotation(a, "require-whisk-auth"));
+    let value = match secret.to_ascii_lowercase().as_str() {
+        "false" => {
+            if current.is_some() {
+                body["delAnnotations"] = json!(["require-whisk-auth"]);
+            }
+            return Ok(());
+        }
+        "true" => match current {
+            Some(Value::Number(n)) => Value::Number(n.clone()),
+            _ => json!(generated_secret()),
+        },
+        _ => Value::String(secret.to_owned()),
+    };
+    let Some(fields) = body.as_object_mut() else {
+        return Ok(());
+    };
+    let annotations = fields.entry("annotations").or_insert_with(|| json!([]));
+    if let Value::Array(list) = annotations {
+        list.retain(|kv| kv.get("key").and_then(Value::as_str) != Some("require-whisk-auth"));
+        list.push(json!({"key": "require-whisk-auth", "value": value}));
+    }
+    Ok(())
+}
+
+/// A random positive 63-bit number, as wsk generates for `--web-secure true`.
+fn generated_secret() -> u64 {
+    let bytes = *uuid::Uuid::new_v4().as_bytes();
+    let mut n = [0u8; 8];
+    n.copy_from_slice(&bytes[..8]);
+    u64::from_be_bytes(n) >> 1
 }
 
 /// The runtime kind `wsk` infers from a file extension.
@@ -666,6 +729,51 @@ mod tests {
                 {"key": "web-export", "value": true}
             ]})
         );
+    }
+
+    #[test]
+    fn web_secure_sets_or_removes_the_require_whisk_auth_annotation() {
+        let secret_of = |body: &Value| {
+            body["annotations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|kv| kv["key"] == "require-whisk-auth")
+                .map(|kv| kv["value"].clone())
+        };
+        let mut body = json!({});
+        web_secure(&mut body, Some("true"), "s3cret", None).unwrap();
+        assert_eq!(secret_of(&body), Some(json!("s3cret")));
+        let mut body = json!({"annotations": [{"key": "web-export", "value": true}]});
+        web_secure(&mut body, Some("raw"), "true", None).unwrap();
+        let generated = secret_of(&body).unwrap();
+        assert!(generated.as_u64().is_some_and(|n| n < 1 << 63));
+        assert_eq!(body["annotations"].as_array().unwrap().len(), 2);
+
+        let existing = json!({"annotations": [
+            {"key": "web-export", "value": true},
+            {"key": "require-whisk-auth", "value": 77}
+        ]});
+        let mut body = json!({});
+        web_secure(&mut body, None, "true", Some(&existing)).unwrap();
+        assert_eq!(secret_of(&body), Some(json!(77)));
+        let mut body = json!({});
+        web_secure(&mut body, None, "false", Some(&existing)).unwrap();
+        assert_eq!(body, json!({"delAnnotations": ["require-whisk-auth"]}));
+    }
+
+    #[test]
+    fn web_secure_needs_a_web_action() {
+        let expected = "The --web-secure option is only valid when the --web option is enabled.";
+        let web = json!({"annotations": [{"key": "web-export", "value": true}]});
+        for (flag, existing) in [
+            (None, None),
+            (Some("false"), Some(&web)),
+            (Some("no"), None),
+        ] {
+            let err = web_secure(&mut json!({}), flag, "x", existing).unwrap_err();
+            assert!(matches!(&err, CliError::Usage(m) if m == expected), "{err}");
+        }
     }
 
     #[test]
