@@ -106,7 +106,8 @@ fn contained_processes(s: &ServerGuard) -> Vec<HostProcess> {
         .collect()
 }
 
-/// Tries to read each of `files` and list each of `dirs`; reports what it got per path.
+/// Tries to read each of `files`, list each of `dirs` and create the file `escape`; reports what
+/// it got per path, and whether its own `/tmp` works.
 const SNOOP: &str = r"
 const fs = require('fs');
 function attempt(f) {
@@ -117,7 +118,7 @@ function main(params) {
   const out = {};
   for (const p of params.files) out[p] = attempt(() => fs.readFileSync(p, 'latin1').slice(0, 100));
   for (const d of params.dirs) out[d] = attempt(() => fs.readdirSync(d));
-  out['write /'] = attempt(() => { fs.writeFileSync('/ew-escape', 'x'); return 'written'; });
+  out['write /'] = attempt(() => { fs.writeFileSync(params.escape, 'x'); return 'written'; });
   out['control /tmp'] = attempt(() => {
     fs.writeFileSync('/tmp/ew-probe', 'probe');
     return fs.readFileSync('/tmp/ew-probe', 'utf8');
@@ -272,12 +273,13 @@ mod secrets {
                 .filter_map(|p| p.parent())
                 .map(|p| p.display().to_string()),
         );
+        let escape = format!("/ew-escape-{}", std::process::id());
         create_action(&s, "snoop", "nodejs:20", SNOOP).await;
         let reply = invoke(
             &s,
             "snoop",
             "blocking=true&result=true",
-            json!({ "files": files, "dirs": dirs }),
+            json!({ "files": files, "dirs": dirs, "escape": escape }),
         )
         .await;
         reply.expect_status(200, "snoop");
@@ -304,8 +306,8 @@ mod secrets {
             "the root file system is writable: {write}"
         );
         assert!(
-            !Path::new("/ew-escape").exists(),
-            "the write reached the host's /"
+            !Path::new(&escape).exists(),
+            "the write reached the host's {escape}"
         );
         assert_healthy(&s, "snooping").await;
     }
