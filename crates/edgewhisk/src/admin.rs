@@ -79,7 +79,8 @@ pub(crate) enum UserCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Give a subject a new key for a namespace; the old one stops working. Prints `uuid:key`.
+    /// Give a subject a new `uuid:key` for a namespace (printed); the old one stops working
+    /// within 5 s.
     Regenerate {
         #[command(flatten)]
         who: SubjectArgs,
@@ -258,11 +259,11 @@ async fn user(cmd: UserCommand) -> anyhow::Result<i32> {
                         who.subject
                     );
                 };
-                let fresh = Identity {
-                    key: generate_key(),
-                    ..old.clone()
-                };
+                // A new UUID too: the server has not cached it, so the new key works at once,
+                // while the old UUID's cached entry expires within the cache bound.
+                let fresh = Identity::generate(&old.subject, &old.namespace);
                 store.put_identity(fresh.clone()).await?;
+                store.delete_identity(&old.uuid).await?;
                 Ok(fresh)
             })
             .await?;

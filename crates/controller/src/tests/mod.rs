@@ -3,8 +3,8 @@
 //! refuses.
 
 mod actions;
-mod admin;
 mod activations;
+mod admin;
 mod invoke;
 mod packages;
 mod routes;
