@@ -3,13 +3,27 @@
 //! `bench invoke` is the quick measurement of the lean-platform issue: N blocking invocations of
 //! a hello action by C closed-loop clients on keep-alive connections, per-request latency in an
 //! HDR histogram, throughput over the wall time; `--cold N` times the first invocation of N
-//! freshly created actions. The seed's full experiments (A, B, C) build on this module.
+//! freshly created actions.
+//!
+//! The seed's experiments: `concurrency` (A), `payload` (B), `transfer` (C), `coldstart` and
+//! `all`, each against the server named by `.wskprops`/flags or, with `--spawn`, against
+//! private `edgewhisk serve` processes this command starts and stops; each also measures the
+//! same function behind a bare Node.js `http` server (the baseline) with the same load
+//! generator, and reports edgewhisk/baseline ratios. `--out DIR` gets CSV, JSON and SVG charts.
+
+mod chart;
+mod experiments;
+mod load;
+mod report;
+mod target;
 
 use crate::cli::{Ctx, GlobalFlags};
 use anyhow::{Context, bail};
 use edgewhisk_client::{Client, InvokeOptions};
+use experiments::{ColdstartSettings, ConcurrencySettings, Env, PayloadSettings, TransferSettings};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +35,112 @@ const HELLO: &str = "function main(params) {\n  return { payload: 'Hello, ' + (p
 pub(crate) enum BenchCommand {
     /// Warm blocking invocations of a hello action: latency percentiles and throughput.
     Invoke(InvokeArgs),
+    /// Experiment A: latency and throughput vs backend capacity and client concurrency.
+    Concurrency(ConcurrencyArgs),
+    /// Experiment B: latency and throughput vs request payload size.
+    Payload(PayloadArgs),
+    /// Experiment C: hop time of a two-step sequence vs the payload passed along.
+    Transfer(TransferArgs),
+    /// First invocation of new actions, with and without a stem cell, per runtime kind.
+    Coldstart(ColdstartArgs),
+    /// Every experiment above, one report.
+    All(CommonArgs),
+}
+
+/// Flags every experiment takes.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct CommonArgs {
+    /// Start private `edgewhisk serve` processes (temp data dir, loopback port) instead of
+    /// using the server named by .wskprops/flags.
+    #[arg(long)]
+    spawn: bool,
+    /// Write CSV, JSON and SVG charts into this directory.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Small counts (for CI smoke runs).
+    #[arg(long)]
+    quick: bool,
+    /// Isolation backend of spawned servers (auto, runc, process); repeat to compare backends
+    /// in `coldstart`.
+    #[arg(long)]
+    isolation: Vec<String>,
+    /// Node.js executable of the baseline server.
+    #[arg(long, default_value = "node")]
+    node: PathBuf,
+    /// Python executable of the python cold-start baseline.
+    #[arg(long, default_value = "python3")]
+    python: PathBuf,
+    /// Skip the bare Node.js baseline.
+    #[arg(long)]
+    no_baseline: bool,
+    /// Open loop: send at this many requests/s (latency counted from the intended send time)
+    /// instead of the closed loop.
+    #[arg(long)]
+    rate: Option<f64>,
+}
+
+/// Flags of `bench concurrency`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ConcurrencyArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Backend capacities (instances of 256 MB), with --spawn [default: 1,2,3,4,5,8,11].
+    #[arg(long, value_delimiter = ',')]
+    capacities: Vec<u64>,
+    /// Client concurrencies [default: 1,2,4,8,16,32,64].
+    #[arg(long, value_delimiter = ',')]
+    clients: Vec<u64>,
+    /// Requests per point.
+    #[arg(long, short = 'n')]
+    requests: Option<u64>,
+    /// The action sleeps this long before answering, ms (the seed's `sleepy`: 30).
+    #[arg(long, default_value_t = 0)]
+    sleep_ms: u64,
+}
+
+/// Flags of `bench payload`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct PayloadArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Request body sizes, bytes [default: 17,1024,10240,102400,204800,512000,1048000].
+    #[arg(long, value_delimiter = ',')]
+    sizes: Vec<usize>,
+    /// Client concurrencies [default: 1,4].
+    #[arg(long, value_delimiter = ',')]
+    clients: Vec<u64>,
+    /// Requests per point at most (also bounded to 200 MB sent per point).
+    #[arg(long, short = 'n')]
+    requests: Option<u64>,
+}
+
+/// Flags of `bench transfer`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct TransferArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Payload sizes passed head → tail, bytes [default: 0 … 1040000].
+    #[arg(long, value_delimiter = ',')]
+    sizes: Vec<usize>,
+    /// Sequence invocations per size [default: 20].
+    #[arg(long)]
+    repeat: Option<u64>,
+}
+
+/// Flags of `bench coldstart`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ColdstartArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Runtime kinds [default: nodejs:20,python:3].
+    #[arg(long, value_delimiter = ',')]
+    kinds: Vec<String>,
+    /// Fresh actions per kind and case [default: 10].
+    #[arg(long)]
+    repeat: Option<u64>,
+    /// Pause before each timed first invocation so stem cells refill, ms [default: 1000].
+    #[arg(long)]
+    pause_ms: Option<u64>,
 }
 
 /// Flags of `bench invoke`.
@@ -53,10 +173,109 @@ pub(crate) struct InvokeArgs {
 pub(crate) async fn run(global: GlobalFlags, cmd: BenchCommand) -> anyhow::Result<i32> {
     let ctx = Ctx::load(global).map_err(|e| anyhow::anyhow!("{e}"))?;
     let make_client = || ctx.client().map_err(|e| anyhow::anyhow!("{e}"));
+    let machine = report::machine();
+    let mut tables = Vec::new();
+    let env_of = |c: &CommonArgs| -> anyhow::Result<Env> {
+        experiments::prepare_out(c.out.as_deref())?;
+        Ok(Env {
+            spawn: c.spawn,
+            external: ctx.settings.apihost.clone().map(|h| {
+                (
+                    h,
+                    ctx.settings.auth.clone().unwrap_or_default(),
+                    ctx.global.insecure,
+                )
+            }),
+            isolation: c.isolation.clone(),
+            node: c.node.clone(),
+            python: c.python.clone(),
+            baseline: !c.no_baseline,
+            rate: c.rate,
+            out: c.out.clone(),
+        })
+    };
     match cmd {
-        BenchCommand::Invoke(args) => invoke(&make_client()?, make_client, &args).await?,
+        BenchCommand::Invoke(args) => {
+            invoke(&make_client()?, make_client, &args).await?;
+            return Ok(0);
+        }
+        BenchCommand::Concurrency(a) => {
+            let mut s = ConcurrencySettings::defaults(a.common.quick);
+            override_vec(&mut s.capacities, a.capacities);
+            override_vec(&mut s.clients, a.clients);
+            s.requests = a.requests.unwrap_or(s.requests);
+            s.sleep_ms = a.sleep_ms;
+            let env = env_of(&a.common)?;
+            tables.push((env.out.clone(), experiments::concurrency(&env, &s).await?));
+        }
+        BenchCommand::Payload(a) => {
+            let mut s = PayloadSettings::defaults(a.common.quick);
+            override_vec(&mut s.sizes, a.sizes);
+            override_vec(&mut s.clients, a.clients);
+            s.requests = a.requests.unwrap_or(s.requests);
+            let env = env_of(&a.common)?;
+            tables.push((env.out.clone(), experiments::payload(&env, &s).await?));
+        }
+        BenchCommand::Transfer(a) => {
+            let mut s = TransferSettings::defaults(a.common.quick);
+            override_vec(&mut s.sizes, a.sizes);
+            s.repeat = a.repeat.unwrap_or(s.repeat);
+            let env = env_of(&a.common)?;
+            tables.push((env.out.clone(), experiments::transfer(&env, &s).await?));
+        }
+        BenchCommand::Coldstart(a) => {
+            let mut s = ColdstartSettings::defaults(a.common.quick);
+            override_vec(&mut s.kinds, a.kinds);
+            s.repeat = a.repeat.unwrap_or(s.repeat);
+            s.pause_ms = a.pause_ms.unwrap_or(s.pause_ms);
+            let env = env_of(&a.common)?;
+            tables.push((env.out.clone(), experiments::coldstart(&env, &s).await?));
+        }
+        BenchCommand::All(c) => {
+            let env = env_of(&c)?;
+            let q = c.quick;
+            let all = [
+                experiments::concurrency(&env, &ConcurrencySettings::defaults(q)).await?,
+                experiments::payload(&env, &PayloadSettings::defaults(q)).await?,
+                experiments::transfer(&env, &TransferSettings::defaults(q)).await?,
+                experiments::coldstart(&env, &ColdstartSettings::defaults(q)).await?,
+            ];
+            for t in &all {
+                experiments::write(&env, t, &machine)?;
+                println!("{}", t.to_text());
+            }
+            let headline = report::headline(&all);
+            println!("{}", headline.to_text());
+            experiments::write(&env, &headline, &machine)?;
+            if let Some(dir) = &env.out {
+                let summary = serde_json::json!({
+                    "machine": machine,
+                    "experiments": all.iter().chain([&headline]).map(|t| t.to_json(&serde_json::Value::Null)).collect::<Vec<_>>(),
+                });
+                let path = dir.join("all.json");
+                std::fs::write(&path, serde_json::to_string_pretty(&summary)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!("outputs in {}", dir.display());
+            }
+            return Ok(0);
+        }
+    }
+    for (out, t) in &tables {
+        if let Some(dir) = out {
+            t.write(dir, &machine)?;
+        }
+        println!("{}", t.to_text());
+        if let Some(dir) = out {
+            println!("outputs in {}", dir.display());
+        }
     }
     Ok(0)
+}
+
+fn override_vec<T>(target: &mut Vec<T>, given: Vec<T>) {
+    if !given.is_empty() {
+        *target = given;
+    }
 }
 
 async fn create_hello(client: &Client, name: &str, concurrency: u32) -> anyhow::Result<()> {

@@ -1,0 +1,150 @@
+//! Smoke test of `edgewhisk bench all --quick --spawn`: the real binary spawns its own servers
+//! and the Node.js baseline, runs every experiment with small counts, and writes its outputs.
+//! Nothing here is a timing assertion: it checks that the run completes and that every CSV,
+//! JSON and SVG it writes is well formed and holds the measured rows.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+/// Parses a CSV file written by the bench (no quoted newlines): header and rows of equal width.
+fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let split = |l: &str| -> Vec<String> {
+        let mut cells = Vec::new();
+        let mut cur = String::new();
+        let mut quoted = false;
+        let mut chars = l.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' if quoted && chars.peek() == Some(&'"') => {
+                    cur.push('"');
+                    chars.next();
+                }
+                '"' => quoted = !quoted,
+                ',' if !quoted => cells.push(std::mem::take(&mut cur)),
+                c => cur.push(c),
+            }
+        }
+        assert!(!quoted, "unterminated quote in {}", path.display());
+        cells.push(cur);
+        cells
+    };
+    let header = split(lines.next().expect("a header line"));
+    let rows: Vec<Vec<String>> = lines.map(split).collect();
+    for r in &rows {
+        assert_eq!(
+            r.len(),
+            header.len(),
+            "row width in {}: {r:?}",
+            path.display()
+        );
+    }
+    (header, rows)
+}
+
+fn node_available() -> bool {
+    Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bench_all_quick_spawn_writes_valid_csv_json_and_svg() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgewhisk"));
+        cmd.args([
+            "bench",
+            "all",
+            "--quick",
+            "--spawn",
+            "--isolation",
+            "process",
+            "--out",
+        ])
+        .arg(&out)
+        .env("WSK_CONFIG_FILE", dir.path().join("wskprops"))
+        .env_remove("WHISK_APIHOST")
+        .env_remove("WHISK_AUTH");
+        let baseline = node_available();
+        if !baseline {
+            eprintln!("node is not on PATH: running without the baseline");
+            cmd.arg("--no-baseline");
+        }
+        let output = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "bench failed: {}\nstdout: {stdout}\nstderr: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(stdout.contains("== headline =="), "{stdout}");
+
+        let expected_rows = [
+            ("concurrency", 4),
+            ("payload", 6),
+            ("transfer", 3),
+            ("coldstart", 4),
+        ];
+        for (name, rows) in expected_rows {
+            let (header, csv_rows) = read_csv(&out.join(format!("{name}.csv")));
+            assert_eq!(csv_rows.len(), rows, "{name}.csv rows");
+            let json: Value = serde_json::from_str(
+                &std::fs::read_to_string(out.join(format!("{name}.json"))).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(json["experiment"], name);
+            for key in ["cores", "memory_total_mib", "kernel", "arch"] {
+                assert!(!json["machine"][key].is_null(), "{name}.json machine.{key}");
+            }
+            let json_rows = json["rows"].as_array().unwrap();
+            assert_eq!(json_rows.len(), rows);
+            for r in json_rows {
+                for h in &header {
+                    assert!(r.get(h).is_some(), "{name}.json row lacks {h}");
+                }
+            }
+        }
+        // Every load point answered: no errors, positive latency and throughput.
+        let (header, rows) = read_csv(&out.join("concurrency.csv"));
+        let col = |c: &str| header.iter().position(|h| h == c).unwrap();
+        for r in &rows {
+            assert_eq!(r[col("errors")], "0", "{r:?}");
+            assert!(r[col("p50_ms")].parse::<f64>().unwrap() > 0.0);
+            assert!(r[col("throughput_rps")].parse::<f64>().unwrap() > 0.0);
+            if baseline {
+                assert!(r[col("throughput_ratio")].parse::<f64>().unwrap() > 0.0);
+            }
+        }
+        let (header, rows) = read_csv(&out.join("transfer.csv"));
+        let hop = header.iter().position(|h| h == "hop_p50_ms").unwrap();
+        for r in &rows {
+            let v: f64 = r[hop].parse().unwrap();
+            assert!(v >= 0.0 && v < 60_000.0, "hop {v}");
+        }
+
+        for svg in [
+            "concurrency_latency",
+            "concurrency_throughput",
+            "payload_latency",
+            "payload_throughput",
+            "transfer_latency",
+        ] {
+            let text = std::fs::read_to_string(out.join(format!("{svg}.svg"))).unwrap();
+            assert!(text.starts_with("<svg"), "{svg}.svg");
+            assert!(text.trim_end().ends_with("</svg>"), "{svg}.svg");
+            assert!(text.contains("<polyline"), "{svg}.svg has lines");
+        }
+        let all: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("all.json")).unwrap()).unwrap();
+        assert_eq!(all["experiments"].as_array().unwrap().len(), 5);
+    }
+}
