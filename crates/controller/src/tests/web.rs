@@ -571,3 +571,38 @@ async fn methods_outside_the_web_set_are_not_allowed() {
         "HTTP method not allowed, supported methods: OPTIONS, GET, DELETE, POST, PUT, HEAD, PATCH",
     );
 }
+
+#[tokio::test]
+async fn web_calls_count_against_the_owners_throttle() {
+    let config = ApiConfig {
+        invocations_per_minute: 1,
+        ..ApiConfig::default()
+    };
+    let h = Harness::with_config(config).await;
+    web_action(&h, "busy", json!({}), json!({})).await;
+    let first = Call::get("/api/v1/web/guest/default/busy.json")
+        .send(&h)
+        .await;
+    assert_eq!(first.status, StatusCode::OK);
+    Call {
+        auth: Some(OTHER_AUTH),
+        ..Call::get("/api/v1/web/guest/default/busy.json")
+    }
+    .send(&h)
+    .await
+    .assert_error(
+        429,
+        "Too many requests in the last minute (count: 2, allowed: 1).",
+    );
+    // The caller's own namespace is not the one charged.
+    let own = h
+        .raw(
+            Method::POST,
+            "/api/v1/namespaces/_/actions/x?blocking=true",
+            None,
+            Some(OTHER_AUTH),
+            &[],
+        )
+        .await;
+    assert_ne!(own.status, StatusCode::TOO_MANY_REQUESTS);
+}
