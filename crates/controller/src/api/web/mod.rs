@@ -3,8 +3,8 @@
 //!
 //! Anybody may call an action its owner exported with the annotation `web-export: true`; the
 //! activation runs as, and is stored under, the owner of the namespace, with the owner's
-//! throttles. The HTTP request becomes the arguments (module `request`) and the result becomes the
-//! HTTP response, as the extension asks (module `response`).
+//! throttles. The HTTP request becomes the arguments (module `request`) and the result
+//! becomes the HTTP response, as the extension asks (module `response`).
 //!
 //! The life of one web request:
 //!
