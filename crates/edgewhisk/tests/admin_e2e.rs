@@ -214,6 +214,18 @@ mod admin {
     }
 
     #[tokio::test]
+    async fn a_deleted_guest_key_stays_deleted_across_a_restart() {
+        let mut s = spawn_server(None);
+        let guest_ok = send(http().get(url(&s, "_", "actions"))).await;
+        guest_ok.expect_status(200, "guest works on first start");
+        s.stop();
+        admin(&s, &["user", "delete", "guest"]);
+        s.restart();
+        let refused = send(http().get(url(&s, "_", "actions"))).await;
+        refused.expect_status(401, "the guest key is not provisioned again");
+    }
+
+    #[tokio::test]
     async fn a_namespace_rate_limit_answers_429_with_openwhisks_message() {
         let s = spawn_server(None);
         let alice = create_user(&s, "alice");

@@ -56,13 +56,17 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
     let db_path = data_dir.join("edgewhisk.db");
+    // The guest key is provisioned on the first start only, so an operator can delete it.
+    let first_start = !db_path.exists();
     let store = Arc::new(
         SqliteStore::open(&db_path, &config.store)
             .with_context(|| format!("opening store {}", db_path.display()))?,
     );
     let entities: Arc<dyn EntityStore> = Arc::new(CachingEntityStore::new(store.clone()));
     let activations: Arc<dyn ActivationStore> = store.clone();
-    provision_guest(entities.as_ref()).await?;
+    if first_start {
+        provision_guest(entities.as_ref()).await?;
+    }
     edgewhisk_controller::catalog::provision_system(entities.as_ref()).await?;
 
     let factory = container_factory(&config, &data_dir)?;
