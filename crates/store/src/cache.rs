@@ -54,11 +54,13 @@ struct CacheState {
     identities: HashMap<String, (Identity, Instant)>,
     /// Keyed by namespace; `None` caches "no overrides".
     limits: HashMap<String, (Option<NamespaceLimits>, Instant)>,
+    /// The identities of a namespace (web actions look up their owner on every request).
+    members: HashMap<String, (Vec<Identity>, Instant)>,
 }
 
 impl CacheState {
     fn len(&self) -> usize {
-        self.entities.len() + self.identities.len() + self.limits.len()
+        self.entities.len() + self.identities.len() + self.limits.len() + self.members.len()
     }
 }
 
@@ -105,6 +107,7 @@ impl<S: EntityStore> CachingEntityStore<S> {
             state.entities.clear();
             state.identities.clear();
             state.limits.clear();
+            state.members.clear();
         }
     }
 }
@@ -206,6 +209,7 @@ impl<S: EntityStore> EntityStore for CachingEntityStore<S> {
         state.generation += 1;
         // The inner store decides the stored (hashed) form: read it back on the next lookup.
         state.identities.remove(&uuid);
+        state.members.clear();
         result
     }
 
@@ -218,11 +222,30 @@ impl<S: EntityStore> EntityStore for CachingEntityStore<S> {
         let mut state = self.state.lock();
         state.generation += 1;
         state.identities.remove(uuid);
+        state.members.clear();
         result
     }
 
     async fn identities_in(&self, namespace: &str) -> Result<Vec<Identity>, StoreError> {
-        self.inner.identities_in(namespace).await
+        let generation = {
+            let state = self.state.lock();
+            if let Some((hit, expires)) = state.members.get(namespace) {
+                if Instant::now() < *expires {
+                    return Ok(hit.clone());
+                }
+            }
+            state.generation
+        };
+        let members = self.inner.identities_in(namespace).await?;
+        let mut state = self.state.lock();
+        if state.generation == generation {
+            self.make_room(&mut state);
+            let expires = Instant::now() + self.identity_ttl;
+            state
+                .members
+                .insert(namespace.to_owned(), (members.clone(), expires));
+        }
+        Ok(members)
     }
 
     async fn namespace_limits(
@@ -437,6 +460,25 @@ mod tests {
         // A write through the cache is seen at once.
         cache.put_namespace_limits("alice", None).await.unwrap();
         assert_eq!(cache.namespace_limits("alice").await.unwrap(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn namespace_members_are_cached_for_the_ttl_and_dropped_by_identity_writes() {
+        let cache =
+            CachingEntityStore::new(MemoryStore::new()).with_identity_ttl(Duration::from_secs(2));
+        assert!(cache.identities_in("guest").await.unwrap().is_empty());
+        cache
+            .inner()
+            .put_identity(identity("u", &"k".repeat(64)))
+            .await
+            .unwrap();
+        // Behind the cache's back: still the cached (empty) answer until the TTL passes.
+        assert!(cache.identities_in("guest").await.unwrap().is_empty());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(cache.identities_in("guest").await.unwrap().len(), 1);
+        // Through the cache: seen at once.
+        cache.delete_identity("u").await.unwrap();
+        assert!(cache.identities_in("guest").await.unwrap().is_empty());
     }
 
     #[tokio::test]
