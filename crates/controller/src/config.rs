@@ -22,6 +22,8 @@ pub struct ApiConfig {
     pub invocations_per_minute: u64,
     /// Activations of one namespace in flight at once.
     pub concurrent_invocations: u64,
+    /// Trigger fires per namespace per (fixed) minute.
+    pub fires_per_minute: u64,
     /// List page size when `limit` is absent.
     pub list_default_limit: usize,
     /// Largest list page (`limit=0` means this).
@@ -38,6 +40,7 @@ impl Default for ApiConfig {
             blocking_wait_ms: 60_000,
             invocations_per_minute: 60,
             concurrent_invocations: 30,
+            fires_per_minute: 60,
             list_default_limit: 30,
             list_max_limit: 200,
         }
@@ -100,13 +103,14 @@ impl ApiConfig {
                 });
             }
         }
-        let positive: [(&'static str, u64); 6] = [
+        let positive: [(&'static str, u64); 7] = [
             ("max_payload_bytes", self.max_payload_bytes),
             ("max_code_bytes", self.max_code_bytes),
             ("max_parameter_bytes", self.max_parameter_bytes),
             ("blocking_wait_ms", self.blocking_wait_ms),
             ("invocations_per_minute", self.invocations_per_minute),
             ("concurrent_invocations", self.concurrent_invocations),
+            ("fires_per_minute", self.fires_per_minute),
         ];
         for (field, value) in positive {
             if value == 0 {

@@ -71,8 +71,11 @@ impl AppState {
         manifest: RuntimeManifest,
         build: BuildInfo,
     ) -> Self {
-        let throttler =
-            Throttler::new(config.invocations_per_minute, config.concurrent_invocations);
+        let throttler = Throttler::with_limits(throttle::EffectiveLimits {
+            invocations_per_minute: config.invocations_per_minute,
+            concurrent_invocations: config.concurrent_invocations,
+            fires_per_minute: config.fires_per_minute,
+        });
         Self {
             inner: Arc::new(StateInner {
                 config,

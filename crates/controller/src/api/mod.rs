@@ -223,7 +223,7 @@ async fn deployment_info(State(state): State<AppState>) -> Json<Value> {
         "api_paths": ["/api/v1"],
         "limits": {
             "actions_per_minute": c.invocations_per_minute,
-            "triggers_per_minute": c.invocations_per_minute,
+            "triggers_per_minute": c.fires_per_minute,
             "concurrent_actions": c.concurrent_invocations,
             "sequence_length": 50,
             "min_action_duration": l.min_timeout,

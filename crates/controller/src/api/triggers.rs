@@ -251,14 +251,11 @@ pub async fn fire(
     let identity = caller.0;
     let namespace = resolve_namespace(&identity, &ns, Some(&name))?;
     valid_name(&name)?;
-    // The fire counter shares the throttler's per-minute windows under its own key; the
-    // in-flight slot it takes is released at once (fires are not concurrent activations).
-    drop(
-        state
-            .throttler()
-            .acquire(&fires_key(&namespace), start)
-            .map_err(|e| ApiError::TooManyRequests(e.message()))?,
-    );
+    // Fires have their own per-minute window (`firesPerMinute`, overridable per namespace).
+    state
+        .throttler()
+        .fire(&namespace, start)
+        .map_err(|e| ApiError::TooManyRequests(e.message()))?;
     let bytes = read_body(&headers, body, state.config().max_payload_bytes).await?;
     let payload = payload_object(&bytes)?;
     let (_, trigger) = load_trigger(&state, &namespace, &name)
@@ -287,12 +284,6 @@ pub async fn fire(
         res.headers_mut().insert(ACTIVATION_ID_HEADER, v);
     }
     Ok(res)
-}
-
-/// The throttler key under which the fires of `namespace` are counted (namespaces contain no
-/// `/`, so it cannot be a namespace's own key).
-fn fires_key(namespace: &str) -> String {
-    format!("{namespace}/triggers")
 }
 
 /// The fire body as a JSON object; blank is `{}`, anything but an object is a 400.

@@ -476,7 +476,7 @@ async fn rule_runs_a_sequence() {
 #[tokio::test]
 async fn fires_over_the_per_minute_limit_are_refused() {
     let h = Harness::with_config(ApiConfig {
-        invocations_per_minute: 2,
+        fires_per_minute: 2,
         ..ApiConfig::default()
     })
     .await;
