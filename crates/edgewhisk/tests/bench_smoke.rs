@@ -9,7 +9,7 @@ use std::process::Command;
 
 /// Parses a CSV file written by the bench (no quoted newlines): header and rows of equal width.
 fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let text = std::fs::read_to_string(path).unwrap();
+    let text = std::fs::read_to_string(path).expect("the bench wrote this CSV");
     let mut lines = text.lines();
     let split = |l: &str| -> Vec<String> {
         let mut cells = Vec::new();
@@ -128,7 +128,7 @@ mod tests {
         let hop = header.iter().position(|h| h == "hop_p50_ms").unwrap();
         for r in &rows {
             let v: f64 = r[hop].parse().unwrap();
-            assert!(v >= 0.0 && v < 60_000.0, "hop {v}");
+            assert!((0.0..60_000.0).contains(&v), "hop {v}");
         }
 
         for svg in [
