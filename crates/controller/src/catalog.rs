@@ -1,7 +1,10 @@
 //! The system namespace and its catalog: `whisk.system` with OpenWhisk's well-known system
 //! key, and the published package `/whisk.system/utils` with the actions of OpenWhisk's
 //! catalog (`echo`, `cat`, `sort`, `head`, `split`, `date`, `namespace`, `smash`), so that the
-//! examples of OpenWhisk's documentation run as written.
+//! examples of OpenWhisk's documentation run as written; and the feed packages
+//! `/whisk.system/alarms` (`alarm`, `once`, `interval`) and `/whisk.system/mqtt`
+//! (`subscribe`), whose actions are annotated `feed` and run by the controller
+//! ([`crate::feeds`]).
 //!
 //! [`provision_system`] runs at every start of the server. It creates the system identity only
 //! when the subject has none (an operator who rotated the key keeps the new one), and writes
@@ -123,6 +126,102 @@ fn utils() -> [CatalogAction; 8] {
     ]
 }
 
+/// The feed packages under `whisk.system` and their feed actions (see [`crate::feeds`]):
+/// package, package description, and per action (name, description, parameters).
+type FeedPackage = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str, &'static [&'static str])],
+);
+
+const FEED_PACKAGES: [FeedPackage; 2] = [
+    (
+        "alarms",
+        "Alarms and periodic utility",
+        &[
+            (
+                "alarm",
+                "Fire trigger when alarm occurs",
+                &[
+                    "cron",
+                    "trigger_payload",
+                    "startDate",
+                    "stopDate",
+                    "maxTriggers",
+                ],
+            ),
+            (
+                "once",
+                "Fire trigger once when alarm occurs",
+                &["date", "trigger_payload", "deleteAfterFire"],
+            ),
+            (
+                "interval",
+                "Fire trigger at specified interval",
+                &[
+                    "minutes",
+                    "seconds",
+                    "trigger_payload",
+                    "startDate",
+                    "stopDate",
+                    "maxTriggers",
+                ],
+            ),
+        ],
+    ),
+    (
+        "mqtt",
+        "MQTT feeds for the edge",
+        &[(
+            "subscribe",
+            "Fire trigger for every message on an MQTT topic",
+            &["url", "topic", "username", "password", "qos"],
+        )],
+    ),
+];
+
+/// The code of feed actions: never run, the controller handles their invocations.
+const FEED_CODE: &str = "function main() {\n  return { error: 'this feed action is run by the edgewhisk controller' };\n}\n";
+
+/// The stored JSON of a published feed package.
+fn feed_package(name: &str, description: &str, now: u64) -> Value {
+    json!({
+        "namespace": SYSTEM_NAMESPACE,
+        "name": name,
+        "version": "0.0.1",
+        "publish": true,
+        "parameters": [],
+        "annotations": [{"key": "description", "value": description}],
+        "binding": {},
+        "updated": now,
+    })
+}
+
+/// The stored JSON of one feed action of `package`.
+fn feed_action(package: &str, name: &str, description: &str, params: &[&str], now: u64) -> Value {
+    let parameters: Vec<Value> = params
+        .iter()
+        .map(|p| json!({"name": p, "required": false}))
+        .collect();
+    json!({
+        "namespace": format!("{SYSTEM_NAMESPACE}/{package}"),
+        "name": name,
+        "version": "0.0.1",
+        "publish": false,
+        "exec": {"kind": CATALOG_KIND, "code": FEED_CODE, "binary": false},
+        "parameters": [],
+        "limits": LimitBounds::default().defaults(),
+        "annotations": [
+            {"key": "description", "value": description},
+            {"key": "parameters", "value": parameters},
+            {"key": "feed", "value": true},
+            {"key": crate::feeds::FEED_PROVIDER, "value": format!("{package}/{name}")},
+            {"key": "exec", "value": CATALOG_KIND},
+        ],
+        "updated": now,
+    })
+}
+
 /// The system identity with OpenWhisk's well-known key.
 pub fn system_identity() -> Identity {
     let (uuid, key) = SYSTEM_AUTH.split_once(':').unwrap_or_default();
@@ -236,6 +335,32 @@ pub async fn provision_system(entities: &dyn EntityStore) -> Result<(), StoreErr
             },
         )
         .await?;
+    }
+    for (package, description, actions) in FEED_PACKAGES {
+        ensure(
+            entities,
+            EntityDoc {
+                collection: Collection::Packages,
+                path: SYSTEM_NAMESPACE.into(),
+                name: package.into(),
+                updated: now,
+                doc: feed_package(package, description, now),
+            },
+        )
+        .await?;
+        for (name, description, params) in actions {
+            ensure(
+                entities,
+                EntityDoc {
+                    collection: Collection::Actions,
+                    path: format!("{SYSTEM_NAMESPACE}/{package}"),
+                    name: (*name).into(),
+                    updated: now,
+                    doc: feed_action(package, name, description, params, now),
+                },
+            )
+            .await?;
+        }
     }
     Ok(())
 }

@@ -18,6 +18,7 @@ pub mod catalog;
 pub mod config;
 pub mod entitlement;
 pub mod error;
+pub mod feeds;
 pub mod loadbalancer;
 pub mod messages;
 pub mod sequences;
@@ -59,6 +60,7 @@ struct StateInner {
     manifest: RuntimeManifest,
     build: BuildInfo,
     throttler: Arc<Throttler>,
+    feeds: feeds::FeedSignal,
 }
 
 impl AppState {
@@ -85,6 +87,7 @@ impl AppState {
                 manifest,
                 build,
                 throttler,
+                feeds: feeds::FeedSignal::default(),
             }),
         }
     }
@@ -122,6 +125,11 @@ impl AppState {
     /// The invocation throttles.
     pub fn throttler(&self) -> &Arc<Throttler> {
         &self.inner.throttler
+    }
+
+    /// Wakes the feed scheduler after a feed lifecycle change.
+    pub(crate) fn feeds(&self) -> &feeds::FeedSignal {
+        &self.inner.feeds
     }
 
     /// Largest entity (PUT) body: code plus parameters plus annotations plus some room for

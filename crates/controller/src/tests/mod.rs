@@ -5,6 +5,7 @@
 mod actions;
 mod activations;
 mod admin;
+mod feeds;
 mod invoke;
 mod packages;
 mod routes;

@@ -87,6 +87,24 @@ pub async fn invoke(
             .unwrap_or(config.blocking_wait_ms)
             .min(config.blocking_wait_ms),
     );
+    if let Some(feed) = crate::feeds::provider(&action) {
+        let record = crate::feeds::run_lifecycle(
+            &state,
+            &identity,
+            feed,
+            &action,
+            content.get(),
+            activation_id.clone(),
+            received_at,
+        )
+        .await;
+        drop(slot);
+        return Ok(if blocking {
+            respond(record, result_only, false)
+        } else {
+            accepted(&activation_id)
+        });
+    }
     if is_sequence || action.is_conductor() {
         let runner = Runner::new(state.clone(), identity, tid.0, received_at);
         let run = Composed {
