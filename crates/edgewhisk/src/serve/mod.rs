@@ -84,6 +84,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             buildno: env!("CARGO_PKG_VERSION").to_owned(),
         },
     );
+    let feeds = edgewhisk_controller::feeds::FeedService::start(state.clone());
     let app = edgewhisk_controller::router(state);
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
@@ -106,6 +107,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let mut stop_rx = stop_rx;
         async move {
             let _ = stop_rx.wait_for(|s| *s).await;
+            feeds.shutdown().await;
             invoker.shutdown(grace).await;
         }
     };

@@ -1,9 +1,15 @@
 //! `wsk trigger create|update|get|delete|list|fire`.
+//!
+//! Feeds follow wsk (`commands/trigger.go`): `trigger create T --feed F -p k v` creates `T`
+//! with the annotation `feed: F` (the `-p` parameters go to the feed, not the trigger), then
+//! invokes `F` blocking with `{lifecycleEvent: CREATE, triggerName: /ns/T, authKey, ...params}`
+//! and deletes `T` again when that fails; `trigger delete` of a feed trigger invokes the feed
+//! with `DELETE` first.
 
 use crate::cli::commands::action::key_values;
 use crate::cli::output::{entity_list, package_or_trigger_row, pretty_json};
 use crate::cli::{CliError, Ctx};
-use edgewhisk_client::{Client, ListPage, split_qualified};
+use edgewhisk_client::{Client, InvokeOptions, ListPage, split_qualified};
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 
@@ -48,7 +54,7 @@ pub(crate) struct PutArgs {
     /// FILE containing annotation values in JSON format.
     #[arg(short = 'A', long = "annotation-file", value_name = "FILE")]
     annotation_file: Option<PathBuf>,
-    /// Trigger feed ACTION_NAME (not supported yet).
+    /// Trigger feed ACTION_NAME.
     #[arg(short = 'f', long, value_name = "ACTION_NAME")]
     feed: Option<String>,
 }
@@ -87,6 +93,9 @@ pub(crate) struct ListArgs {
 pub(crate) async fn run(ctx: &Ctx, cmd: TriggerCommand) -> Result<i32, CliError> {
     let client = ctx.client()?;
     match cmd {
+        TriggerCommand::Create(a) if a.feed.is_some() => {
+            create_with_feed(&client, a, ctx.settings.auth.as_deref().unwrap_or("")).await
+        }
         TriggerCommand::Create(a) => put(&client, a, false).await,
         TriggerCommand::Update(a) => put(&client, a, true).await,
         TriggerCommand::Fire(a) => fire(&client, a).await,
@@ -99,6 +108,7 @@ pub(crate) async fn run(ctx: &Ctx, cmd: TriggerCommand) -> Result<i32, CliError>
             Ok(0)
         }
         TriggerCommand::Delete(a) => {
+            delete_feed(&client, &a.name, ctx.settings.auth.as_deref().unwrap_or("")).await?;
             client.delete_trigger(&a.name).await.map_err(|e| {
                 CliError::api(format!("Unable to delete trigger '{}'", short(&a.name)), e)
             })?;
@@ -133,10 +143,9 @@ fn to_key_value_array(m: Map<String, Value>) -> Value {
 /// The PUT body of `trigger create|update`: parameters and annotations, omitted on an update
 /// when not given so that the server keeps the old ones.
 fn put_body(args: &PutArgs, update: bool) -> Result<Value, CliError> {
-    if let Some(feed) = &args.feed {
+    if args.feed.is_some() && update {
         return Err(CliError::Usage(format!(
-            "Unable to create trigger '{}' with feed '{feed}': trigger feeds are not supported \
-             by this CLI yet; create the trigger without --feed",
+            "Unable to update trigger '{}': a feed can only be given on create",
             short(&args.name)
         )));
     }
@@ -145,11 +154,19 @@ fn put_body(args: &PutArgs, update: bool) -> Result<Value, CliError> {
         args.params.param_file.as_deref(),
         "parameter",
     )?;
-    let annots = key_values(
+    let mut annots = key_values(
         &args.annotation,
         args.annotation_file.as_deref(),
         "annotation",
     )?;
+    // With a feed, the parameters are the feed's; the trigger is annotated with it.
+    let params = match &args.feed {
+        Some(feed) => {
+            annots.insert("feed".into(), Value::String(feed_name(feed)));
+            Map::new()
+        }
+        None => params,
+    };
     let mut body = Map::new();
     if !update || !params.is_empty() {
         body.insert("parameters".into(), to_key_value_array(params));
@@ -175,6 +192,101 @@ async fn put(client: &Client, args: PutArgs, update: bool) -> Result<i32, CliErr
     let verb = if update { "updated" } else { "created" };
     println!("ok: {verb} trigger {}", short(&args.name));
     Ok(0)
+}
+
+/// The feed action as the annotation names it: `/ns/pkg/action` (`_` when unqualified).
+fn feed_name(feed: &str) -> String {
+    match split_qualified(feed) {
+        (Some(ns), rest) => format!("/{ns}/{rest}"),
+        (None, rest) => format!("/_/{rest}"),
+    }
+}
+
+/// The feed invocation body: the lifecycle fields over `params`.
+fn lifecycle_body(event: &str, trigger: &str, auth: &str, params: Map<String, Value>) -> Value {
+    let mut body = params;
+    body.insert("lifecycleEvent".into(), json!(event));
+    body.insert("triggerName".into(), json!(qualified(trigger)));
+    body.insert("authKey".into(), json!(auth));
+    Value::Object(body)
+}
+
+/// Invokes `feed` blocking with `body`; the activation id, or the error wsk would print.
+async fn invoke_feed(client: &Client, feed: &str, body: &Value) -> Result<String, String> {
+    let opts = InvokeOptions {
+        blocking: true,
+        result: false,
+        timeout: None,
+    };
+    match client.invoke_action(feed, body, opts).await {
+        Ok(inv) if inv.status == 200 => Ok(inv.activation_id.unwrap_or_default()),
+        Ok(inv) => {
+            let result = &inv.body["response"]["result"];
+            let error = result.get("error").unwrap_or(result);
+            Err(match error {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `trigger create T --feed F`: create, run the feed's CREATE, delete `T` when it fails.
+async fn create_with_feed(client: &Client, args: PutArgs, auth: &str) -> Result<i32, CliError> {
+    let feed = feed_name(args.feed.as_deref().unwrap_or_default());
+    let params = key_values(
+        &args.params.param,
+        args.params.param_file.as_deref(),
+        "parameter",
+    )?;
+    let body = put_body(&args, false)?;
+    let name = short(&args.name).to_owned();
+    client
+        .put_trigger(&args.name, &body, false)
+        .await
+        .map_err(|e| CliError::api(format!("Unable to create trigger '{name}'"), e))?;
+    let invocation = lifecycle_body("CREATE", &args.name, auth, params);
+    match invoke_feed(client, &feed, &invocation).await {
+        Ok(id) => {
+            println!("ok: invoked {feed} with id {id}");
+            println!("ok: created trigger {name}");
+            Ok(0)
+        }
+        Err(error) => {
+            let _ = client.delete_trigger(&args.name).await;
+            Err(CliError::Failed(format!(
+                "Unable to create trigger '{name}': Unable to invoke trigger '{name}' feed \
+                 action '{feed}'; feed is not configured: {error}"
+            )))
+        }
+    }
+}
+
+/// Before deleting a trigger with a `feed` annotation, runs the feed's DELETE (as wsk does,
+/// a failure is reported and the trigger is deleted anyway).
+async fn delete_feed(client: &Client, name: &str, auth: &str) -> Result<(), CliError> {
+    let Ok(trigger) = client.get_trigger(name).await else {
+        return Ok(());
+    };
+    let feed = trigger["annotations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["key"] == "feed")
+        .and_then(|a| a["value"].as_str())
+        .map(str::to_owned);
+    if let Some(feed) = feed {
+        let body = lifecycle_body("DELETE", name, auth, Map::new());
+        match invoke_feed(client, &feed, &body).await {
+            Ok(id) => println!("ok: invoked {feed} with id {id}"),
+            Err(error) => eprintln!(
+                "error: Unable to delete trigger '{}' feed '{feed}': {error}",
+                short(name)
+            ),
+        }
+    }
+    Ok(())
 }
 
 async fn fire(client: &Client, args: FireArgs) -> Result<i32, CliError> {
@@ -244,12 +356,28 @@ mod tests {
     }
 
     #[test]
-    fn feeds_are_refused_with_a_clear_message() {
+    fn a_feed_trigger_is_annotated_with_its_feed_and_keeps_the_parameters_for_the_feed() {
         let mut a = args("t");
         a.feed = Some("/whisk.system/alarms/alarm".into());
-        let err = put_body(&a, false).unwrap_err();
-        assert_eq!(err.exit_code(), 2);
-        assert!(err.to_string().contains("feeds are not supported"), "{err}");
+        a.params.param = vec!["cron".into(), "* * * * *".into()];
+        let body = put_body(&a, false).unwrap();
+        assert_eq!(
+            body,
+            json!({"parameters": [],
+                   "annotations": [{"key": "feed", "value": "/whisk.system/alarms/alarm"}]})
+        );
+        assert_eq!(put_body(&a, true).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn feed_invocations_carry_the_lifecycle_event_trigger_and_key() {
+        let params = Map::from_iter([("minutes".to_owned(), json!(1))]);
+        let body = lifecycle_body("CREATE", "t", "u:k", params);
+        assert_eq!(
+            body,
+            json!({"minutes": 1, "lifecycleEvent": "CREATE", "triggerName": "/_/t", "authKey": "u:k"})
+        );
+        assert_eq!(feed_name("alarms/once"), "/_/alarms/once");
     }
 
     #[test]
