@@ -63,7 +63,7 @@ test('a binding of /whisk.system/utils runs the catalog actions with bound param
 
 test('the shared utils package is readable and invocable across namespaces but not writable', async () => {
   const listed = await ow.packages.list({ namespace: 'whisk.system' })
-  assert.deepEqual(listed.map((p) => p.name), ['utils'])
+  assert.deepEqual(listed.map((p) => p.name).sort(), ['alarms', 'mqtt', 'utils'])
   const echoed = await ow.actions.invoke({ name: '/whisk.system/utils/echo', blocking: true, result: true, params: { hi: 'there' } })
   assert.deepEqual(echoed, { hi: 'there' })
   const ns = await ow.actions.invoke({ name: '/whisk.system/utils/namespace', blocking: true, result: true })
