@@ -517,7 +517,13 @@ mod tests {
             .arg("5")
             .spawn()
             .unwrap();
-        let found = descendants_named(me, "sleep");
+        // Until the child has exec'd, its cmdline is still this test binary's.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut found = descendants_named(me, "sleep");
+        while !found.contains(&child.id()) && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+            found = descendants_named(me, "sleep");
+        }
         let mut child = child;
         child.kill().unwrap();
         child.wait().unwrap();
