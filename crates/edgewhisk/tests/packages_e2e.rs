@@ -115,14 +115,15 @@ mod tests {
         let s = spawn_server(None);
         let reply = send(http().get(system_url(&s, "packages"))).await;
         reply.expect_status(200, "list whisk.system packages");
-        let names: Vec<&str> = reply
+        let mut names: Vec<&str> = reply
             .body
             .as_array()
             .expect("a list")
             .iter()
             .filter_map(|p| p["name"].as_str())
             .collect();
-        assert_eq!(names, ["utils"]);
+        names.sort_unstable();
+        assert_eq!(names, ["alarms", "mqtt", "utils"]);
         let reply = send(http().get(system_url(&s, "packages/utils"))).await;
         reply.expect_status(200, "get utils");
         assert_eq!(reply.body["publish"], json!(true));
