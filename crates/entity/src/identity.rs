@@ -2,7 +2,8 @@
 //!
 //! [`Identity`] is the *authenticated* form: the subject, its namespace and the key exactly as
 //! the caller presented it (the controller passes it on to actions as `__OW_API_KEY`). Keys are
-//! never stored in that form: a store keeps a [`StoredKey`] whose secret is a [`KeyHash`].
+//! never stored in that form: a store keeps the `Identity` with its `key` replaced by the
+//! [`KeyHash`] stored form, checked with [`verify_stored`].
 //!
 //! # Why a salted SHA-256 and not a password hash
 //!
