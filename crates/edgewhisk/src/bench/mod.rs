@@ -16,6 +16,7 @@ mod experiments;
 mod load;
 mod report;
 mod target;
+mod trigger;
 
 use crate::cli::{Ctx, GlobalFlags};
 use anyhow::{Context, bail};
@@ -45,6 +46,8 @@ pub(crate) enum BenchCommand {
     Coldstart(ColdstartArgs),
     /// Every experiment above, one report.
     All(CommonArgs),
+    /// Trigger fire → rule action start latency (against the .wskprops server).
+    Trigger(trigger::TriggerArgs),
 }
 
 /// Flags every experiment takes.
@@ -197,6 +200,10 @@ pub(crate) async fn run(global: GlobalFlags, cmd: BenchCommand) -> anyhow::Resul
     match cmd {
         BenchCommand::Invoke(args) => {
             invoke(&make_client()?, make_client, &args).await?;
+            return Ok(0);
+        }
+        BenchCommand::Trigger(args) => {
+            trigger::run(&make_client()?, &args).await?;
             return Ok(0);
         }
         BenchCommand::Concurrency(a) => {
