@@ -158,7 +158,7 @@ pub(crate) struct InvokeArgs {
     /// Size of a string parameter added to every request, bytes.
     #[arg(long, default_value_t = 0)]
     payload_bytes: usize,
-    /// Unmeasured invocations first, to warm instances.
+    /// Unmeasured invocations first, spread over the clients, to warm instances.
     #[arg(long, default_value_t = 50)]
     warmup: u64,
     /// Also time the first invocation of this many freshly created actions.
@@ -330,11 +330,25 @@ async fn invoke(
     } else {
         json!({})
     });
-    for _ in 0..args.warmup {
-        invoke_once(client, name, &params).await?;
+    let clients = args.concurrency.max(1);
+    // Warm up with the measured concurrency, so every instance the run needs is started before
+    // timing begins (a sequential warm-up warms one instance and leaves cold starts in the run).
+    let mut warmers = Vec::new();
+    for _ in 0..clients {
+        let c = make_client()?;
+        let params = params.clone();
+        let rounds = args.warmup.div_ceil(clients).max(5);
+        warmers.push(tokio::spawn(async move {
+            for _ in 0..rounds {
+                invoke_once(&c, name, &params).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for w in warmers {
+        w.await??;
     }
 
-    let clients = args.concurrency.max(1);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..clients {
