@@ -12,6 +12,7 @@
 
 use crate::AppState;
 use crate::api::actions::{ActionRef, Target};
+use crate::api::decode;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::messages;
@@ -66,12 +67,9 @@ pub async fn load_package(
     if doc.collection != Collection::Packages {
         return Err(ApiError::Conflict(messages::CONFORMANCE));
     }
-    let package = serde_json::from_value(doc.doc).map_err(|source| ApiError::CorruptEntity {
-        path: namespace.to_owned(),
-        name: name.to_owned(),
-        source,
-    })?;
-    Ok(Some((doc.updated, package)))
+    let updated = doc.updated;
+    let package = decode(doc)?;
+    Ok(Some((updated, package)))
 }
 
 /// What reading an action through a package adds to it: the merged parameters of the package

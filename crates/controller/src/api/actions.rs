@@ -11,7 +11,7 @@ mod invoke;
 pub use invoke::{ACTIVATION_ID_HEADER, invoke};
 
 use crate::AppState;
-use crate::api::ListParams;
+use crate::api::{decode, list_collection};
 use crate::auth::{Caller, resolve_namespace};
 use crate::config::ApiConfig;
 use crate::entitlement::{self, Right};
@@ -98,12 +98,9 @@ pub(crate) async fn load(state: &AppState, t: &Target) -> Result<(u64, Action), 
     if doc.collection != Collection::Actions {
         return Err(ApiError::Conflict(messages::CONFORMANCE));
     }
-    let action = serde_json::from_value(doc.doc).map_err(|source| ApiError::CorruptEntity {
-        path: t.path.clone(),
-        name: t.name.clone(),
-        source,
-    })?;
-    Ok((doc.updated, action))
+    let updated = doc.updated;
+    let action = decode(doc)?;
+    Ok((updated, action))
 }
 
 /// `GET actions?limit=&skip=&count=`: summaries of all actions of the namespace, packages
@@ -125,26 +122,10 @@ async fn list_scope(
     scope: ListScope,
     q: &ApiQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let page = ListParams::parse(q, "actions", state.config())?;
-    let store = state.entities();
-    if page.count {
-        let n = store.count(Collection::Actions, &scope).await?;
-        return Ok(Json(json!({ "actions": n })));
-    }
-    let docs = store
-        .list(Collection::Actions, &scope, page.skip, page.limit)
-        .await?;
-    let mut out = Vec::with_capacity(docs.len());
-    for doc in docs {
-        let action: Action =
-            serde_json::from_value(doc.doc).map_err(|source| ApiError::CorruptEntity {
-                path: doc.path,
-                name: doc.name,
-                source,
-            })?;
-        out.push(action.summary_json());
-    }
-    Ok(Json(Value::Array(out)))
+    list_collection(state, Collection::Actions, &scope, q, |a: Action| {
+        a.summary_json()
+    })
+    .await
 }
 
 /// `GET actions/[{pkg}/]{name}?code=` (one action, code unless `code=false`) and
@@ -205,17 +186,12 @@ pub async fn put(
         }
         Some(_) if !overwrite => return Err(ApiError::Conflict(messages::RESOURCE_ALREADY_EXISTS)),
         Some(doc) => {
-            let old: Action =
-                serde_json::from_value(doc.doc).map_err(|source| ApiError::CorruptEntity {
-                    path: t.path.clone(),
-                    name: t.name.clone(),
-                    source,
-                })?;
-            let updated = now.max(old.updated.saturating_add(1));
-            let action = update_action(state.config(), old, body, exec, updated)?;
             let mode = PutMode::Replace {
                 expected_updated: doc.updated,
             };
+            let old: Action = decode(doc)?;
+            let updated = now.max(old.updated.saturating_add(1));
+            let action = update_action(state.config(), old, body, exec, updated)?;
             (action, mode)
         }
         None => {

@@ -243,6 +243,42 @@ async fn deployment_info(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
+/// Decodes a stored entity document; a document that does not decode is logged by the error
+/// type and answered 500.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    doc: edgewhisk_store::EntityDoc,
+) -> Result<T, ApiError> {
+    serde_json::from_value(doc.doc).map_err(|source| ApiError::CorruptEntity {
+        path: doc.path,
+        name: doc.name,
+        source,
+    })
+}
+
+/// The list routes of actions, triggers and rules: `{"<collection>": N}` with `count=true`,
+/// else one page of `scope`, newest first, each entity rendered by `render`.
+pub(crate) async fn list_collection<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    collection: edgewhisk_store::Collection,
+    scope: &edgewhisk_store::ListScope,
+    q: &ApiQuery,
+    render: impl Fn(T) -> Value,
+) -> Result<Json<Value>, ApiError> {
+    let name = collection.as_str();
+    let page = ListParams::parse(q, name, state.config())?;
+    let store = state.entities();
+    if page.count {
+        let n = store.count(collection, scope).await?;
+        return Ok(Json(json!({ name: n })));
+    }
+    let docs = store.list(collection, scope, page.skip, page.limit).await?;
+    let out = docs
+        .into_iter()
+        .map(|doc| decode(doc).map(&render))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(Value::Array(out)))
+}
+
 /// `skip`, `limit` and `count` of a list request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListParams {

@@ -7,7 +7,7 @@
 //! [`entitlement`](crate::entitlement).
 
 use crate::AppState;
-use crate::api::ListParams;
+use crate::api::{ListParams, decode};
 use crate::auth::Caller;
 use crate::config::ApiConfig;
 use crate::entitlement::{forbidden, load_package, namespace_of, readable_package};
@@ -59,12 +59,7 @@ pub async fn list(
         .await?;
     let mut packages = Vec::with_capacity(docs.len());
     for doc in docs {
-        let p: Package =
-            serde_json::from_value(doc.doc).map_err(|source| ApiError::CorruptEntity {
-                path: doc.path,
-                name: doc.name,
-                source,
-            })?;
+        let p: Package = decode(doc)?;
         if owner || p.is_shared() {
             packages.push(p);
         }
@@ -162,19 +157,14 @@ pub async fn put(
         }
         Some(_) if !overwrite => return Err(ApiError::Conflict(messages::RESOURCE_ALREADY_EXISTS)),
         Some(doc) => {
-            let old: Package =
-                serde_json::from_value(doc.doc).map_err(|source| ApiError::CorruptEntity {
-                    path: namespace.clone(),
-                    name: name.clone(),
-                    source,
-                })?;
+            let mode = PutMode::Replace {
+                expected_updated: doc.updated,
+            };
+            let old: Package = decode(doc)?;
             if !old.is_binding() && binding.is_some() {
                 return Err(ApiError::Conflict(messages::PACKAGE_CANNOT_BECOME_BINDING));
             }
             let updated = now.max(old.updated.saturating_add(1));
-            let mode = PutMode::Replace {
-                expected_updated: doc.updated,
-            };
             (update_package(old, body, binding, updated), mode)
         }
         None => (

@@ -9,8 +9,8 @@
 
 use super::triggers::{load_trigger, update_trigger, valid_name};
 use crate::AppState;
-use crate::api::ListParams;
 use crate::api::actions;
+use crate::api::{decode, list_collection};
 use crate::auth::{Caller, resolve_namespace};
 use crate::entitlement::{self, Right};
 use crate::error::{ApiError, ApiJson, ApiQuery};
@@ -24,7 +24,7 @@ use edgewhisk_entity::action::{bump_version, is_version};
 use edgewhisk_entity::rule::resolve_entity;
 use edgewhisk_entity::{FullyQualifiedEntityName, Rule, RulePut, RuleStatus};
 use edgewhisk_store::{Collection, EntityDoc, ListScope, PutMode, StoreError};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The rule at `namespace/name`, if any, with its stored `updated`; 409 when the name belongs
 /// to another collection.
@@ -39,12 +39,9 @@ async fn load_rule(
     if doc.collection != Collection::Rules {
         return Err(ApiError::Conflict(messages::CONFORMANCE));
     }
-    let rule = serde_json::from_value(doc.doc).map_err(|source| ApiError::CorruptEntity {
-        path: namespace.to_owned(),
-        name: name.to_owned(),
-        source,
-    })?;
-    Ok(Some((doc.updated, rule)))
+    let updated = doc.updated;
+    let rule = decode(doc)?;
+    Ok(Some((updated, rule)))
 }
 
 /// The rule's status as its trigger records it; `inactive` when the trigger is gone or does
@@ -71,27 +68,8 @@ pub async fn list(
     q: ApiQuery,
 ) -> Result<Json<Value>, ApiError> {
     let namespace = resolve_namespace(&caller.0, &ns, None)?;
-    let page = ListParams::parse(&q, "rules", state.config())?;
     let scope = ListScope::Path(namespace);
-    let store = state.entities();
-    if page.count {
-        let n = store.count(Collection::Rules, &scope).await?;
-        return Ok(Json(json!({ "rules": n })));
-    }
-    let docs = store
-        .list(Collection::Rules, &scope, page.skip, page.limit)
-        .await?;
-    let mut out = Vec::with_capacity(docs.len());
-    for doc in docs {
-        let r: Rule =
-            serde_json::from_value(doc.doc).map_err(|source| ApiError::CorruptEntity {
-                path: doc.path,
-                name: doc.name,
-                source,
-            })?;
-        out.push(r.to_json());
-    }
-    Ok(Json(Value::Array(out)))
+    list_collection(&state, Collection::Rules, &scope, &q, |r: Rule| r.to_json()).await
 }
 
 /// `GET rules/{name}`: the rule with its `status` read from the trigger.

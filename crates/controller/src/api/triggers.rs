@@ -15,8 +15,8 @@
 //! `firesPerMinute`.
 
 use crate::AppState;
-use crate::api::ListParams;
 use crate::api::actions::{self, ACTIVATION_ID_HEADER};
+use crate::api::{decode, list_collection};
 use crate::auth::{Caller, resolve_namespace};
 use crate::config::ApiConfig;
 use crate::error::{ApiError, ApiJson, ApiQuery, ErrorBody, TransactionId, is_blank, read_body};
@@ -56,12 +56,9 @@ pub(crate) async fn load_trigger(
     if doc.collection != Collection::Triggers {
         return Err(ApiError::Conflict(messages::CONFORMANCE));
     }
-    let trigger = serde_json::from_value(doc.doc).map_err(|source| ApiError::CorruptEntity {
-        path: namespace.to_owned(),
-        name: name.to_owned(),
-        source,
-    })?;
-    Ok(Some((doc.updated, trigger)))
+    let updated = doc.updated;
+    let trigger = decode(doc)?;
+    Ok(Some((updated, trigger)))
 }
 
 fn store_error(e: StoreError) -> ApiError {
@@ -122,27 +119,11 @@ pub async fn list(
     q: ApiQuery,
 ) -> Result<Json<Value>, ApiError> {
     let namespace = resolve_namespace(&caller.0, &ns, None)?;
-    let page = ListParams::parse(&q, "triggers", state.config())?;
     let scope = ListScope::Path(namespace);
-    let store = state.entities();
-    if page.count {
-        let n = store.count(Collection::Triggers, &scope).await?;
-        return Ok(Json(json!({ "triggers": n })));
-    }
-    let docs = store
-        .list(Collection::Triggers, &scope, page.skip, page.limit)
-        .await?;
-    let mut out = Vec::with_capacity(docs.len());
-    for doc in docs {
-        let t: Trigger =
-            serde_json::from_value(doc.doc).map_err(|source| ApiError::CorruptEntity {
-                path: doc.path,
-                name: doc.name,
-                source,
-            })?;
-        out.push(t.summary_json());
-    }
-    Ok(Json(Value::Array(out)))
+    list_collection(&state, Collection::Triggers, &scope, &q, |t: Trigger| {
+        t.summary_json()
+    })
+    .await
 }
 
 /// `GET triggers/{name}`: the trigger with its `rules` map.
