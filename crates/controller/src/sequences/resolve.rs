@@ -2,10 +2,12 @@
 //! (OpenWhisk `WhiskActionMetaData.resolveActionAndMergeParameters`).
 
 use crate::AppState;
+use crate::api::decode;
+use crate::entitlement::{self, PackageContext};
+use edgewhisk_entity::Package;
 use edgewhisk_entity::names::validate_name;
-use edgewhisk_entity::{Action, FullyQualifiedEntityName, Parameters};
-use edgewhisk_store::{Collection, EntityDoc};
-use serde_json::Value;
+use edgewhisk_entity::{Action, FullyQualifiedEntityName};
+use edgewhisk_store::Collection;
 
 /// Parses a component name for `caller_ns`: `/ns/name`, `/ns/pkg/name`, `name`, `pkg/name`
 /// or `ns/pkg/name`; the namespace `_` is the caller's. `None` when it is not a valid name.
@@ -45,31 +47,36 @@ pub(crate) async fn resolve_action(
     let Some(package) = fqn.package() else {
         return load_action(state, &fqn.path, &fqn.name).await;
     };
-    let pkg = get(state, Collection::Packages, fqn.namespace(), package).await;
-    let (path, mut params) = match pkg.as_ref().and_then(|d| binding_of(&d.doc)) {
+    let addressed = package_of(state, fqn.namespace(), package).await;
+    let bound = addressed.as_ref().and_then(|p| p.binding.clone());
+    let (path, params) = match bound {
         Some(bound) => {
-            let base = get(state, Collection::Packages, &bound.0, &bound.1).await;
-            let base_params = base.map(|d| parameters(&d.doc)).unwrap_or_default();
-            let binding_params = pkg.as_ref().map(|d| parameters(&d.doc)).unwrap_or_default();
+            let base = package_of(state, &bound.namespace, &bound.name).await;
+            let binding_params = addressed.map(|p| p.parameters).unwrap_or_default();
             (
-                format!("{}/{}", bound.0, bound.1),
-                base_params.merge(&binding_params),
+                format!("{}/{}", bound.namespace, bound.name),
+                base.map(|p| p.parameters)
+                    .unwrap_or_default()
+                    .merge(&binding_params),
             )
         }
         None => (
             fqn.path.clone(),
-            pkg.map(|d| parameters(&d.doc)).unwrap_or_default(),
+            addressed.map(|p| p.parameters).unwrap_or_default(),
         ),
     };
-    let mut action = load_action(state, &path, &fqn.name).await?;
-    if !params.is_empty() {
-        params = params.merge(&action.parameters);
-        action.parameters = params;
-    }
-    Some(action)
+    let action = load_action(state, &path, &fqn.name).await?;
+    Some(
+        PackageContext {
+            parameters: params,
+            binding: None,
+        }
+        .apply(action),
+    )
 }
 
-/// Whether `caller_ns` may run `fqn`: its own namespace, or a published package of another.
+/// Whether `caller_ns` may run `fqn`: its own namespace, or a shared (published, not a
+/// binding) package of another, as `entitlement` decides for direct invocations.
 pub(crate) async fn may_use(
     state: &AppState,
     caller_ns: &str,
@@ -81,44 +88,31 @@ pub(crate) async fn may_use(
     let Some(package) = fqn.package() else {
         return false;
     };
-    get(state, Collection::Packages, fqn.namespace(), package)
+    package_of(state, fqn.namespace(), package)
         .await
-        .is_some_and(|d| d.doc.get("publish").and_then(Value::as_bool) == Some(true))
+        .is_some_and(|p| p.is_shared())
 }
 
-async fn get(
-    state: &AppState,
-    collection: Collection,
-    path: &str,
-    name: &str,
-) -> Option<EntityDoc> {
-    match state.entities().get(path, name).await {
-        Ok(Some(doc)) if doc.collection == collection => Some(doc),
-        Ok(_) => None,
+/// The package `namespace/name`; `None` when it is missing or unreadable (logged).
+async fn package_of(state: &AppState, namespace: &str, name: &str) -> Option<Package> {
+    match entitlement::load_package(state, namespace, name).await {
+        Ok(found) => found.map(|(_, p)| p),
         Err(e) => {
-            tracing::warn!(path, name, error = %e, "reading a sequence component failed");
+            tracing::warn!(namespace, name, error = ?e, "reading a sequence component's package failed");
             None
         }
     }
 }
 
 async fn load_action(state: &AppState, path: &str, name: &str) -> Option<Action> {
-    let doc = get(state, Collection::Actions, path, name).await?;
-    serde_json::from_value(doc.doc).ok()
-}
-
-/// `(namespace, name)` of a package document's binding, if it is one.
-fn binding_of(doc: &Value) -> Option<(String, String)> {
-    let b = doc.get("binding")?;
-    let ns = b.get("namespace")?.as_str()?;
-    let name = b.get("name")?.as_str()?;
-    Some((ns.to_owned(), name.to_owned()))
-}
-
-fn parameters(doc: &Value) -> Parameters {
-    doc.get("parameters")
-        .and_then(|p| serde_json::from_value(p.clone()).ok())
-        .unwrap_or_default()
+    match state.entities().get(path, name).await {
+        Ok(Some(doc)) if doc.collection == Collection::Actions => decode(doc).ok(),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(path, name, error = %e, "reading a sequence component failed");
+            None
+        }
+    }
 }
 
 #[cfg(test)]
