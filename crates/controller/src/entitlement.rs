@@ -12,7 +12,7 @@
 
 use crate::AppState;
 use crate::api::actions::{ActionRef, Target};
-use crate::api::decode;
+use crate::api::load_entity;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::messages;
@@ -61,15 +61,7 @@ pub async fn load_package(
     namespace: &str,
     name: &str,
 ) -> Result<Option<(u64, Package)>, ApiError> {
-    let Some(doc) = state.entities().get(namespace, name).await? else {
-        return Ok(None);
-    };
-    if doc.collection != Collection::Packages {
-        return Err(ApiError::Conflict(messages::CONFORMANCE));
-    }
-    let updated = doc.updated;
-    let package = decode(doc)?;
-    Ok(Some((updated, package)))
+    load_entity(state, Collection::Packages, namespace, name).await
 }
 
 /// What reading an action through a package adds to it: the merged parameters of the package

@@ -11,7 +11,7 @@ mod invoke;
 pub use invoke::{ACTIVATION_ID_HEADER, invoke};
 
 use crate::AppState;
-use crate::api::{decode, list_collection};
+use crate::api::{decode, list_collection, load_entity, put_error};
 use crate::auth::{Caller, resolve_namespace};
 use crate::config::ApiConfig;
 use crate::entitlement::{self, Right};
@@ -27,7 +27,7 @@ use edgewhisk_entity::names::validate_name;
 use edgewhisk_entity::{
     Action, ActionPut, Exec, ExecPut, FullyQualifiedEntityName, Parameters, RuntimeManifest,
 };
-use edgewhisk_store::{Collection, EntityDoc, ListScope, PutMode, StoreError};
+use edgewhisk_store::{Collection, EntityDoc, ListScope, PutMode};
 use serde_json::{Value, json};
 
 /// What `{*rest}` after `actions/` addresses.
@@ -90,17 +90,9 @@ pub(crate) struct Target {
 
 /// Reads an action; 404 when missing, 409 when the name belongs to another collection.
 pub(crate) async fn load(state: &AppState, t: &Target) -> Result<(u64, Action), ApiError> {
-    let doc = state
-        .entities()
-        .get(&t.path, &t.name)
+    load_entity(state, Collection::Actions, &t.path, &t.name)
         .await?
-        .ok_or(ApiError::NotFound)?;
-    if doc.collection != Collection::Actions {
-        return Err(ApiError::Conflict(messages::CONFORMANCE));
-    }
-    let updated = doc.updated;
-    let action = decode(doc)?;
-    Ok((updated, action))
+        .ok_or(ApiError::NotFound)
 }
 
 /// `GET actions?limit=&skip=&count=`: summaries of all actions of the namespace, packages
@@ -206,14 +198,11 @@ pub async fn put(
         updated: action.updated,
         doc: action.to_json(true),
     };
-    state.entities().put(doc, mode).await.map_err(|e| match e {
-        StoreError::Conflict {
-            existing: Collection::Actions,
-        } => ApiError::Conflict(messages::RESOURCE_ALREADY_EXISTS),
-        StoreError::Conflict { .. } => ApiError::Conflict(messages::CONFORMANCE),
-        StoreError::ConcurrentModification => ApiError::Conflict(messages::CONCURRENT_MODIFICATION),
-        other => ApiError::Store(other),
-    })?;
+    state
+        .entities()
+        .put(doc, mode)
+        .await
+        .map_err(put_error(Collection::Actions))?;
     Ok(Json(action.to_json(true)))
 }
 

@@ -255,6 +255,41 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// The entity of `collection` at `path/name` with its stored `updated`; `None` when there is
+/// none, 409 "Resource by this name exists but is not in this collection." when the name
+/// belongs to another collection.
+pub(crate) async fn load_entity<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    collection: edgewhisk_store::Collection,
+    path: &str,
+    name: &str,
+) -> Result<Option<(u64, T)>, ApiError> {
+    let Some(doc) = state.entities().get(path, name).await? else {
+        return Ok(None);
+    };
+    if doc.collection != collection {
+        return Err(ApiError::Conflict(messages::CONFORMANCE));
+    }
+    let updated = doc.updated;
+    Ok(Some((updated, decode(doc)?)))
+}
+
+/// The API answer to a failed entity write into `collection`: 409 with OpenWhisk's message for
+/// an existing entity, a name taken by another collection, or a concurrent update.
+pub(crate) fn put_error(
+    collection: edgewhisk_store::Collection,
+) -> impl Fn(edgewhisk_store::StoreError) -> ApiError {
+    use edgewhisk_store::StoreError;
+    move |e| match e {
+        StoreError::Conflict { existing } if existing == collection => {
+            ApiError::Conflict(messages::RESOURCE_ALREADY_EXISTS)
+        }
+        StoreError::Conflict { .. } => ApiError::Conflict(messages::CONFORMANCE),
+        StoreError::ConcurrentModification => ApiError::Conflict(messages::CONCURRENT_MODIFICATION),
+        other => ApiError::Store(other),
+    }
+}
+
 /// The list routes of actions, triggers and rules: `{"<collection>": N}` with `count=true`,
 /// else one page of `scope`, newest first, each entity rendered by `render`.
 pub(crate) async fn list_collection<T: serde::de::DeserializeOwned>(

@@ -7,7 +7,7 @@
 //! [`entitlement`](crate::entitlement).
 
 use crate::AppState;
-use crate::api::{ListParams, decode};
+use crate::api::{ListParams, decode, put_error};
 use crate::auth::Caller;
 use crate::config::ApiConfig;
 use crate::entitlement::{forbidden, load_package, namespace_of, readable_package};
@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use edgewhisk_entity::action::{bump_version, is_version};
 use edgewhisk_entity::names::validate_name;
 use edgewhisk_entity::{Binding, Identity, Package, PackagePut, Parameters};
-use edgewhisk_store::{Collection, EntityDoc, ListScope, PutMode, StoreError};
+use edgewhisk_store::{Collection, EntityDoc, ListScope, PutMode};
 use serde_json::{Value, json};
 
 /// The annotation key of a binding's target, always set by the server.
@@ -179,14 +179,11 @@ pub async fn put(
         updated: package.updated,
         doc: package.to_json(),
     };
-    state.entities().put(doc, mode).await.map_err(|e| match e {
-        StoreError::Conflict {
-            existing: Collection::Packages,
-        } => ApiError::Conflict(messages::RESOURCE_ALREADY_EXISTS),
-        StoreError::Conflict { .. } => ApiError::Conflict(messages::CONFORMANCE),
-        StoreError::ConcurrentModification => ApiError::Conflict(messages::CONCURRENT_MODIFICATION),
-        other => ApiError::Store(other),
-    })?;
+    state
+        .entities()
+        .put(doc, mode)
+        .await
+        .map_err(put_error(Collection::Packages))?;
     Ok(Json(package.to_json()))
 }
 

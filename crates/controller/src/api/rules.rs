@@ -10,7 +10,7 @@
 use super::triggers::{load_trigger, update_trigger, valid_name};
 use crate::AppState;
 use crate::api::actions;
-use crate::api::{decode, list_collection};
+use crate::api::{list_collection, load_entity, put_error};
 use crate::auth::{Caller, resolve_namespace};
 use crate::entitlement::{self, Right};
 use crate::error::{ApiError, ApiJson, ApiQuery};
@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use edgewhisk_entity::action::{bump_version, is_version};
 use edgewhisk_entity::rule::resolve_entity;
 use edgewhisk_entity::{FullyQualifiedEntityName, Rule, RulePut, RuleStatus};
-use edgewhisk_store::{Collection, EntityDoc, ListScope, PutMode, StoreError};
+use edgewhisk_store::{Collection, EntityDoc, ListScope, PutMode};
 use serde_json::Value;
 
 /// The rule at `namespace/name`, if any, with its stored `updated`; 409 when the name belongs
@@ -33,15 +33,7 @@ async fn load_rule(
     namespace: &str,
     name: &str,
 ) -> Result<Option<(u64, Rule)>, ApiError> {
-    let Some(doc) = state.entities().get(namespace, name).await? else {
-        return Ok(None);
-    };
-    if doc.collection != Collection::Rules {
-        return Err(ApiError::Conflict(messages::CONFORMANCE));
-    }
-    let updated = doc.updated;
-    let rule = decode(doc)?;
-    Ok(Some((updated, rule)))
+    load_entity(state, Collection::Rules, namespace, name).await
 }
 
 /// The rule's status as its trigger records it; `inactive` when the trigger is gone or does
@@ -227,14 +219,11 @@ pub async fn put(
         updated: rule.updated,
         doc: rule.to_json(),
     };
-    state.entities().put(doc, mode).await.map_err(|e| match e {
-        StoreError::Conflict {
-            existing: Collection::Rules,
-        } => ApiError::Conflict(messages::RESOURCE_ALREADY_EXISTS),
-        StoreError::Conflict { .. } => ApiError::Conflict(messages::CONFORMANCE),
-        StoreError::ConcurrentModification => ApiError::Conflict(messages::CONCURRENT_MODIFICATION),
-        other => ApiError::Store(other),
-    })?;
+    state
+        .entities()
+        .put(doc, mode)
+        .await
+        .map_err(put_error(Collection::Rules))?;
     let key = rule.key();
     if let Some(old) = old.filter(|o| o.trigger != rule.trigger) {
         update_trigger(&state, old.trigger.namespace(), &old.trigger.name, |t| {

@@ -16,7 +16,7 @@
 
 use crate::AppState;
 use crate::api::actions::{self, ACTIVATION_ID_HEADER};
-use crate::api::{decode, list_collection};
+use crate::api::{list_collection, load_entity, put_error};
 use crate::auth::{Caller, resolve_namespace};
 use crate::config::ApiConfig;
 use crate::error::{ApiError, ApiJson, ApiQuery, ErrorBody, TransactionId, is_blank, read_body};
@@ -50,26 +50,11 @@ pub(crate) async fn load_trigger(
     namespace: &str,
     name: &str,
 ) -> Result<Option<(u64, Trigger)>, ApiError> {
-    let Some(doc) = state.entities().get(namespace, name).await? else {
-        return Ok(None);
-    };
-    if doc.collection != Collection::Triggers {
-        return Err(ApiError::Conflict(messages::CONFORMANCE));
-    }
-    let updated = doc.updated;
-    let trigger = decode(doc)?;
-    Ok(Some((updated, trigger)))
+    load_entity(state, Collection::Triggers, namespace, name).await
 }
 
 fn store_error(e: StoreError) -> ApiError {
-    match e {
-        StoreError::Conflict {
-            existing: Collection::Triggers,
-        } => ApiError::Conflict(messages::RESOURCE_ALREADY_EXISTS),
-        StoreError::Conflict { .. } => ApiError::Conflict(messages::CONFORMANCE),
-        StoreError::ConcurrentModification => ApiError::Conflict(messages::CONCURRENT_MODIFICATION),
-        other => ApiError::Store(other),
-    }
+    put_error(Collection::Triggers)(e)
 }
 
 /// Applies `change` to the trigger `namespace/name` and writes it back, retrying when another
