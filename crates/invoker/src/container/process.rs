@@ -25,7 +25,7 @@ use super::{
     Interval, RunRequest, RunnerOutcome,
 };
 use async_trait::async_trait;
-use connection::{CodeDir, Connection};
+use connection::{CodeDir, Connection, FdLayout};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use parking_lot::Mutex;
@@ -247,7 +247,7 @@ fn spawn(
     if runner.python {
         cmd.env("PYTHONIOENCODING", "utf-8");
     }
-    Connection::spawn(cmd, log_buffer_bytes, log_timeout)
+    Connection::spawn(cmd, FdLayout::Stdio, log_buffer_bytes, log_timeout)
 }
 
 /// One runner process. Safe to share: requests are matched to replies by id, so concurrent

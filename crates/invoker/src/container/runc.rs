@@ -23,7 +23,7 @@
 mod cgroup;
 mod spec;
 
-use super::process::connection::{CodeDir, Connection};
+use super::process::connection::{CodeDir, Connection, FdLayout, STDIO_FROM_PRESERVED_FDS};
 use super::process::{
     DEFAULT_LOG_BUFFER_BYTES, DEFAULT_LOG_SENTINEL_TIMEOUT, NODE_RUNNER, PYTHON_RUNNER,
     ProcessConfig, RUNNER_PATH, sanitize, write_if_changed,
@@ -347,7 +347,20 @@ impl RuncFactory {
         Ok(out.lines().map(str::to_owned).collect())
     }
 
+    /// The instance's command: the runner started by `sh`, which first moves the preserved
+    /// pipes to its stdio and fd 3 ([`FdLayout::Preserved`]).
     fn runner_for(&self, kind: &str) -> Option<(Vec<String>, bool)> {
+        let (runner, python) = self.runner_args(kind)?;
+        let mut args = vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            STDIO_FROM_PRESERVED_FDS.into(),
+        ];
+        args.extend(runner);
+        Some((args, python))
+    }
+
+    fn runner_args(&self, kind: &str) -> Option<(Vec<String>, bool)> {
         let family = kind.split(':').next().unwrap_or(kind);
         let lossy = |p: &Path| p.to_string_lossy().into_owned();
         match family {
@@ -412,9 +425,14 @@ impl RuncFactory {
             .map_err(|e| ContainerError::Start(std::io::Error::other(e)))?;
         let mut cmd = self
             .runc
-            .command(&["run", "--preserve-fds", "1", "--bundle"]);
+            .command(&["run", "--preserve-fds", "4", "--bundle"]);
         cmd.arg(bundle).arg(id).process_group(0);
-        Connection::spawn(cmd, self.log_buffer_bytes, self.log_timeout)
+        Connection::spawn(
+            cmd,
+            FdLayout::Preserved,
+            self.log_buffer_bytes,
+            self.log_timeout,
+        )
     }
 }
 

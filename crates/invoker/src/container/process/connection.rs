@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
-use tokio::process::ChildStdin;
+use tokio::net::unix::pipe;
 use tokio::sync::{oneshot, watch};
 
 /// After the runner exited, how long a reply it wrote just before may still take to be read.
@@ -38,11 +38,29 @@ pub(crate) struct CodeDir {
     pub(crate) visible: String,
 }
 
+/// How the runner's pipes reach it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FdLayout {
+    /// The spawned process is the runner: its stdin/stdout/stderr are the pipes, fd 3 the
+    /// reply pipe.
+    Stdio,
+    /// The spawned process wraps the runner (`runc run`): the pipes are handed over as fds 3
+    /// (stdin), 4 (stdout), 5 (stderr) and 6 (replies), and the wrapped command must move them
+    /// to 0, 1, 2 and 3 itself (see [`STDIO_FROM_PRESERVED_FDS`]). The wrapper's own stdout and
+    /// stderr go to the same log pipes. Without this, `runc run` would copy every request and
+    /// every log line through pipes of its own: three extra process hops per activation.
+    Preserved,
+}
+
+/// A `sh -c` script that runs `"$0" "$@"` with the [`FdLayout::Preserved`] fds moved to 0–3.
+pub(crate) const STDIO_FROM_PRESERVED_FDS: &str =
+    "exec \"$0\" \"$@\" <&3 >&4 2>&5 3>&6 4>&- 5>&- 6>&-";
+
 /// One spawned runner (or runtime wrapping it) and its pipes.
 #[derive(Debug)]
 pub(crate) struct Connection {
     pid: u32,
-    stdin: tokio::sync::Mutex<Option<ChildStdin>>,
+    stdin: tokio::sync::Mutex<Option<pipe::Sender>>,
     shared: Arc<Shared>,
     exited: watch::Receiver<bool>,
     next_id: AtomicU64,
@@ -55,38 +73,54 @@ impl Connection {
     /// group; the child is killed if the connection is dropped before it exits.
     pub(crate) fn spawn(
         mut cmd: tokio::process::Command,
+        layout: FdLayout,
         log_buffer_bytes: usize,
         log_timeout: Duration,
     ) -> Result<Self, ContainerError> {
-        let (reply_writer, replies) =
-            tokio::net::unix::pipe::pipe().map_err(ContainerError::Start)?;
-        // The runner writes with plain blocking writes; only our end is non-blocking.
-        let reply_writer = reply_writer
-            .into_blocking_fd()
-            .map_err(ContainerError::Start)?;
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        cmd.fd_mappings(vec![FdMapping {
-            parent_fd: reply_writer,
-            child_fd: 3,
-        }])
-        .map_err(|e| ContainerError::Start(std::io::Error::other(e)))?;
+        let start = ContainerError::Start;
+        // The runner reads and writes with plain blocking calls; only our ends are non-blocking.
+        let (stdin, stdin_reader) = pipe::pipe().map_err(start)?;
+        let stdin_reader = stdin_reader.into_blocking_fd().map_err(start)?;
+        let (stdout_writer, stdout) = pipe::pipe().map_err(start)?;
+        let stdout_writer = stdout_writer.into_blocking_fd().map_err(start)?;
+        let (stderr_writer, stderr) = pipe::pipe().map_err(start)?;
+        let stderr_writer = stderr_writer.into_blocking_fd().map_err(start)?;
+        let (reply_writer, replies) = pipe::pipe().map_err(start)?;
+        let reply_writer = reply_writer.into_blocking_fd().map_err(start)?;
+        cmd.kill_on_drop(true);
+        let mappings = match layout {
+            FdLayout::Stdio => {
+                cmd.stdin(Stdio::from(stdin_reader))
+                    .stdout(Stdio::from(stdout_writer))
+                    .stderr(Stdio::from(stderr_writer));
+                vec![FdMapping {
+                    parent_fd: reply_writer,
+                    child_fd: 3,
+                }]
+            }
+            FdLayout::Preserved => {
+                cmd.stdin(Stdio::null())
+                    .stdout(Stdio::from(stdout_writer.try_clone().map_err(start)?))
+                    .stderr(Stdio::from(stderr_writer.try_clone().map_err(start)?));
+                [stdin_reader, stdout_writer, stderr_writer, reply_writer]
+                    .into_iter()
+                    .zip(3..)
+                    .map(|(parent_fd, child_fd)| FdMapping {
+                        parent_fd,
+                        child_fd,
+                    })
+                    .collect()
+            }
+        };
+        cmd.fd_mappings(mappings)
+            .map_err(|e| ContainerError::Start(std::io::Error::other(e)))?;
         let mut child = cmd.spawn().map_err(ContainerError::Start)?;
-        // Dropping the command closes our copy of the reply pipe's write end, so the reply
-        // reader sees end of file when the runner (and everything it started) is gone.
+        // Dropping the command closes our copies of the child's pipe ends, so each reader sees
+        // end of file when the runner (and everything it started) is gone.
         drop(cmd);
         let pid = child
             .id()
             .ok_or_else(|| ContainerError::Start(std::io::Error::other("runner has no pid")))?;
-        let (Some(stdin), Some(stdout), Some(stderr)) =
-            (child.stdin.take(), child.stdout.take(), child.stderr.take())
-        else {
-            return Err(ContainerError::Start(std::io::Error::other(
-                "runner pipes missing",
-            )));
-        };
 
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
