@@ -2,11 +2,12 @@
 //! OCI container run by `runc` (the runtime under Docker and containerd), without a daemon,
 //! images or a registry. See `docs/design/002-runc-backend.md`.
 //!
-//! One instance is `runc --root <work_dir>/runc-state run --preserve-fds 1 --bundle
-//! <work_dir>/bundles/<id> <id>` spawned exactly like a process runner: runc passes its stdin,
-//! stdout and stderr through to the runner and `--preserve-fds 1` hands it the reply pipe as
-//! fd 3, so the request path (the shared `process::connection`) is the same pipe write and read
-//! as without isolation, and no runc command runs on a warm request. runc invocations happen
+//! One instance is `runc --root <work_dir>/runc-state run --preserve-fds 4 --bundle
+//! <work_dir>/bundles/<id> <id>` with the runner's stdin, stdout, stderr and reply pipes as fds
+//! 3–6, which a shell `exec` inside moves to 0–3 (`FdLayout::Preserved`: runc would otherwise
+//! copy stdio through pipes of its own), so the request path (the shared `process::connection`)
+//! is the same pipe write and read as without isolation, and no runc command runs on a warm
+//! request. runc invocations happen
 //! only at pause/resume (`runc pause`/`resume`, the freezer), when killing and deleting, and
 //! at cleanup.
 //!
