@@ -359,7 +359,7 @@ pub(crate) fn private_mib(pid: u32) -> Option<f64> {
     Some(crate::bench::load::as_f64(kib) / 1024.0)
 }
 
-/// Every descendant of `pid` whose command line contains `needle` (from the ppid field of
+/// Every descendant of `pid` whose program is named `needle` (from the ppid field of
 /// every /proc/N/stat).
 pub(crate) fn descendants_named(pid: u32, needle: &str) -> Vec<u32> {
     let mut parent_of = Vec::new();
@@ -395,8 +395,13 @@ pub(crate) fn descendants_named(pid: u32, needle: &str) -> Vec<u32> {
     tree.into_iter()
         .skip(1)
         .filter(|n| {
+            // The program itself, not any argument: `runc run … <bundle named nodejs_…>` is not
+            // a Node.js instance.
             let cmd = std::fs::read(format!("/proc/{n}/cmdline")).unwrap_or_default();
-            String::from_utf8_lossy(&cmd).contains(needle)
+            let program = cmd.split(|b| *b == 0).next().unwrap_or_default();
+            std::path::Path::new(&*String::from_utf8_lossy(program))
+                .file_name()
+                .is_some_and(|f| f == needle)
         })
         .collect()
 }
@@ -524,10 +529,13 @@ mod tests {
             std::thread::yield_now();
             found = descendants_named(me, "sleep");
         }
+        // Matched by its program, never by an argument.
+        let by_argument = descendants_named(me, "5");
         let mut child = child;
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(found.contains(&child.id()), "{found:?}");
+        assert!(!by_argument.contains(&child.id()), "{by_argument:?}");
     }
 
     #[test]
