@@ -348,12 +348,15 @@ pub(crate) fn rss_mib(pid: u32) -> Option<f64> {
     Some(crate::bench::load::as_f64(kib) / 1024.0)
 }
 
-/// Private memory (clean + dirty) of process `pid`, MiB, from /proc/PID/smaps_rollup.
+/// Private dirty memory of process `pid`, MiB, from /proc/PID/smaps_rollup.
 pub(crate) fn private_mib(pid: u32) -> Option<f64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
     let kib: u64 = text
         .lines()
-        .filter(|l| l.starts_with("Private_Clean:") || l.starts_with("Private_Dirty:"))
+        // Dirty pages only: a lone instance also maps the node binary's text privately
+        // (Private_Clean, ~30 MB), but that is page cache shared as soon as a second instance
+        // runs, not what each instance adds.
+        .filter(|l| l.starts_with("Private_Dirty:"))
         .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         .sum();
     Some(crate::bench::load::as_f64(kib) / 1024.0)
