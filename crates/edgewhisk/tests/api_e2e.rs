@@ -12,7 +12,8 @@ use std::io::Write as _;
 use std::time::Duration;
 use support::api::{
     HELLO_NAME, activation_eventually, annotation, assert_healthy, create_action,
-    create_action_with, create_hello, http, invoke, invoke_blocking, put_action, send, send_raw,
+    create_action_with, create_hello, flood_logs_and_expect_truncation, http, invoke,
+    invoke_blocking, put_action, send, send_raw,
 };
 use support::{GUEST_SECRET, GUEST_UUID, spawn_server};
 
@@ -551,42 +552,8 @@ mod tests {
     async fn twenty_megabytes_of_logs_are_truncated_at_the_limit_without_bloating_the_server() {
         let s = spawn_server(None);
         create_hello(&s).await;
-        let code = "function main() {\n  const line = 'x'.repeat(1023);\n  for (let i = 0; i < 20 * 1024; i++) console.log(line);\n  return { done: true };\n}\n";
-        create_action_with(
-            &s,
-            "chatty",
-            json!({"exec": {"kind": "nodejs:20", "code": code}, "limits": {"logs": 1}}),
-        )
-        .await;
         let rss_before = s.rss_kib();
-
-        let reply = invoke_blocking(&s, "chatty", json!({})).await;
-        reply.expect_status(200, "chatty action");
-        assert_eq!(reply.body["response"]["result"], json!({"done": true}));
-        let id = reply.body["activationId"]
-            .as_str()
-            .expect("activation id")
-            .to_owned();
-        let record = activation_eventually(&s, &id, |r| {
-            r["logs"].as_array().is_some_and(|l| !l.is_empty())
-        })
-        .await;
-        let logs: Vec<&str> = record["logs"]
-            .as_array()
-            .expect("logs array")
-            .iter()
-            .map(|l| l.as_str().expect("log lines are strings"))
-            .collect();
-        let last = logs.last().expect("at least one line");
-        assert!(
-            last.contains("Logs were truncated because the total bytes size exceeds the limit of 1048576 bytes."),
-            "last line: {last}"
-        );
-        let total: usize = logs.iter().map(|l| l.len()).sum();
-        assert!(
-            total < 2 * 1024 * 1024,
-            "logs kept to about the limit, got {total} bytes"
-        );
+        let logs = flood_logs_and_expect_truncation(&s, "chatty").await;
         assert!(logs.len() > 100, "the lines before the limit are kept");
 
         let rss_after = s.rss_kib();

@@ -16,8 +16,8 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use support::api::{
-    HELLO_NAME, activation_eventually, annotation, assert_healthy, create_action,
-    create_action_with, create_hello, invoke, invoke_blocking,
+    HELLO_NAME, annotation, assert_healthy, create_action, create_action_with, create_hello,
+    flood_logs_and_expect_truncation, invoke, invoke_blocking,
 };
 use support::host::{
     HostProcess, files_containing, is_alive, is_frozen, runc_containers, runc_unavailable,
@@ -503,44 +503,8 @@ mod limits {
         };
         create_hello(&s).await;
         assert_healthy(&s, "start").await;
-        let code = "function main() {\n  const line = 'x'.repeat(1023);\n  for (let i = 0; i < 20 * 1024; i++) console.log(line);\n  return { done: true };\n}\n";
-        create_action_with(
-            &s,
-            "flood",
-            json!({"exec": {"kind": "nodejs:20", "code": code}, "limits": {"logs": 1}}),
-        )
-        .await;
         let rss_before = s.rss_kib();
-
-        let reply = invoke_blocking(&s, "flood", json!({})).await;
-        reply.expect_status(200, "log flood");
-        assert_eq!(reply.body["response"]["result"], json!({"done": true}));
-        let id = reply.body["activationId"]
-            .as_str()
-            .expect("activation id")
-            .to_owned();
-        let record = activation_eventually(&s, &id, |r| {
-            r["logs"].as_array().is_some_and(|l| !l.is_empty())
-        })
-        .await;
-        let logs: Vec<&str> = record["logs"]
-            .as_array()
-            .expect("logs array")
-            .iter()
-            .map(|l| l.as_str().expect("log lines are strings"))
-            .collect();
-        let last = logs.last().expect("at least one line");
-        assert!(
-            last.contains(
-                "Logs were truncated because the total bytes size exceeds the limit of 1048576 bytes."
-            ),
-            "last line: {last}"
-        );
-        let total: usize = logs.iter().map(|l| l.len()).sum();
-        assert!(
-            total < 2 * 1024 * 1024,
-            "logs kept to about the limit, got {total} bytes"
-        );
+        flood_logs_and_expect_truncation(&s, "flood").await;
         assert_contained(&s, "a log flood", rss_before).await;
     }
 

@@ -188,3 +188,46 @@ pub(crate) fn annotation<'a>(entity: &'a Value, key: &str) -> Option<&'a Value> 
         .find(|a| a["key"] == key)
         .map(|a| &a["value"])
 }
+
+/// Runs a Node.js action printing 20 MB of logs under a 1 MB log limit and checks what every
+/// backend must give: the result, the truncation notice as the last line and about 1 MB of
+/// kept lines. Returns the kept lines.
+pub(crate) async fn flood_logs_and_expect_truncation(s: &ServerGuard, name: &str) -> Vec<String> {
+    let code = "function main() {\n  const line = 'x'.repeat(1023);\n  for (let i = 0; i < 20 * 1024; i++) console.log(line);\n  return { done: true };\n}\n";
+    create_action_with(
+        s,
+        name,
+        json!({"exec": {"kind": "nodejs:20", "code": code}, "limits": {"logs": 1}}),
+    )
+    .await;
+    let reply = invoke_blocking(s, name, json!({})).await;
+    reply.expect_status(200, "log flood");
+    assert_eq!(reply.body["response"]["result"], json!({"done": true}));
+    let id = reply.body["activationId"]
+        .as_str()
+        .expect("activation id")
+        .to_owned();
+    let record = activation_eventually(s, &id, |r| {
+        r["logs"].as_array().is_some_and(|l| !l.is_empty())
+    })
+    .await;
+    let logs: Vec<String> = record["logs"]
+        .as_array()
+        .expect("logs array")
+        .iter()
+        .map(|l| l.as_str().expect("log lines are strings").to_owned())
+        .collect();
+    let last = logs.last().expect("at least one line");
+    assert!(
+        last.contains(
+            "Logs were truncated because the total bytes size exceeds the limit of 1048576 bytes."
+        ),
+        "last line: {last}"
+    );
+    let total: usize = logs.iter().map(String::len).sum();
+    assert!(
+        total < 2 * 1024 * 1024,
+        "logs kept to about the limit, got {total} bytes"
+    );
+    logs
+}
