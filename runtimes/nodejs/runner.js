@@ -17,32 +17,66 @@ const CONCURRENT = process.env.__OW_ALLOW_CONCURRENT === 'true';
 // The runner's own configuration must not leak into the action's environment.
 delete process.env.__OW_ALLOW_CONCURRENT;
 
+// The action's environment. Node's own process.env writes through to the C environment with
+// setenv(3), and glibc keeps every value ever set there: with a fresh activation id, deadline
+// and transaction id on every run that leaked ~350 bytes per activation without bound and
+// cost ~15 µs of CPU per run. So the runner gives the action a plain object with the same
+// contents instead. Reads, writes (coerced to strings, as process.env does), deletes,
+// enumeration and child processes (child_process defaults to process.env) behave as before;
+// only native code calling getenv(3) does not see per-run values.
+const envStore = Object.assign({}, process.env);
+process.env = new Proxy(envStore, {
+  set(target, key, value) {
+    target[key] = String(value);
+    return true;
+  },
+  defineProperty(target, key, desc) {
+    target[key] = String(desc.value);
+    return true;
+  },
+});
+
 let action = null; // the entry function once initialised
 let initAttempted = false;
 let lastRunEnv = [];
 
-// Replies go only to fd 3; the action cannot corrupt them with console.log.
-function writeReply(text) {
-  const line = Buffer.from(text + '\n', 'utf8');
+// Writes all of `data` to `fd` (the pipes are blocking, but may have been made non-blocking).
+function writeAll(fd, data) {
+  const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   let off = 0;
-  while (off < line.length) {
+  while (off < buf.length) {
     try {
-      off += fs.writeSync(REPLY_FD, line, off, line.length - off);
+      off += fs.writeSync(fd, buf, off, buf.length - off);
     } catch (e) {
       if (e.code !== 'EAGAIN') throw e;
     }
   }
 }
 
+// Replies go only to fd 3; the action cannot corrupt them with console.log.
+function writeReply(text) {
+  writeAll(REPLY_FD, text + '\n');
+}
+
 function reply(id, status, body) {
   writeReply(JSON.stringify({ id, status, body }));
 }
 
-// stdout/stderr are synchronous for pipes on Linux, so whatever the action printed is
-// already written when the sentinels are.
+const SENTINEL_BYTES = Buffer.from(SENTINEL, 'utf8');
+
+// The sentinels must follow everything the action printed. process.stdout/stderr write to a
+// pipe at once while it has room and queue the rest; with nothing queued the sentinels go to
+// the fds directly, skipping the stream machinery (~8 µs per run), otherwise behind the queue.
 function markers() {
-  process.stdout.write(SENTINEL);
-  process.stderr.write(SENTINEL);
+  const out = process.stdout;
+  const err = process.stderr;
+  if (out.writableLength === 0 && err.writableLength === 0) {
+    writeAll(1, SENTINEL_BYTES);
+    writeAll(2, SENTINEL_BYTES);
+  } else {
+    out.write(SENTINEL);
+    err.write(SENTINEL);
+  }
 }
 
 function errorText(e) {
@@ -137,14 +171,14 @@ function init(req) {
 }
 
 function setRunEnv(req) {
-  for (const k of lastRunEnv) delete process.env[k];
+  for (const k of lastRunEnv) delete envStore[k];
   lastRunEnv = [];
   for (const k of Object.keys(req)) {
     if (k === 'value' || k === 'id' || k === 'op') continue;
     const val = req[k];
     if (typeof val !== 'string') continue;
     const name = '__OW_' + k.toUpperCase();
-    process.env[name] = val;
+    envStore[name] = val;
     lastRunEnv.push(name);
   }
 }

@@ -36,6 +36,20 @@ function main() {
            transaction_id: e.__OW_TRANSACTION_ID, deadline: e.__OW_DEADLINE,
            api_key: e.__OW_API_KEY, param: e.MY_PARAM, object: e.MY_OBJECT };
 }"#;
+const NODE_RUN_ENV: &str = r#"
+const { execFileSync } = require('child_process');
+const fs = require('fs');
+function main(args) {
+  const e = process.env;
+  const out = { own: e.__OW_ACTIVATION_ID, key: e.__OW_API_KEY === undefined ? null : e.__OW_API_KEY };
+  if (args.child) {
+    out.child = execFileSync('/bin/sh', ['-c', 'printf %s "$__OW_ACTIVATION_ID/${__OW_API_KEY-unset}"']).toString();
+    e.MY_NUMBER = 5;
+    if (e.MY_NUMBER !== '5') throw new Error('process.env must store strings');
+  }
+  if (args.rss) out.rss = Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))[1]);
+  return out;
+}"#;
 const NODE_LOG: &str = r#"
 function main(args) { console.log('out ' + args.msg); console.error('err ' + args.msg); return {}; }"#;
 const NODE_SPAM: &str = r#"
@@ -52,6 +66,22 @@ def main(args):
             "action_name": e["__OW_ACTION_NAME"], "action_version": e["__OW_ACTION_VERSION"],
             "transaction_id": e["__OW_TRANSACTION_ID"], "deadline": e["__OW_DEADLINE"],
             "api_key": e["__OW_API_KEY"], "param": e["MY_PARAM"], "object": e["MY_OBJECT"]}
+"#;
+const PY_RUN_ENV: &str = r#"
+import os
+import subprocess
+def main(args):
+    out = {"own": os.environ.get("__OW_ACTIVATION_ID"), "key": os.environ.get("__OW_API_KEY")}
+    if args.get("child"):
+        out["child"] = subprocess.run(
+            ["/bin/sh", "-c", 'printf %s "$__OW_ACTIVATION_ID/${__OW_API_KEY-unset}"'],
+            capture_output=True, text=True, check=True).stdout
+    if args.get("rss"):
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    out["rss"] = int(line.split()[1])
+    return out
 "#;
 const PY_LOG: &str = r#"
 import sys
@@ -102,6 +132,12 @@ mod process_backend {
     async fn nodejs_exposes_run_context_and_init_env() {
         let (_d, f) = factory();
         exposes_run_context_and_init_env(&*f, NODE, NODE_ENV).await;
+    }
+
+    #[tokio::test]
+    async fn nodejs_run_context_is_per_run_reaches_children_and_does_not_leak() {
+        let (_d, f) = factory();
+        run_context_is_per_run_and_reaches_children(&*f, NODE, NODE_RUN_ENV).await;
     }
 
     #[tokio::test]
@@ -370,6 +406,15 @@ mod process_backend {
         }
         let (_d, f) = factory();
         exposes_run_context_and_init_env(&*f, PYTHON, PY_ENV).await;
+    }
+
+    #[tokio::test]
+    async fn python_run_context_is_per_run_reaches_children_and_does_not_leak() {
+        if python_missing() {
+            return;
+        }
+        let (_d, f) = factory();
+        run_context_is_per_run_and_reaches_children(&*f, PYTHON, PY_RUN_ENV).await;
     }
 
     #[tokio::test]

@@ -202,6 +202,59 @@ pub(crate) async fn exposes_run_context_and_init_env(
     c.destroy().await;
 }
 
+/// Each run's `__OW_*` variables replace the previous run's (a variable a run lacks is unset),
+/// child processes the action starts see them, and setting them does not grow the instance
+/// (glibc's setenv(3) keeps every value ever set, so a runner must not use it per run).
+/// `code` returns `own` (its `__OW_ACTIVATION_ID`), `key` (`__OW_API_KEY` or null), with
+/// `child: true` what `sh` prints for `$__OW_ACTIVATION_ID/${__OW_API_KEY-unset}`, and with
+/// `rss: true` its VmRSS in kB.
+pub(crate) async fn run_context_is_per_run_and_reaches_children(
+    f: &dyn ContainerFactory,
+    kind: &str,
+    code: &str,
+) {
+    let c = started(f, kind, code).await;
+    let mut first = run_req(json!({"child": true}));
+    first.activation_id = "a".repeat(32);
+    let (status, body) = replied(c.run(first, TIMEOUT).await.expect("run").1);
+    assert_eq!(status, 200, "{body}");
+    let a = "a".repeat(32);
+    assert_eq!(body["own"], json!(a));
+    assert_eq!(body["key"], json!("uuid:key"));
+    assert_eq!(body["child"], json!(format!("{a}/uuid:key")));
+
+    let mut second = run_req(json!({"child": true}));
+    second.activation_id = "b".repeat(32);
+    second.api_key = None;
+    let (status, body) = replied(c.run(second, TIMEOUT).await.expect("run").1);
+    assert_eq!(status, 200, "{body}");
+    let b = "b".repeat(32);
+    assert_eq!(body["own"], json!(b));
+    assert_eq!(body["key"], Value::Null);
+    assert_eq!(body["child"], json!(format!("{b}/unset")));
+
+    // With the leak, 8,000 runs with fresh ids grew an instance by ~2-3 MB.
+    let mut rss = Vec::new();
+    for i in 0..9000u32 {
+        let measure = i == 999 || i == 8999;
+        let mut req = run_req(json!({"rss": measure}));
+        req.activation_id = format!("{i:032x}");
+        req.transaction_id = format!("tid-{i}");
+        req.deadline = format!("{}", 1_700_000_000_000u64 + u64::from(i));
+        let (status, body) = replied(c.run(req, TIMEOUT).await.expect("run").1);
+        assert_eq!(status, 200, "{body}");
+        if measure {
+            rss.push(body["rss"].as_u64().expect("rss in kB"));
+        }
+    }
+    let growth = rss[1].saturating_sub(rss[0]);
+    assert!(
+        growth < 1024,
+        "8,000 runs grew the instance by {growth} kB ({rss:?})"
+    );
+    c.destroy().await;
+}
+
 /// stdout and stderr of each run are collected up to the sentinels, per activation, formatted
 /// as OpenWhisk log lines, with the sentinels themselves removed.
 pub(crate) async fn collects_logs_per_activation(
