@@ -28,6 +28,11 @@ use tokio::sync::{oneshot, watch};
 /// After the runner exited, how long a reply it wrote just before may still take to be read.
 const EXIT_REPLY_GRACE: Duration = Duration::from_millis(100);
 
+/// Capacity asked for the request and reply pipes (Linux' default `pipe-max-size`). With the
+/// default 64 KiB a 1 MB payload crosses each pipe in sixteen writer/reader hand-overs, each a
+/// wake-up of the other side; the kernel allocates the pages only as data is written.
+const PAYLOAD_PIPE_BYTES: i32 = 1024 * 1024;
+
 /// Where an archive action's code goes: unpacked on the host at `host`, and seen by the
 /// runner at `visible` (the same path for the process backend, a mount point under runc).
 #[derive(Debug, Clone)]
@@ -87,6 +92,8 @@ impl Connection {
         let stderr_writer = stderr_writer.into_blocking_fd().map_err(start)?;
         let (reply_writer, replies) = pipe::pipe().map_err(start)?;
         let reply_writer = reply_writer.into_blocking_fd().map_err(start)?;
+        enlarge_pipe(&stdin);
+        enlarge_pipe(&replies);
         cmd.kill_on_drop(true);
         let mappings = match layout {
             FdLayout::Stdio => {
@@ -303,6 +310,19 @@ impl Connection {
 
     fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Raises a pipe's capacity to [`PAYLOAD_PIPE_BYTES`], or as far as the system allows (an
+/// unprivileged user is held to `/proc/sys/fs/pipe-max-size`); a smaller pipe still works.
+fn enlarge_pipe(end: &impl std::os::fd::AsFd) {
+    use nix::fcntl::{FcntlArg, fcntl};
+    let mut size = PAYLOAD_PIPE_BYTES;
+    while size > 64 * 1024 {
+        if fcntl(end.as_fd(), FcntlArg::F_SETPIPE_SZ(size)).is_ok() {
+            return;
+        }
+        size /= 2;
     }
 }
 
