@@ -38,7 +38,6 @@ function main() {
 }"#;
 const NODE_RUN_ENV: &str = r#"
 const { execFileSync } = require('child_process');
-const fs = require('fs');
 function main(args) {
   const e = process.env;
   const out = { own: e.__OW_ACTIVATION_ID, key: e.__OW_API_KEY === undefined ? null : e.__OW_API_KEY };
@@ -47,7 +46,11 @@ function main(args) {
     e.MY_NUMBER = 5;
     if (e.MY_NUMBER !== '5') throw new Error('process.env must store strings');
   }
-  if (args.rss) out.rss = Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))[1]);
+  if (args.rss) {
+    // Resident memory outside V8's heap (which may grow its young generation meanwhile).
+    const m = process.memoryUsage();
+    out.rss = Math.round((m.rss - m.heapTotal) / 1024);
+  }
   return out;
 }"#;
 const NODE_LOG: &str = r#"

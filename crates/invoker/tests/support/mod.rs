@@ -207,7 +207,8 @@ pub(crate) async fn exposes_run_context_and_init_env(
 /// (glibc's setenv(3) keeps every value ever set, so a runner must not use it per run).
 /// `code` returns `own` (its `__OW_ACTIVATION_ID`), `key` (`__OW_API_KEY` or null), with
 /// `child: true` what `sh` prints for `$__OW_ACTIVATION_ID/${__OW_API_KEY-unset}`, and with
-/// `rss: true` its VmRSS in kB.
+/// `rss: true` its resident memory in kB (outside the language's own heap where that can grow
+/// by itself, as V8's young generation does).
 pub(crate) async fn run_context_is_per_run_and_reaches_children(
     f: &dyn ContainerFactory,
     kind: &str,
