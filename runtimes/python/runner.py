@@ -109,13 +109,16 @@ class _RunEnv:
     `os.environ[k] = v` calls setenv(3), and glibc keeps every value ever set: with a fresh
     activation id, deadline and transaction id on every run, a warm instance grew by ~350
     bytes per activation without bound. Here each variable is a buffer of ours handed to
-    putenv(3), which glibc does not copy; a buffer is released only after environ points to its
-    successor (or the variable is unset). `os.environ`'s own mapping is kept in step, so the
-    action and the processes it starts see the same values as before.
+    putenv(3), which glibc does not copy. A buffer environ no longer points to (replaced or
+    unset) is kept for one more run before it is freed, so a thread of a concurrent action that
+    was reading the environment in C at that moment never reads freed memory. `os.environ`'s
+    own mapping is kept in step, so the action and the processes it starts see the same values
+    as before.
     """
 
     def __init__(self):
         self._owned = {}  # name -> the buffer environ points to
+        self._retired = []  # buffers replaced by the previous run, freed by the next
         try:
             libc = ctypes.CDLL(None)
             self._putenv = libc.putenv
@@ -134,11 +137,12 @@ class _RunEnv:
             self._owned = dict.fromkeys(values)
             os.environ.update(values)
             return
+        retired = []
         for name in [n for n in self._owned if n not in values]:
             key = os.fsencode(name)
             self._unsetenv(key)
             self._data.pop(key, None)
-            del self._owned[name]
+            retired.append(self._owned.pop(name))
         for name, val in values.items():
             key = os.fsencode(name)
             value = os.fsencode(val)
@@ -146,8 +150,12 @@ class _RunEnv:
                 value = value.replace(b"\0", b"")
             buf = ctypes.create_string_buffer(key + b"=" + value)
             self._putenv(buf)
-            self._owned[name] = buf  # the buffer it replaces is no longer in environ
+            old = self._owned.get(name)
+            if old is not None:
+                retired.append(old)
+            self._owned[name] = buf
             self._data[key] = value
+        self._retired = retired  # frees the buffers retired by the previous run
 
 
 _run_env = _RunEnv()
