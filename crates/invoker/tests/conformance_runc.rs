@@ -51,30 +51,6 @@ macro_rules! with_runc {
     }};
 }
 
-const NODE_ECHO: &str = "function main(args) { return args; }";
-const NODE_ENV: &str = r#"
-function main() {
-  const e = process.env;
-  return { activation_id: e.__OW_ACTIVATION_ID, namespace: e.__OW_NAMESPACE,
-           action_name: e.__OW_ACTION_NAME, action_version: e.__OW_ACTION_VERSION,
-           transaction_id: e.__OW_TRANSACTION_ID, deadline: e.__OW_DEADLINE,
-           api_key: e.__OW_API_KEY, param: e.MY_PARAM, object: e.MY_OBJECT };
-}"#;
-const NODE_LOG: &str = r#"
-function main(args) { console.log('out ' + args.msg); console.error('err ' + args.msg); return {}; }"#;
-const NODE_SPAM: &str = r#"
-function main(args) { const l = 'x'.repeat(99); for (let i = 0; i < args.lines; i++) console.log(l); return {}; }"#;
-const NODE_SLEEP: &str = r#"
-function main(args) { return new Promise(r => setTimeout(() => r({ slept: args.ms }), args.ms)); }"#;
-const PY_ECHO: &str = "def main(args):\n    return args\n";
-const PY_LOG: &str = r#"
-import sys
-def main(args):
-    print("out " + args["msg"])
-    print("err " + args["msg"], file=sys.stderr)
-    return {}
-"#;
-
 /// Tries a user namespace, a mount and ptrace; returns the errno of each.
 const PY_SYSCALLS: &str = r#"
 import ctypes, os

@@ -442,3 +442,85 @@ pub(crate) async fn refuses_an_unknown_kind(f: &dyn ContainerFactory) {
         .expect_err("unknown");
     assert!(matches!(err, ContainerError::UnknownKind(_)), "{err}");
 }
+
+// ----- action sources the cases run, shared by every backend's suite -----
+
+pub(crate) const NODE_ECHO: &str = "function main(args) { return args; }";
+pub(crate) const NODE_ENV: &str = r#"
+function main() {
+  const e = process.env;
+  return { activation_id: e.__OW_ACTIVATION_ID, namespace: e.__OW_NAMESPACE,
+           action_name: e.__OW_ACTION_NAME, action_version: e.__OW_ACTION_VERSION,
+           transaction_id: e.__OW_TRANSACTION_ID, deadline: e.__OW_DEADLINE,
+           api_key: e.__OW_API_KEY, param: e.MY_PARAM, object: e.MY_OBJECT };
+}"#;
+pub(crate) const NODE_RUN_ENV: &str = r#"
+const { execFileSync } = require('child_process');
+function main(args) {
+  const e = process.env;
+  const out = { own: e.__OW_ACTIVATION_ID, key: e.__OW_API_KEY === undefined ? null : e.__OW_API_KEY };
+  if (args.child) {
+    out.child = execFileSync('/bin/sh', ['-c', 'printf %s "$__OW_ACTIVATION_ID/${__OW_API_KEY-unset}"']).toString();
+    e.MY_NUMBER = 5;
+    if (e.MY_NUMBER !== '5') throw new Error('process.env must store strings');
+  }
+  if (args.rss) {
+    // Resident memory outside V8's heap (which may grow its young generation meanwhile).
+    const m = process.memoryUsage();
+    out.rss = Math.round((m.rss - m.heapTotal) / 1024);
+  }
+  return out;
+}"#;
+pub(crate) const NODE_LOG: &str = r#"
+function main(args) { console.log('out ' + args.msg); console.error('err ' + args.msg); return {}; }"#;
+pub(crate) const NODE_SPAM: &str = r#"
+function main(args) { const l = 'x'.repeat(99); for (let i = 0; i < args.lines; i++) console.log(l); return {}; }"#;
+pub(crate) const NODE_SLEEP: &str = r#"
+function main(args) { return new Promise(r => setTimeout(() => r({ slept: args.ms }), args.ms)); }"#;
+
+pub(crate) const PY_ECHO: &str = "def main(args):\n    return args\n";
+pub(crate) const PY_ENV: &str = r#"
+import os
+def main(args):
+    e = os.environ
+    return {"activation_id": e["__OW_ACTIVATION_ID"], "namespace": e["__OW_NAMESPACE"],
+            "action_name": e["__OW_ACTION_NAME"], "action_version": e["__OW_ACTION_VERSION"],
+            "transaction_id": e["__OW_TRANSACTION_ID"], "deadline": e["__OW_DEADLINE"],
+            "api_key": e["__OW_API_KEY"], "param": e["MY_PARAM"], "object": e["MY_OBJECT"]}
+"#;
+pub(crate) const PY_RUN_ENV: &str = r#"
+import os
+import subprocess
+def main(args):
+    out = {"own": os.environ.get("__OW_ACTIVATION_ID"), "key": os.environ.get("__OW_API_KEY")}
+    if args.get("child"):
+        out["child"] = subprocess.run(
+            ["/bin/sh", "-c", 'printf %s "$__OW_ACTIVATION_ID/${__OW_API_KEY-unset}"'],
+            capture_output=True, text=True, check=True).stdout
+    if args.get("rss"):
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    out["rss"] = int(line.split()[1])
+    return out
+"#;
+pub(crate) const PY_LOG: &str = r#"
+import sys
+def main(args):
+    print("out " + args["msg"])
+    print("err " + args["msg"], file=sys.stderr)
+    return {}
+"#;
+pub(crate) const PY_SPAM: &str = r#"
+def main(args):
+    line = "x" * 99
+    for _ in range(args["lines"]):
+        print(line)
+    return {}
+"#;
+pub(crate) const PY_SLEEP: &str = r#"
+import time
+def main(args):
+    time.sleep(args["ms"] / 1000)
+    return {"slept": args["ms"]}
+"#;
