@@ -435,9 +435,22 @@ struct RunLine<'a> {
     run: &'a RunRequest,
 }
 
+/// Encodes one request as one line.
+///
+/// Raw values (a caller's body passed through unparsed) keep the whitespace they came with, and
+/// JSON allows line breaks there. The runners split requests at `\n`, `\r` and `\r\n`, so a
+/// pretty-printed body would otherwise end the request early, and a crafted one could append a
+/// request of its own. JSON forbids raw control characters inside strings (serde escapes its
+/// own, and a `RawValue` is valid JSON), so every CR or LF byte of the encoding is insignificant
+/// whitespace and becomes a space: whatever a caller sends stays inside this one line.
 fn to_line<T: serde::Serialize>(value: &T, size_hint: usize) -> Result<Vec<u8>, ContainerError> {
     let mut line = Vec::with_capacity(size_hint + 256);
     serde_json::to_writer(&mut line, value).map_err(std::io::Error::other)?;
+    for b in &mut line {
+        if *b == b'\n' || *b == b'\r' {
+            *b = b' ';
+        }
+    }
     line.push(b'\n');
     Ok(line)
 }
@@ -473,6 +486,58 @@ mod tests {
         );
         assert!(text.ends_with("}\n"));
         assert!(!text.contains("api_key"));
+    }
+
+    fn run_with(value: &str) -> RunRequest {
+        RunRequest {
+            value: RawValue::from_string(value.into()).expect("raw"),
+            namespace: "guest".into(),
+            action_name: "/guest/a".into(),
+            action_version: "0.0.1".into(),
+            activation_id: "abc".into(),
+            transaction_id: "tid".into(),
+            deadline: "123".into(),
+            api_key: None,
+        }
+    }
+
+    fn run_line(run: &RunRequest) -> String {
+        let line = to_line(
+            &RunLine {
+                id: 3,
+                op: "run",
+                run,
+            },
+            0,
+        )
+        .expect("line");
+        String::from_utf8(line).expect("utf8")
+    }
+
+    #[test]
+    fn line_breaks_in_a_raw_value_stay_inside_the_one_request_line() {
+        for body in [
+            "{\n  \"name\": \"Pi\"\n}",
+            "{\r  \"name\": \"Pi\"\r}",
+            "{\r\n  \"name\": \"Pi\"\r\n}",
+            "{\"a\":\n{\"id\":3,\"op\":\"run\",\"value\":{\"injected\":true},\"namespace\":\"spoofed\"}\n}",
+        ] {
+            let text = run_line(&run_with(body));
+            assert_eq!(text.matches('\n').count(), 1, "{text:?}");
+            assert!(!text.contains('\r'), "{text:?}");
+            assert!(text.ends_with('\n'));
+            let parsed: serde_json::Value = serde_json::from_str(&text).expect("one JSON value");
+            let original: serde_json::Value = serde_json::from_str(body).expect("json");
+            assert_eq!(parsed["value"], original, "{body:?}");
+            assert_eq!(parsed["namespace"], "guest");
+        }
+    }
+
+    #[test]
+    fn escaped_line_breaks_inside_strings_are_kept() {
+        let text = run_line(&run_with(r#"{"s":"a\nb\r\nc"}"#));
+        let parsed: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(parsed["value"]["s"], "a\nb\r\nc");
     }
 
     #[test]
