@@ -57,7 +57,7 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 /// Splits a `Basic` header into a well-formed UUID and 64-character secret.
-fn parse_basic(header: &str) -> Result<(String, String), ApiError> {
+pub(crate) fn parse_basic(header: &str) -> Result<(String, String), ApiError> {
     let rejected = ApiError::Unauthorized(messages::CREDENTIALS_REJECTED);
     let (scheme, encoded) = header
         .trim()

@@ -9,8 +9,8 @@ mod support;
 #[cfg(test)]
 mod tenants {
     use crate::support::api::{Reply, http, send, send_raw};
-    use crate::support::{ServerGuard, spawn_server};
-    use serde_json::json;
+    use crate::support::{GUEST_KEY, GUEST_SECRET, ServerGuard, spawn_server};
+    use serde_json::{Value, json};
     use std::process::{Command, Output};
 
     /// Reports the secret parameter it got and the key it was given.
@@ -56,6 +56,10 @@ mod tenants {
                 uuid: uuid.into(),
                 key: key.into(),
             }
+        }
+
+        fn auth_string(&self) -> String {
+            format!("{}:{}", self.uuid, self.key)
         }
     }
 
@@ -160,5 +164,87 @@ mod tenants {
                 .unwrap_or_default();
             assert!(error.contains("not authorized"), "{name}: {error}");
         }
+    }
+
+    /// The `key` a blocking invoke of `path` (under `/api/v1/namespaces/`) as `auth` saw.
+    async fn key_seen(s: &ServerGuard, auth: &Auth, path: &str) -> Value {
+        let r = send_as(
+            auth,
+            http()
+                .post(s.url(&format!(
+                    "/api/v1/namespaces/{path}?blocking=true&result=true"
+                )))
+                .json(&json!({})),
+        )
+        .await;
+        r.expect_status(200, &format!("invoke {path}"));
+        r.body["key"].clone()
+    }
+
+    #[tokio::test]
+    async fn code_of_another_namespace_never_gets_the_callers_key() {
+        let s = spawn_server(None);
+        let alice = alice_with_shared_package(&s).await;
+        let guest = Auth::parse(GUEST_KEY);
+        send(
+            http()
+                .put(url(&s, "_", "packages/viaBinding"))
+                .json(&json!({"binding": {"namespace": "alice", "name": "pub"}})),
+        )
+        .await
+        .expect_status(200, "bind alice's package");
+        put_sequence(&s, "keyedSeq", &["/alice/pub/keyed"]).await;
+        let mine = json!({"exec": {"kind": "nodejs:20", "code": LEAK},
+                          "annotations": [{"key": "provide-api-key", "value": true}]});
+        send(http().put(url(&s, "_", "actions/mine")).json(&mine))
+            .await
+            .expect_status(200, "create the guest's own keyed action");
+
+        for path in [
+            "alice/actions/pub/keyed",
+            "guest/actions/viaBinding/keyed",
+            "_/actions/keyedSeq",
+        ] {
+            assert_eq!(
+                key_seen(&s, &guest, path).await,
+                Value::Null,
+                "{path} got the guest's key"
+            );
+        }
+        // The owner's own code still gets the owner's key, as `provide-api-key` asks.
+        assert_eq!(
+            key_seen(&s, &guest, "_/actions/mine").await,
+            json!(GUEST_KEY)
+        );
+        assert_eq!(
+            key_seen(&s, &alice, "_/actions/pub/keyed").await,
+            json!(alice.auth_string())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_web_action_does_not_see_the_callers_key_in_its_headers() {
+        let s = spawn_server(None);
+        let code = "function main(p) { return {headers: p.__ow_headers}; }";
+        let body = json!({"exec": {"kind": "nodejs:20", "code": code},
+                          "annotations": [{"key": "web-export", "value": true},
+                                          {"key": "require-whisk-auth", "value": true}]});
+        send(http().put(url(&s, "_", "actions/hdrs")).json(&body))
+            .await
+            .expect_status(200, "create the web action");
+        let web = s.url("/api/v1/web/guest/default/hdrs.json");
+        send_raw(http().get(&web))
+            .await
+            .expect_status(401, "require-whisk-auth without credentials");
+        let r = send(http().get(&web).header("x-probe", "1")).await;
+        r.expect_status(200, "authenticated web call");
+        let headers = r.body["headers"].as_object().expect("__ow_headers");
+        assert_eq!(headers.get("x-probe"), Some(&json!("1")), "{}", r.text);
+        assert!(
+            headers.get("authorization").is_none() && !r.text.contains(GUEST_SECRET),
+            "the caller's key reached the action: {}",
+            r.text
+        );
+        assert!(!r.text.contains("MjNiYzQ2YjEt"), "base64 key: {}", r.text);
     }
 }

@@ -323,7 +323,7 @@ impl Runner {
             activation_id: activation_id.clone(),
             namespace: self.identity.namespace.clone(),
             subject: self.identity.subject.clone(),
-            api_key: Some(self.identity.auth_string()),
+            api_key: crate::entitlement::api_key_for(&self.identity, &executable.name.path),
             action: executable,
             content,
             blocking: true,

@@ -24,7 +24,8 @@
 //! Known caveats: the owner's key is not passed to the action (`__OW_API_KEY`), because keys
 //! are stored hashed; Basic credentials that are not valid make the caller anonymous rather
 //! than refusing the request, so that actions can use the `Authorization` header for their
-//! own schemes.
+//! own schemes. An `Authorization` header that carries an edgewhisk key (valid or not) is
+//! left out of `__ow_headers`: the caller's key must not reach the owner's code.
 
 mod media;
 mod request;
