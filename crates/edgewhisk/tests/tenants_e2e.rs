@@ -16,6 +16,9 @@ mod tenants {
     /// Reports the secret parameter it got and the key it was given.
     const LEAK: &str = "function main(p) {\n  return {secret: p.secret || null, key: process.env.__OW_API_KEY || null};\n}\n";
 
+    /// OpenWhisk's well-known `whisk.system` key.
+    const SYSTEM_KEY: &str = "789c46b1-71f6-4ed5-8c54-816aa4f8c502:abczO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP";
+
     /// The secret parameter of alice's shared package.
     const SECRET: &str = "package-secret-4711";
 
@@ -246,5 +249,33 @@ mod tenants {
             r.text
         );
         assert!(!r.text.contains("MjNiYzQ2YjEt"), "base64 key: {}", r.text);
+    }
+
+    #[tokio::test]
+    async fn a_deleted_system_key_stays_deleted_across_a_restart() {
+        let mut s = spawn_server(None);
+        let system = Auth::parse(SYSTEM_KEY);
+        send_as(&system, http().get(url(&s, "_", "actions")))
+            .await
+            .expect_status(200, "the system key works on first start");
+        s.stop();
+        admin(&s, &["user", "delete", "whisk.system"]);
+        s.restart();
+        send_as(&system, http().get(url(&s, "_", "actions")))
+            .await
+            .expect_status(401, "the system key is not provisioned again");
+        // The catalog itself is still there for everybody.
+        let r = send(
+            http()
+                .post(url(
+                    &s,
+                    "whisk.system",
+                    "actions/utils/echo?blocking=true&result=true",
+                ))
+                .json(&json!({"a": 1})),
+        )
+        .await;
+        r.expect_status(200, "the catalog after the restart");
+        assert_eq!(r.body, json!({"a": 1}));
     }
 }
