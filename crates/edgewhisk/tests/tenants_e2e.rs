@@ -278,4 +278,102 @@ mod tenants {
         r.expect_status(200, "the catalog after the restart");
         assert_eq!(r.body, json!({"a": 1}));
     }
+
+    /// The records of the guest's `action`.
+    async fn activations_of(s: &ServerGuard, action: &str) -> usize {
+        let r =
+            send(http().get(url(s, "_", &format!("activations?name={action}&limit=200")))).await;
+        r.expect_status(200, "list activations");
+        r.body.as_array().map_or(0, Vec::len)
+    }
+
+    /// Waits (bounded) until the guest's `action` has more than `n` records.
+    async fn wait_for_more(s: &ServerGuard, action: &str, n: usize) -> usize {
+        for _ in 0..75 {
+            let seen = activations_of(s, action).await;
+            if seen > n {
+                return seen;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        activations_of(s, action).await
+    }
+
+    /// Whether any file of the data directory's store holds `needle`.
+    fn store_holds(s: &ServerGuard, needle: &str) -> bool {
+        let files = std::fs::read_dir(s.data_dir()).expect("read the data directory");
+        files.flatten().any(|f| {
+            let name = f.file_name().to_string_lossy().into_owned();
+            name.starts_with("edgewhisk.db")
+                && std::fs::read(f.path())
+                    .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        })
+    }
+
+    #[tokio::test]
+    async fn a_feed_keeps_no_usable_key_and_fires_again_after_a_restart() {
+        let mut s = spawn_server(None);
+        let echo = json!({"exec": {"kind": "nodejs:20", "code": "function main(p) { return p; }"}});
+        send(http().put(url(&s, "_", "actions/echo")).json(&echo))
+            .await
+            .expect_status(200, "create echo");
+        send(http().put(url(&s, "_", "triggers/tick")).json(&json!({})))
+            .await
+            .expect_status(200, "create trigger");
+        let rule = json!({"trigger": "/_/tick", "action": "/_/echo"});
+        send(http().put(url(&s, "_", "rules/r")).json(&rule))
+            .await
+            .expect_status(200, "create rule");
+        let feed = json!({"lifecycleEvent": "CREATE", "triggerName": "/_/tick",
+                          "authKey": GUEST_KEY, "seconds": 1});
+        let r = send(
+            http()
+                .post(url(
+                    &s,
+                    "whisk.system",
+                    "actions/alarms/interval?blocking=true",
+                ))
+                .json(&feed),
+        )
+        .await;
+        r.expect_status(200, "create the feed");
+        assert!(wait_for_more(&s, "echo", 0).await >= 1, "no fire");
+
+        s.stop();
+        assert!(
+            !store_holds(&s, GUEST_SECRET),
+            "the store holds the guest's secret"
+        );
+        s.restart();
+        let before = activations_of(&s, "echo").await;
+        assert!(
+            wait_for_more(&s, "echo", before).await > before,
+            "no fire after the restart: {}",
+            s.log_tail()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_namespace_limit_applies_to_its_web_actions_right_after_a_restart() {
+        let mut s = spawn_server(None);
+        let body = json!({"exec": {"kind": "nodejs:20", "code": "function main() { return {ok: true}; }"},
+                          "annotations": [{"key": "web-export", "value": true}]});
+        send(http().put(url(&s, "_", "actions/open")).json(&body))
+            .await
+            .expect_status(200, "create the web action");
+        s.stop();
+        admin(
+            &s,
+            &["limits", "set", "guest", "--invocationsPerMinute", "1"],
+        );
+        s.restart();
+        // Nobody authenticates as guest: only anonymous web calls, which count against it.
+        let web = s.url("/api/v1/web/guest/default/open.json");
+        let mut statuses = Vec::new();
+        for _ in 0..3 {
+            statuses.push(send_raw(http().get(&web)).await.status.as_u16());
+        }
+        assert!(statuses.contains(&429), "{statuses:?}");
+        assert!(statuses.contains(&200), "{statuses:?}");
+    }
 }

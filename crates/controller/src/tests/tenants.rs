@@ -69,3 +69,103 @@ async fn a_sequence_does_not_run_a_component_unshared_after_its_creation() {
         "the unshared component must not run"
     );
 }
+
+/// A fresh server state over the harness's store and balancer: what a restart sees.
+fn restarted(h: &Harness) -> crate::AppState {
+    crate::AppState::new(
+        crate::config::ApiConfig::default(),
+        h.store.clone(),
+        h.store.clone(),
+        h.balancer.clone(),
+        edgewhisk_entity::RuntimeManifest::default(),
+        crate::BuildInfo {
+            build: "b".into(),
+            buildno: "1".into(),
+        },
+    )
+}
+
+/// The stored feed document of trigger `guest/t`, as JSON text.
+async fn feed_doc_text(h: &Harness) -> String {
+    use edgewhisk_store::EntityStore;
+    let doc = h
+        .store
+        .get(crate::feeds::FEEDS_PATH, "guest:t")
+        .await
+        .unwrap()
+        .expect("a feed document");
+    doc.doc.to_string()
+}
+
+#[tokio::test]
+async fn a_feed_stores_no_usable_key_and_its_fires_pass_none() {
+    use super::feeds::{invoke_feed, lifecycle, setup, trigger_with_rule, wait_for_fires};
+    let (h, state) = setup().await;
+    trigger_with_rule(&h).await;
+    let service = crate::feeds::FeedService::start(state);
+    let r = invoke_feed(&h, "interval", lifecycle("CREATE", json!({"seconds": 1}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let text = feed_doc_text(&h).await;
+    let (uuid, secret) = edgewhisk_entity::identity::GUEST_AUTH
+        .split_once(':')
+        .unwrap();
+    assert!(!text.contains(secret), "the feed holds the key: {text}");
+    assert!(text.contains(uuid), "{text}");
+    assert!(wait_for_fires(&h, 1, std::time::Duration::from_secs(5)).await >= 1);
+    assert_eq!(h.balancer.last().api_key, None);
+    service.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_feed_document_holding_a_key_is_migrated_and_keeps_firing() {
+    use super::feeds::{setup, trigger_with_rule, wait_for_fires};
+    use edgewhisk_store::{Collection, EntityDoc, EntityStore, PutMode};
+    let (h, state) = setup().await;
+    trigger_with_rule(&h).await;
+    let now = edgewhisk_entity::time::now_millis();
+    let legacy = json!({"feed": "alarms/interval", "namespace": "guest", "trigger": "t",
+        "authKey": edgewhisk_entity::identity::GUEST_AUTH, "params": {"seconds": 1},
+        "paused": false, "created": now, "fired": 0});
+    let doc = EntityDoc {
+        collection: Collection::Triggers,
+        path: crate::feeds::FEEDS_PATH.into(),
+        name: "guest:t".into(),
+        updated: now,
+        doc: legacy,
+    };
+    h.store.put(doc, PutMode::Create).await.unwrap();
+    let service = crate::feeds::FeedService::start(state);
+    assert!(wait_for_fires(&h, 1, std::time::Duration::from_secs(5)).await >= 1);
+    let text = feed_doc_text(&h).await;
+    let (uuid, secret) = edgewhisk_entity::identity::GUEST_AUTH
+        .split_once(':')
+        .unwrap();
+    assert!(!text.contains(secret), "the key was kept: {text}");
+    assert!(text.contains(uuid), "{text}");
+    service.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_namespaces_fire_limit_applies_to_its_feeds_after_a_restart() {
+    use super::feeds::{invoke_feed, lifecycle, setup, trigger_with_rule, wait_for_fires};
+    use edgewhisk_entity::identity::NamespaceLimits;
+    use edgewhisk_store::EntityStore;
+    let (h, _) = setup().await;
+    trigger_with_rule(&h).await;
+    let r = invoke_feed(&h, "interval", lifecycle("CREATE", json!({"seconds": 1}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let limits = NamespaceLimits {
+        fires_per_minute: Some(1),
+        ..NamespaceLimits::default()
+    };
+    h.store
+        .put_namespace_limits("guest", Some(limits))
+        .await
+        .unwrap();
+    // After a restart nobody of `guest` has called the API: only the feed fires.
+    let service = crate::feeds::FeedService::start(restarted(&h));
+    let fired = wait_for_fires(&h, usize::MAX, std::time::Duration::from_millis(3_500)).await;
+    // One per minute; two when the minute turns during the wait.
+    assert!((1..=2).contains(&fired), "{fired} fires");
+    service.shutdown().await;
+}

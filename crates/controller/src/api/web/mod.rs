@@ -335,6 +335,8 @@ impl Run<'_> {
         let content = serde_json::value::to_raw_value(&args)
             .map_err(|e| ApiError::BadRequest(messages::malformed_content(&e.to_string())))?;
         let owner = found.owner;
+        // The owner's overrides, not only the caller's: the activation counts against the owner.
+        crate::auth::refresh_overrides(state, &owner.namespace).await?;
         let slot = state
             .throttler()
             .acquire(&owner.namespace, self.received_at)
