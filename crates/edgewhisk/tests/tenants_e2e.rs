@@ -376,4 +376,64 @@ mod tenants {
         assert!(statuses.contains(&429), "{statuses:?}");
         assert!(statuses.contains(&200), "{statuses:?}");
     }
+
+    #[tokio::test]
+    async fn admin_refuses_namespaces_that_are_not_entity_names() {
+        let s = spawn_server(None);
+        for ns in ["bob/pkg", "_", "-bob", ""] {
+            let out = admin_output(&s, &["user", "create", "bobby", "-n", ns]);
+            assert!(!out.status.success(), "namespace {ns:?} was accepted");
+        }
+        let out = admin_output(&s, &["user", "create", "bob/pkg"]);
+        assert!(!out.status.success(), "a subject-named namespace bob/pkg");
+        // Nothing was created on the way.
+        for subject in ["bobby", "bob/pkg"] {
+            let out = admin_output(&s, &["user", "get", subject]);
+            assert!(!out.status.success(), "subject {subject} exists");
+        }
+        let carol = Auth::parse(&admin(&s, &["user", "create", "carol", "-n", "carol.team"]));
+        send_as(&carol, http().get(url(&s, "_", "actions")))
+            .await
+            .expect_status(200, "a valid namespace works");
+    }
+
+    #[test]
+    fn property_set_writes_the_properties_file_for_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let props = dir.path().join("wskprops");
+        let mode = |p: &std::path::Path| {
+            std::fs::metadata(p)
+                .expect("the file exists")
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        let set = |args: &[&str]| {
+            let out = Command::new(env!("CARGO_BIN_EXE_edgewhisk"))
+                .args(["property", "set"])
+                .args(args)
+                .env("WSK_CONFIG_FILE", &props)
+                .env_remove("WHISK_APIHOST")
+                .env_remove("WHISK_AUTH")
+                .output()
+                .expect("run the CLI");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        set(&["--auth", GUEST_KEY]);
+        assert_eq!(mode(&props), 0o600, "a new file");
+        // A file an earlier version left world-readable is made private on the next write.
+        std::fs::set_permissions(&props, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        set(&["--apihost", "http://127.0.0.1:3233"]);
+        assert_eq!(mode(&props), 0o600, "an existing file");
+        let text = std::fs::read_to_string(&props).expect("read the file");
+        assert!(
+            text.contains(GUEST_KEY) && text.contains("APIHOST=http://127.0.0.1:3233"),
+            "{text}"
+        );
+    }
 }
