@@ -306,6 +306,8 @@ async fn limits(cmd: LimitsCommand) -> anyhow::Result<i32> {
             fires_per_minute,
             store,
         } => {
+            validate_name("namespace", &namespace)
+                .with_context(|| format!("'{namespace}' is not a valid namespace name"))?;
             let limits = NamespaceLimits {
                 invocations_per_minute,
                 concurrent_invocations,
