@@ -468,7 +468,13 @@ async fn owner(state: &AppState, feed: &FeedDoc) -> Result<Option<Identity>, Sto
         (None, Some(auth_key)) => verify_key(state, auth_key).await?,
         (None, None) => None,
     };
-    Ok(identity.filter(|i| i.namespace == feed.namespace))
+    // Never a secret, whichever way it was found: the fired actions get no key.
+    Ok(identity
+        .filter(|i| i.namespace == feed.namespace)
+        .map(|i| Identity {
+            key: edgewhisk_entity::identity::KeyHash::stored_form(&i.key),
+            ..i
+        }))
 }
 
 /// Rewrites the feed documents of earlier versions, which held the whole `uuid:key`, to hold
