@@ -312,12 +312,22 @@ async fn put_doc(state: &AppState, feed: &FeedDoc, mode: PutMode) -> Result<(), 
         PutMode::Replace { expected_updated } => now_millis().max(expected_updated + 1),
         _ => now_millis(),
     };
+    let mut doc = serde_json::to_value(feed)?;
+    // A document not migrated yet keeps its UUID (not a secret) when its progress is saved:
+    // `auth_key` is never written, and without either the next fire would find no owner.
+    if let (None, Some((uuid, _)), Some(m)) = (
+        &feed.uuid,
+        feed.auth_key.as_deref().and_then(|k| k.split_once(':')),
+        doc.as_object_mut(),
+    ) {
+        m.insert("uuid".to_owned(), Value::String(uuid.to_owned()));
+    }
     let doc = EntityDoc {
         collection: Collection::Triggers,
         path: FEEDS_PATH.to_owned(),
         name: feed.key(),
         updated,
-        doc: serde_json::to_value(feed)?,
+        doc,
     };
     state.entities().put(doc, mode).await
 }

@@ -169,3 +169,42 @@ async fn a_namespaces_fire_limit_applies_to_its_feeds_after_a_restart() {
     assert!((1..=2).contains(&fired), "{fired} fires");
     service.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_feed_document_holding_a_key_keeps_its_owner_when_its_progress_is_saved() {
+    use super::feeds::{setup, trigger_with_rule, wait_for_fires};
+    use edgewhisk_store::{Collection, EntityDoc, EntityStore, PutMode};
+    let (h, state) = setup().await;
+    trigger_with_rule(&h).await;
+    let service = crate::feeds::FeedService::start(state);
+    // Written after the service started, so its start-up migration does not see it.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let now = edgewhisk_entity::time::now_millis();
+    let legacy = json!({"feed": "alarms/interval", "namespace": "guest", "trigger": "t",
+        "authKey": edgewhisk_entity::identity::GUEST_AUTH, "params": {"seconds": 1},
+        "paused": false, "created": now, "fired": 0});
+    let doc = EntityDoc {
+        collection: Collection::Triggers,
+        path: crate::feeds::FEEDS_PATH.into(),
+        name: "guest:t".into(),
+        updated: now,
+        doc: legacy,
+    };
+    h.store.put(doc, PutMode::Create).await.unwrap();
+    // A lifecycle event of another trigger wakes the scheduler, which reloads the store.
+    let r = h.put("/api/v1/namespaces/_/triggers/u", json!({})).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let body = super::feeds::lifecycle("CREATE", json!({"minutes": 5}));
+    let mut body = body.as_object().unwrap().clone();
+    body.insert("triggerName".into(), json!("/guest/u"));
+    let r = super::feeds::invoke_feed(&h, "interval", serde_json::Value::Object(body)).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert!(wait_for_fires(&h, 2, std::time::Duration::from_secs(6)).await >= 2);
+    let text = feed_doc_text(&h).await;
+    let (uuid, secret) = edgewhisk_entity::identity::GUEST_AUTH
+        .split_once(':')
+        .unwrap();
+    assert!(!text.contains(secret), "the key was kept: {text}");
+    assert!(text.contains(uuid), "{text}");
+    service.shutdown().await;
+}
