@@ -10,7 +10,7 @@
 //!
 //! After authenticating, the namespace's throttle overrides are read from the (equally
 //! cached) store and handed to the throttler, so the limits set by `edgewhisk admin limits`
-//! apply within the same bound ([`refresh_overrides`], which web actions and feeds call for
+//! apply within the same bound (`refresh_overrides`, which web actions and feeds call for
 //! the namespace they run as).
 //!
 //! The owner of a namespace may do everything in it; access to any other namespace is refused
