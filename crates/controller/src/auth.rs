@@ -10,7 +10,8 @@
 //!
 //! After authenticating, the namespace's throttle overrides are read from the (equally
 //! cached) store and handed to the throttler, so the limits set by `edgewhisk admin limits`
-//! apply within the same bound.
+//! apply within the same bound (`refresh_overrides`, which web actions and feeds call for
+//! the namespace they run as).
 //!
 //! The owner of a namespace may do everything in it; access to any other namespace is refused
 //! here (shared packages are let through by `entitlement`).
@@ -45,19 +46,24 @@ impl FromRequestParts<AppState> for Caller {
             .await?
             .and_then(|stored| verify_stored(&stored, &key))
             .ok_or(ApiError::Unauthorized(messages::CREDENTIALS_REJECTED))?;
-        let overrides = state
-            .entities()
-            .namespace_limits(&identity.namespace)
-            .await?;
-        state
-            .throttler()
-            .set_overrides(&identity.namespace, overrides);
+        refresh_overrides(state, &identity.namespace).await?;
         Ok(Caller(identity))
     }
 }
 
+/// Hands `namespace`'s throttle overrides, read from the (cached) store, to the throttler.
+/// Every path that runs activations for a namespace calls it before taking a slot:
+/// authentication for the caller, web actions for the action's owner, feeds for the trigger's
+/// owner. So the overrides apply right after a restart, not only once the namespace itself has
+/// called the API.
+pub(crate) async fn refresh_overrides(state: &AppState, namespace: &str) -> Result<(), ApiError> {
+    let overrides = state.entities().namespace_limits(namespace).await?;
+    state.throttler().set_overrides(namespace, overrides);
+    Ok(())
+}
+
 /// Splits a `Basic` header into a well-formed UUID and 64-character secret.
-fn parse_basic(header: &str) -> Result<(String, String), ApiError> {
+pub(crate) fn parse_basic(header: &str) -> Result<(String, String), ApiError> {
     let rejected = ApiError::Unauthorized(messages::CREDENTIALS_REJECTED);
     let (scheme, encoded) = header
         .trim()

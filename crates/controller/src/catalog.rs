@@ -6,10 +6,11 @@
 //! (`subscribe`), whose actions are annotated `feed` and run by the controller
 //! ([`crate::feeds`]).
 //!
-//! [`provision_system`] runs at every start of the server. It creates the system identity only
-//! when the subject has none (an operator who rotated the key keeps the new one), and writes
-//! the package and actions when they are missing or differ from the ones this binary ships
-//! (so an upgrade brings the new catalog). The action sources live in `catalog/utils/*.js`
+//! [`provision_system`] runs on the first start of a data directory: it creates the system
+//! identity (only when the subject has none) and the catalog. [`provision_catalog`] runs at
+//! every later start and writes the package and actions when they are missing or differ from
+//! the ones this binary ships (so an upgrade brings the new catalog), without touching any key:
+//! an operator who rotated or deleted the well-known key keeps it so across restarts. The action sources live in `catalog/utils/*.js`
 //! and are embedded at build time.
 
 use edgewhisk_entity::{Identity, LimitBounds};
@@ -303,14 +304,22 @@ async fn ensure(entities: &dyn EntityStore, doc: EntityDoc) -> Result<(), StoreE
     entities.put(doc, mode).await
 }
 
-/// Provisions `whisk.system` (identity with [`SYSTEM_AUTH`] unless the subject already has a
-/// key) and the published `/whisk.system/utils` package with its actions. Idempotent; the
-/// server calls it at every start.
+/// Provisions a new store: the `whisk.system` identity with [`SYSTEM_AUTH`] (unless the
+/// subject already has a key) and the catalog ([`provision_catalog`]). The server calls it on
+/// the first start of a data directory only, as it provisions the guest key, so that an
+/// operator who deleted the well-known system key keeps it deleted across restarts.
 pub async fn provision_system(entities: &dyn EntityStore) -> Result<(), StoreError> {
     if entities.identities_of(SYSTEM_NAMESPACE).await?.is_empty() {
         entities.put_identity(system_identity()).await?;
         tracing::info!("provisioned the default system key for namespace 'whisk.system'");
     }
+    provision_catalog(entities).await
+}
+
+/// Writes the published `/whisk.system/utils` package and the feed packages with their
+/// actions where they are missing or differ from this binary's; never touches a key.
+/// Idempotent; the server calls it at every start.
+pub async fn provision_catalog(entities: &dyn EntityStore) -> Result<(), StoreError> {
     let now = edgewhisk_entity::time::now_millis();
     ensure(
         entities,
@@ -435,6 +444,17 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[tokio::test]
+    async fn the_catalog_alone_never_brings_back_a_deleted_system_key() {
+        let store = MemoryStore::new();
+        provision_system(&store).await.unwrap();
+        let uuid = system_identity().uuid;
+        store.delete_identity(&uuid).await.unwrap();
+        provision_catalog(&store).await.unwrap();
+        assert!(store.identity(&uuid).await.unwrap().is_none());
+        assert!(store.get("whisk.system", "utils").await.unwrap().is_some());
     }
 
     #[tokio::test]

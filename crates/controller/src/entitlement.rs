@@ -227,6 +227,19 @@ pub async fn package_actions_scope(
     Ok(ListScope::Path(p.actual.path()))
 }
 
+/// The key an activation of the action stored at `action_path` (`ns` or `ns/pkg`) may carry
+/// as `__OW_API_KEY` when `identity` runs it: the caller's own key, and only into code of the
+/// caller's own namespace. An action of another namespace (a shared package, directly, through
+/// a binding or as a sequence component) gets none, so that no key of one namespace reaches
+/// code another namespace wrote; OpenWhisk would pass the caller's key here. An identity read
+/// from the store (a web action's owner, a feed's trigger owner) holds only the stored hash of
+/// its key, which is no key at all, so it passes none either.
+pub fn api_key_for(identity: &Identity, action_path: &str) -> Option<String> {
+    let owner = action_path.split('/').next().unwrap_or_default();
+    let holds_secret = !edgewhisk_entity::identity::KeyHash::is_hashed(&identity.key);
+    (owner == identity.namespace && holds_secret).then(|| identity.auth_string())
+}
+
 /// The `binding` annotation of an activation made through a binding: `ns/binding`.
 pub fn binding_annotation(context: &PackageContext) -> Option<Value> {
     context.binding.clone().map(Value::String)
@@ -272,6 +285,21 @@ mod tests {
             json!([{"key": "a", "value": "pkg"}, {"key": "b", "value": "action"}])
         );
         assert_eq!(binding_annotation(&ctx), Some(json!("guest/b")));
+    }
+
+    #[test]
+    fn only_the_callers_own_code_gets_the_callers_key() {
+        let g = guest();
+        assert_eq!(api_key_for(&g, "guest"), Some(g.auth_string()));
+        assert_eq!(api_key_for(&g, "guest/pkg"), Some(g.auth_string()));
+        assert_eq!(api_key_for(&g, "alice/pkg"), None);
+        assert_eq!(api_key_for(&g, "guestx/pkg"), None);
+        assert_eq!(api_key_for(&g, "whisk.system/utils"), None);
+        let stored = Identity {
+            key: edgewhisk_entity::identity::KeyHash::stored_form(&g.key),
+            ..g
+        };
+        assert_eq!(api_key_for(&stored, "guest"), None);
     }
 
     #[test]

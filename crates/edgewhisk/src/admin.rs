@@ -13,8 +13,12 @@ use crate::config::Config;
 use anyhow::{Context, bail};
 use edgewhisk_entity::Identity;
 use edgewhisk_entity::identity::{KEY_LENGTH, NamespaceLimits, generate_key};
+use edgewhisk_entity::names::validate_name;
 use edgewhisk_store::{EntityStore, SqliteStore};
 use std::path::PathBuf;
+
+/// Shortest subject name OpenWhisk accepts (`Subject.MIN_LENGTH`).
+const MIN_SUBJECT_LENGTH: usize = 5;
 
 /// `edgewhisk admin …`.
 #[derive(Debug, clap::Subcommand)]
@@ -162,6 +166,25 @@ fn parse_auth(auth: &str) -> anyhow::Result<(String, String)> {
     Ok((uuid.to_owned(), key.to_owned()))
 }
 
+/// Refuses a subject or namespace that OpenWhisk would not accept: a namespace is one entity
+/// name as every API path takes it (`[\w@ .&-]`, starting with a word character, at most 256
+/// characters; so no `/`), other than `_`, which stands for the caller's own; a subject has at
+/// least 5 characters (OpenWhisk `Subject`) and no control character.
+fn check_names(subject: &str, namespace: &str) -> anyhow::Result<()> {
+    validate_name("namespace", namespace)
+        .with_context(|| format!("'{namespace}' is not a valid namespace name"))?;
+    if namespace == "_" {
+        bail!("'_' names the caller's own namespace in every path and cannot be a namespace");
+    }
+    if subject.chars().count() < MIN_SUBJECT_LENGTH || subject.chars().any(char::is_control) {
+        bail!(
+            "'{subject}' is not a valid subject: at least {MIN_SUBJECT_LENGTH} characters, no \
+             control characters"
+        );
+    }
+    Ok(())
+}
+
 /// The identities of `who.subject`, restricted to `who.namespace` when given.
 async fn identities(store: &SqliteStore, who: &SubjectArgs) -> anyhow::Result<Vec<Identity>> {
     let mut ids = store.identities_of(&who.subject).await?;
@@ -181,6 +204,7 @@ async fn user(cmd: UserCommand) -> anyhow::Result<i32> {
     match cmd {
         UserCommand::Create { who, auth } => {
             let namespace = who.namespace.clone().unwrap_or_else(|| who.subject.clone());
+            check_names(&who.subject, &namespace)?;
             let (uuid, key) = match auth.as_deref().map(parse_auth).transpose()? {
                 Some(pair) => pair,
                 None => (uuid::Uuid::new_v4().to_string(), generate_key()),
@@ -282,6 +306,8 @@ async fn limits(cmd: LimitsCommand) -> anyhow::Result<i32> {
             fires_per_minute,
             store,
         } => {
+            validate_name("namespace", &namespace)
+                .with_context(|| format!("'{namespace}' is not a valid namespace name"))?;
             let limits = NamespaceLimits {
                 invocations_per_minute,
                 concurrent_invocations,
@@ -328,6 +354,27 @@ async fn limits(cmd: LimitsCommand) -> anyhow::Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn namespaces_are_entity_names_and_subjects_have_five_characters() {
+        assert!(check_names("alice", "alice").is_ok());
+        assert!(check_names("alice", "alice@example.com").is_ok());
+        assert!(check_names("whisk.system", "whisk.system").is_ok());
+        for (subject, namespace) in [
+            ("bobby", "bob/pkg"),
+            ("bobby", ""),
+            ("bobby", "_"),
+            ("bobby", "-bob"),
+            ("bobby", "bob "),
+            ("bob", "bobby"),
+            ("bob\u{1}by", "bobby"),
+        ] {
+            assert!(
+                check_names(subject, namespace).is_err(),
+                "{subject:?} {namespace:?}"
+            );
+        }
+    }
 
     #[test]
     fn parse_auth_accepts_a_uuid_and_a_64_character_key_only() {

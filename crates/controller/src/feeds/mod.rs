@@ -13,10 +13,16 @@
 //!
 //! Schedules and subscriptions are documents of the entity store under the path
 //! [`FEEDS_PATH`] (a path no API name can reach), one per trigger, named `ns:trigger`; they
-//! survive restarts. They hold the `authKey` the client passed: every fire verifies it against
-//! the store, as authentication does, and fires as that identity through the same handler as
-//! `POST triggers/{name}` (so the fires throttle applies). A fire answered 401 or 404 (key
-//! revoked, trigger deleted) removes the feed.
+//! survive restarts. They hold no usable secret: the `authKey` the client passes is verified
+//! at every lifecycle event, and the document keeps only its UUID (which is not a secret). A
+//! fire resolves that UUID to the identity in the store, which must still belong to the
+//! trigger's namespace, and fires as that identity through the same handler as
+//! `POST triggers/{name}` (so the namespace's fires throttle, with its overrides, applies). A
+//! fire answered 401 or 404 (key deleted or regenerated, trigger deleted) removes the feed.
+//! Documents written by earlier versions held the whole `uuid:key`; the service migrates them
+//! to the UUID when it starts (after verifying the key), and reads them until then.
+//!
+//! Because the feed holds no key, the actions its fires run get no `__OW_API_KEY`.
 
 mod alarms;
 mod mqtt;
@@ -132,7 +138,13 @@ pub(crate) struct FeedDoc {
     feed: FeedKind,
     namespace: String,
     trigger: String,
-    auth_key: String,
+    /// The UUID of the trigger owner's key, by which a fire finds its identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    uuid: Option<String>,
+    /// The whole `uuid:key` of a document written by an earlier version: read and migrated
+    /// to [`FeedDoc::uuid`], never written.
+    #[serde(default, skip_serializing)]
+    auth_key: Option<String>,
     params: Map<String, Value>,
     #[serde(default)]
     paused: bool,
@@ -300,12 +312,22 @@ async fn put_doc(state: &AppState, feed: &FeedDoc, mode: PutMode) -> Result<(), 
         PutMode::Replace { expected_updated } => now_millis().max(expected_updated + 1),
         _ => now_millis(),
     };
+    let mut doc = serde_json::to_value(feed)?;
+    // A document not migrated yet keeps its UUID (not a secret) when its progress is saved:
+    // `auth_key` is never written, and without either the next fire would find no owner.
+    if let (None, Some((uuid, _)), Some(m)) = (
+        &feed.uuid,
+        feed.auth_key.as_deref().and_then(|k| k.split_once(':')),
+        doc.as_object_mut(),
+    ) {
+        m.insert("uuid".to_owned(), Value::String(uuid.to_owned()));
+    }
     let doc = EntityDoc {
         collection: Collection::Triggers,
         path: FEEDS_PATH.to_owned(),
         name: feed.key(),
         updated,
-        doc: serde_json::to_value(feed)?,
+        doc,
     };
     state.entities().put(doc, mode).await
 }
@@ -353,7 +375,8 @@ async fn lifecycle(
                 feed: kind,
                 namespace,
                 trigger,
-                auth_key,
+                uuid: Some(identity.uuid.clone()),
+                auth_key: None,
                 params,
                 paused: false,
                 created: now,
@@ -403,7 +426,8 @@ async fn lifecycle(
                     merged.extend(params);
                     kind.validate(&merged, now, true)?;
                     feed.params = merged;
-                    feed.auth_key = auth_key;
+                    feed.uuid = Some(identity.uuid.clone());
+                    feed.auth_key = None;
                 }
             }
             put_doc(
@@ -445,8 +469,66 @@ async fn fire(state: &AppState, key: &str, feed: &FeedDoc, body: Map<String, Val
     outcome
 }
 
+/// The identity a feed fires as: the stored identity of its key's UUID (or, for a document
+/// not migrated yet, of its verified `uuid:key`), when it still belongs to the trigger's
+/// namespace. The identity carries the stored form of its key, never a secret.
+async fn owner(state: &AppState, feed: &FeedDoc) -> Result<Option<Identity>, StoreError> {
+    let identity = match (&feed.uuid, &feed.auth_key) {
+        (Some(uuid), _) => state.entities().identity(uuid).await?,
+        (None, Some(auth_key)) => verify_key(state, auth_key).await?,
+        (None, None) => None,
+    };
+    // Never a secret, whichever way it was found: the fired actions get no key.
+    Ok(identity
+        .filter(|i| i.namespace == feed.namespace)
+        .map(|i| Identity {
+            key: edgewhisk_entity::identity::KeyHash::stored_form(&i.key),
+            ..i
+        }))
+}
+
+/// Rewrites the feed documents of earlier versions, which held the whole `uuid:key`, to hold
+/// the UUID alone. A key that no longer verifies is left for the next fire to find gone.
+async fn migrate_legacy(state: &AppState) {
+    let scope = ListScope::Path(FEEDS_PATH.to_owned());
+    let docs = match state
+        .entities()
+        .list(Collection::Triggers, &scope, 0, 0)
+        .await
+    {
+        Ok(docs) => docs,
+        Err(e) => {
+            tracing::error!(error = %e, "loading feeds for migration failed");
+            return;
+        }
+    };
+    for doc in docs {
+        let Ok(mut feed) = serde_json::from_value::<FeedDoc>(doc.doc) else {
+            continue;
+        };
+        let Some(auth_key) = feed.auth_key.take() else {
+            continue;
+        };
+        match verify_key(state, &auth_key).await {
+            Ok(Some(identity)) => feed.uuid = Some(identity.uuid),
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::error!(feed = %doc.name, error = %e, "feed key lookup failed");
+                continue;
+            }
+        }
+        let mode = PutMode::Replace {
+            expected_updated: doc.updated,
+        };
+        match put_doc(state, &feed, mode).await {
+            Ok(()) => tracing::info!(feed = %doc.name, "feed document no longer holds its key"),
+            Err(e) => tracing::error!(feed = %doc.name, error = %e, "migrating a feed failed"),
+        }
+    }
+}
+
 async fn fire_once(state: &AppState, feed: &FeedDoc, body: Map<String, Value>) -> Fired {
-    let identity = match verify_key(state, &feed.auth_key).await {
+    let identity = match owner(state, feed).await {
         Ok(Some(identity)) => identity,
         Ok(None) => return Fired::Gone,
         Err(e) => {
@@ -454,6 +536,10 @@ async fn fire_once(state: &AppState, feed: &FeedDoc, body: Map<String, Value>) -
             return Fired::Refused;
         }
     };
+    if let Err(e) = crate::auth::refresh_overrides(state, &identity.namespace).await {
+        tracing::error!(error = ?e, "reading the namespace's limits failed");
+        return Fired::Refused;
+    }
     let res = triggers::fire(
         State(state.clone()),
         Caller(identity),
@@ -514,6 +600,7 @@ impl FeedService {
 
 /// The scheduler loop: reloads on every lifecycle change, sleeps until the next alarm.
 async fn schedule(state: AppState, mut stop: watch::Receiver<bool>) {
+    migrate_legacy(&state).await;
     let signal = state.feeds().clone();
     let mut alarms: HashMap<String, Pending> = HashMap::new();
     let mut subscriptions: HashMap<String, (u64, JoinHandle<()>)> = HashMap::new();

@@ -12,6 +12,11 @@
 //! result `{action, params, state}` names the next component, whose result (merged with
 //! `state`) goes back to the conductor, until a conductor result without `action` ends it.
 //!
+//! Entitlement is checked for every component each time it runs, with the invoker's
+//! namespace, as when the sequence was created: a component in a package that was unshared
+//! since (or reached through a binding to one) ends the sequence with an application error
+//! naming it, before it runs or lends its package parameters.
+//!
 //! Every component keeps its own record, with `cause` = the enclosing sequence's activation
 //! id. The sequence (or composition) gets one more record: `logs` = the component activation
 //! ids in order, `duration` = the sum of theirs, `response` = the last one's, and the
@@ -27,7 +32,7 @@ mod compose;
 mod resolve;
 mod validate;
 
-pub(crate) use resolve::{parse_component, resolve_action};
+pub(crate) use resolve::{may_use, parse_component, resolve_action};
 pub(crate) use validate::sequence_exec;
 
 use crate::AppState;
@@ -200,11 +205,19 @@ impl Runner {
                     acct.fail(app_error(messages::SEQUENCE_IS_TOO_LONG), None);
                     break;
                 }
-                let resolved = match parse_component(component, &self.identity.namespace) {
-                    Some(fqn) => resolve_action(&self.state, &fqn).await,
-                    None => None,
+                let Some(fqn) = parse_component(component, &self.identity.namespace) else {
+                    acct.fail(app_error(messages::SEQUENCE_COMPONENT_NOT_FOUND), None);
+                    break;
                 };
-                let Some(next) = resolved else {
+                // Entitlement is checked again at every run, not only when the sequence was
+                // created: a package unshared since then must not lend its actions (and its
+                // parameters) to other namespaces' sequences.
+                if !may_use(&self.state, &self.identity.namespace, &fqn).await {
+                    let denied = messages::not_authorized(&fqn.path_string());
+                    acct.fail(app_error(&denied), None);
+                    break;
+                }
+                let Some(next) = resolve_action(&self.state, &fqn).await else {
                     acct.fail(app_error(messages::SEQUENCE_COMPONENT_NOT_FOUND), None);
                     break;
                 };
@@ -310,7 +323,7 @@ impl Runner {
             activation_id: activation_id.clone(),
             namespace: self.identity.namespace.clone(),
             subject: self.identity.subject.clone(),
-            api_key: Some(self.identity.auth_string()),
+            api_key: crate::entitlement::api_key_for(&self.identity, &executable.name.path),
             action: executable,
             content,
             blocking: true,

@@ -76,21 +76,33 @@ pub(crate) async fn resolve_action(
 }
 
 /// Whether `caller_ns` may run `fqn`: its own namespace, or a shared (published, not a
-/// binding) package of another, as `entitlement` decides for direct invocations.
+/// binding) package of another, as `entitlement` decides for direct invocations. Through a
+/// binding, the bound package must be the caller's or shared too. Checked when a sequence is
+/// created and again each time one of its components runs, so that unsharing a package takes
+/// effect on existing sequences.
 pub(crate) async fn may_use(
     state: &AppState,
     caller_ns: &str,
     fqn: &FullyQualifiedEntityName,
 ) -> bool {
-    if fqn.namespace() == caller_ns {
-        return true;
-    }
+    let owner = fqn.namespace() == caller_ns;
     let Some(package) = fqn.package() else {
-        return false;
+        return owner;
     };
-    package_of(state, fqn.namespace(), package)
-        .await
-        .is_some_and(|p| p.is_shared())
+    let Some(addressed) = package_of(state, fqn.namespace(), package).await else {
+        // A missing package of the caller's own is a missing component, not a refusal.
+        return owner;
+    };
+    if !owner && !addressed.is_shared() {
+        return false;
+    }
+    match &addressed.binding {
+        None => true,
+        // A binding that leads nowhere leaves the component missing, as above.
+        Some(bound) => package_of(state, &bound.namespace, &bound.name)
+            .await
+            .is_none_or(|p| p.namespace == caller_ns || p.is_shared()),
+    }
 }
 
 /// The package `namespace/name`; `None` when it is missing or unreadable (logged).

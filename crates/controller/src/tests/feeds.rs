@@ -17,7 +17,7 @@ use std::time::Duration;
 const ALARMS: &str = "/api/v1/namespaces/whisk.system/actions/alarms";
 
 /// A harness over a provisioned catalog, and the state to start a feed service from.
-async fn setup() -> (Harness, AppState) {
+pub(super) async fn setup() -> (Harness, AppState) {
     let store = Arc::new(MemoryStore::new());
     store.put_identity(guest()).await.unwrap();
     crate::catalog::provision_system(&*store).await.unwrap();
@@ -46,7 +46,7 @@ async fn setup() -> (Harness, AppState) {
 }
 
 /// A trigger `t` with a rule `r` to action `a`.
-async fn trigger_with_rule(h: &Harness) {
+pub(super) async fn trigger_with_rule(h: &Harness) {
     assert_eq!(h.create("a", json!({})).await.status, StatusCode::OK);
     let r = h.put("/api/v1/namespaces/_/triggers/t", json!({})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -59,7 +59,7 @@ async fn trigger_with_rule(h: &Harness) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
 
-fn lifecycle(event: &str, extra: Value) -> Value {
+pub(super) fn lifecycle(event: &str, extra: Value) -> Value {
     let mut body =
         json!({"lifecycleEvent": event, "triggerName": "/guest/t", "authKey": GUEST_AUTH});
     body.as_object_mut()
@@ -68,13 +68,13 @@ fn lifecycle(event: &str, extra: Value) -> Value {
     body
 }
 
-async fn invoke_feed(h: &Harness, feed: &str, body: Value) -> super::Resp {
+pub(super) async fn invoke_feed(h: &Harness, feed: &str, body: Value) -> super::Resp {
     h.post(&format!("{ALARMS}/{feed}?blocking=true"), body)
         .await
 }
 
 /// Waits until the fake balancer saw `n` invocations of action `a`.
-async fn wait_for_fires(h: &Harness, n: usize, within: Duration) -> usize {
+pub(super) async fn wait_for_fires(h: &Harness, n: usize, within: Duration) -> usize {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let seen = h

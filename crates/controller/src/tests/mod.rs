@@ -10,6 +10,7 @@ mod invoke;
 mod packages;
 mod routes;
 mod sequences;
+mod tenants;
 mod triggers;
 mod web;
 

@@ -76,11 +76,23 @@ impl PropsFile {
     }
 }
 
+/// Writes the file readable by its owner only (0600), as it holds the `AUTH` key: created
+/// so, and an existing file made so before the new text goes in.
 fn write(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(path, text)
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.set_len(0)?;
+    file.write_all(text.as_bytes())
 }
 
 /// Parses `KEY=VALUE` lines; blank lines and `#` comments are skipped, keys and values are

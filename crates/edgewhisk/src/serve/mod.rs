@@ -56,7 +56,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
     let db_path = data_dir.join("edgewhisk.db");
-    // The guest key is provisioned on the first start only, so an operator can delete it.
+    // The guest and system keys are provisioned on the first start only, so an operator can
+    // delete them for good.
     let first_start = !db_path.exists();
     let store = Arc::new(
         SqliteStore::open(&db_path, &config.store)
@@ -66,8 +67,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let activations: Arc<dyn ActivationStore> = store.clone();
     if first_start {
         provision_guest(entities.as_ref()).await?;
+        edgewhisk_controller::catalog::provision_system(entities.as_ref()).await?;
+    } else {
+        edgewhisk_controller::catalog::provision_catalog(entities.as_ref()).await?;
     }
-    edgewhisk_controller::catalog::provision_system(entities.as_ref()).await?;
 
     let factory = container_factory(&config, &data_dir)?;
     factory.cleanup().await;

@@ -125,7 +125,7 @@ pub async fn invoke(
         activation_id: activation_id.clone(),
         namespace: identity.namespace.clone(),
         subject: identity.subject.clone(),
-        api_key: Some(identity.auth_string()),
+        api_key: entitlement::api_key_for(&identity, &executable.name.path),
         action: executable,
         content,
         blocking,

@@ -24,7 +24,8 @@
 //! Known caveats: the owner's key is not passed to the action (`__OW_API_KEY`), because keys
 //! are stored hashed; Basic credentials that are not valid make the caller anonymous rather
 //! than refusing the request, so that actions can use the `Authorization` header for their
-//! own schemes.
+//! own schemes. An `Authorization` header that carries an edgewhisk key (valid or not) is
+//! left out of `__ow_headers`: the caller's key must not reach the owner's code.
 
 mod media;
 mod request;
@@ -46,6 +47,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use edgewhisk_entity::connector::{ActivationMessage, CompletionMessage};
 use edgewhisk_entity::exec::ActionExec;
+use edgewhisk_entity::identity::constant_time_eq;
 use edgewhisk_entity::names::validate_name;
 use edgewhisk_entity::{Action, Activation, ActivationId, Identity, Parameters, Status};
 use request::{WebPath, WebRequest};
@@ -195,10 +197,16 @@ fn require_whisk_auth(action: &Action, parts: &Parts, authenticated: bool) -> bo
     match action.annotations.get("require-whisk-auth") {
         None | Some(Value::Bool(false)) => true,
         Some(Value::Bool(true)) => authenticated,
-        Some(Value::String(s)) => presented == Some(s.as_str()),
-        Some(Value::Number(n)) => presented == Some(n.to_string().as_str()),
+        Some(Value::String(s)) => secret_matches(presented, s),
+        Some(Value::Number(n)) => secret_matches(presented, &n.to_string()),
         Some(_) => false,
     }
+}
+
+/// Whether the presented header equals the action's secret, compared in constant time so
+/// that the time of a refusal does not tell how much of a guess was right.
+fn secret_matches(presented: Option<&str>, secret: &str) -> bool {
+    presented.is_some_and(|p| constant_time_eq(p.as_bytes(), secret.as_bytes()))
 }
 
 /// A resolved, exported web action and where it came from.
@@ -334,6 +342,8 @@ impl Run<'_> {
         let content = serde_json::value::to_raw_value(&args)
             .map_err(|e| ApiError::BadRequest(messages::malformed_content(&e.to_string())))?;
         let owner = found.owner;
+        // The owner's overrides, not only the caller's: the activation counts against the owner.
+        crate::auth::refresh_overrides(state, &owner.namespace).await?;
         let slot = state
             .throttler()
             .acquire(&owner.namespace, self.received_at)
@@ -435,5 +445,24 @@ fn finish(extension: request::Extension, record: Activation) -> Response {
             res
         }
         Err(response::Refusal(status, message)) => refuse(status, &message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_require_whisk_auth_secret_must_match_exactly() {
+        assert!(secret_matches(Some("s3cret"), "s3cret"));
+        for wrong in [
+            None,
+            Some(""),
+            Some("s3cre"),
+            Some("s3cret!"),
+            Some("S3cret"),
+        ] {
+            assert!(!secret_matches(wrong, "s3cret"), "{wrong:?}");
+        }
     }
 }

@@ -7,8 +7,8 @@
 use super::media::{MediaType, is_binary, is_json_family};
 use crate::error::ApiError;
 use crate::messages;
-use axum::http::HeaderMap;
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use base64::Engine;
 use serde_json::{Map, Value};
 
@@ -143,7 +143,7 @@ impl WebRequest<'_> {
     fn metadata(&self) -> Map<String, Value> {
         let mut headers = Map::new();
         for (name, value) in self.headers {
-            if name == CONTENT_LENGTH {
+            if name == CONTENT_LENGTH || is_platform_key(name, value) {
                 continue;
             }
             let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
@@ -210,6 +210,17 @@ impl WebRequest<'_> {
         }
         Ok(args)
     }
+}
+
+/// Whether the header is an `Authorization` carrying an edgewhisk key (Basic credentials of
+/// a UUID and a 64-character secret), valid or not, of whichever namespace. Such a header is
+/// left out of `__ow_headers`: the action belongs to its owner, and the caller's key must not
+/// reach it. Other schemes (a bearer token for the action's own authentication) pass through.
+fn is_platform_key(name: &HeaderName, value: &HeaderValue) -> bool {
+    name == AUTHORIZATION
+        && value
+            .to_str()
+            .is_ok_and(|v| crate::auth::parse_basic(v).is_ok())
 }
 
 /// `application/x-www-form-urlencoded` pairs (also a query string), in order.
@@ -322,6 +333,26 @@ mod tests {
         );
         assert!(args.get("__ow_user").is_none());
         assert!(args.get("__ow_body").is_none());
+    }
+
+    #[test]
+    fn a_platform_key_is_left_out_of_ow_headers_and_other_schemes_pass() {
+        use base64::Engine;
+        let key = edgewhisk_entity::identity::GUEST_AUTH;
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(key)
+        );
+        for (auth, kept) in [(basic.as_str(), false), ("Bearer abc", true)] {
+            let mut h = headers(None);
+            h.insert(AUTHORIZATION, auth.parse().unwrap());
+            let args = req(&h, "", b"").arguments(false, &[]).unwrap();
+            assert_eq!(
+                args["__ow_headers"].get("authorization").is_some(),
+                kept,
+                "{auth}"
+            );
+        }
     }
 
     #[test]
