@@ -5,6 +5,8 @@
 //! Shutdown on SIGINT/SIGTERM: stop accepting, let in-flight activations finish (or fail them
 //! with a record) within the grace period, kill every runner, flush the store.
 
+mod connections;
+mod fd_limit;
 mod lean;
 
 use crate::config::{Config, Isolation};
@@ -51,6 +53,13 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         config.server.isolation = iso;
     }
     config.validate()?;
+    // Before anything opens files, so runners and the store share the raised limit.
+    let nofile = fd_limit::raise_nofile_limit();
+    let max_connections = fd_limit::connection_cap(
+        config.server.max_connections,
+        nofile,
+        config.server.reserved_fds,
+    );
 
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir)
@@ -86,19 +95,31 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     let feeds = edgewhisk_controller::feeds::FeedService::start(state.clone());
     let app = edgewhisk_controller::router(state);
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
-        .await
+    let listener = connections::bind(config.server.listen)
         .with_context(|| format!("binding {}", config.server.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, data_dir = %data_dir.display(), "edgewhisk serving");
+    tracing::info!(
+        %addr,
+        data_dir = %data_dir.display(),
+        max_connections,
+        open_files_limit = nofile,
+        "edgewhisk serving"
+    );
     // Tests and scripts read this line to learn the port when listening on port 0.
     println!("edgewhisk: listening on http://{addr}");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
+    let settings = connections::ConnectionSettings {
+        header_read_timeout: Duration::from_millis(config.server.header_read_timeout_ms),
+        idle_timeout: Duration::from_millis(config.server.idle_timeout_ms),
+        max_connections,
+        // In-flight blocking invokes end within the invoker's grace, then answer.
+        drain_timeout: grace + Duration::from_millis(config.server.header_read_timeout_ms),
+    };
     let server = {
         let mut stop_rx = stop_rx.clone();
-        axum::serve(listener, app).with_graceful_shutdown(async move {
+        connections::serve(listener, None, app, settings, async move {
             let _ = stop_rx.wait_for(|s| *s).await;
         })
     };
@@ -116,8 +137,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("shutdown requested: finishing in-flight activations");
         let _ = stop_tx.send(true);
     };
-    let (served, (), ()) = tokio::join!(server, drain, signal);
-    served.context("http server failed")?;
+    let ((), (), ()) = tokio::join!(server, drain, signal);
     activations
         .flush()
         .await
