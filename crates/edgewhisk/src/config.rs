@@ -53,6 +53,11 @@ pub(crate) struct ServerConfig {
     pub(crate) max_connections: usize,
     /// File descriptors kept out of the connection cap for runners, the store and logs.
     pub(crate) reserved_fds: usize,
+    /// PEM certificate chain (leaf first) to serve HTTPS with; empty means plain HTTP. Set
+    /// together with `tls_key`.
+    pub(crate) tls_cert: PathBuf,
+    /// PEM private key of `tls_cert`; empty means plain HTTP.
+    pub(crate) tls_key: PathBuf,
 }
 
 /// The ceiling of the automatic connection cap: each open connection holds roughly 16 KiB of
@@ -68,6 +73,9 @@ pub(crate) enum ServerConfigError {
     /// Fewer reserved descriptors than the store and one runner need.
     #[error("reserved_fds must be at least {MIN_RESERVED_FDS}, got {0}")]
     TooFewReservedFds(usize),
+    /// Only one of the certificate and the key is set.
+    #[error("tls_cert and tls_key must be set together")]
+    TlsIncomplete,
 }
 
 /// The fewest descriptors `reserved_fds` may keep: the store, the log and a few runners.
@@ -85,7 +93,15 @@ impl ServerConfig {
         if self.reserved_fds < MIN_RESERVED_FDS {
             return Err(ServerConfigError::TooFewReservedFds(self.reserved_fds));
         }
+        if self.tls_cert.as_os_str().is_empty() != self.tls_key.as_os_str().is_empty() {
+            return Err(ServerConfigError::TlsIncomplete);
+        }
         Ok(())
+    }
+
+    /// Whether HTTPS is configured.
+    pub(crate) fn tls(&self) -> bool {
+        !self.tls_cert.as_os_str().is_empty()
     }
 }
 
@@ -102,6 +118,8 @@ impl Default for ServerConfig {
             idle_timeout_ms: 5_000,
             max_connections: 0,
             reserved_fds: 256,
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
         }
     }
 }

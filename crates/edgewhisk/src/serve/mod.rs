@@ -8,6 +8,7 @@
 mod connections;
 mod fd_limit;
 mod lean;
+mod tls;
 
 use crate::config::{Config, Isolation};
 use anyhow::Context;
@@ -38,6 +39,12 @@ pub(crate) struct ServeArgs {
     /// Isolation backend for action instances.
     #[arg(long, value_enum)]
     isolation: Option<Isolation>,
+    /// PEM certificate chain to serve HTTPS with (with --tls-key).
+    #[arg(long, env = "EW_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "EW_TLS_KEY")]
+    tls_key: Option<PathBuf>,
 }
 
 /// Runs the server until a shutdown signal.
@@ -52,6 +59,12 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(iso) = args.isolation {
         config.server.isolation = iso;
     }
+    if let Some(cert) = args.tls_cert {
+        config.server.tls_cert = cert;
+    }
+    if let Some(key) = args.tls_key {
+        config.server.tls_key = key;
+    }
     config.validate()?;
     // Before anything opens files, so runners and the store share the raised limit.
     let nofile = fd_limit::raise_nofile_limit();
@@ -60,6 +73,14 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         nofile,
         config.server.reserved_fds,
     );
+
+    // Before anything else starts, so a bad certificate stops the server at once.
+    let tls = if config.server.tls() {
+        let acceptor = tls::acceptor(&config.server.tls_cert, &config.server.tls_key)?;
+        Some(acceptor)
+    } else {
+        None
+    };
 
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir)
@@ -106,7 +127,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         "edgewhisk serving"
     );
     // Tests and scripts read this line to learn the port when listening on port 0.
-    println!("edgewhisk: listening on http://{addr}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("edgewhisk: listening on {scheme}://{addr}");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
@@ -119,7 +141,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let server = {
         let mut stop_rx = stop_rx.clone();
-        connections::serve(listener, None, app, settings, async move {
+        connections::serve(listener, tls, app, settings, async move {
             let _ = stop_rx.wait_for(|s| *s).await;
         })
     };
