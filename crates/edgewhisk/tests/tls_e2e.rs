@@ -4,6 +4,9 @@
 //!
 //! The certificate is a self-signed one for `127.0.0.1` made by the test (rcgen); all traffic
 //! goes to 127.0.0.1.
+//!
+//! Also the start-up warnings for a server that other machines can reach: it binds `0.0.0.0`,
+//! and the test still talks to `127.0.0.1` only.
 
 mod support;
 
@@ -14,6 +17,7 @@ mod tests {
     use super::support::{GUEST_SECRET, GUEST_UUID, ServerGuard, TEST_DEFAULTS};
     use serde_json::{Value, json};
     use std::path::PathBuf;
+    use std::process::Command;
     use std::time::Duration;
 
     /// A self-signed certificate for 127.0.0.1 and its key, written as PEM files.
@@ -170,5 +174,99 @@ mod tests {
         let body = json_of(namespaces, "list namespaces over https").await;
         assert_eq!(body, json!(["guest"]));
         plain_http_fails(port).await;
+    }
+
+    /// Everything the server wrote on stderr (all of its runs).
+    fn server_log(server: &ServerGuard) -> String {
+        std::fs::read_to_string(server.dir().join("server.log")).unwrap_or_default()
+    }
+
+    /// `edgewhisk admin user regenerate SUBJECT --namespace SUBJECT` on the server's data
+    /// directory; returns the new `uuid:key`.
+    fn regenerate(server: &ServerGuard, subject: &str) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_edgewhisk"))
+            .args([
+                "admin",
+                "user",
+                "regenerate",
+                subject,
+                "--namespace",
+                subject,
+            ])
+            .arg("--data-dir")
+            .arg(server.data_dir())
+            .env_remove("EW_CONFIG")
+            .output()
+            .expect("run edgewhisk admin");
+        assert!(
+            out.status.success(),
+            "admin user regenerate {subject}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf-8 output")
+            .trim()
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn warns_on_a_non_loopback_address_while_well_known_keys_work_or_tls_is_off() {
+        let all_interfaces = NetStart {
+            listen: Some("0.0.0.0:0".to_owned()),
+            ..NetStart::default()
+        };
+        let mut server = spawn_server_net(None, &all_interfaces);
+        let reply = reqwest::Client::new()
+            .get(server.url("/api/v1/namespaces"))
+            .basic_auth(GUEST_UUID, Some(GUEST_SECRET))
+            .send()
+            .await
+            .expect("list namespaces on 127.0.0.1");
+        json_of(reply, "list namespaces with the guest key").await;
+        let log = server_log(&server);
+        for expected in [
+            "the OpenWhisk guest key (uuid 23bc46b1-71f6-4ed5-8c54-816aa4f8c502) is still valid",
+            "`edgewhisk admin user regenerate guest --namespace guest`",
+            "the well-known whisk.system key (uuid 789c46b1-71f6-4ed5-8c54-816aa4f8c502) is \
+             still valid",
+            "`edgewhisk admin user regenerate whisk.system --namespace whisk.system`",
+            "edgewhisk serves plain HTTP on 0.0.0.0:",
+        ] {
+            assert!(
+                log.contains(expected),
+                "the start-up warnings say {expected:?}; server log:\n{log}"
+            );
+        }
+
+        server.stop();
+        let guest = regenerate(&server, "guest");
+        regenerate(&server, "whisk.system");
+        let cert = TestCert::new();
+        let seen = server_log(&server).len();
+        server.start_net(&NetStart {
+            args: vec![
+                "--tls-cert".to_owned(),
+                cert.cert().display().to_string(),
+                "--tls-key".to_owned(),
+                cert.key().display().to_string(),
+            ],
+            ..all_interfaces
+        });
+        let (uuid, key) = guest.split_once(':').expect("uuid:key");
+        let reply = cert
+            .client()
+            .get(server.url("/api/v1/namespaces"))
+            .basic_auth(uuid, Some(key))
+            .send()
+            .await
+            .expect("list namespaces over https on 127.0.0.1");
+        json_of(reply, "list namespaces with the regenerated guest key").await;
+        let log = server_log(&server);
+        let second_run = &log[seen..];
+        assert!(
+            second_run.contains("edgewhisk serving") && !second_run.contains("WARNING"),
+            "no warning once both keys are replaced and TLS is on; server log of that run:\n\
+             {second_run}"
+        );
     }
 }

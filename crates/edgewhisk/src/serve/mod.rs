@@ -6,6 +6,7 @@
 //! with a record) within the grace period, kill every runner, flush the store.
 
 mod connections;
+mod exposure;
 mod fd_limit;
 mod lean;
 mod tls;
@@ -105,7 +106,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let state = AppState::new(
         config.api.clone(),
-        entities,
+        entities.clone(),
         activations.clone(),
         Arc::new(lean::LeanBalancer::new(invoker.clone())),
         RuntimeManifest::default(),
@@ -126,6 +127,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         open_files_limit = nofile,
         "edgewhisk serving"
     );
+    exposure::warn_if_exposed(addr, tls.is_some(), entities.as_ref())
+        .await
+        .context("checking for well-known keys")?;
     // Tests and scripts read this line to learn the port when listening on port 0.
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("edgewhisk: listening on {scheme}://{addr}");
