@@ -104,6 +104,34 @@ async fn hold_slow(
     deadline: Instant,
     connected: Arc<AtomicUsize>,
 ) -> Held {
+    hold_trickle(addr, Vec::new(), every, deadline, connected).await
+}
+
+/// A complete, authenticated head of a blocking invoke whose JSON body never ends.
+fn slow_body_head() -> Vec<u8> {
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        support::GUEST_UUID,
+        support::GUEST_SECRET
+    ));
+    format!(
+        "POST /api/v1/namespaces/_/actions/{HELLO_NAME}?blocking=true HTTP/1.1\r\n\
+         Host: 127.0.0.1\r\nAuthorization: Basic {auth}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{"
+    )
+    .into_bytes()
+}
+
+/// Opens a connection, sends `upfront`, then one byte every `every`: the rest of
+/// [`SLOW_HEAD`] when `upfront` is empty, else JSON whitespace of a body that never ends.
+async fn hold_trickle(
+    addr: SocketAddr,
+    upfront: Vec<u8>,
+    every: Duration,
+    deadline: Instant,
+    connected: Arc<AtomicUsize>,
+) -> Held {
     let opened = Instant::now();
     let deadline = tokio::time::Instant::from_std(deadline);
     let Ok(Ok(stream)) = tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await else {
@@ -111,13 +139,18 @@ async fn hold_slow(
     };
     connected.fetch_add(1, Ordering::Relaxed);
     let (mut reader, mut writer) = stream.into_split();
+    if writer.write_all(&upfront).await.is_err() {
+        return Held::Closed(opened.elapsed());
+    }
+    let trickle: &[u8] = if upfront.is_empty() { SLOW_HEAD } else { b"" };
+    let filler = if upfront.is_empty() { b'a' } else { b' ' };
     let mut tick = tokio::time::interval(every);
     let mut sent = 0usize;
     let mut buf = [0u8; 4096];
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                let byte = SLOW_HEAD.get(sent).copied().unwrap_or(b'a');
+                let byte = trickle.get(sent).copied().unwrap_or(filler);
                 sent += 1;
                 if writer.write_all(&[byte]).await.is_err() {
                     return Held::Closed(opened.elapsed());
@@ -242,6 +275,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn idle_and_slow_connections_are_closed_after_the_configured_timeouts() {
         let server = spawn_server(Some(SHORT_TIMEOUTS));
+        create_hello(&server).await;
         let addr = addr_of(&server);
         let deadline = Instant::now() + Duration::from_secs(20);
         let connected = Arc::new(AtomicUsize::new(0));
@@ -264,8 +298,28 @@ mod tests {
                 connected.clone(),
             )));
         }
+        for _ in 0..2 {
+            // A body byte every 2 s: more than the idle timeout passes without one.
+            holders.push(tokio::spawn(hold_trickle(
+                addr,
+                slow_body_head(),
+                Duration::from_secs(2),
+                deadline,
+                connected.clone(),
+            )));
+        }
         let held = outcomes(holders).await;
-        let (idle, slow) = held.split_at(4);
+        let (idle, rest) = held.split_at(4);
+        let (slow, slow_body) = rest.split_at(4);
+        for h in slow_body {
+            let Held::Closed(after) = h else {
+                panic!("a stalled request body was not closed (idle_timeout_ms = 1500): {held:?}");
+            };
+            assert!(
+                *after >= Duration::from_millis(1200) && *after < Duration::from_secs(8),
+                "a stalled request body closed after {after:?}, expected about 1.5 s: {held:?}"
+            );
+        }
         for h in idle {
             let Held::Closed(after) = h else {
                 panic!("an idle connection was not closed (idle_timeout_ms = 1500): {held:?}");
@@ -340,6 +394,40 @@ mod tests {
             (open, unconnected),
             (0, 0),
             "every slow connection is accepted and then closed by the server within {HOLD_LIMIT:?}"
+        );
+        assert!(
+            !server.log_tail().contains("Too many open files"),
+            "the connection cap keeps accept from running out of descriptors:\n{}",
+            server.log_tail()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn invoke_answers_while_two_thousand_clients_trickle_request_bodies() {
+        let server = server_with_1024_files().await;
+        let addr = addr_of(&server);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let connected = Arc::new(AtomicUsize::new(0));
+        let holders: Vec<_> = (0..FLOOD)
+            .map(|_| {
+                tokio::spawn(hold_trickle(
+                    addr,
+                    slow_body_head(),
+                    Duration::from_secs(1),
+                    deadline,
+                    connected.clone(),
+                ))
+            })
+            .collect();
+        flood_connected(&connected, FLOOD).await;
+        invoke_during_flood(&server, "2000 1-byte-per-second request bodies").await;
+        let held = outcomes(holders).await;
+        // Below the cap a slow upload may go on (a real one would finish); at the cap the
+        // trickling ones make room, so at least every one above the cap was closed.
+        let closed = count(&held, |h| matches!(h, Held::Closed(_)));
+        assert!(
+            closed >= FLOOD - 768,
+            "{closed} of {FLOOD} trickling connections were closed to make room"
         );
         assert!(
             !server.log_tail().contains("Too many open files"),

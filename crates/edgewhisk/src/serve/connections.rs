@@ -17,8 +17,11 @@
 //!   connections when it runs out. A request being handled is never cut off for this.
 //!
 //! A request "in flight" lasts from its complete head until its response body has been
-//! written (the guard travels inside the response body). A slow request *body* is not timed
-//! out here: a handler reading it is in flight.
+//! written (the guard travels inside the response body). While the server still waits for
+//! part of a request *body*, the connection counts as waiting on the client, like one between
+//! requests: it is closed after `idle_timeout` without a byte, and at the cap it is reclaimable
+//! when quiet for [`RECLAIM_AFTER`]. So a client trickling a body cannot hold a slot either,
+//! while a handler that is working (a blocking invoke) is never cut off.
 //!
 //! # Known caveats
 //!
@@ -260,6 +263,7 @@ async fn serve_io<I>(
     let in_flight = activity.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let guard = InFlight::begin(in_flight.clone());
+        let req = req.map(|body| ReceivingBody::new(body, in_flight.clone()));
         let app = app.clone();
         async move {
             let response = app.oneshot(req).await?;
@@ -290,7 +294,7 @@ async fn serve_io<I>(
             }
             () = &mut idle => return,
             Ok(()) = reclaim.changed() => {
-                if activity.in_flight() == 0 && activity.quiet() >= RECLAIM_AFTER {
+                if activity.waits_on_client() && activity.quiet() >= RECLAIM_AFTER {
                     return;
                 }
             }
@@ -306,14 +310,16 @@ async fn serve_io<I>(
     }
 }
 
-/// Resolves once the connection has had no request in flight and no traffic for `idle`.
+/// Resolves once the connection has waited on the client (see [`Activity::waits_on_client`])
+/// with no traffic for `idle`.
 async fn idle_expired(activity: Arc<Activity>, idle: Duration) {
     loop {
         let quiet = activity.quiet();
-        if activity.in_flight() == 0 && quiet >= idle {
+        let waiting = activity.waits_on_client();
+        if waiting && quiet >= idle {
             return;
         }
-        let wait = if activity.in_flight() == 0 {
+        let wait = if waiting {
             idle.saturating_sub(quiet)
         } else {
             idle
@@ -329,6 +335,8 @@ struct Activity {
     /// Milliseconds after `start` of the last byte read or written.
     last_ms: AtomicU64,
     in_flight: AtomicUsize,
+    /// Request bodies the server is still receiving.
+    receiving: AtomicUsize,
 }
 
 impl Activity {
@@ -337,6 +345,7 @@ impl Activity {
             start: Instant::now(),
             last_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            receiving: AtomicUsize::new(0),
         }
     }
 
@@ -352,6 +361,12 @@ impl Activity {
 
     fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Whether progress depends on the client alone: no request in flight, or a request body
+    /// still arriving.
+    fn waits_on_client(&self) -> bool {
+        self.in_flight() == 0 || self.receiving.load(Ordering::Relaxed) > 0
     }
 }
 
@@ -390,6 +405,61 @@ impl hyper::body::Body for GuardedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A request body that counts as [`Activity::receiving`] until it has been read to its end
+/// (or dropped).
+#[derive(Debug)]
+struct ReceivingBody {
+    body: Incoming,
+    /// `Some` while counted.
+    activity: Option<Arc<Activity>>,
+}
+
+impl ReceivingBody {
+    fn new(body: Incoming, activity: Arc<Activity>) -> Self {
+        let activity = (!hyper::body::Body::is_end_stream(&body)).then(|| {
+            activity.receiving.fetch_add(1, Ordering::Relaxed);
+            activity
+        });
+        Self { body, activity }
+    }
+
+    fn done(&mut self) {
+        if let Some(activity) = self.activity.take() {
+            activity.receiving.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for ReceivingBody {
+    fn drop(&mut self) {
+        self.done();
+    }
+}
+
+impl hyper::body::Body for ReceivingBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None | Some(Err(_)))) || self.body.is_end_stream() {
+            self.done();
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
