@@ -43,10 +43,11 @@ pub(crate) struct ServerConfig {
     /// else `python3` on `PATH`.
     pub(crate) python: PathBuf,
     /// A client must send a complete request head within this long of the server waiting for
-    /// one (slowloris), ms; also bounds the TLS handshake.
+    /// one (slowloris), ms; also bounds the TLS handshake, and (as the wait starts when the
+    /// previous response is sent) the idle time between requests.
     pub(crate) header_read_timeout_ms: u64,
-    /// A keep-alive connection with no request in flight is closed after this long without a
-    /// byte, ms.
+    /// A connection waiting on its client (no request in flight, or a request body still
+    /// arriving) is closed after this long without a byte, ms.
     pub(crate) idle_timeout_ms: u64,
     /// Most client connections open at once; 0 = the open-files limit minus `reserved_fds`,
     /// at most [`AUTO_MAX_CONNECTIONS`].

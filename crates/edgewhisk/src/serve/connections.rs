@@ -7,7 +7,8 @@
 //!
 //! - a **header-read timeout** (hyper's `header_read_timeout`): from the moment the server
 //!   waits for a request (the connection is new, or the previous response was sent), the whole
-//!   request head must arrive within `header_read_timeout`, however slowly it trickles in;
+//!   request head must arrive within `header_read_timeout`, however slowly it trickles in. As
+//!   hyper starts that wait right after a response, it also bounds idle keep-alive time;
 //! - an **idle timeout**: a connection with no request in flight that has not sent or received
 //!   a byte for `idle_timeout` is closed;
 //! - a **cap** on open connections ([`super::fd_limit::connection_cap`]). At the cap the accept
