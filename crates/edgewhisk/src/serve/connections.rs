@@ -106,7 +106,11 @@ pub(crate) async fn serve(
     settings: ConnectionSettings,
     shutdown: impl Future<Output = ()>,
 ) {
-    let max = settings.max_connections.max(1);
+    // The drain below takes all permits in one u32 count.
+    let max = settings
+        .max_connections
+        .clamp(1, usize::try_from(u32::MAX).unwrap_or(usize::MAX))
+        .min(Semaphore::MAX_PERMITS);
     let permits = Arc::new(Semaphore::new(max));
     // A new value asks every open connection to close if it is reclaimable.
     let (reclaim_tx, _) = watch::channel(0u64);
