@@ -470,4 +470,25 @@ mod tests {
             server.log_tail()
         );
     }
+
+    #[tokio::test]
+    async fn a_request_head_over_32_kib_is_refused_with_431() {
+        let server = spawn_server(None);
+        let get = |header_bytes: usize| {
+            let url = server.url("/api/v1/namespaces");
+            async move {
+                reqwest::Client::new()
+                    .get(url)
+                    .basic_auth(support::GUEST_UUID, Some(support::GUEST_SECRET))
+                    .header("x-filler", "a".repeat(header_bytes))
+                    .send()
+                    .await
+                    .expect("an answer")
+                    .status()
+                    .as_u16()
+            }
+        };
+        assert_eq!(get(16 * 1024).await, 200, "a 16 KiB head is served");
+        assert_eq!(get(40 * 1024).await, 431, "a 40 KiB head is refused");
+    }
 }

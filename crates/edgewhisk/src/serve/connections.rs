@@ -17,6 +17,10 @@
 //!   that has been quiet for [`RECLAIM_AFTER`] closes, as nginx reuses idle keep-alive
 //!   connections when it runs out. A request being handled is never cut off for this.
 //!
+//! A request head may be at most [`MAX_HEAD_BYTES`] (larger: 431), which also bounds each
+//! connection's read buffer, so a connection costs at most a few tens of KiB however its client
+//! behaves.
+//!
 //! A request "in flight" lasts from its complete head until its response body has been
 //! written (the guard travels inside the response body). While the server still waits for
 //! part of a request *body*, the connection counts as waiting on the client, like one between
@@ -55,6 +59,11 @@ use tower::ServiceExt;
 /// right after, the handshake) is read first; short enough that a queued client waits about a
 /// second per round.
 pub(crate) const RECLAIM_AFTER: Duration = Duration::from_millis(500);
+
+/// Largest request head (request line and headers) and read buffer of a connection. OpenWhisk
+/// clients send heads of well under 2 KiB; nginx allows 32 KiB by default. hyper's own default
+/// (~400 KiB) would let a flood of connections with huge heads hold hundreds of MiB at the cap.
+pub(crate) const MAX_HEAD_BYTES: usize = 32 * 1024;
 
 /// Listen queue length asked for (the kernel caps it at `net.core.somaxconn`, 4096 by default
 /// since Linux 5.4). At the cap new connections wait in this queue; a connection that finds it
@@ -282,6 +291,8 @@ async fn serve_io<I>(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(shared.settings.header_read_timeout)
+        .max_header_size(MAX_HEAD_BYTES)
+        .max_buf_size(MAX_HEAD_BYTES)
         .keep_alive(true);
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
