@@ -42,6 +42,68 @@ pub(crate) struct ServerConfig {
     /// Python 3 executable for `python:*` runners; empty means `/usr/bin/python3` when present,
     /// else `python3` on `PATH`.
     pub(crate) python: PathBuf,
+    /// A client must send a complete request head within this long of the server waiting for
+    /// one (slowloris), ms; also bounds the TLS handshake, and (as the wait starts when the
+    /// previous response is sent) the idle time between requests.
+    pub(crate) header_read_timeout_ms: u64,
+    /// A connection waiting on its client (no request in flight, or a request body still
+    /// arriving) is closed after this long without a byte, ms.
+    pub(crate) idle_timeout_ms: u64,
+    /// Most client connections open at once; 0 = the open-files limit minus `reserved_fds`,
+    /// at most [`AUTO_MAX_CONNECTIONS`].
+    pub(crate) max_connections: usize,
+    /// File descriptors kept out of the connection cap for runners, the store and logs.
+    pub(crate) reserved_fds: usize,
+    /// PEM certificate chain (leaf first) to serve HTTPS with; empty means plain HTTP. Set
+    /// together with `tls_key`.
+    pub(crate) tls_cert: PathBuf,
+    /// PEM private key of `tls_cert`; empty means plain HTTP.
+    pub(crate) tls_key: PathBuf,
+}
+
+/// The ceiling of the automatic connection cap: each open connection holds roughly 16 KiB of
+/// buffers, so this bounds their memory to about 64 MiB on a device with a large fd limit.
+pub(crate) const AUTO_MAX_CONNECTIONS: usize = 4096;
+
+/// An invalid `[server]` value.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ServerConfigError {
+    /// A timeout of 0 would close every connection at once.
+    #[error("{0} must be greater than 0")]
+    ZeroTimeout(&'static str),
+    /// Fewer reserved descriptors than the store and one runner need.
+    #[error("reserved_fds must be at least {MIN_RESERVED_FDS}, got {0}")]
+    TooFewReservedFds(usize),
+    /// Only one of the certificate and the key is set.
+    #[error("tls_cert and tls_key must be set together")]
+    TlsIncomplete,
+}
+
+/// The fewest descriptors `reserved_fds` may keep: the store, the log and a few runners.
+const MIN_RESERVED_FDS: usize = 32;
+
+impl ServerConfig {
+    /// Checks the connection settings' ranges.
+    pub(crate) fn validate(&self) -> Result<(), ServerConfigError> {
+        if self.header_read_timeout_ms == 0 {
+            return Err(ServerConfigError::ZeroTimeout("header_read_timeout_ms"));
+        }
+        if self.idle_timeout_ms == 0 {
+            return Err(ServerConfigError::ZeroTimeout("idle_timeout_ms"));
+        }
+        if self.reserved_fds < MIN_RESERVED_FDS {
+            return Err(ServerConfigError::TooFewReservedFds(self.reserved_fds));
+        }
+        if self.tls_cert.as_os_str().is_empty() != self.tls_key.as_os_str().is_empty() {
+            return Err(ServerConfigError::TlsIncomplete);
+        }
+        Ok(())
+    }
+
+    /// Whether HTTPS is configured.
+    pub(crate) fn tls(&self) -> bool {
+        !self.tls_cert.as_os_str().is_empty()
+    }
 }
 
 impl Default for ServerConfig {
@@ -53,6 +115,12 @@ impl Default for ServerConfig {
             shutdown_grace_ms: 10_000,
             node: PathBuf::new(),
             python: PathBuf::new(),
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 5_000,
+            max_connections: 0,
+            reserved_fds: 256,
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
         }
     }
 }
@@ -90,6 +158,7 @@ impl Config {
 
     /// Checks every section's ranges.
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
+        self.server.validate().context("invalid [server] section")?;
         self.api.validate().context("invalid [api] section")?;
         self.pool.validate().context("invalid [pool] section")?;
         self.store.validate().context("invalid [store] section")?;

@@ -5,7 +5,11 @@
 //! Shutdown on SIGINT/SIGTERM: stop accepting, let in-flight activations finish (or fail them
 //! with a record) within the grace period, kill every runner, flush the store.
 
+mod connections;
+mod exposure;
+mod fd_limit;
 mod lean;
+mod tls;
 
 use crate::config::{Config, Isolation};
 use anyhow::Context;
@@ -36,6 +40,12 @@ pub(crate) struct ServeArgs {
     /// Isolation backend for action instances.
     #[arg(long, value_enum)]
     isolation: Option<Isolation>,
+    /// PEM certificate chain to serve HTTPS with (with --tls-key).
+    #[arg(long, env = "EW_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "EW_TLS_KEY")]
+    tls_key: Option<PathBuf>,
 }
 
 /// Runs the server until a shutdown signal.
@@ -50,7 +60,28 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(iso) = args.isolation {
         config.server.isolation = iso;
     }
+    if let Some(cert) = args.tls_cert {
+        config.server.tls_cert = cert;
+    }
+    if let Some(key) = args.tls_key {
+        config.server.tls_key = key;
+    }
     config.validate()?;
+    // Before anything opens files, so runners and the store share the raised limit.
+    let nofile = fd_limit::raise_nofile_limit();
+    let max_connections = fd_limit::connection_cap(
+        config.server.max_connections,
+        nofile,
+        config.server.reserved_fds,
+    );
+
+    // Before anything else starts, so a bad certificate stops the server at once.
+    let tls = if config.server.tls() {
+        let acceptor = tls::acceptor(&config.server.tls_cert, &config.server.tls_key)?;
+        Some(acceptor)
+    } else {
+        None
+    };
 
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir)
@@ -78,7 +109,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let state = AppState::new(
         config.api.clone(),
-        entities,
+        entities.clone(),
         activations.clone(),
         Arc::new(lean::LeanBalancer::new(invoker.clone())),
         RuntimeManifest::default(),
@@ -89,19 +120,35 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     let feeds = edgewhisk_controller::feeds::FeedService::start(state.clone());
     let app = edgewhisk_controller::router(state);
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
-        .await
+    let listener = connections::bind(config.server.listen)
         .with_context(|| format!("binding {}", config.server.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, data_dir = %data_dir.display(), "edgewhisk serving");
+    tracing::info!(
+        %addr,
+        data_dir = %data_dir.display(),
+        max_connections,
+        open_files_limit = nofile,
+        "edgewhisk serving"
+    );
+    exposure::warn_if_exposed(addr, tls.is_some(), entities.as_ref())
+        .await
+        .context("checking for well-known keys")?;
     // Tests and scripts read this line to learn the port when listening on port 0.
-    println!("edgewhisk: listening on http://{addr}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("edgewhisk: listening on {scheme}://{addr}");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
+    let settings = connections::ConnectionSettings {
+        header_read_timeout: Duration::from_millis(config.server.header_read_timeout_ms),
+        idle_timeout: Duration::from_millis(config.server.idle_timeout_ms),
+        max_connections,
+        // In-flight blocking invokes end within the invoker's grace, then answer.
+        drain_timeout: grace + Duration::from_millis(config.server.header_read_timeout_ms),
+    };
     let server = {
         let mut stop_rx = stop_rx.clone();
-        axum::serve(listener, app).with_graceful_shutdown(async move {
+        connections::serve(listener, tls, app, settings, async move {
             let _ = stop_rx.wait_for(|s| *s).await;
         })
     };
@@ -119,8 +166,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("shutdown requested: finishing in-flight activations");
         let _ = stop_tx.send(true);
     };
-    let (served, (), ()) = tokio::join!(server, drain, signal);
-    served.context("http server failed")?;
+    let ((), (), ()) = tokio::join!(server, drain, signal);
     activations
         .flush()
         .await
