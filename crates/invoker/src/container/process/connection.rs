@@ -10,7 +10,7 @@
 use super::logs;
 use crate::container::{
     CollectedLogs, ContainerError, InitRequest, Interval, RunRequest, RunnerOutcome, RunnerReply,
-    archive,
+    archive, response::MAX_RESULT_BYTES,
 };
 use command_fds::{CommandFdExt as _, FdMapping};
 use parking_lot::Mutex;
@@ -21,7 +21,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::unix::pipe;
 use tokio::sync::{oneshot, watch};
 
@@ -349,37 +349,59 @@ struct WireReply {
     body: Box<RawValue>,
 }
 
+/// Bytes a reply line may hold beyond the result limit: the `{"id":N,"status":S,"body":` before
+/// the body, the `}` and newline after it, and room for a runner that adds spaces.
+pub(crate) const REPLY_ENVELOPE_BYTES: usize = 256;
+
+/// The longest reply line read into memory: a body at the result limit in its envelope.
+pub(crate) const MAX_REPLY_LINE_BYTES: usize = MAX_RESULT_BYTES + REPLY_ENVELOPE_BYTES;
+
+/// How far past [`MAX_REPLY_LINE_BYTES`] an oversized line is still counted before its request
+/// is answered. Counting to the line's end gives the caller the real size, but an action can
+/// write an endless line: past this the request is answered with the size seen so far, and
+/// the rest is still discarded (never buffered) until the line ends or the instance is gone.
+const OVERSIZED_COUNT_BYTES: u64 = 16 * MAX_REPLY_LINE_BYTES as u64;
+
+/// Reads reply lines from fd 3 and hands each to the request with its id.
+///
+/// A line is read into memory only up to [`MAX_REPLY_LINE_BYTES`]: what a runner writes on
+/// fd 3 is under the action's control (`fs.writeSync(3, …)`), so a whole-line read would let
+/// one action grow the server without bound.
 async fn read_replies(pipe: tokio::net::unix::pipe::Receiver, shared: Arc<Shared>) {
     let mut reader = BufReader::with_capacity(64 * 1024, pipe);
     let mut line = Vec::new();
     loop {
         line.clear();
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
+        if line.capacity() > 64 * 1024 {
+            // An idle warm instance should not keep the buffer of its largest reply.
+            line = Vec::new();
         }
-        match serde_json::from_slice::<WireReply>(&line) {
-            Ok(WireReply {
-                id: Some(id),
-                status,
-                body,
-            }) => {
-                let waiter = shared.pending.lock().waiting.remove(&id);
-                if let Some(tx) = waiter {
-                    let _ = tx.send(RunnerReply { status, body });
+        match read_line_capped(&mut reader, &mut line, MAX_REPLY_LINE_BYTES).await {
+            Ok(LineRead::Eof) | Err(_) => break,
+            Ok(LineRead::Line) => deliver(&shared, &line),
+            Ok(LineRead::TooLong) => {
+                let (skipped, ended) = skip_line(&mut reader, OVERSIZED_COUNT_BYTES).await;
+                let total = line.len() as u64 + skipped;
+                tracing::warn!(bytes = total, "runner reply exceeds the result limit");
+                let reply = || oversized_reply(body_bytes(&line, total), MAX_RESULT_BYTES);
+                // The id comes first in the envelope; a line without one (an action that
+                // wrote on fd 3 itself) may belong to any waiting request, and the reply
+                // stream of this instance is broken for all of them.
+                let waiters: Vec<_> = {
+                    let mut pending = shared.pending.lock();
+                    match reply_id(&line).and_then(|id| pending.waiting.remove(&id)) {
+                        Some(tx) => vec![tx],
+                        None => pending.waiting.drain().map(|(_, tx)| tx).collect(),
+                    }
+                };
+                for tx in waiters {
+                    let _ = tx.send(reply());
                 }
-            }
-            Ok(reply) => {
-                tracing::warn!(status = reply.status, body = %reply.body, "runner reply without id")
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "malformed runner reply");
-                // Runners write `{"id":N,` first: answer that request rather than let it
-                // wait for its timeout.
-                let waiter =
-                    reply_id(&line).and_then(|id| shared.pending.lock().waiting.remove(&id));
-                if let Some(tx) = waiter {
-                    let _ = tx.send(invalid_reply());
+                if !ended {
+                    let (_, ended) = skip_line(&mut reader, u64::MAX).await;
+                    if !ended {
+                        break;
+                    }
                 }
             }
         }
@@ -390,9 +412,145 @@ async fn read_replies(pipe: tokio::net::unix::pipe::Receiver, shared: Arc<Shared
     pending.waiting.clear();
 }
 
-/// The id of a reply line that is not valid JSON, read from its `{"id":N,` prefix.
+/// Parses one complete reply line and answers its request.
+fn deliver(shared: &Shared, line: &[u8]) {
+    match serde_json::from_slice::<WireReply>(line) {
+        Ok(WireReply {
+            id: Some(id),
+            status,
+            body,
+        }) => {
+            let waiter = shared.pending.lock().waiting.remove(&id);
+            if let Some(tx) = waiter {
+                let _ = tx.send(RunnerReply { status, body });
+            }
+        }
+        Ok(reply) => {
+            tracing::warn!(status = reply.status, body = %reply.body, "runner reply without id")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "malformed runner reply");
+            // Runners write `{"id":N,` first: answer that request rather than let it
+            // wait for its timeout.
+            let waiter = reply_id(line).and_then(|id| shared.pending.lock().waiting.remove(&id));
+            if let Some(tx) = waiter {
+                let _ = tx.send(invalid_reply());
+            }
+        }
+    }
+}
+
+/// How [`read_line_capped`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineRead {
+    /// End of file before any byte.
+    Eof,
+    /// A whole line (with its newline, or the last bytes before end of file).
+    Line,
+    /// The line is longer than the cap; its first `cap` bytes are in the buffer and the
+    /// reader stands right after them.
+    TooLong,
+}
+
+/// Appends one line to `line`, but never more than `cap` bytes.
+async fn read_line_capped<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<LineRead> {
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(if line.is_empty() {
+                LineRead::Eof
+            } else {
+                LineRead::Line
+            });
+        }
+        let newline = available.iter().position(|b| *b == b'\n');
+        let wanted = newline.map_or(available.len(), |i| i + 1);
+        let room = cap.saturating_sub(line.len());
+        if wanted > room {
+            line.extend_from_slice(&available[..room]);
+            reader.consume(room);
+            return Ok(LineRead::TooLong);
+        }
+        line.extend_from_slice(&available[..wanted]);
+        reader.consume(wanted);
+        if newline.is_some() {
+            return Ok(LineRead::Line);
+        }
+    }
+}
+
+/// Discards input up to and including the next newline, but stops after about `limit` bytes.
+/// Returns the bytes discarded (the newline not counted) and whether the line ended (newline,
+/// end of file or a read error) rather than the limit being reached.
+async fn skip_line<R: AsyncBufRead + Unpin>(reader: &mut R, limit: u64) -> (u64, bool) {
+    let mut skipped: u64 = 0;
+    loop {
+        let available = match reader.fill_buf().await {
+            Ok([]) | Err(_) => return (skipped, true),
+            Ok(available) => available,
+        };
+        if let Some(i) = available.iter().position(|b| *b == b'\n') {
+            reader.consume(i + 1);
+            return (skipped + i as u64, true);
+        }
+        let n = available.len();
+        reader.consume(n);
+        skipped += n as u64;
+        if skipped >= limit {
+            return (skipped, false);
+        }
+    }
+}
+
+/// The size of the body inside an oversized reply line of `total` bytes whose start is
+/// `head`: the line less its envelope, when the head shows where the body begins.
+fn body_bytes(head: &[u8], total: u64) -> u64 {
+    let prefix = head.len().min(REPLY_ENVELOPE_BYTES);
+    let start = head[..prefix]
+        .windows(7)
+        .position(|w| w == b"\"body\":")
+        .map(|i| {
+            let mut at = i + 7;
+            while head.get(at).is_some_and(u8::is_ascii_whitespace) {
+                at += 1;
+            }
+            at
+        });
+    match start {
+        // The closing brace of the envelope follows the body.
+        Some(at) => total.saturating_sub(at as u64 + 1),
+        None => total,
+    }
+}
+
+/// What a request gets when its reply line exceeded the result limit: a developer error (the
+/// instance is destroyed, as it may still be writing), with OpenWhisk's message.
+fn oversized_reply(body_bytes: u64, max_bytes: usize) -> RunnerReply {
+    let error = serde_json::json!({
+        "error": format!(
+            "The action produced a response that exceeded the allowed length: {body_bytes} > \
+             {max_bytes} bytes."
+        )
+    });
+    let body =
+        serde_json::value::to_raw_value(&error).unwrap_or_else(|_| RawValue::NULL.to_owned());
+    RunnerReply { status: 502, body }
+}
+
+/// The id of a reply line that is not valid JSON, read from its `{"id":N,` prefix (spaces
+/// allowed, as Python's `json.dumps` writes `{"id": N, …`).
 fn reply_id(line: &[u8]) -> Option<u64> {
-    let rest = line.strip_prefix(br#"{"id":"#)?;
+    let skip_ws = |s: &[u8]| -> usize { s.iter().take_while(|b| b.is_ascii_whitespace()).count() };
+    let rest = line.strip_prefix(b"{")?;
+    let rest = &rest[skip_ws(rest)..];
+    let rest = rest.strip_prefix(br#""id""#)?;
+    let rest = &rest[skip_ws(rest)..];
+    let rest = rest.strip_prefix(b":")?;
+    let rest = &rest[skip_ws(rest)..];
     let end = rest.iter().position(|b| !b.is_ascii_digit())?;
     std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
 }
@@ -545,9 +703,85 @@ mod tests {
         assert_eq!(reply_id(br#"{"id":42,"status":200,"body":NaN}"#), Some(42));
         assert_eq!(reply_id(br#"{"status":200}"#), None);
         assert_eq!(reply_id(br#"{"id":null,"status":500}"#), None);
+        assert_eq!(
+            reply_id(br#"{"id": 9, "status": 200, "body": NaN}"#),
+            Some(9)
+        );
         assert_eq!(invalid_reply().status, 502);
         let body: serde_json::Value =
             serde_json::from_str(invalid_reply().body.get()).expect("json");
         assert!(body["error"].is_string());
+    }
+
+    #[tokio::test]
+    async fn reply_lines_are_read_whole_up_to_the_cap_and_no_further() {
+        let input: &[u8] = b"short\nexactly10\nmuch longer than ten\ntail";
+        let mut reader = BufReader::with_capacity(4, input);
+        let mut line = Vec::new();
+        let read = read_line_capped(&mut reader, &mut line, 10)
+            .await
+            .expect("read");
+        assert_eq!((read, line.as_slice()), (LineRead::Line, &b"short\n"[..]));
+        line.clear();
+        let read = read_line_capped(&mut reader, &mut line, 10)
+            .await
+            .expect("read");
+        assert_eq!(
+            (read, line.as_slice()),
+            (LineRead::Line, &b"exactly10\n"[..])
+        );
+        line.clear();
+        let read = read_line_capped(&mut reader, &mut line, 10)
+            .await
+            .expect("read");
+        assert_eq!(
+            (read, line.as_slice()),
+            (LineRead::TooLong, &b"much longe"[..])
+        );
+        assert_eq!(skip_line(&mut reader, u64::MAX).await, (10, true));
+        line.clear();
+        let read = read_line_capped(&mut reader, &mut line, 10)
+            .await
+            .expect("read");
+        assert_eq!((read, line.as_slice()), (LineRead::Line, &b"tail"[..]));
+        line.clear();
+        let read = read_line_capped(&mut reader, &mut line, 10)
+            .await
+            .expect("read");
+        assert_eq!(read, LineRead::Eof);
+    }
+
+    #[tokio::test]
+    async fn skipping_an_endless_line_stops_at_the_limit_without_buffering() {
+        let endless = tokio::io::repeat(b'x');
+        let mut reader = BufReader::with_capacity(1024, endless);
+        let (skipped, ended) = skip_line(&mut reader, 100_000).await;
+        assert!(!ended);
+        assert!((100_000..101_024).contains(&skipped), "{skipped}");
+    }
+
+    #[test]
+    fn oversized_reply_names_the_body_size_and_is_a_developer_error() {
+        let head = br#"{"id":2,"status":200,"body":{"a":"xxxx"#;
+        // The whole line: head, 2 MB more of body, `"}}`.
+        let total = head.len() as u64 + 2_000_000 + 3;
+        let size = body_bytes(head, total);
+        assert_eq!(size, total - 28 - 1);
+        assert_eq!(body_bytes(b"xxxxxxxx", 5_000), 5_000);
+        assert_eq!(
+            body_bytes(br#"{"id": 1, "status": 200, "body": [1"#, 100),
+            100 - 33 - 1
+        );
+        let outcome = RunnerOutcome::Replied(oversized_reply(size, MAX_RESULT_BYTES));
+        let r = crate::container::response::run_response(&outcome, Duration::from_secs(1));
+        assert_eq!(r.status, edgewhisk_entity::Status::DeveloperError);
+        assert_eq!(
+            r.result,
+            Some(serde_json::json!({"error": format!(
+                "The action produced a response that exceeded the allowed length: {size} > \
+                 1048576 bytes."
+            )}))
+        );
+        assert!(crate::container::response::destroys_instance(r.status));
     }
 }
