@@ -70,6 +70,8 @@ pub(crate) struct Connection {
     exited: watch::Receiver<bool>,
     next_id: AtomicU64,
     log_timeout: Duration,
+    /// The activation-end line this instance's runner writes, sent with the init request.
+    sentinel: String,
 }
 
 impl Connection {
@@ -129,9 +131,12 @@ impl Connection {
             .id()
             .ok_or_else(|| ContainerError::Start(std::io::Error::other("runner has no pid")))?;
 
+        // Only the runner learns the nonce (in its init request, on stdin): the action's code,
+        // environment and arguments never carry it, so it cannot end its own log early.
+        let sentinel = logs::sentinel_with_nonce(&nonce().map_err(start)?);
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
-            logs: logs::LogBuffer::new(log_buffer_bytes),
+            logs: logs::LogBuffer::new(log_buffer_bytes, sentinel.clone()),
             status: Mutex::new(None),
         });
         let (exit_tx, exited) = watch::channel(false);
@@ -153,6 +158,7 @@ impl Connection {
             exited,
             next_id: AtomicU64::new(1),
             log_timeout,
+            sentinel,
         })
     }
 
@@ -201,6 +207,7 @@ impl Connection {
             &InitLine {
                 id,
                 op: "init",
+                log_sentinel: &self.sentinel,
                 value: InitWire {
                     name: &init.name,
                     main: &init.main,
@@ -311,6 +318,14 @@ impl Connection {
     fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
+}
+
+/// 128 random bits from the kernel, as hex: the nonce of one instance's log sentinel.
+fn nonce() -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Raises a pipe's capacity to [`PAYLOAD_PIPE_BYTES`], or as far as the system allows (an
@@ -582,6 +597,9 @@ struct InitWire<'a> {
 struct InitLine<'a> {
     id: u64,
     op: &'static str,
+    /// The sentinel line the runner writes after each request (outside `value`, which is
+    /// OpenWhisk's `/init` value and partly the action's).
+    log_sentinel: &'a str,
     value: InitWire<'a>,
 }
 
