@@ -2,7 +2,8 @@
 //! (issue 9, item 2, the invoker's side): its reply line on fd 3 is read only up to the result
 //! limit plus the envelope, and the instance that wrote more is destroyed; every log line, empty
 //! or not, counts against the log limit; printing the end-of-activation marker does not shift
-//! later activations' logs.
+//! later activations' logs; a zip archive is refused at once past its entry and size limits,
+//! and is unpacked once however many instances run it.
 //!
 //! The server runs with `--isolation process` (the buffers under test are the server's own,
 //! the same for every backend) and is watched through `/proc/<pid>/status`.
@@ -10,12 +11,17 @@
 mod support;
 
 use serde_json::{Value, json};
+use std::io::Write as _;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
 use support::api::{
     activation_eventually, annotation, assert_healthy, create_action_with, create_hello,
     invoke_blocking,
 };
 use support::floods::{FLOOD_RSS_SLACK_KIB, PeakRss, status_kib};
-use support::{ServerGuard, ServerOptions, spawn_server_with};
+use support::host::runc_unavailable;
+use support::{ServerGuard, ServerOptions, TEST_DEFAULTS, spawn_server_with};
 
 /// The result limit (OpenWhisk's 1 MB), as the error messages state it.
 const RESULT_LIMIT: u64 = 1_048_576;
@@ -25,6 +31,113 @@ fn process_server() -> ServerGuard {
         extra_args: &["--isolation", "process"],
         ..ServerOptions::default()
     })
+}
+
+/// A server with small archive limits: 8 MiB unpacked, 1,000 entries.
+fn archive_server(isolation: &str) -> ServerGuard {
+    let config = format!(
+        "{TEST_DEFAULTS}\n[pool]\narchive_max_bytes = {ARCHIVE_MAX_BYTES}\n\
+         archive_max_entries = 1000\n"
+    );
+    spawn_server_with(ServerOptions {
+        config_toml: Some(&config),
+        extra_args: &["--isolation", isolation],
+        // Not under /tmp: a runc instance gets a private /tmp.
+        temp_parent: Some(Path::new(env!("CARGO_TARGET_TMPDIR"))),
+    })
+}
+
+/// `archive_max_bytes` of [`archive_server`].
+const ARCHIVE_MAX_BYTES: u64 = 8 * 1024 * 1024;
+
+/// A zip of `(name, content)` entries plus, when `zeros > 0`, `zeros.bin` holding that many
+/// zero bytes (deflated to about a thousandth).
+fn zip_with(entries: &[(&str, &str)], zeros: usize) -> String {
+    use base64::Engine as _;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, content) in entries {
+        w.start_file(*name, options).expect("start entry");
+        w.write_all(content.as_bytes()).expect("write entry");
+    }
+    if zeros > 0 {
+        w.start_file("zeros.bin", options).expect("start entry");
+        let chunk = vec![0u8; 1024 * 1024];
+        for _ in 0..zeros.div_ceil(chunk.len()) {
+            w.write_all(&chunk).expect("write zeros");
+        }
+    }
+    let bytes = w.finish().expect("finish zip").into_inner();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Sleeps `ms` milliseconds, so concurrent activations need instances of their own.
+const SLOW_INDEX_JS: &str =
+    "exports.main = (a) => new Promise((r) => setTimeout(() => r({ ok: true }), a.ms || 0));\n";
+
+/// Every `zeros.bin` under `dir`, as (path, device, inode, bytes).
+fn zeros_files(dir: &Path) -> Vec<(String, u64, u64, u64)> {
+    support::host::find_files(dir, 12, |p| p.file_name().is_some_and(|n| n == "zeros.bin"))
+        .into_iter()
+        .filter_map(|p| {
+            let m = std::fs::metadata(&p).ok()?;
+            Some((p.display().to_string(), m.dev(), m.ino(), m.len()))
+        })
+        .collect()
+}
+
+/// Panics unless `reply` is a developer error mentioning `needle`, answered within 1.5 s
+/// (well under the 2 s log sentinel timeout it must not wait for).
+fn assert_refused_quickly(reply: &support::api::Reply, took: Duration, needle: &str, what: &str) {
+    reply.expect_status(502, what);
+    assert_eq!(
+        reply.body["response"]["status"], "action developer error",
+        "{what}: {}",
+        reply.text
+    );
+    let error = reply.body["response"]["result"]["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        error.starts_with("The action failed during initialization: ") && error.contains(needle),
+        "{what}: {error}"
+    );
+    assert!(
+        took < Duration::from_millis(1500),
+        "{what}: answered after {took:?}"
+    );
+}
+
+/// Four concurrent cold activations of an action whose zip holds 4 MiB of zeros leave one
+/// copy of them on disk.
+async fn concurrent_cold_instances_share_one_unpack(s: &ServerGuard) {
+    let code = zip_with(&[("index.js", SLOW_INDEX_JS)], 4 * 1024 * 1024);
+    create_action_with(
+        s,
+        "shared-zip",
+        json!({"exec": {"kind": "nodejs:20", "code": code, "binary": true}}),
+    )
+    .await;
+    let call = || invoke_blocking(s, "shared-zip", json!({"ms": 1500}));
+    let (a, b, c, d) = tokio::join!(call(), call(), call(), call());
+    let replies = [a, b, c, d];
+    let mut cold = 0;
+    for reply in &replies {
+        reply.expect_status(200, "shared zip");
+        cold += usize::from(annotation(&reply.body, "initTime").is_some());
+    }
+    assert_eq!(cold, 4, "four instances started");
+    let files = zeros_files(&s.data_dir());
+    let mut inodes: Vec<(u64, u64)> = files.iter().map(|f| (f.1, f.2)).collect();
+    inodes.sort_unstable();
+    inodes.dedup();
+    eprintln!(
+        "shared zip: {} paths, {} distinct files on disk: {files:?}",
+        files.len(),
+        inodes.len()
+    );
+    assert_eq!(inodes.len(), 1, "one unpacked copy: {files:?}");
 }
 
 /// Writes 256 MiB without a newline on the reply pipe when `flood` is set (the runner's own
@@ -243,5 +356,69 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_zip_bomb_is_refused_at_once_with_a_clear_error_and_leaves_nothing() {
+        let s = archive_server("process");
+        // 64 MiB of zeros in about 64 KiB of zip.
+        let code = zip_with(&[("index.js", SLOW_INDEX_JS)], 64 * 1024 * 1024);
+        create_action_with(
+            &s,
+            "bomb",
+            json!({"exec": {"kind": "nodejs:20", "code": code, "binary": true}}),
+        )
+        .await;
+        let started = Instant::now();
+        let reply = invoke_blocking(&s, "bomb", json!({})).await;
+        assert_refused_quickly(
+            &reply,
+            started.elapsed(),
+            &format!("the archive unpacks to more than the limit of {ARCHIVE_MAX_BYTES} bytes"),
+            "zip bomb",
+        );
+        assert!(
+            zeros_files(&s.data_dir()).is_empty(),
+            "the partial unpack is removed"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_zip_with_too_many_entries_is_refused_at_once() {
+        let s = archive_server("process");
+        let names: Vec<String> = (0..1001).map(|i| format!("f/{i}.js")).collect();
+        let mut entries: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "")).collect();
+        entries.push(("index.js", SLOW_INDEX_JS));
+        let code = zip_with(&entries, 0);
+        create_action_with(
+            &s,
+            "many",
+            json!({"exec": {"kind": "nodejs:20", "code": code, "binary": true}}),
+        )
+        .await;
+        let started = Instant::now();
+        let reply = invoke_blocking(&s, "many", json!({})).await;
+        assert_refused_quickly(
+            &reply,
+            started.elapsed(),
+            "the archive has 1002 entries, more than the limit of 1000",
+            "many entries",
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_cold_process_instances_share_one_unpacked_archive() {
+        let s = archive_server("process");
+        concurrent_cold_instances_share_one_unpack(&s).await;
+    }
+
+    #[tokio::test]
+    async fn concurrent_cold_runc_instances_share_one_unpacked_archive() {
+        if let Some(why) = runc_unavailable() {
+            eprintln!("skipped: {why}");
+            return;
+        }
+        let s = archive_server("runc");
+        concurrent_cold_instances_share_one_unpack(&s).await;
     }
 }

@@ -154,7 +154,8 @@ fn container_factory(
             Arc::new(
                 RuncFactory::new(config.runc.clone(), process, config.pool.user_memory_mb)
                     .context("starting the runc backend")?
-                    .with_log_sentinel_timeout(log_timeout),
+                    .with_log_sentinel_timeout(log_timeout)
+                    .with_archive_limits(config.pool.archive_limits()),
             )
         }
         Isolation::Process | Isolation::Auto => {
@@ -165,7 +166,8 @@ fn container_factory(
             Arc::new(
                 ProcessFactory::new(process)
                     .context("starting the process backend")?
-                    .with_log_sentinel_timeout(log_timeout),
+                    .with_log_sentinel_timeout(log_timeout)
+                    .with_archive_limits(config.pool.archive_limits()),
             )
         }
     })

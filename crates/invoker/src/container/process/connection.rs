@@ -10,7 +10,8 @@
 use super::logs;
 use crate::container::{
     CollectedLogs, ContainerError, InitRequest, Interval, RunRequest, RunnerOutcome, RunnerReply,
-    archive, response::MAX_RESULT_BYTES,
+    archive::{self, CodeLease, CodeStore},
+    response::MAX_RESULT_BYTES,
 };
 use command_fds::{CommandFdExt as _, FdMapping};
 use parking_lot::Mutex;
@@ -33,14 +34,24 @@ const EXIT_REPLY_GRACE: Duration = Duration::from_millis(100);
 /// wake-up of the other side; the kernel allocates the pages only as data is written.
 const PAYLOAD_PIPE_BYTES: i32 = 1024 * 1024;
 
-/// Where an archive action's code goes: unpacked on the host at `host`, and seen by the
-/// runner at `visible` (the same path for the process backend, a mount point under runc).
+/// Where an archive action's code comes from and how the runner sees it. The archive is
+/// unpacked once per distinct code into `store`, shared by every instance running it.
 #[derive(Debug, Clone)]
-pub(crate) struct CodeDir {
-    /// Host directory the archive is unpacked into.
-    pub(crate) host: PathBuf,
-    /// The same directory as the runner sees it.
-    pub(crate) visible: String,
+pub(crate) enum CodeDir {
+    /// The runner reads the shared directory where it lies (the process backend, whose
+    /// runners see the host's file system anyway).
+    Shared(Arc<CodeStore>),
+    /// The shared tree is hard-linked into `host` (the instance's own directory, mounted
+    /// read-only), which the runner sees at `visible`. Links share the file contents, so the
+    /// instance costs inodes, not another copy of the bytes.
+    Linked {
+        /// The shared unpacked archives.
+        store: Arc<CodeStore>,
+        /// The instance's code directory on the host.
+        host: PathBuf,
+        /// The same directory as the runner sees it.
+        visible: String,
+    },
 }
 
 /// How the runner's pipes reach it.
@@ -72,6 +83,11 @@ pub(crate) struct Connection {
     log_timeout: Duration,
     /// The activation-end line this instance's runner writes, sent with the init request.
     sentinel: String,
+    /// The instance's hold on its unpacked archive, if it has one.
+    code: Mutex<Option<CodeLease>>,
+    /// Requests sent whose logs may still be waiting to be collected: with none, the runner
+    /// has written no sentinel to wait for (an init that failed before it was sent).
+    uncollected: AtomicU64,
 }
 
 impl Connection {
@@ -159,6 +175,8 @@ impl Connection {
             next_id: AtomicU64::new(1),
             log_timeout,
             sentinel,
+            code: Mutex::new(None),
+            uncollected: AtomicU64::new(0),
         })
     }
 
@@ -178,9 +196,11 @@ impl Connection {
         *self.shared.status.lock()
     }
 
-    /// Closes the runner's stdin (it ends when it reads end of file).
+    /// Closes the runner's stdin (it ends when it reads end of file) and gives up its hold
+    /// on the unpacked code.
     pub(crate) async fn close(&self) {
         self.stdin.lock().await.take();
+        self.code.lock().take();
     }
 
     /// Sends `/init`, unpacking an archive into `code` first. A `TimedOut` outcome means the
@@ -193,15 +213,11 @@ impl Connection {
     ) -> Result<(Interval, RunnerOutcome), ContainerError> {
         let start = SystemTime::now();
         let code_dir = if init.binary {
-            let text = init.code.clone();
-            let target = code.host.clone();
-            tokio::task::spawn_blocking(move || archive::unpack_base64_zip(&text, &target))
-                .await
-                .map_err(|e| ContainerError::Io(std::io::Error::other(e)))??;
-            Some(code.visible.as_str())
+            Some(self.unpacked(&init.code, code).await?)
         } else {
             None
         };
+        let code_dir = code_dir.as_deref();
         let id = self.next_id();
         let line = to_line(
             &InitLine {
@@ -225,8 +241,46 @@ impl Connection {
         )?;
         let remaining = timeout.saturating_sub(start.elapsed().unwrap_or_default());
         let outcome = self.request(id, line, remaining).await;
+        if matches!(&outcome, RunnerOutcome::Replied(r) if r.status == 200) {
+            // A successful init writes no sentinels, and its logs are not collected.
+            self.take_uncollected();
+        }
         let end = SystemTime::now();
         Ok((Interval { start, end }, outcome))
+    }
+
+    /// The directory the runner loads archive `code` from, as it sees it; the instance keeps
+    /// a lease on the shared unpacked tree until it is closed.
+    async fn unpacked(&self, code: &str, dir: &CodeDir) -> Result<String, ContainerError> {
+        let visible = match dir {
+            CodeDir::Shared(store) => {
+                let lease = store.acquire(code).await?;
+                let visible = lease.dir().to_string_lossy().into_owned();
+                *self.code.lock() = Some(lease);
+                visible
+            }
+            CodeDir::Linked {
+                store,
+                host,
+                visible,
+            } => {
+                let lease = store.acquire(code).await?;
+                let (src, dst) = (lease.dir().to_owned(), host.clone());
+                tokio::task::spawn_blocking(move || archive::link_tree(&src, &dst))
+                    .await
+                    .map_err(|e| ContainerError::Io(std::io::Error::other(e)))??;
+                *self.code.lock() = Some(lease);
+                visible.clone()
+            }
+        };
+        Ok(visible)
+    }
+
+    /// Counts one collection against the requests sent; false when there was none to collect.
+    fn take_uncollected(&self) -> bool {
+        self.uncollected
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
     }
 
     /// Sends `/run`. A `TimedOut` outcome means the caller must kill the instance.
@@ -253,6 +307,11 @@ impl Connection {
 
     /// Collects the logs of the last request (see `Container::logs`).
     pub(crate) async fn logs(&self, limit_bytes: u64, wait_for_sentinel: bool) -> CollectedLogs {
+        if !self.take_uncollected() {
+            // Nothing was sent (an archive that failed to unpack): no sentinel will come, and
+            // waiting for it would only delay the answer by the sentinel timeout.
+            return CollectedLogs::default();
+        }
         self.shared
             .logs
             .collect(limit_bytes, wait_for_sentinel, self.log_timeout)
@@ -269,6 +328,7 @@ impl Connection {
             }
             pending.waiting.insert(id, tx);
         }
+        self.uncollected.fetch_add(1, Ordering::AcqRel);
         let exchange = async {
             {
                 let mut stdin = self.stdin.lock().await;
