@@ -22,7 +22,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt as _, AsyncRead, AsyncWriteExt as _, BufReader};
 use tokio::net::unix::pipe;
 use tokio::sync::{oneshot, watch};
 
@@ -428,21 +428,28 @@ struct WireReply {
 /// the body, the `}` and newline after it, and room for a runner that adds spaces.
 pub(crate) const REPLY_ENVELOPE_BYTES: usize = 256;
 
-/// The longest reply line read into memory: a body at the result limit in its envelope.
-pub(crate) const MAX_REPLY_LINE_BYTES: usize = MAX_RESULT_BYTES + REPLY_ENVELOPE_BYTES;
-
-/// How far past [`MAX_REPLY_LINE_BYTES`] an oversized line is still counted before its request
-/// is answered. Counting to the line's end gives the caller the real size, but an action can
-/// write an endless line: past this the request is answered with the size seen so far, and
-/// the rest is still discarded (never buffered) until the line ends or the instance is gone.
-const OVERSIZED_COUNT_BYTES: u64 = 16 * MAX_REPLY_LINE_BYTES as u64;
+/// How many times the line cap (result limit plus envelope) an oversized line is still
+/// counted before its request is answered. Counting to the line's end gives the caller the
+/// real size, but an action can write an endless line: past this the request is answered with
+/// the size seen so far, and the rest is still discarded (never buffered) until the line ends
+/// or the instance is gone.
+const OVERSIZED_COUNT_FACTOR: u64 = 16;
 
 /// Reads reply lines from fd 3 and hands each to the request with its id.
 ///
-/// A line is read into memory only up to [`MAX_REPLY_LINE_BYTES`]: what a runner writes on
-/// fd 3 is under the action's control (`fs.writeSync(3, …)`), so a whole-line read would let
-/// one action grow the server without bound.
+/// A line is read into memory only up to the result limit ([`MAX_RESULT_BYTES`]) plus
+/// [`REPLY_ENVELOPE_BYTES`]: what a runner writes on fd 3 is under the action's control
+/// (`fs.writeSync(3, …)`), so a whole-line read would let one action grow the server without
+/// bound.
 async fn read_replies(pipe: tokio::net::unix::pipe::Receiver, shared: Arc<Shared>) {
+    read_replies_within(pipe, &shared, MAX_RESULT_BYTES).await;
+}
+
+/// [`read_replies`] with bodies of at most `max_body` bytes (lines of at most that plus
+/// [`REPLY_ENVELOPE_BYTES`]).
+async fn read_replies_within<R: AsyncRead + Unpin>(pipe: R, shared: &Shared, max_body: usize) {
+    let cap = max_body.saturating_add(REPLY_ENVELOPE_BYTES);
+    let count_limit = OVERSIZED_COUNT_FACTOR.saturating_mul(cap as u64);
     let mut reader = BufReader::with_capacity(64 * 1024, pipe);
     let mut line = Vec::new();
     loop {
@@ -451,14 +458,14 @@ async fn read_replies(pipe: tokio::net::unix::pipe::Receiver, shared: Arc<Shared
             // An idle warm instance should not keep the buffer of its largest reply.
             line = Vec::new();
         }
-        match read_line_capped(&mut reader, &mut line, MAX_REPLY_LINE_BYTES).await {
+        match read_line_capped(&mut reader, &mut line, cap).await {
             Ok(LineRead::Eof) | Err(_) => break,
-            Ok(LineRead::Line) => deliver(&shared, &line),
+            Ok(LineRead::Line) => deliver(shared, &line),
             Ok(LineRead::TooLong) => {
-                let (skipped, ended) = skip_line(&mut reader, OVERSIZED_COUNT_BYTES).await;
+                let (skipped, ended) = skip_line(&mut reader, count_limit).await;
                 let total = line.len() as u64 + skipped;
                 tracing::warn!(bytes = total, "runner reply exceeds the result limit");
-                let reply = || oversized_reply(body_bytes(&line, total), MAX_RESULT_BYTES);
+                let reply = || oversized_reply(body_bytes(&line, total), max_body);
                 // The id comes first in the envelope; a line without one (an action that
                 // wrote on fd 3 itself) may belong to any waiting request, and the reply
                 // stream of this instance is broken for all of them.
@@ -861,5 +868,117 @@ mod tests {
             )}))
         );
         assert!(crate::container::response::destroys_instance(r.status));
+    }
+
+    fn shared_with_waiters(ids: u64) -> (Shared, Vec<oneshot::Receiver<RunnerReply>>) {
+        let shared = Shared {
+            pending: Mutex::new(Pending::default()),
+            logs: logs::LogBuffer::new(1024, logs::sentinel_with_nonce("n")),
+            status: Mutex::new(None),
+        };
+        let mut receivers = Vec::new();
+        for id in 1..=ids {
+            let (tx, rx) = oneshot::channel();
+            shared.pending.lock().waiting.insert(id, tx);
+            receivers.push(rx);
+        }
+        (shared, receivers)
+    }
+
+    /// A reply line a runner could write, or something close to one.
+    fn reply_line() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u64..6, 100u16..600, "[ -~]{0,80}").prop_map(|(id, status, text)| {
+                format!(
+                    r#"{{"id":{id},"status":{status},"body":{}}}"#,
+                    json_string(&text)
+                )
+                .into_bytes()
+            }),
+            (0u64..6, "[ -~]{0,80}").prop_map(|(id, text)| {
+                format!(r#"{{"id": {id}, "status": 200, "body": {text}"#).into_bytes()
+            }),
+            proptest::collection::vec(any::<u8>(), 0..200),
+        ]
+    }
+
+    fn json_string(text: &str) -> String {
+        serde_json::to_string(text).expect("a string encodes")
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_reply_stream_answers_each_request_at_most_once_within_the_cap(
+            lines in proptest::collection::vec(reply_line(), 0..12),
+            max_body in 1usize..200,
+            ids in 0u64..6,
+        ) {
+            let mut input = Vec::new();
+            for l in &lines {
+                input.extend_from_slice(l);
+                input.push(b'\n');
+            }
+            let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            let (shared, receivers) = shared_with_waiters(ids);
+            rt.block_on(read_replies_within(&input[..], &shared, max_body));
+            let pending = shared.pending.lock();
+            proptest::prop_assert!(pending.closed);
+            proptest::prop_assert!(pending.waiting.is_empty());
+            let cap = max_body + REPLY_ENVELOPE_BYTES;
+            for mut rx in receivers {
+                if let Ok(reply) = rx.try_recv() {
+                    // Our own error bodies are short; a runner's body came from a line within
+                    // the cap.
+                    proptest::prop_assert!(reply.body.get().len() <= cap.max(200));
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic_the_reply_reader(
+            input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4096),
+            max_body in 0usize..64,
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            let (shared, _receivers) = shared_with_waiters(3);
+            rt.block_on(read_replies_within(&input[..], &shared, max_body));
+            proptest::prop_assert!(shared.pending.lock().closed);
+            let _ = reply_id(&input);
+            let _ = body_bytes(&input, input.len() as u64);
+        }
+
+        #[test]
+        fn capped_lines_never_exceed_the_cap(
+            input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4096),
+            cap in 1usize..300,
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            rt.block_on(async {
+                let mut reader = BufReader::with_capacity(7, &input[..]);
+                let mut consumed = 0usize;
+                loop {
+                    let mut line = Vec::new();
+                    match read_line_capped(&mut reader, &mut line, cap).await.expect("read") {
+                        LineRead::Eof => break,
+                        LineRead::Line => {
+                            assert!(line.len() <= cap);
+                            consumed += line.len();
+                        }
+                        LineRead::TooLong => {
+                            assert_eq!(line.len(), cap);
+                            let (skipped, ended) = skip_line(&mut reader, u64::MAX).await;
+                            assert!(ended);
+                            let skipped = usize::try_from(skipped).expect("fits");
+                            let end = consumed + cap + skipped;
+                            consumed = end + usize::from(end < input.len());
+                        }
+                    }
+                }
+                assert_eq!(consumed, input.len());
+            });
+        }
     }
 }
