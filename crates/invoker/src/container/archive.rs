@@ -34,7 +34,8 @@ pub const DEFAULT_MAX_ENTRIES: u64 = 20_000;
 pub struct ArchiveLimits {
     /// Total bytes of all files, counted as they are written.
     pub max_bytes: u64,
-    /// Entries (files and directories) in the archive.
+    /// Entries in the archive, and files and directories it creates (those its entries'
+    /// paths imply included).
     pub max_entries: u64,
 }
 
@@ -97,6 +98,9 @@ pub fn unpack_zip(bytes: &[u8], dest: &Path, limits: ArchiveLimits) -> Result<()
     }
     std::fs::create_dir_all(dest)?;
     let mut budget = limits.max_bytes;
+    // Files and directories created: an entry `a/b/…/z.js` makes every missing directory on
+    // its way, so the entry count alone would not bound the inodes one archive takes.
+    let mut made: u64 = 0;
     for index in 0..archive.len() {
         let mut entry = archive
             .by_index(index)
@@ -110,12 +114,13 @@ pub fn unpack_zip(bytes: &[u8], dest: &Path, limits: ArchiveLimits) -> Result<()
         }
         let target = dest.join(relative);
         if entry.is_dir() {
-            std::fs::create_dir_all(&target)?;
+            make_dirs(dest, relative, &mut made, limits)?;
             continue;
         }
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent)?;
+        if let Some(parent) = relative.parent() {
+            make_dirs(dest, parent, &mut made, limits)?;
         }
+        count_made(&mut made, limits)?;
         let mut file = std::fs::File::create(&target)?;
         // Read one byte more than the budget to notice an overflow without trusting the
         // sizes the archive claims.
@@ -136,6 +141,38 @@ pub fn unpack_zip(bytes: &[u8], dest: &Path, limits: ArchiveLimits) -> Result<()
                 std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode | 0o600))?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Creates the missing directories of `relative` under `dest`, counting each in `made`.
+fn make_dirs(
+    dest: &Path,
+    relative: &Path,
+    made: &mut u64,
+    limits: ArchiveLimits,
+) -> Result<(), ContainerError> {
+    let mut at = dest.to_path_buf();
+    for part in relative.components() {
+        if let Component::Normal(name) = part {
+            at.push(name);
+            if !std::fs::symlink_metadata(&at).is_ok_and(|m| m.is_dir()) {
+                count_made(made, limits)?;
+                std::fs::create_dir(&at)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Counts one more file or directory against `limits.max_entries`.
+fn count_made(made: &mut u64, limits: ArchiveLimits) -> Result<(), ContainerError> {
+    *made += 1;
+    if *made > limits.max_entries {
+        return Err(ContainerError::Archive(format!(
+            "the archive unpacks to more than the limit of {} files and directories",
+            limits.max_entries
+        )));
     }
     Ok(())
 }
@@ -541,6 +578,25 @@ mod tests {
     }
 
     #[test]
+    fn directories_an_entry_implies_count_against_the_entry_limit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let deep = "d/".repeat(20) + "x.js";
+        let err = unpack_zip(&zip_of(&[(&deep, "x")]), dir.path(), SMALL).expect_err("deep");
+        assert!(
+            err.to_string()
+                .contains("more than the limit of 8 files and directories"),
+            "{err}"
+        );
+        assert!(census(dir.path()).0 <= 8);
+        unpack_zip(
+            &zip_of(&[("a/b/c.js", "x"), ("a/d.js", "y")]),
+            dir.path(),
+            SMALL,
+        )
+        .expect("four fit");
+    }
+
+    #[test]
     fn link_tree_shares_file_contents_without_copying() {
         use std::os::unix::fs::MetadataExt as _;
         let src = tempfile::tempdir().expect("tempdir");
@@ -559,5 +615,96 @@ mod tests {
             std::fs::read_to_string(dst.path().join("code/index.js")).expect("read"),
             "x"
         );
+    }
+
+    /// Files and directories under `dir` (recursively) and the bytes of the files; panics on
+    /// anything else (a symbolic link) or a path outside `dir`.
+    fn census(dir: &Path) -> (u64, u64) {
+        let (mut entries, mut bytes) = (0, 0);
+        for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+            let meta = std::fs::symlink_metadata(entry.path()).expect("metadata");
+            assert!(entry.path().starts_with(dir));
+            entries += 1;
+            if meta.is_dir() {
+                let (e, b) = census(&entry.path());
+                entries += e;
+                bytes += b;
+            } else {
+                assert!(meta.is_file(), "{}", entry.path().display());
+                bytes += meta.len();
+            }
+        }
+        (entries, bytes)
+    }
+
+    use proptest::prelude::any;
+    use proptest::sample::Index;
+
+    const SMALL: ArchiveLimits = ArchiveLimits {
+        max_bytes: 4096,
+        max_entries: 8,
+    };
+
+    /// A valid zip of a few entries (some deflated, one of zeros) to corrupt.
+    fn sample_zip(zeros: usize) -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let deflated =
+            SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        w.add_directory("lib/", SimpleFileOptions::default())
+            .expect("dir");
+        w.start_file("index.js", SimpleFileOptions::default())
+            .expect("start");
+        w.write_all(b"exports.main = () => ({});").expect("write");
+        w.start_file("lib/zeros.bin", deflated).expect("start");
+        w.write_all(&vec![0u8; zeros]).expect("write");
+        w.finish().expect("finish").into_inner()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic_or_exceed_the_limits(
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048),
+            magic in proptest::prelude::any::<bool>(),
+        ) {
+            let mut bytes = if magic { b"PK\x03\x04".to_vec() } else { Vec::new() };
+            bytes.extend_from_slice(&tail);
+            let dir = tempfile::tempdir().expect("tempdir");
+            let dest = dir.path().join("code");
+            let _ = unpack_zip(&bytes, &dest, SMALL);
+            if dest.exists() {
+                let (entries, total) = census(&dest);
+                proptest::prop_assert!(entries <= SMALL.max_entries);
+                // One byte past the budget is read to notice the overflow.
+                proptest::prop_assert!(total <= SMALL.max_bytes + 1);
+            }
+        }
+
+        #[test]
+        fn corrupted_archives_never_panic_or_exceed_the_limits(
+            zeros in 0usize..20_000,
+            flips in proptest::collection::vec((any::<Index>(), any::<u8>()), 0..12),
+        ) {
+            let mut bytes = sample_zip(zeros);
+            for (at, value) in &flips {
+                let i = at.index(bytes.len());
+                bytes[i] = *value;
+            }
+            let dir = tempfile::tempdir().expect("tempdir");
+            let dest = dir.path().join("code");
+            let result = unpack_zip(&bytes, &dest, SMALL);
+            if dest.exists() {
+                let (entries, total) = census(&dest);
+                proptest::prop_assert!(entries <= SMALL.max_entries);
+                proptest::prop_assert!(total <= SMALL.max_bytes + 1);
+                if result.is_ok() {
+                    proptest::prop_assert!(total <= SMALL.max_bytes);
+                }
+            }
+            if flips.is_empty() {
+                proptest::prop_assert_eq!(result.is_ok(), zeros + 26 <= 4096);
+            }
+        }
     }
 }
