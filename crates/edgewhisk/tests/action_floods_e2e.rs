@@ -33,12 +33,13 @@ fn process_server() -> ServerGuard {
     })
 }
 
-/// A server with small archive limits: 8 MiB unpacked, 1,000 entries.
-fn archive_server(isolation: &str) -> ServerGuard {
-    let config = format!(
-        "{TEST_DEFAULTS}\n[pool]\narchive_max_bytes = {ARCHIVE_MAX_BYTES}\n\
-         archive_max_entries = 1000\n"
-    );
+/// Small archive limits: [`ARCHIVE_MAX_BYTES`] unpacked, 1,000 entries.
+const SMALL_ARCHIVE_LIMITS: &str =
+    "[pool]\narchive_max_bytes = 8388608\narchive_max_entries = 1000\n";
+
+/// A server with [`TEST_DEFAULTS`] and `extra_toml`.
+fn archive_server(isolation: &str, extra_toml: &str) -> ServerGuard {
+    let config = format!("{TEST_DEFAULTS}\n{extra_toml}");
     spawn_server_with(ServerOptions {
         config_toml: Some(&config),
         extra_args: &["--isolation", isolation],
@@ -360,7 +361,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_zip_bomb_is_refused_at_once_with_a_clear_error_and_leaves_nothing() {
-        let s = archive_server("process");
+        let s = archive_server("process", SMALL_ARCHIVE_LIMITS);
         // 64 MiB of zeros in about 64 KiB of zip.
         let code = zip_with(&[("index.js", SLOW_INDEX_JS)], 64 * 1024 * 1024);
         create_action_with(
@@ -385,7 +386,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_zip_with_too_many_entries_is_refused_at_once() {
-        let s = archive_server("process");
+        let s = archive_server("process", SMALL_ARCHIVE_LIMITS);
         let names: Vec<String> = (0..1001).map(|i| format!("f/{i}.js")).collect();
         let mut entries: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "")).collect();
         entries.push(("index.js", SLOW_INDEX_JS));
@@ -408,7 +409,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_cold_process_instances_share_one_unpacked_archive() {
-        let s = archive_server("process");
+        let s = archive_server("process", "");
         concurrent_cold_instances_share_one_unpack(&s).await;
     }
 
@@ -418,7 +419,7 @@ mod tests {
             eprintln!("skipped: {why}");
             return;
         }
-        let s = archive_server("runc");
+        let s = archive_server("runc", "");
         concurrent_cold_instances_share_one_unpack(&s).await;
     }
 }
