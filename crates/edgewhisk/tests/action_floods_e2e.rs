@@ -223,13 +223,11 @@ fn text_of(line: &str) -> &str {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn a_huge_reply_line_is_a_developer_error_and_the_server_stays_small() {
-        let s = process_server();
-        create_hello(&s).await;
-        assert_healthy(&s, "start").await;
+    async fn huge_reply_line(s: &ServerGuard) {
+        create_hello(s).await;
+        assert_healthy(s, "start").await;
         create_action_with(
-            &s,
+            s,
             "reply-flood",
             json!({"exec": {"kind": "nodejs:20", "code": REPLY_FLOOD_JS},
                    "limits": {"timeout": 30000}}),
@@ -237,7 +235,7 @@ mod tests {
         .await;
         let idle = s.rss_kib();
         let peak = PeakRss::start(s.pid());
-        let reply = invoke_blocking(&s, "reply-flood", json!({"flood": true})).await;
+        let reply = invoke_blocking(s, "reply-flood", json!({"flood": true})).await;
         let peak = peak.finish();
         eprintln!("reply flood: idle RSS {idle} KiB, peak {peak} KiB");
         assert!(
@@ -248,14 +246,14 @@ mod tests {
         let size = assert_oversized(&reply, "reply flood");
         assert!(size >= 16 * RESULT_LIMIT, "counted past the cap: {size}");
         // The instance that wrote it is gone: the next activation starts a new one.
-        let next = invoke_blocking(&s, "reply-flood", json!({})).await;
+        let next = invoke_blocking(s, "reply-flood", json!({})).await;
         next.expect_status(200, "after the flood");
         assert!(
             annotation(&next.body, "initTime").is_some(),
             "the flooding instance was reused: {}",
             next.text
         );
-        assert_healthy(&s, "reply flood").await;
+        assert_healthy(s, "reply flood").await;
     }
 
     #[tokio::test]
@@ -285,13 +283,11 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn millions_of_empty_lines_keep_the_server_small_and_the_logs_within_the_limit() {
-        let s = process_server();
-        create_hello(&s).await;
-        assert_healthy(&s, "start").await;
+    async fn empty_lines(s: &ServerGuard) {
+        create_hello(s).await;
+        assert_healthy(s, "start").await;
         create_action_with(
-            &s,
+            s,
             "empty-lines",
             json!({"exec": {"kind": "nodejs:20", "code": EMPTY_LINES_JS},
                    "limits": {"logs": 1}}),
@@ -299,9 +295,9 @@ mod tests {
         .await;
         let idle = s.rss_kib();
         let peak = PeakRss::start(s.pid());
-        let reply = invoke_blocking(&s, "empty-lines", json!({})).await;
+        let reply = invoke_blocking(s, "empty-lines", json!({})).await;
         reply.expect_status(200, "empty lines");
-        let logs = logs_of(&s, &reply).await;
+        let logs = logs_of(s, &reply).await;
         let peak = peak.finish();
         eprintln!(
             "empty-line flood: idle RSS {idle} KiB, peak {peak} KiB, {} lines kept",
@@ -327,21 +323,19 @@ mod tests {
             ),
             "{last}"
         );
-        assert_healthy(&s, "empty lines").await;
+        assert_healthy(s, "empty lines").await;
     }
 
-    #[tokio::test]
-    async fn an_action_printing_the_marker_keeps_each_run_its_own_logs() {
-        let s = process_server();
+    async fn printed_marker(s: &ServerGuard) {
         for (name, kind, code) in [
             ("marker-js", "nodejs:20", MARKER_JS),
             ("marker-py", "python:3", MARKER_PY),
         ] {
-            create_action_with(&s, name, json!({"exec": {"kind": kind, "code": code}})).await;
+            create_action_with(s, name, json!({"exec": {"kind": kind, "code": code}})).await;
             for n in 1..=3 {
-                let reply = invoke_blocking(&s, name, json!({ "n": n })).await;
+                let reply = invoke_blocking(s, name, json!({ "n": n })).await;
                 reply.expect_status(200, name);
-                let texts: Vec<String> = logs_of(&s, &reply)
+                let texts: Vec<String> = logs_of(s, &reply)
                     .await
                     .iter()
                     .map(|l| text_of(l).to_owned())
@@ -421,5 +415,50 @@ mod tests {
         }
         let s = archive_server("runc", "");
         concurrent_cold_instances_share_one_unpack(&s).await;
+    }
+
+    /// A runc server, or `None` (after saying why) where runc cannot run here.
+    fn runc_server() -> Option<ServerGuard> {
+        if let Some(why) = runc_unavailable() {
+            eprintln!("skipped: {why}");
+            return None;
+        }
+        Some(archive_server("runc", ""))
+    }
+
+    #[tokio::test]
+    async fn a_huge_reply_line_is_a_developer_error_and_the_server_stays_small() {
+        huge_reply_line(&process_server()).await;
+    }
+
+    #[tokio::test]
+    async fn a_huge_reply_line_from_a_runc_instance_is_refused_the_same_way() {
+        if let Some(s) = runc_server() {
+            huge_reply_line(&s).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn millions_of_empty_lines_keep_the_server_small_and_the_logs_within_the_limit() {
+        empty_lines(&process_server()).await;
+    }
+
+    #[tokio::test]
+    async fn millions_of_empty_lines_from_a_runc_instance_are_bounded_the_same_way() {
+        if let Some(s) = runc_server() {
+            empty_lines(&s).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn an_action_printing_the_marker_keeps_each_run_its_own_logs() {
+        printed_marker(&process_server()).await;
+    }
+
+    #[tokio::test]
+    async fn a_runc_action_printing_the_marker_keeps_each_run_its_own_logs() {
+        if let Some(s) = runc_server() {
+            printed_marker(&s).await;
+        }
     }
 }
