@@ -11,7 +11,13 @@ const fs = require('fs');
 const path = require('path');
 const Module = require('module');
 
-const SENTINEL = 'XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX\n';
+// OpenWhisk's activation-end marker. The invoker sends this instance's sentinel line (the
+// marker, a space and a nonce) with the init request and accepts only that one, so an action
+// printing the bare marker cannot end its log early. It is kept in this module's scope, which
+// action code (loaded with `new Function` or `require`) does not see.
+const MARKER = 'XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX';
+let SENTINEL = MARKER + '\n';
+let SENTINEL_BYTES = Buffer.from(SENTINEL, 'utf8');
 const REPLY_FD = 3;
 const CONCURRENT = process.env.__OW_ALLOW_CONCURRENT === 'true';
 // The runner's own configuration must not leak into the action's environment.
@@ -62,7 +68,14 @@ function reply(id, status, body) {
   writeReply(JSON.stringify({ id, status, body }));
 }
 
-const SENTINEL_BYTES = Buffer.from(SENTINEL, 'utf8');
+// Takes the sentinel line of the (first) init request, if it is a well-formed one.
+function takeSentinel(req) {
+  const s = req.log_sentinel;
+  if (typeof s === 'string' && s.startsWith(MARKER) && !/[\r\n]/.test(s)) {
+    SENTINEL = s + '\n';
+    SENTINEL_BYTES = Buffer.from(SENTINEL, 'utf8');
+  }
+}
 
 // The sentinels must follow everything the action printed. process.stdout/stderr write to a
 // pipe at once while it has room and queue the rest; with nothing queued the sentinels go to
@@ -143,14 +156,18 @@ function init(req) {
     reply(req.id, 403, { error: 'Cannot initialize the action more than once.' });
     return;
   }
+  initAttempted = true;
+  takeSentinel(req);
   const main = typeof v.main === 'string' && v.main !== '' ? v.main : undefined;
   const hasCode = typeof v.code === 'string' && v.code !== '';
   const hasDir = typeof v.code_dir === 'string' && v.code_dir !== '';
   if (!main || (!hasCode && !hasDir)) {
+    // Not an attempt in OpenWhisk's sense: a later init may still bring the code.
+    initAttempted = false;
+    markers();
     reply(req.id, 403, { error: 'Missing main/no code to execute.' });
     return;
   }
-  initAttempted = true;
   try {
     const env = v.env || {};
     for (const k of Object.keys(env)) {

@@ -13,12 +13,15 @@ import sys
 import threading
 import traceback
 
-SENTINEL = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX"
+# OpenWhisk's activation-end marker. The invoker sends this instance's sentinel line (the
+# marker, a space and a nonce) with the init request and accepts only that one, so an action
+# printing the bare marker cannot end its log early.
+MARKER = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX"
 CONCURRENT = os.environ.pop("__OW_ALLOW_CONCURRENT", "") == "true"
 
 _out = os.fdopen(3, "wb", buffering=0)
 _out_lock = threading.Lock()
-_state = {"action": None, "init_attempted": False}
+_state = {"action": None, "init_attempted": False, "sentinel": MARKER}
 
 
 def reply(req_id, status, body):
@@ -45,10 +48,19 @@ def reply(req_id, status, body):
 
 def markers():
     # Flush what the action printed first, so the sentinel is the last line of the run.
-    sys.stdout.write(SENTINEL + "\n")
+    sentinel = _state["sentinel"] + "\n"
+    sys.stdout.write(sentinel)
     sys.stdout.flush()
-    sys.stderr.write(SENTINEL + "\n")
+    sys.stderr.write(sentinel)
     sys.stderr.flush()
+
+
+def take_sentinel(req):
+    """Takes the sentinel line of the (first) init request, if it is a well-formed one."""
+    sentinel = req.get("log_sentinel")
+    if isinstance(sentinel, str) and sentinel.startswith(MARKER) and "\n" not in sentinel \
+            and "\r" not in sentinel:
+        _state["sentinel"] = sentinel
 
 
 def load_file(path, main):
@@ -69,10 +81,12 @@ def init(req):
     if _state["init_attempted"]:
         reply(req.get("id"), 403, {"error": "Cannot initialize the action more than once."})
         return
+    take_sentinel(req)
     main = value.get("main") or "main"
     code = value.get("code")
     code_dir = value.get("code_dir")
     if not code and not code_dir:
+        markers()
         reply(req.get("id"), 403, {"error": "Missing main/no code to execute."})
         return
     _state["init_attempted"] = True

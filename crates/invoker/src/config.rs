@@ -29,6 +29,10 @@ pub struct PoolConfig {
     pub idle_timeout_ms: u64,
     /// How long to wait for a runner's log sentinels after a run, ms.
     pub log_sentinel_timeout_ms: u64,
+    /// Most bytes one action's zip archive may unpack to (counted while unpacking).
+    pub archive_max_bytes: u64,
+    /// Most entries (files and directories) one action's zip archive may hold.
+    pub archive_max_entries: u64,
 }
 
 impl Default for PoolConfig {
@@ -43,6 +47,8 @@ impl Default for PoolConfig {
             pause_grace_ms: 10_000,
             idle_timeout_ms: 600_000,
             log_sentinel_timeout_ms: 2_000,
+            archive_max_bytes: crate::container::archive::DEFAULT_MAX_UNPACKED_BYTES,
+            archive_max_entries: crate::container::archive::DEFAULT_MAX_ENTRIES,
         }
     }
 }
@@ -64,6 +70,9 @@ pub enum PoolConfigError {
     /// Idle timeout shorter than the pause grace.
     #[error("pool.idle_timeout_ms must not be smaller than pool.pause_grace_ms")]
     IdleBeforePause,
+    /// An archive limit is zero: no archive action could run.
+    #[error("pool.archive_max_bytes and pool.archive_max_entries must be greater than 0")]
+    NoArchiveRoom,
 }
 
 impl PoolConfig {
@@ -86,7 +95,18 @@ impl PoolConfig {
         if self.idle_timeout_ms < self.pause_grace_ms {
             return Err(PoolConfigError::IdleBeforePause);
         }
+        if self.archive_max_bytes == 0 || self.archive_max_entries == 0 {
+            return Err(PoolConfigError::NoArchiveRoom);
+        }
         Ok(())
+    }
+
+    /// The limits the container factories unpack archives with.
+    pub fn archive_limits(&self) -> crate::container::archive::ArchiveLimits {
+        crate::container::archive::ArchiveLimits {
+            max_bytes: self.archive_max_bytes,
+            max_entries: self.archive_max_entries,
+        }
     }
 }
 

@@ -249,7 +249,7 @@ mod process_backend {
                 ("package.json", r#"{"name":"z","main":"lib/handler.js"}"#),
                 (
                     "lib/handler.js",
-                    "const h = require('./helper'); exports.hello = (a) => ({ greeting: h(a.name), cwd: process.cwd().endsWith('code') });",
+                    "const h = require('./helper'); exports.hello = (a) => ({ greeting: h(a.name), cwd: require('fs').existsSync('lib/helper.js') });",
                 ),
                 ("lib/helper.js", "module.exports = (n) => 'hello ' + n;"),
             ],

@@ -31,6 +31,7 @@ mod tests {
             pause_grace_ms: 10_000,
             idle_timeout_ms: 600_000,
             log_sentinel_timeout_ms: 2_000,
+            ..PoolConfig::default()
         }
     }
 

@@ -203,7 +203,8 @@ fn container_factory(
             Arc::new(
                 RuncFactory::new(config.runc.clone(), process, config.pool.user_memory_mb)
                     .context("starting the runc backend")?
-                    .with_log_sentinel_timeout(log_timeout),
+                    .with_log_sentinel_timeout(log_timeout)
+                    .with_archive_limits(config.pool.archive_limits()),
             )
         }
         Isolation::Process | Isolation::Auto => {
@@ -214,7 +215,8 @@ fn container_factory(
             Arc::new(
                 ProcessFactory::new(process)
                     .context("starting the process backend")?
-                    .with_log_sentinel_timeout(log_timeout),
+                    .with_log_sentinel_timeout(log_timeout)
+                    .with_archive_limits(config.pool.archive_limits()),
             )
         }
     })

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod api;
+pub(crate) mod floods;
 pub(crate) mod host;
 pub(crate) mod net;
 

@@ -9,7 +9,8 @@
 //! - the runner (`runtimes/nodejs/runner.js` or `runtimes/python/runner.py`, embedded in the
 //!   binary and written to `<work_dir>/runners/` when the factory is built) started in its own
 //!   process group with a cleared environment and a private working directory
-//!   `<work_dir>/instances/<name>-<pid>-<n>/` (binary code is unpacked into its `code/`);
+//!   `<work_dir>/instances/<name>-<pid>-<n>/`; binary code is unpacked once per distinct
+//!   archive under `<work_dir>/code/` and read there by every instance running it;
 //! - requests written as JSON lines on its stdin, replies read as JSON lines from its fd 3
 //!   (an anonymous pipe mapped to fd 3 at spawn) and matched to waiting requests by id;
 //! - two reader tasks that turn stdout/stderr into a bounded, timestamped log buffer
@@ -20,6 +21,7 @@
 pub(crate) mod connection;
 mod logs;
 
+use super::archive::{ArchiveLimits, CodeStore};
 use super::{
     CollectedLogs, Container, ContainerError, ContainerFactory, ContainerSpec, InitRequest,
     Interval, RunRequest, RunnerOutcome,
@@ -85,6 +87,7 @@ pub struct ProcessFactory {
     log_buffer_bytes: usize,
     live: Arc<Mutex<HashSet<PathBuf>>>,
     next: AtomicU64,
+    code: Arc<CodeStore>,
 }
 
 impl ProcessFactory {
@@ -99,7 +102,6 @@ impl ProcessFactory {
         write_if_changed(&node_runner, NODE_RUNNER)?;
         write_if_changed(&python_runner, PYTHON_RUNNER)?;
         Ok(Self {
-            config,
             node_runner,
             python_runner,
             instances_dir,
@@ -107,7 +109,19 @@ impl ProcessFactory {
             log_buffer_bytes: DEFAULT_LOG_BUFFER_BYTES,
             live: Arc::new(Mutex::new(HashSet::new())),
             next: AtomicU64::new(0),
+            code: Arc::new(CodeStore::new(
+                config.work_dir.join("code"),
+                ArchiveLimits::default(),
+            )),
+            config,
         })
+    }
+
+    /// The limits archives are unpacked with (default [`ArchiveLimits::default`]; the pool's
+    /// `archive_max_bytes` and `archive_max_entries`).
+    pub fn with_archive_limits(mut self, limits: ArchiveLimits) -> Self {
+        self.code = Arc::new(CodeStore::new(self.config.work_dir.join("code"), limits));
+        self
     }
 
     /// How long `logs` waits for the sentinels (default [`DEFAULT_LOG_SENTINEL_TIMEOUT`];
@@ -197,6 +211,7 @@ impl ContainerFactory for ProcessFactory {
                 conn,
                 dir,
                 self.live.clone(),
+                self.code.clone(),
             ))),
             Err(e) => {
                 self.live.lock().remove(&dir);
@@ -207,6 +222,8 @@ impl ContainerFactory for ProcessFactory {
     }
 
     async fn cleanup(&self) {
+        let code = self.code.clone();
+        let _ = tokio::task::spawn_blocking(move || code.cleanup()).await;
         let Ok(mut entries) = tokio::fs::read_dir(&self.instances_dir).await else {
             return;
         };
@@ -259,16 +276,23 @@ pub struct ProcessContainer {
     destroyed: AtomicBool,
     dir: PathBuf,
     live: Arc<Mutex<HashSet<PathBuf>>>,
+    code: Arc<CodeStore>,
 }
 
 impl ProcessContainer {
-    fn new(conn: Connection, dir: PathBuf, live: Arc<Mutex<HashSet<PathBuf>>>) -> Self {
+    fn new(
+        conn: Connection,
+        dir: PathBuf,
+        live: Arc<Mutex<HashSet<PathBuf>>>,
+        code: Arc<CodeStore>,
+    ) -> Self {
         Self {
             pgid: Pid::from_raw(conn.pid().try_into().expect("pids fit in i32")),
             conn,
             destroyed: AtomicBool::new(false),
             dir,
             live,
+            code,
         }
     }
 
@@ -305,11 +329,7 @@ impl Container for ProcessContainer {
         init: InitRequest,
         timeout: Duration,
     ) -> Result<(Interval, RunnerOutcome), ContainerError> {
-        let host = self.dir.join("code");
-        let code = CodeDir {
-            visible: host.to_string_lossy().into_owned(),
-            host,
-        };
+        let code = CodeDir::Shared(self.code.clone());
         let result = self.conn.initialize(init, timeout, &code).await;
         self.after(result)
     }

@@ -24,6 +24,7 @@
 mod cgroup;
 mod spec;
 
+use super::archive::{ArchiveLimits, CodeStore};
 use super::process::connection::{CodeDir, Connection, FdLayout, STDIO_FROM_PRESERVED_FDS};
 use super::process::{
     DEFAULT_LOG_BUFFER_BYTES, DEFAULT_LOG_SENTINEL_TIMEOUT, NODE_RUNNER, PYTHON_RUNNER,
@@ -256,6 +257,8 @@ pub struct RuncFactory {
     log_buffer_bytes: usize,
     live: Arc<Mutex<HashSet<String>>>,
     next: AtomicU64,
+    code: Arc<CodeStore>,
+    code_root: PathBuf,
 }
 
 impl RuncFactory {
@@ -310,7 +313,16 @@ impl RuncFactory {
             log_buffer_bytes: DEFAULT_LOG_BUFFER_BYTES,
             live: Arc::new(Mutex::new(HashSet::new())),
             next: AtomicU64::new(0),
+            // Next to the bundles, on the same file system, so instances hard-link the tree.
+            code: Arc::new(CodeStore::new(work.join("code"), ArchiveLimits::default())),
+            code_root: work.join("code"),
         })
+    }
+
+    /// The limits archives are unpacked with (default [`ArchiveLimits::default`]).
+    pub fn with_archive_limits(mut self, limits: ArchiveLimits) -> Self {
+        self.code = Arc::new(CodeStore::new(self.code_root.clone(), limits));
+        self
     }
 
     /// How long `logs` waits for the sentinels (the pool's `log_sentinel_timeout_ms`).
@@ -452,6 +464,7 @@ impl ContainerFactory for RuncFactory {
         match self.start(&id, &bundle, spec, args, python) {
             Ok(conn) => Ok(Box::new(RuncContainer {
                 conn,
+                code: self.code.clone(),
                 id,
                 bundle,
                 runc: self.runc.clone(),
@@ -469,6 +482,8 @@ impl ContainerFactory for RuncFactory {
     }
 
     async fn cleanup(&self) {
+        let code = self.code.clone();
+        let _ = tokio::task::spawn_blocking(move || code.cleanup()).await;
         match self.runc_list().await {
             Ok(ids) => {
                 for id in ids {
@@ -525,6 +540,7 @@ impl Drop for RuncFactory {
 #[derive(Debug)]
 pub struct RuncContainer {
     conn: Connection,
+    code: Arc<CodeStore>,
     id: String,
     bundle: PathBuf,
     runc: Arc<Runc>,
@@ -584,7 +600,8 @@ impl Container for RuncContainer {
         init: InitRequest,
         timeout: Duration,
     ) -> Result<(Interval, RunnerOutcome), ContainerError> {
-        let code = CodeDir {
+        let code = CodeDir::Linked {
+            store: self.code.clone(),
             host: self.bundle.join("code"),
             visible: spec::CODE_MOUNT.to_owned(),
         };

@@ -10,7 +10,8 @@
 use super::logs;
 use crate::container::{
     CollectedLogs, ContainerError, InitRequest, Interval, RunRequest, RunnerOutcome, RunnerReply,
-    archive,
+    archive::{self, CodeLease, CodeStore},
+    response::MAX_RESULT_BYTES,
 };
 use command_fds::{CommandFdExt as _, FdMapping};
 use parking_lot::Mutex;
@@ -21,7 +22,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt as _, AsyncRead, AsyncWriteExt as _, BufReader};
 use tokio::net::unix::pipe;
 use tokio::sync::{oneshot, watch};
 
@@ -33,14 +34,24 @@ const EXIT_REPLY_GRACE: Duration = Duration::from_millis(100);
 /// wake-up of the other side; the kernel allocates the pages only as data is written.
 const PAYLOAD_PIPE_BYTES: i32 = 1024 * 1024;
 
-/// Where an archive action's code goes: unpacked on the host at `host`, and seen by the
-/// runner at `visible` (the same path for the process backend, a mount point under runc).
+/// Where an archive action's code comes from and how the runner sees it. The archive is
+/// unpacked once per distinct code into `store`, shared by every instance running it.
 #[derive(Debug, Clone)]
-pub(crate) struct CodeDir {
-    /// Host directory the archive is unpacked into.
-    pub(crate) host: PathBuf,
-    /// The same directory as the runner sees it.
-    pub(crate) visible: String,
+pub(crate) enum CodeDir {
+    /// The runner reads the shared directory where it lies (the process backend, whose
+    /// runners see the host's file system anyway).
+    Shared(Arc<CodeStore>),
+    /// The shared tree is hard-linked into `host` (the instance's own directory, mounted
+    /// read-only), which the runner sees at `visible`. Links share the file contents, so the
+    /// instance costs inodes, not another copy of the bytes.
+    Linked {
+        /// The shared unpacked archives.
+        store: Arc<CodeStore>,
+        /// The instance's code directory on the host.
+        host: PathBuf,
+        /// The same directory as the runner sees it.
+        visible: String,
+    },
 }
 
 /// How the runner's pipes reach it.
@@ -70,6 +81,13 @@ pub(crate) struct Connection {
     exited: watch::Receiver<bool>,
     next_id: AtomicU64,
     log_timeout: Duration,
+    /// The activation-end line this instance's runner writes, sent with the init request.
+    sentinel: String,
+    /// The instance's hold on its unpacked archive, if it has one.
+    code: Mutex<Option<CodeLease>>,
+    /// Requests sent whose logs may still be waiting to be collected: with none, the runner
+    /// has written no sentinel to wait for (an init that failed before it was sent).
+    uncollected: AtomicU64,
 }
 
 impl Connection {
@@ -129,9 +147,12 @@ impl Connection {
             .id()
             .ok_or_else(|| ContainerError::Start(std::io::Error::other("runner has no pid")))?;
 
+        // Only the runner learns the nonce (in its init request, on stdin): the action's code,
+        // environment and arguments never carry it, so it cannot end its own log early.
+        let sentinel = logs::sentinel_with_nonce(&nonce().map_err(start)?);
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
-            logs: logs::LogBuffer::new(log_buffer_bytes),
+            logs: logs::LogBuffer::new(log_buffer_bytes, sentinel.clone()),
             status: Mutex::new(None),
         });
         let (exit_tx, exited) = watch::channel(false);
@@ -153,6 +174,9 @@ impl Connection {
             exited,
             next_id: AtomicU64::new(1),
             log_timeout,
+            sentinel,
+            code: Mutex::new(None),
+            uncollected: AtomicU64::new(0),
         })
     }
 
@@ -172,9 +196,11 @@ impl Connection {
         *self.shared.status.lock()
     }
 
-    /// Closes the runner's stdin (it ends when it reads end of file).
+    /// Closes the runner's stdin (it ends when it reads end of file) and gives up its hold
+    /// on the unpacked code.
     pub(crate) async fn close(&self) {
         self.stdin.lock().await.take();
+        self.code.lock().take();
     }
 
     /// Sends `/init`, unpacking an archive into `code` first. A `TimedOut` outcome means the
@@ -187,20 +213,17 @@ impl Connection {
     ) -> Result<(Interval, RunnerOutcome), ContainerError> {
         let start = SystemTime::now();
         let code_dir = if init.binary {
-            let text = init.code.clone();
-            let target = code.host.clone();
-            tokio::task::spawn_blocking(move || archive::unpack_base64_zip(&text, &target))
-                .await
-                .map_err(|e| ContainerError::Io(std::io::Error::other(e)))??;
-            Some(code.visible.as_str())
+            Some(self.unpacked(&init.code, code).await?)
         } else {
             None
         };
+        let code_dir = code_dir.as_deref();
         let id = self.next_id();
         let line = to_line(
             &InitLine {
                 id,
                 op: "init",
+                log_sentinel: &self.sentinel,
                 value: InitWire {
                     name: &init.name,
                     main: &init.main,
@@ -218,8 +241,46 @@ impl Connection {
         )?;
         let remaining = timeout.saturating_sub(start.elapsed().unwrap_or_default());
         let outcome = self.request(id, line, remaining).await;
+        if matches!(&outcome, RunnerOutcome::Replied(r) if r.status == 200) {
+            // A successful init writes no sentinels, and its logs are not collected.
+            self.take_uncollected();
+        }
         let end = SystemTime::now();
         Ok((Interval { start, end }, outcome))
+    }
+
+    /// The directory the runner loads archive `code` from, as it sees it; the instance keeps
+    /// a lease on the shared unpacked tree until it is closed.
+    async fn unpacked(&self, code: &str, dir: &CodeDir) -> Result<String, ContainerError> {
+        let visible = match dir {
+            CodeDir::Shared(store) => {
+                let lease = store.acquire(code).await?;
+                let visible = lease.dir().to_string_lossy().into_owned();
+                *self.code.lock() = Some(lease);
+                visible
+            }
+            CodeDir::Linked {
+                store,
+                host,
+                visible,
+            } => {
+                let lease = store.acquire(code).await?;
+                let (src, dst) = (lease.dir().to_owned(), host.clone());
+                tokio::task::spawn_blocking(move || archive::link_tree(&src, &dst))
+                    .await
+                    .map_err(|e| ContainerError::Io(std::io::Error::other(e)))??;
+                *self.code.lock() = Some(lease);
+                visible.clone()
+            }
+        };
+        Ok(visible)
+    }
+
+    /// Counts one collection against the requests sent; false when there was none to collect.
+    fn take_uncollected(&self) -> bool {
+        self.uncollected
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
     }
 
     /// Sends `/run`. A `TimedOut` outcome means the caller must kill the instance.
@@ -246,6 +307,11 @@ impl Connection {
 
     /// Collects the logs of the last request (see `Container::logs`).
     pub(crate) async fn logs(&self, limit_bytes: u64, wait_for_sentinel: bool) -> CollectedLogs {
+        if !self.take_uncollected() {
+            // Nothing was sent (an archive that failed to unpack): no sentinel will come, and
+            // waiting for it would only delay the answer by the sentinel timeout.
+            return CollectedLogs::default();
+        }
         self.shared
             .logs
             .collect(limit_bytes, wait_for_sentinel, self.log_timeout)
@@ -262,6 +328,7 @@ impl Connection {
             }
             pending.waiting.insert(id, tx);
         }
+        self.uncollected.fetch_add(1, Ordering::AcqRel);
         let exchange = async {
             {
                 let mut stdin = self.stdin.lock().await;
@@ -313,6 +380,14 @@ impl Connection {
     }
 }
 
+/// 128 random bits from the kernel, as hex: the nonce of one instance's log sentinel.
+fn nonce() -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// Raises a pipe's capacity to [`PAYLOAD_PIPE_BYTES`], or as far as the system allows (an
 /// unprivileged user is held to `/proc/sys/fs/pipe-max-size`); a smaller pipe still works.
 fn enlarge_pipe(end: &impl std::os::fd::AsFd) {
@@ -349,37 +424,66 @@ struct WireReply {
     body: Box<RawValue>,
 }
 
+/// Bytes a reply line may hold beyond the result limit: the `{"id":N,"status":S,"body":` before
+/// the body, the `}` and newline after it, and room for a runner that adds spaces.
+pub(crate) const REPLY_ENVELOPE_BYTES: usize = 256;
+
+/// How many times the line cap (result limit plus envelope) an oversized line is still
+/// counted before its request is answered. Counting to the line's end gives the caller the
+/// real size, but an action can write an endless line: past this the request is answered with
+/// the size seen so far, and the rest is still discarded (never buffered) until the line ends
+/// or the instance is gone.
+const OVERSIZED_COUNT_FACTOR: u64 = 16;
+
+/// Reads reply lines from fd 3 and hands each to the request with its id.
+///
+/// A line is read into memory only up to the result limit ([`MAX_RESULT_BYTES`]) plus
+/// [`REPLY_ENVELOPE_BYTES`]: what a runner writes on fd 3 is under the action's control
+/// (`fs.writeSync(3, …)`), so a whole-line read would let one action grow the server without
+/// bound.
 async fn read_replies(pipe: tokio::net::unix::pipe::Receiver, shared: Arc<Shared>) {
+    read_replies_within(pipe, &shared, MAX_RESULT_BYTES).await;
+}
+
+/// [`read_replies`] with bodies of at most `max_body` bytes (lines of at most that plus
+/// [`REPLY_ENVELOPE_BYTES`]).
+async fn read_replies_within<R: AsyncRead + Unpin>(pipe: R, shared: &Shared, max_body: usize) {
+    let cap = max_body.saturating_add(REPLY_ENVELOPE_BYTES);
+    let count_limit = OVERSIZED_COUNT_FACTOR.saturating_mul(cap as u64);
     let mut reader = BufReader::with_capacity(64 * 1024, pipe);
     let mut line = Vec::new();
     loop {
         line.clear();
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
+        if line.capacity() > 64 * 1024 {
+            // An idle warm instance should not keep the buffer of its largest reply.
+            line = Vec::new();
         }
-        match serde_json::from_slice::<WireReply>(&line) {
-            Ok(WireReply {
-                id: Some(id),
-                status,
-                body,
-            }) => {
-                let waiter = shared.pending.lock().waiting.remove(&id);
-                if let Some(tx) = waiter {
-                    let _ = tx.send(RunnerReply { status, body });
+        match read_line_capped(&mut reader, &mut line, cap).await {
+            Ok(LineRead::Eof) | Err(_) => break,
+            Ok(LineRead::Line) => deliver(shared, &line),
+            Ok(LineRead::TooLong) => {
+                let (skipped, ended) = skip_line(&mut reader, count_limit).await;
+                let total = line.len() as u64 + skipped;
+                tracing::warn!(bytes = total, "runner reply exceeds the result limit");
+                let reply = || oversized_reply(body_bytes(&line, total), max_body);
+                // The id comes first in the envelope; a line without one (an action that
+                // wrote on fd 3 itself) may belong to any waiting request, and the reply
+                // stream of this instance is broken for all of them.
+                let waiters: Vec<_> = {
+                    let mut pending = shared.pending.lock();
+                    match reply_id(&line).and_then(|id| pending.waiting.remove(&id)) {
+                        Some(tx) => vec![tx],
+                        None => pending.waiting.drain().map(|(_, tx)| tx).collect(),
+                    }
+                };
+                for tx in waiters {
+                    let _ = tx.send(reply());
                 }
-            }
-            Ok(reply) => {
-                tracing::warn!(status = reply.status, body = %reply.body, "runner reply without id")
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "malformed runner reply");
-                // Runners write `{"id":N,` first: answer that request rather than let it
-                // wait for its timeout.
-                let waiter =
-                    reply_id(&line).and_then(|id| shared.pending.lock().waiting.remove(&id));
-                if let Some(tx) = waiter {
-                    let _ = tx.send(invalid_reply());
+                if !ended {
+                    let (_, ended) = skip_line(&mut reader, u64::MAX).await;
+                    if !ended {
+                        break;
+                    }
                 }
             }
         }
@@ -390,9 +494,145 @@ async fn read_replies(pipe: tokio::net::unix::pipe::Receiver, shared: Arc<Shared
     pending.waiting.clear();
 }
 
-/// The id of a reply line that is not valid JSON, read from its `{"id":N,` prefix.
+/// Parses one complete reply line and answers its request.
+fn deliver(shared: &Shared, line: &[u8]) {
+    match serde_json::from_slice::<WireReply>(line) {
+        Ok(WireReply {
+            id: Some(id),
+            status,
+            body,
+        }) => {
+            let waiter = shared.pending.lock().waiting.remove(&id);
+            if let Some(tx) = waiter {
+                let _ = tx.send(RunnerReply { status, body });
+            }
+        }
+        Ok(reply) => {
+            tracing::warn!(status = reply.status, body = %reply.body, "runner reply without id")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "malformed runner reply");
+            // Runners write `{"id":N,` first: answer that request rather than let it
+            // wait for its timeout.
+            let waiter = reply_id(line).and_then(|id| shared.pending.lock().waiting.remove(&id));
+            if let Some(tx) = waiter {
+                let _ = tx.send(invalid_reply());
+            }
+        }
+    }
+}
+
+/// How [`read_line_capped`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineRead {
+    /// End of file before any byte.
+    Eof,
+    /// A whole line (with its newline, or the last bytes before end of file).
+    Line,
+    /// The line is longer than the cap; its first `cap` bytes are in the buffer and the
+    /// reader stands right after them.
+    TooLong,
+}
+
+/// Appends one line to `line`, but never more than `cap` bytes.
+async fn read_line_capped<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<LineRead> {
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(if line.is_empty() {
+                LineRead::Eof
+            } else {
+                LineRead::Line
+            });
+        }
+        let newline = available.iter().position(|b| *b == b'\n');
+        let wanted = newline.map_or(available.len(), |i| i + 1);
+        let room = cap.saturating_sub(line.len());
+        if wanted > room {
+            line.extend_from_slice(&available[..room]);
+            reader.consume(room);
+            return Ok(LineRead::TooLong);
+        }
+        line.extend_from_slice(&available[..wanted]);
+        reader.consume(wanted);
+        if newline.is_some() {
+            return Ok(LineRead::Line);
+        }
+    }
+}
+
+/// Discards input up to and including the next newline, but stops after about `limit` bytes.
+/// Returns the bytes discarded (the newline not counted) and whether the line ended (newline,
+/// end of file or a read error) rather than the limit being reached.
+async fn skip_line<R: AsyncBufRead + Unpin>(reader: &mut R, limit: u64) -> (u64, bool) {
+    let mut skipped: u64 = 0;
+    loop {
+        let available = match reader.fill_buf().await {
+            Ok([]) | Err(_) => return (skipped, true),
+            Ok(available) => available,
+        };
+        if let Some(i) = available.iter().position(|b| *b == b'\n') {
+            reader.consume(i + 1);
+            return (skipped + i as u64, true);
+        }
+        let n = available.len();
+        reader.consume(n);
+        skipped += n as u64;
+        if skipped >= limit {
+            return (skipped, false);
+        }
+    }
+}
+
+/// The size of the body inside an oversized reply line of `total` bytes whose start is
+/// `head`: the line less its envelope, when the head shows where the body begins.
+fn body_bytes(head: &[u8], total: u64) -> u64 {
+    let prefix = head.len().min(REPLY_ENVELOPE_BYTES);
+    let start = head[..prefix]
+        .windows(7)
+        .position(|w| w == b"\"body\":")
+        .map(|i| {
+            let mut at = i + 7;
+            while head.get(at).is_some_and(u8::is_ascii_whitespace) {
+                at += 1;
+            }
+            at
+        });
+    match start {
+        // The closing brace of the envelope follows the body.
+        Some(at) => total.saturating_sub(at as u64 + 1),
+        None => total,
+    }
+}
+
+/// What a request gets when its reply line exceeded the result limit: a developer error (the
+/// instance is destroyed, as it may still be writing), with OpenWhisk's message.
+fn oversized_reply(body_bytes: u64, max_bytes: usize) -> RunnerReply {
+    let error = serde_json::json!({
+        "error": format!(
+            "The action produced a response that exceeded the allowed length: {body_bytes} > \
+             {max_bytes} bytes."
+        )
+    });
+    let body =
+        serde_json::value::to_raw_value(&error).unwrap_or_else(|_| RawValue::NULL.to_owned());
+    RunnerReply { status: 502, body }
+}
+
+/// The id of a reply line that is not valid JSON, read from its `{"id":N,` prefix (spaces
+/// allowed, as Python's `json.dumps` writes `{"id": N, …`).
 fn reply_id(line: &[u8]) -> Option<u64> {
-    let rest = line.strip_prefix(br#"{"id":"#)?;
+    let skip_ws = |s: &[u8]| -> usize { s.iter().take_while(|b| b.is_ascii_whitespace()).count() };
+    let rest = line.strip_prefix(b"{")?;
+    let rest = &rest[skip_ws(rest)..];
+    let rest = rest.strip_prefix(br#""id""#)?;
+    let rest = &rest[skip_ws(rest)..];
+    let rest = rest.strip_prefix(b":")?;
+    let rest = &rest[skip_ws(rest)..];
     let end = rest.iter().position(|b| !b.is_ascii_digit())?;
     std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
 }
@@ -424,6 +664,9 @@ struct InitWire<'a> {
 struct InitLine<'a> {
     id: u64,
     op: &'static str,
+    /// The sentinel line the runner writes after each request (outside `value`, which is
+    /// OpenWhisk's `/init` value and partly the action's).
+    log_sentinel: &'a str,
     value: InitWire<'a>,
 }
 
@@ -545,9 +788,197 @@ mod tests {
         assert_eq!(reply_id(br#"{"id":42,"status":200,"body":NaN}"#), Some(42));
         assert_eq!(reply_id(br#"{"status":200}"#), None);
         assert_eq!(reply_id(br#"{"id":null,"status":500}"#), None);
+        assert_eq!(
+            reply_id(br#"{"id": 9, "status": 200, "body": NaN}"#),
+            Some(9)
+        );
         assert_eq!(invalid_reply().status, 502);
         let body: serde_json::Value =
             serde_json::from_str(invalid_reply().body.get()).expect("json");
         assert!(body["error"].is_string());
+    }
+
+    #[tokio::test]
+    async fn reply_lines_are_read_whole_up_to_the_cap_and_no_further() {
+        let input: &[u8] = b"short\nexactly10\nmuch longer than ten\ntail";
+        let mut reader = BufReader::with_capacity(4, input);
+        let mut line = Vec::new();
+        let read = read_line_capped(&mut reader, &mut line, 10)
+            .await
+            .expect("read");
+        assert_eq!((read, line.as_slice()), (LineRead::Line, &b"short\n"[..]));
+        line.clear();
+        let read = read_line_capped(&mut reader, &mut line, 10)
+            .await
+            .expect("read");
+        assert_eq!(
+            (read, line.as_slice()),
+            (LineRead::Line, &b"exactly10\n"[..])
+        );
+        line.clear();
+        let read = read_line_capped(&mut reader, &mut line, 10)
+            .await
+            .expect("read");
+        assert_eq!(
+            (read, line.as_slice()),
+            (LineRead::TooLong, &b"much longe"[..])
+        );
+        assert_eq!(skip_line(&mut reader, u64::MAX).await, (10, true));
+        line.clear();
+        let read = read_line_capped(&mut reader, &mut line, 10)
+            .await
+            .expect("read");
+        assert_eq!((read, line.as_slice()), (LineRead::Line, &b"tail"[..]));
+        line.clear();
+        let read = read_line_capped(&mut reader, &mut line, 10)
+            .await
+            .expect("read");
+        assert_eq!(read, LineRead::Eof);
+    }
+
+    #[tokio::test]
+    async fn skipping_an_endless_line_stops_at_the_limit_without_buffering() {
+        let endless = tokio::io::repeat(b'x');
+        let mut reader = BufReader::with_capacity(1024, endless);
+        let (skipped, ended) = skip_line(&mut reader, 100_000).await;
+        assert!(!ended);
+        assert!((100_000..101_024).contains(&skipped), "{skipped}");
+    }
+
+    #[test]
+    fn oversized_reply_names_the_body_size_and_is_a_developer_error() {
+        let head = br#"{"id":2,"status":200,"body":{"a":"xxxx"#;
+        // The whole line: head, 2 MB more of body, `"}}`.
+        let total = head.len() as u64 + 2_000_000 + 3;
+        let size = body_bytes(head, total);
+        assert_eq!(size, total - 28 - 1);
+        assert_eq!(body_bytes(b"xxxxxxxx", 5_000), 5_000);
+        assert_eq!(
+            body_bytes(br#"{"id": 1, "status": 200, "body": [1"#, 100),
+            100 - 33 - 1
+        );
+        let outcome = RunnerOutcome::Replied(oversized_reply(size, MAX_RESULT_BYTES));
+        let r = crate::container::response::run_response(&outcome, Duration::from_secs(1));
+        assert_eq!(r.status, edgewhisk_entity::Status::DeveloperError);
+        assert_eq!(
+            r.result,
+            Some(serde_json::json!({"error": format!(
+                "The action produced a response that exceeded the allowed length: {size} > \
+                 1048576 bytes."
+            )}))
+        );
+        assert!(crate::container::response::destroys_instance(r.status));
+    }
+
+    fn shared_with_waiters(ids: u64) -> (Shared, Vec<oneshot::Receiver<RunnerReply>>) {
+        let shared = Shared {
+            pending: Mutex::new(Pending::default()),
+            logs: logs::LogBuffer::new(1024, logs::sentinel_with_nonce("n")),
+            status: Mutex::new(None),
+        };
+        let mut receivers = Vec::new();
+        for id in 1..=ids {
+            let (tx, rx) = oneshot::channel();
+            shared.pending.lock().waiting.insert(id, tx);
+            receivers.push(rx);
+        }
+        (shared, receivers)
+    }
+
+    /// A reply line a runner could write, or something close to one.
+    fn reply_line() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u64..6, 100u16..600, "[ -~]{0,80}").prop_map(|(id, status, text)| {
+                format!(
+                    r#"{{"id":{id},"status":{status},"body":{}}}"#,
+                    json_string(&text)
+                )
+                .into_bytes()
+            }),
+            (0u64..6, "[ -~]{0,80}").prop_map(|(id, text)| {
+                format!(r#"{{"id": {id}, "status": 200, "body": {text}"#).into_bytes()
+            }),
+            proptest::collection::vec(any::<u8>(), 0..200),
+        ]
+    }
+
+    fn json_string(text: &str) -> String {
+        serde_json::to_string(text).expect("a string encodes")
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_reply_stream_answers_each_request_at_most_once_within_the_cap(
+            lines in proptest::collection::vec(reply_line(), 0..12),
+            max_body in 1usize..200,
+            ids in 0u64..6,
+        ) {
+            let mut input = Vec::new();
+            for l in &lines {
+                input.extend_from_slice(l);
+                input.push(b'\n');
+            }
+            let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            let (shared, receivers) = shared_with_waiters(ids);
+            rt.block_on(read_replies_within(&input[..], &shared, max_body));
+            let pending = shared.pending.lock();
+            proptest::prop_assert!(pending.closed);
+            proptest::prop_assert!(pending.waiting.is_empty());
+            let cap = max_body + REPLY_ENVELOPE_BYTES;
+            for mut rx in receivers {
+                if let Ok(reply) = rx.try_recv() {
+                    // Our own error bodies are short; a runner's body came from a line within
+                    // the cap.
+                    proptest::prop_assert!(reply.body.get().len() <= cap.max(200));
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic_the_reply_reader(
+            input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4096),
+            max_body in 0usize..64,
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            let (shared, _receivers) = shared_with_waiters(3);
+            rt.block_on(read_replies_within(&input[..], &shared, max_body));
+            proptest::prop_assert!(shared.pending.lock().closed);
+            let _ = reply_id(&input);
+            let _ = body_bytes(&input, input.len() as u64);
+        }
+
+        #[test]
+        fn capped_lines_never_exceed_the_cap(
+            input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4096),
+            cap in 1usize..300,
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            rt.block_on(async {
+                let mut reader = BufReader::with_capacity(7, &input[..]);
+                let mut consumed = 0usize;
+                loop {
+                    let mut line = Vec::new();
+                    match read_line_capped(&mut reader, &mut line, cap).await.expect("read") {
+                        LineRead::Eof => break,
+                        LineRead::Line => {
+                            assert!(line.len() <= cap);
+                            consumed += line.len();
+                        }
+                        LineRead::TooLong => {
+                            assert_eq!(line.len(), cap);
+                            let (skipped, ended) = skip_line(&mut reader, u64::MAX).await;
+                            assert!(ended);
+                            let skipped = usize::try_from(skipped).expect("fits");
+                            let end = consumed + cap + skipped;
+                            consumed = end + usize::from(end < input.len());
+                        }
+                    }
+                }
+                assert_eq!(consumed, input.len());
+            });
+        }
     }
 }

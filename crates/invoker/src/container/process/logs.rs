@@ -6,11 +6,21 @@
 //! activation-end sentinel, merges them by receive time and applies the action's log limit the
 //! way OpenWhisk's docker log store does.
 //!
-//! Memory is bounded: once `cap` bytes of text are waiting, further lines are dropped and only
+//! Every line costs its text plus [`LINE_OVERHEAD_BYTES`], the prefix it gets when stored
+//! (timestamp and stream), both in the buffer and against the action's log limit: an empty
+//! line is not free, so a million of them cannot become a million stored entries (OpenWhisk
+//! counts only the text and its newline, which bounds bytes of text but not lines).
+//!
+//! Memory is bounded: once `cap` bytes of cost are waiting, further lines are dropped and only
 //! counted (sentinels are always kept, they are what keeps activations apart), so an action
-//! printing 20 MB costs at most `cap` bytes. A collection that saw dropped bytes reports the
-//! log as truncated. Lines longer than [`MAX_LINE_BYTES`] are split, as docker splits long log
-//! messages.
+//! printing 20 MB, or millions of empty lines, costs at most about `cap` bytes. A collection
+//! that saw dropped bytes reports the log as truncated. Lines longer than [`MAX_LINE_BYTES`]
+//! are split, as docker splits long log messages.
+//!
+//! The sentinel a buffer accepts is the instance's own: OpenWhisk's marker text followed by a
+//! nonce the runner learns from its init request (see [`sentinel_with_nonce`]). An action that
+//! prints the bare marker therefore only logs a line; it cannot end its activation's log early
+//! and shift every later activation's logs of the instance by one.
 
 use crate::container::{ACTIVATION_LOG_SENTINEL, CollectedLogs};
 use edgewhisk_entity::time::log_line;
@@ -22,6 +32,21 @@ use tokio::sync::Notify;
 
 /// Longest line kept as one; longer output is split into lines of at most this size.
 pub(crate) const MAX_LINE_BYTES: usize = 16 * 1024;
+
+/// What one log line costs beyond its text: the `<timestamp, 30 columns> stdout: ` prefix of
+/// its stored form, and its newline. More than the memory of one queued entry's header.
+pub(crate) const LINE_OVERHEAD_BYTES: usize = 40;
+
+/// The cost of a line of `text_len` bytes against buffer caps and log limits.
+fn line_cost(text_len: usize) -> usize {
+    text_len.saturating_add(LINE_OVERHEAD_BYTES)
+}
+
+/// The sentinel line of an instance whose runner was given `nonce`: OpenWhisk's marker, a
+/// space, the nonce.
+pub(crate) fn sentinel_with_nonce(nonce: &str) -> String {
+    format!("{ACTIVATION_LOG_SENTINEL} {nonce}")
+}
 
 /// Which of the runner's output streams a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +83,7 @@ struct Entry {
 #[derive(Debug, Default)]
 struct State {
     queues: [VecDeque<Entry>; 2],
-    /// Text bytes currently queued (both streams).
+    /// Cost ([`line_cost`]) of the lines currently queued (both streams).
     queued_bytes: usize,
     /// Bytes dropped because the queue was full, since the last collection.
     dropped_bytes: u64,
@@ -73,23 +98,25 @@ pub(crate) struct LogBuffer {
     state: Mutex<State>,
     notify: Notify,
     cap: usize,
+    sentinel: Vec<u8>,
 }
 
 impl LogBuffer {
-    /// An empty buffer holding at most `cap` bytes of text.
-    pub(crate) fn new(cap: usize) -> Self {
+    /// An empty buffer holding lines costing at most `cap` bytes, ending activations at
+    /// `sentinel` lines (see [`sentinel_with_nonce`]).
+    pub(crate) fn new(cap: usize, sentinel: String) -> Self {
         Self {
             state: Mutex::new(State::default()),
             notify: Notify::new(),
             cap,
+            sentinel: sentinel.into_bytes(),
         }
     }
 
     /// Records one line (without its newline) received at `at`.
     pub(crate) fn push(&self, stream: Stream, at: SystemTime, line: &[u8]) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let sentinel = ACTIVATION_LOG_SENTINEL.as_bytes();
-        let (text, is_end) = match line.strip_suffix(sentinel) {
+        let (text, is_end) = match line.strip_suffix(self.sentinel.as_slice()) {
             Some(prefix) => (prefix, true),
             None => (line, false),
         };
@@ -98,10 +125,11 @@ impl LogBuffer {
             // A sentinel glued to output without a newline still ends the activation; the
             // text before it is kept as its own line.
             if !is_end || !text.is_empty() {
-                if st.queued_bytes + text.len() > self.cap {
-                    st.dropped_bytes += text.len() as u64 + 1;
+                let cost = line_cost(text.len());
+                if st.queued_bytes + cost > self.cap {
+                    st.dropped_bytes += cost as u64;
                 } else {
-                    st.queued_bytes += text.len();
+                    st.queued_bytes += cost;
                     st.queues[stream.index()].push_back(Entry {
                         at,
                         text: Some(String::from_utf8_lossy(text).into_owned()),
@@ -128,9 +156,9 @@ impl LogBuffer {
     ///
     /// With `wait_for_sentinel` false (the runner died) a missing sentinel is expected and not
     /// reported; otherwise it adds OpenWhisk's "There was an issue while collecting your logs"
-    /// line. More than `limit_bytes` of text (each line counted with its newline) is cut with
-    /// OpenWhisk's truncation line. `limit_bytes == 0` collects nothing but still consumes the
-    /// activation's lines.
+    /// line. Lines costing more than `limit_bytes` together (each its text plus
+    /// [`LINE_OVERHEAD_BYTES`]) are cut with OpenWhisk's truncation line. `limit_bytes == 0`
+    /// collects nothing but still consumes the activation's lines.
     pub(crate) async fn collect(
         &self,
         limit_bytes: u64,
@@ -141,6 +169,10 @@ impl LogBuffer {
         let mut seen = [false; 2];
         let mut taken: [Vec<(SystemTime, String)>; 2] = [Vec::new(), Vec::new()];
         let mut dropped = 0;
+        // What each stream's kept lines cost: a line past the limit in its own stream is past
+        // it in the merged log too, so it is dropped here rather than held until the merge.
+        let mut kept_cost = [0u64; 2];
+        let mut full = [false; 2];
         let complete = loop {
             let notified = self.notify.notified();
             let ended = {
@@ -152,8 +184,16 @@ impl LogBuffer {
                         };
                         match entry.text {
                             Some(text) => {
-                                st.queued_bytes -= text.len();
-                                taken[s].push((entry.at, text));
+                                let cost = line_cost(text.len());
+                                st.queued_bytes -= cost;
+                                let cost = cost as u64;
+                                if full[s] || kept_cost[s] + cost > limit_bytes {
+                                    full[s] = true;
+                                    dropped += cost;
+                                } else {
+                                    kept_cost[s] += cost;
+                                    taken[s].push((entry.at, text));
+                                }
                             }
                             None => seen[s] = true,
                         }
@@ -169,6 +209,16 @@ impl LogBuffer {
                 break false;
             }
         };
+        {
+            // A flood leaves queues with room for the whole buffer; an idle instance should
+            // not keep it.
+            let mut st = self.state.lock();
+            for queue in &mut st.queues {
+                if queue.capacity() > 1024 && queue.len() < queue.capacity() / 4 {
+                    queue.shrink_to(queue.len() * 2);
+                }
+            }
+        }
         if limit_bytes == 0 {
             return CollectedLogs::default();
         }
@@ -195,7 +245,7 @@ fn format_lines(
     let mut truncated = dropped > 0;
     let mut full = false;
     for (at, stream, text) in merged {
-        let size = text.len() as u64 + 1;
+        let size = line_cost(text.len()) as u64;
         if full || used + size > limit_bytes {
             full = true;
             truncated = true;
@@ -283,7 +333,12 @@ fn utf8_boundary(bytes: &[u8], max: usize) -> usize {
 mod tests {
     use super::*;
 
-    const S: &[u8] = ACTIVATION_LOG_SENTINEL.as_bytes();
+    /// The sentinel of the test buffers' instance.
+    const S: &[u8] = b"XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX n0nce";
+
+    fn buffer(cap: usize) -> LogBuffer {
+        LogBuffer::new(cap, sentinel_with_nonce("n0nce"))
+    }
 
     fn text_of(line: &str) -> &str {
         &line[31..]
@@ -291,7 +346,7 @@ mod tests {
 
     #[tokio::test]
     async fn collects_each_stream_up_to_its_own_sentinel() {
-        let buf = LogBuffer::new(1024);
+        let buf = buffer(1024);
         let t = SystemTime::now();
         buf.push(Stream::Stdout, t, b"one");
         buf.push(Stream::Stdout, t, S);
@@ -310,7 +365,7 @@ mod tests {
 
     #[tokio::test]
     async fn reports_missing_sentinels_after_the_timeout() {
-        let buf = LogBuffer::new(1024);
+        let buf = buffer(1024);
         buf.push(Stream::Stdout, SystemTime::now(), b"half");
         let logs = buf.collect(1000, true, Duration::from_millis(50)).await;
         assert_eq!(logs.lines.len(), 2);
@@ -320,32 +375,82 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn truncates_at_the_limit_counting_newlines() {
-        let buf = LogBuffer::new(1024);
+    async fn truncates_at_the_limit_counting_each_line_with_its_overhead() {
+        let buf = buffer(1024);
         let t = SystemTime::now();
         for line in [b"12345", b"67890"] {
             buf.push(Stream::Stdout, t, line);
         }
         buf.push(Stream::Stdout, t, S);
         buf.push(Stream::Stderr, t, S);
-        let logs = buf.collect(8, true, Duration::from_secs(1)).await;
+        let limit = 2 * line_cost(5) as u64 - 1;
+        let logs = buf.collect(limit, true, Duration::from_secs(1)).await;
         assert_eq!(logs.lines.len(), 2);
         assert!(logs.lines[0].ends_with("stdout: 12345"));
-        assert!(logs.lines[1].ends_with(
-            "stderr: Logs were truncated because the total bytes size exceeds the limit of 8 bytes."
-        ));
+        assert!(logs.lines[1].ends_with(&format!(
+            "stderr: Logs were truncated because the total bytes size exceeds the limit of \
+             {limit} bytes."
+        )));
+    }
+
+    #[tokio::test]
+    async fn empty_lines_count_against_the_cap_and_the_limit() {
+        let buf = buffer(100 * LINE_OVERHEAD_BYTES);
+        let t = SystemTime::now();
+        for _ in 0..100_000 {
+            buf.push(Stream::Stdout, t, b"");
+        }
+        assert_eq!(buf.state.lock().queues[0].len(), 100);
+        buf.push(Stream::Stdout, t, S);
+        buf.push(Stream::Stderr, t, S);
+        let limit = 10 * LINE_OVERHEAD_BYTES as u64;
+        let logs = buf.collect(limit, true, Duration::from_secs(1)).await;
+        assert_eq!(logs.lines.len(), 11, "ten empty lines and the notice");
+        assert!(logs.lines[10].contains("Logs were truncated"));
+        assert_eq!(buf.state.lock().queued_bytes, 0);
+    }
+
+    #[tokio::test]
+    async fn a_bare_marker_is_a_log_line_and_does_not_end_the_activation() {
+        let buf = buffer(1024);
+        let t = SystemTime::now();
+        buf.push(Stream::Stdout, t, ACTIVATION_LOG_SENTINEL.as_bytes());
+        buf.push(
+            Stream::Stdout,
+            t,
+            b"XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX guess",
+        );
+        buf.push(Stream::Stdout, t, b"still the first");
+        buf.push(Stream::Stdout, t, S);
+        buf.push(Stream::Stderr, t, S);
+        buf.push(Stream::Stdout, t, b"second");
+        buf.push(Stream::Stdout, t, S);
+        buf.push(Stream::Stderr, t, S);
+        let first = buf.collect(1 << 20, true, Duration::from_secs(1)).await;
+        let texts: Vec<_> = first.lines.iter().map(|l| text_of(l)).collect();
+        assert_eq!(
+            texts,
+            [
+                "stdout: XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX",
+                "stdout: XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX guess",
+                "stdout: still the first"
+            ]
+        );
+        let second = buf.collect(1 << 20, true, Duration::from_secs(1)).await;
+        let texts: Vec<_> = second.lines.iter().map(|l| text_of(l)).collect();
+        assert_eq!(texts, ["stdout: second"]);
     }
 
     #[tokio::test]
     async fn drops_lines_beyond_the_buffer_cap_and_reports_truncation() {
-        let buf = LogBuffer::new(10);
+        let buf = buffer(2 * line_cost(4) + 10);
         let t = SystemTime::now();
         for _ in 0..100 {
             buf.push(Stream::Stdout, t, b"abcd");
         }
         buf.push(Stream::Stdout, t, S);
         buf.push(Stream::Stderr, t, S);
-        assert!(buf.state.lock().queued_bytes <= 10);
+        assert!(buf.state.lock().queued_bytes <= 2 * line_cost(4) + 10);
         let logs = buf.collect(1 << 20, true, Duration::from_secs(1)).await;
         assert_eq!(logs.lines.len(), 3);
         assert!(logs.lines[2].contains("Logs were truncated"));
@@ -353,7 +458,7 @@ mod tests {
 
     #[tokio::test]
     async fn splits_a_sentinel_glued_to_output() {
-        let buf = LogBuffer::new(1024);
+        let buf = buffer(1024);
         let t = SystemTime::now();
         let mut glued = b"no newline".to_vec();
         glued.extend_from_slice(S);
@@ -366,7 +471,7 @@ mod tests {
 
     #[tokio::test]
     async fn pump_splits_long_lines_and_closes_the_stream() {
-        let buf = LogBuffer::new(1 << 20);
+        let buf = buffer(1 << 20);
         let mut input = vec![b'x'; MAX_LINE_BYTES + 10];
         input.push(b'\n');
         input.extend_from_slice(b"tail");
