@@ -14,7 +14,7 @@
 //! The bundle's `config.json` (module `spec`) gives the runner a read-only root built from
 //! host directories (`/usr`, the runners, its own code, a few `/etc` files), a private
 //! size-limited `/tmp`, own pid/mount/ipc/uts/cgroup namespaces, an unprivileged user, no
-//! capabilities, `noNewPrivileges`, a seccomp deny-list, and cgroup limits for memory (no
+//! capabilities, `noNewPrivileges`, a seccomp allow list after Docker's default profile, and cgroup limits for memory (no
 //! swap), cpu shares and pids under `edgewhisk/<scope>/<id>` relative to the invoker's cgroup.
 //!
 //! Out of memory: the kernel kills the runner (pid 1 of the instance) with SIGKILL and
