@@ -130,3 +130,142 @@ mod seccomp {
         assert_eq!(py, json!({"payload": "hi py"}));
     }
 }
+
+#[cfg(test)]
+mod network {
+    use super::*;
+    use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    /// Tries a TCP connection to each of `params.targets` (`host:port`) and fetches
+    /// `$__OW_API_HOST/api/v1`; reports what happened to each.
+    const PROBE_JS: &str = r"
+const net = require('net');
+const http = require('http');
+function tryConnect(target) {
+  const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
+  return new Promise(resolve => {
+    const s = net.connect({ host, port });
+    const done = r => { s.destroy(); resolve(r); };
+    s.setTimeout(3000, () => done('timeout'));
+    s.on('connect', () => done('connected'));
+    s.on('error', e => done('error ' + e.code));
+  });
+}
+function fetchApi() {
+  const base = process.env.__OW_API_HOST;
+  if (!base) return Promise.resolve({ error: '__OW_API_HOST unset' });
+  return new Promise(resolve => {
+    const req = http.get(base + '/api/v1', { timeout: 5000 }, res => {
+      let body = '';
+      res.on('data', d => body += d);
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    });
+    req.on('timeout', () => { req.destroy(); resolve({ error: 'timeout' }); });
+    req.on('error', e => resolve({ error: e.code || e.message }));
+  });
+}
+async function main(params) {
+  const out = { apiHost: process.env.__OW_API_HOST || null, targets: {} };
+  for (const t of params.targets) out.targets[t] = await tryConnect(t);
+  out.api = await fetchApi();
+  return out;
+}
+";
+
+    /// Why the isolated network cannot be tested here, or `None`.
+    fn pasta_unavailable() -> Option<String> {
+        let found = ["/usr/bin/pasta", "/usr/sbin/pasta", "/usr/local/bin/pasta"]
+            .iter()
+            .any(|p| Path::new(p).is_file());
+        (!found).then(|| "pasta (Debian package passt) is not installed".to_owned())
+    }
+
+    /// The host's address on its default route, found without sending anything (a UDP
+    /// `connect` only picks the route); `None` without a default route.
+    fn host_address() -> Option<IpAddr> {
+        let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
+        socket.connect("203.0.113.1:9").ok()?;
+        let ip = socket.local_addr().ok()?.ip();
+        (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+    }
+
+    /// A TCP listener on `ip` that counts the connections it accepts, for as long as the test
+    /// runs (the thread ends with the test process).
+    fn counting_listener(ip: IpAddr) -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind((ip, 0)).expect("bind a probe listener");
+        let addr = listener.local_addr().expect("probe address");
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stream.is_ok() {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+        (addr, count)
+    }
+
+    #[tokio::test]
+    async fn an_isolated_instance_reaches_the_api_but_not_the_hosts_local_services() {
+        if let Some(why) = pasta_unavailable() {
+            eprintln!("skipped: {why}");
+            return;
+        }
+        let Some(s) = runc_server("") else { return };
+        let mut listeners = vec![counting_listener(IpAddr::from([127, 0, 0, 1]))];
+        match host_address() {
+            Some(ip) => listeners.push(counting_listener(ip)),
+            None => eprintln!("note: no default route, only loopback is probed"),
+        }
+        let targets: Vec<String> = listeners.iter().map(|(a, _)| a.to_string()).collect();
+        create_action(&s, "probe", "nodejs:20", PROBE_JS).await;
+        let out = result_of(&s, "probe", json!({ "targets": targets })).await;
+
+        for (addr, count) in &listeners {
+            let got = &out["targets"][addr.to_string()];
+            assert_ne!(got, "connected", "{addr} must be unreachable: {out}");
+            assert_eq!(count.load(Ordering::SeqCst), 0, "{addr} accepted: {out}");
+        }
+        assert_eq!(out["api"]["status"], 200, "the API answers: {out}");
+        let body: Value =
+            serde_json::from_str(out["api"]["body"].as_str().unwrap_or("")).unwrap_or(Value::Null);
+        assert_eq!(body["description"], "OpenWhisk API", "{out}");
+
+        // The instance's pasta goes with the server.
+        let data_dir = s.data_dir();
+        drop(s);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = pasta_processes_on(&data_dir);
+            if left.is_empty() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pasta left running: {left:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// pids of pasta processes whose command line names `dir` (their pid file lives there).
+    fn pasta_processes_on(dir: &Path) -> Vec<i32> {
+        let needle = dir.to_string_lossy().into_owned();
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains("pasta") && cmdline.contains(&needle) {
+                out.push(pid);
+            }
+        }
+        out
+    }
+}

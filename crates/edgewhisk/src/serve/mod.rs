@@ -69,7 +69,14 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     edgewhisk_controller::catalog::provision_system(entities.as_ref()).await?;
 
-    let factory = container_factory(&config, &data_dir)?;
+    // Bound before the invoker starts: instances learn the API's real port (`__OW_API_HOST`,
+    // and the one port the isolated network forwards), also when listening on port 0.
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("binding {}", config.server.listen))?;
+    let addr = listener.local_addr()?;
+
+    let factory = container_factory(&config, &data_dir, addr)?;
     factory.cleanup().await;
     let invoker = Invoker::start(config.pool.clone(), factory, activations.clone());
 
@@ -86,10 +93,6 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     let feeds = edgewhisk_controller::feeds::FeedService::start(state.clone());
     let app = edgewhisk_controller::router(state);
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
-        .await
-        .with_context(|| format!("binding {}", config.server.listen))?;
-    let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %data_dir.display(), "edgewhisk serving");
     // Tests and scripts read this line to learn the port when listening on port 0.
     println!("edgewhisk: listening on http://{addr}");
@@ -130,6 +133,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
 fn container_factory(
     config: &Config,
     data_dir: &std::path::Path,
+    api_address: SocketAddr,
 ) -> anyhow::Result<Arc<dyn ContainerFactory>> {
     let process = ProcessConfig {
         work_dir: data_dir.join("instances"),
@@ -154,7 +158,8 @@ fn container_factory(
             Arc::new(
                 RuncFactory::new(config.runc.clone(), process, config.pool.user_memory_mb)
                     .context("starting the runc backend")?
-                    .with_log_sentinel_timeout(log_timeout),
+                    .with_log_sentinel_timeout(log_timeout)
+                    .with_api_address(api_address),
             )
         }
         Isolation::Process | Isolation::Auto => {
@@ -165,7 +170,8 @@ fn container_factory(
             Arc::new(
                 ProcessFactory::new(process)
                     .context("starting the process backend")?
-                    .with_log_sentinel_timeout(log_timeout),
+                    .with_log_sentinel_timeout(log_timeout)
+                    .with_api_address(api_address),
             )
         }
     })

@@ -85,6 +85,23 @@ pub struct ProcessFactory {
     log_buffer_bytes: usize,
     live: Arc<Mutex<HashSet<PathBuf>>>,
     next: AtomicU64,
+    /// `__OW_API_HOST` given to runners, when known.
+    api_host: Option<String>,
+}
+
+/// The URL of the platform's API at `address` for a client on this host: an unspecified
+/// listen address (`0.0.0.0`, `::`) is reached on loopback.
+pub(crate) fn api_host_url(address: std::net::SocketAddr) -> String {
+    let ip = match address.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+        }
+        ip => ip,
+    };
+    format!("http://{}", std::net::SocketAddr::new(ip, address.port()))
 }
 
 impl ProcessFactory {
@@ -107,7 +124,14 @@ impl ProcessFactory {
             log_buffer_bytes: DEFAULT_LOG_BUFFER_BYTES,
             live: Arc::new(Mutex::new(HashSet::new())),
             next: AtomicU64::new(0),
+            api_host: None,
         })
+    }
+
+    /// Tells runners where the platform's API listens (`__OW_API_HOST`).
+    pub fn with_api_address(mut self, address: std::net::SocketAddr) -> Self {
+        self.api_host = Some(api_host_url(address));
+        self
     }
 
     /// How long `logs` waits for the sentinels (default [`DEFAULT_LOG_SENTINEL_TIMEOUT`];
@@ -192,7 +216,14 @@ impl ContainerFactory for ProcessFactory {
         ));
         std::fs::create_dir_all(&dir)?;
         self.live.lock().insert(dir.clone());
-        match spawn(&runner, spec, &dir, self.log_buffer_bytes, self.log_timeout) {
+        match spawn(
+            &runner,
+            spec,
+            &dir,
+            self.api_host.as_deref(),
+            self.log_buffer_bytes,
+            self.log_timeout,
+        ) {
             Ok(conn) => Ok(Box::new(ProcessContainer::new(
                 conn,
                 dir,
@@ -230,6 +261,7 @@ fn spawn(
     runner: &Runner<'_>,
     spec: &ContainerSpec,
     dir: &Path,
+    api_host: Option<&str>,
     log_buffer_bytes: usize,
     log_timeout: Duration,
 ) -> Result<Connection, ContainerError> {
@@ -246,6 +278,9 @@ fn spawn(
     }
     if runner.python {
         cmd.env("PYTHONIOENCODING", "utf-8");
+    }
+    if let Some(api_host) = api_host {
+        cmd.env("__OW_API_HOST", api_host);
     }
     Connection::spawn(cmd, FdLayout::Stdio, log_buffer_bytes, log_timeout)
 }
@@ -364,6 +399,14 @@ impl Drop for ProcessContainer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_host_reaches_an_unspecified_listener_on_loopback() {
+        let url = |a: &str| api_host_url(a.parse().expect("address"));
+        assert_eq!(url("0.0.0.0:3233"), "http://127.0.0.1:3233");
+        assert_eq!(url("[::]:3233"), "http://[::1]:3233");
+        assert_eq!(url("192.0.2.7:80"), "http://192.0.2.7:80");
+    }
 
     #[test]
     fn sanitize_keeps_names_path_safe() {
