@@ -269,3 +269,70 @@ async function main(params) {
         out
     }
 }
+
+#[cfg(test)]
+mod process_backend {
+    use super::*;
+
+    /// Reports its uid and gid and what happens when it reads the store or lists the data
+    /// directory (`params.data_dir`).
+    const WHOAMI_PY: &str = r#"
+import os
+
+def attempt(f):
+    try:
+        return "read " + repr(f())[:80]
+    except OSError as e:
+        return "error " + (e.strerror or str(e))
+
+def main(args):
+    d = args["data_dir"]
+    return {
+        "uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid(), "groups": os.getgroups(),
+        "store": attempt(lambda: open(os.path.join(d, "edgewhisk.db"), "rb").read(16)),
+        "list": attempt(lambda: os.listdir(d)),
+    }
+"#;
+
+    #[tokio::test]
+    async fn as_root_the_process_backend_runs_actions_as_an_unprivileged_user() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: the unprivileged process user needs edgewhisk to run as root");
+            return;
+        }
+        let s = spawn_server_with(ServerOptions {
+            config_toml: None,
+            extra_args: &["--isolation", "process"],
+            temp_parent: Some(Path::new(env!("CARGO_TARGET_TMPDIR"))),
+        });
+        let data_dir = s.data_dir();
+        create_action(&s, "whoami", "python:3", WHOAMI_PY).await;
+        let out = result_of(
+            &s,
+            "whoami",
+            json!({ "data_dir": data_dir.to_string_lossy() }),
+        )
+        .await;
+        assert_eq!(out["uid"], 65534, "{out}");
+        assert_eq!(out["euid"], 65534, "{out}");
+        assert_eq!(out["gid"], 65534, "{out}");
+        assert!(
+            out["groups"]
+                .as_array()
+                .is_some_and(|g| !g.contains(&json!(0))),
+            "no root group: {out}"
+        );
+        for what in ["store", "list"] {
+            assert!(
+                out[what]
+                    .as_str()
+                    .is_some_and(|r| r.starts_with("error Permission denied")),
+                "{what} must be refused: {out}"
+            );
+        }
+        // Node runs under that user too.
+        create_hello(&s).await;
+        let hello = result_of(&s, "hello", json!({"name": "nobody"})).await;
+        assert_eq!(hello, json!({"payload": "Hello, nobody!"}));
+    }
+}

@@ -55,6 +55,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    set_mode(&data_dir, 0o700)?;
     let db_path = data_dir.join("edgewhisk.db");
     // The guest key is provisioned on the first start only, so an operator can delete it.
     let first_start = !db_path.exists();
@@ -62,6 +63,14 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         SqliteStore::open(&db_path, &config.store)
             .with_context(|| format!("opening store {}", db_path.display()))?,
     );
+    // The store holds every namespace's key: readable by its owner only (SQLite gives its
+    // WAL and shared-memory files the database's mode).
+    for suffix in ["", "-wal", "-shm"] {
+        let path = data_dir.join(format!("edgewhisk.db{suffix}"));
+        if path.exists() {
+            set_mode(&path, 0o600)?;
+        }
+    }
     let entities: Arc<dyn EntityStore> = Arc::new(CachingEntityStore::new(store.clone()));
     let activations: Arc<dyn ActivationStore> = store.clone();
     if first_start {
@@ -141,12 +150,24 @@ fn container_factory(
         python: config.python(),
     };
     let log_timeout = Duration::from_millis(config.pool.log_sentinel_timeout_ms);
+    let root = nix::unistd::geteuid().is_root();
     let isolation = match config.server.isolation {
         Isolation::Auto if runc_available(&config.runc) => Isolation::Runc,
         Isolation::Auto => {
+            let why = if root {
+                "no runc executable was found"
+            } else {
+                "edgewhisk is not running as root"
+            };
             tracing::warn!(
-                "isolation 'auto': runc not found or not running as root, falling back to \
-                 'process'"
+                "!!! isolation 'auto' FELL BACK to 'process' because {why}: actions are NOT \
+                 sandboxed: they share this host's file system, network and kernel limits{} \
+                 !!! Install runc and run as root, or pass --isolation process to accept this.",
+                if root {
+                    ", though they run as the unprivileged [process] user"
+                } else {
+                    " and run as edgewhisk's own user, so they can open its store"
+                }
             );
             Isolation::Process
         }
@@ -167,14 +188,33 @@ fn container_factory(
                 "isolation backend 'process': actions run as plain child processes and are NOT \
                  isolated from each other or from this host"
             );
-            Arc::new(
-                ProcessFactory::new(process)
-                    .context("starting the process backend")?
-                    .with_log_sentinel_timeout(log_timeout)
-                    .with_api_address(api_address),
-            )
+            let mut factory = ProcessFactory::new(process)
+                .context("starting the process backend")?
+                .with_log_sentinel_timeout(log_timeout)
+                .with_api_address(api_address);
+            if root {
+                // Runners must reach their instance directories under the data directory, so
+                // it becomes traversable but still not listable; the store stays 0600.
+                set_mode(data_dir, 0o711)?;
+                factory = factory
+                    .with_user(config.process.clone())
+                    .context("running actions as the [process] user")?;
+                tracing::info!(
+                    uid = config.process.uid,
+                    gid = config.process.gid,
+                    "actions run as an unprivileged user"
+                );
+            }
+            Arc::new(factory)
         }
     })
+}
+
+/// Sets the permission bits of `path`.
+fn set_mode(path: &std::path::Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting mode {mode:o} on {}", path.display()))
 }
 
 async fn provision_guest(entities: &dyn EntityStore) -> anyhow::Result<()> {
