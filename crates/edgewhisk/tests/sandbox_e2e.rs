@@ -335,4 +335,40 @@ def main(args):
         let hello = result_of(&s, "hello", json!({"name": "nobody"})).await;
         assert_eq!(hello, json!({"payload": "Hello, nobody!"}));
     }
+
+    #[tokio::test]
+    async fn the_auto_fallback_to_processes_warns_and_still_drops_root() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: the unprivileged process user needs edgewhisk to run as root");
+            return;
+        }
+        // No runc where the config says: `auto` must fall back, loudly.
+        let config = format!("{TEST_DEFAULTS}\n[runc]\nrunc = \"/nonexistent/runc\"\n");
+        let s = spawn_server_with(ServerOptions {
+            config_toml: Some(&config),
+            extra_args: &["--isolation", "auto"],
+            temp_parent: Some(Path::new(env!("CARGO_TARGET_TMPDIR"))),
+        });
+        let log = s.log_tail();
+        assert!(
+            log.contains("FELL BACK to 'process' because no runc executable was found"),
+            "{log}"
+        );
+        assert!(log.contains("NOT sandboxed"), "{log}");
+        create_action(&s, "whoami", "python:3", WHOAMI_PY).await;
+        let data_dir = s.data_dir();
+        let out = result_of(
+            &s,
+            "whoami",
+            json!({ "data_dir": data_dir.to_string_lossy() }),
+        )
+        .await;
+        assert_eq!(out["uid"], 65534, "{out}");
+        assert!(
+            out["store"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("error Permission denied")),
+            "{out}"
+        );
+    }
 }

@@ -53,10 +53,20 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     config.validate()?;
 
     let data_dir = config.data_dir();
+    let db_path = data_dir.join("edgewhisk.db");
+    // Only a directory that is ours (new, or already holding the store) is made private: an
+    // operator pointing --data-dir at a shared directory must not see its mode changed.
+    let ours = !data_dir.exists() || db_path.exists();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
-    set_mode(&data_dir, 0o700)?;
-    let db_path = data_dir.join("edgewhisk.db");
+    if ours {
+        set_mode(&data_dir, 0o700)?;
+    } else {
+        tracing::warn!(
+            data_dir = %data_dir.display(),
+            "the data directory existed without a store: its mode is left as it is"
+        );
+    }
     // The guest key is provisioned on the first start only, so an operator can delete it.
     let first_start = !db_path.exists();
     let store = Arc::new(
@@ -195,7 +205,12 @@ fn container_factory(
             if root {
                 // Runners must reach their instance directories under the data directory, so
                 // it becomes traversable but still not listable; the store stays 0600.
-                set_mode(data_dir, 0o711)?;
+                let mode = std::fs::metadata(data_dir)
+                    .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
+                    .unwrap_or(0o700);
+                if mode == 0o700 {
+                    set_mode(data_dir, 0o711)?;
+                }
                 factory = factory
                     .with_user(config.process.clone())
                     .context("running actions as the [process] user")?;
