@@ -379,6 +379,15 @@ impl RuncFactory {
     /// Tells instances where the platform's API listens: they get `__OW_API_HOST`, and with
     /// the isolated network that one port (only) of the host's loopback is forwarded into them.
     pub fn with_api_address(mut self, address: SocketAddr) -> Self {
+        let ip = address.ip();
+        if self.network == RuncNetwork::Isolated && !ip.is_loopback() && !ip.is_unspecified() {
+            // pasta forwards to the host's loopback, where this listener is not.
+            tracing::warn!(
+                %address,
+                "the API listens on neither loopback nor all addresses: actions on the \
+                 isolated network cannot reach it through __OW_API_HOST"
+            );
+        }
         self.api_address = Some(address);
         self
     }
@@ -764,6 +773,18 @@ impl Drop for RuncContainer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn isolated_network_falls_back_to_host_without_pasta() {
+        let (network, tools) =
+            effective_network(RuncNetwork::Isolated, Path::new("/nonexistent/pasta"));
+        assert_eq!(network, RuncNetwork::Host);
+        assert!(tools.is_none());
+        let (network, tools) = effective_network(RuncNetwork::None, Path::new(""));
+        assert_eq!(network, RuncNetwork::None);
+        assert!(tools.is_none());
+        assert_eq!(RuncConfig::default().network, RuncNetwork::Isolated);
+    }
 
     #[test]
     fn cpu_shares_follow_memory_as_openwhisk_does() {
