@@ -252,6 +252,37 @@ async function main(params) {
         }
     }
 
+    #[tokio::test]
+    async fn a_restart_after_a_crash_stops_the_pasta_of_every_leftover_instance() {
+        if let Some(why) = pasta_unavailable() {
+            eprintln!("skipped: {why}");
+            return;
+        }
+        let Some(mut s) = runc_server("") else { return };
+        create_hello(&s).await;
+        let _ = result_of(&s, "hello", json!({})).await;
+        let data_dir = s.data_dir();
+        assert!(
+            !pasta_processes_on(&data_dir).is_empty(),
+            "a warm instance has its pasta"
+        );
+        s.sigkill();
+        let orphans = pasta_processes_on(&data_dir);
+        assert!(!orphans.is_empty(), "a crash leaves pasta behind");
+        s.restart();
+        // The restarted server may start prewarm instances of its own: only the orphans count.
+        let left: Vec<i32> = pasta_processes_on(&data_dir)
+            .into_iter()
+            .filter(|pid| orphans.contains(pid))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "pasta of the crashed run still running: {left:?}"
+        );
+        let hello = result_of(&s, "hello", json!({"name": "again"})).await;
+        assert_eq!(hello, json!({"payload": "Hello, again!"}));
+    }
+
     /// pids of pasta processes whose command line names `dir` (their pid file lives there).
     fn pasta_processes_on(dir: &Path) -> Vec<i32> {
         let needle = dir.to_string_lossy().into_owned();
