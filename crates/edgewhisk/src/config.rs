@@ -7,6 +7,7 @@
 use anyhow::Context;
 use edgewhisk_controller::config::ApiConfig;
 use edgewhisk_invoker::PoolConfig;
+use edgewhisk_invoker::container::process::ProcessUserConfig;
 use edgewhisk_invoker::container::runc::RuncConfig;
 use edgewhisk_store::StoreConfig;
 use serde::{Deserialize, Serialize};
@@ -139,6 +140,8 @@ pub(crate) struct Config {
     pub(crate) store: StoreConfig,
     /// The runc isolation backend.
     pub(crate) runc: RuncConfig,
+    /// The process backend's unprivileged user (when edgewhisk runs as root).
+    pub(crate) process: ProcessUserConfig,
 }
 
 impl Config {
@@ -163,6 +166,9 @@ impl Config {
         self.pool.validate().context("invalid [pool] section")?;
         self.store.validate().context("invalid [store] section")?;
         self.runc.validate().context("invalid [runc] section")?;
+        self.process
+            .validate()
+            .context("invalid [process] section")?;
         Ok(())
     }
 

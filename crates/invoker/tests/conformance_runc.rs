@@ -447,7 +447,8 @@ mod runc_backend {
                 std::fs::read(format!("/proc/{pid}/cmdline"))
                     .map(|c| {
                         let c = String::from_utf8_lossy(&c);
-                        c.contains(&*dir.path().to_string_lossy()) && c.contains("run")
+                        // `runc run` itself, not the pasta of an isolated network.
+                        c.contains(&*dir.path().to_string_lossy()) && c.contains("--preserve-fds")
                     })
                     .unwrap_or(false)
             })

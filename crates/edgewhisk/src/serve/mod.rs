@@ -84,9 +84,20 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
 
     let data_dir = config.data_dir();
+    let db_path = data_dir.join("edgewhisk.db");
+    // Only a directory that is ours (new, or already holding the store) is made private: an
+    // operator pointing --data-dir at a shared directory must not see its mode changed.
+    let ours = !data_dir.exists() || db_path.exists();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
-    let db_path = data_dir.join("edgewhisk.db");
+    if ours {
+        set_mode(&data_dir, 0o700)?;
+    } else {
+        tracing::warn!(
+            data_dir = %data_dir.display(),
+            "the data directory existed without a store: its mode is left as it is"
+        );
+    }
     // The guest and system keys are provisioned on the first start only, so an operator can
     // delete them for good.
     let first_start = !db_path.exists();
@@ -94,6 +105,14 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         SqliteStore::open(&db_path, &config.store)
             .with_context(|| format!("opening store {}", db_path.display()))?,
     );
+    // The store holds every namespace's key: readable by its owner only (SQLite gives its
+    // WAL and shared-memory files the database's mode).
+    for suffix in ["", "-wal", "-shm"] {
+        let path = data_dir.join(format!("edgewhisk.db{suffix}"));
+        if path.exists() {
+            set_mode(&path, 0o600)?;
+        }
+    }
     let entities: Arc<dyn EntityStore> = Arc::new(CachingEntityStore::new(store.clone()));
     let activations: Arc<dyn ActivationStore> = store.clone();
     if first_start {
@@ -103,7 +122,13 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         edgewhisk_controller::catalog::provision_catalog(entities.as_ref()).await?;
     }
 
-    let factory = container_factory(&config, &data_dir)?;
+    // Bound before the invoker starts: instances learn the API's real port (`__OW_API_HOST`,
+    // and the one port the isolated network forwards), also when listening on port 0.
+    let listener = connections::bind(config.server.listen)
+        .with_context(|| format!("binding {}", config.server.listen))?;
+    let addr = listener.local_addr()?;
+
+    let factory = container_factory(&config, &data_dir, addr)?;
     factory.cleanup().await;
     let invoker = Invoker::start(config.pool.clone(), factory, activations.clone());
 
@@ -120,9 +145,6 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     let feeds = edgewhisk_controller::feeds::FeedService::start(state.clone());
     let app = edgewhisk_controller::router(state);
-    let listener = connections::bind(config.server.listen)
-        .with_context(|| format!("binding {}", config.server.listen))?;
-    let addr = listener.local_addr()?;
     tracing::info!(
         %addr,
         data_dir = %data_dir.display(),
@@ -179,6 +201,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
 fn container_factory(
     config: &Config,
     data_dir: &std::path::Path,
+    api_address: SocketAddr,
 ) -> anyhow::Result<Arc<dyn ContainerFactory>> {
     let process = ProcessConfig {
         work_dir: data_dir.join("instances"),
@@ -186,12 +209,24 @@ fn container_factory(
         python: config.python(),
     };
     let log_timeout = Duration::from_millis(config.pool.log_sentinel_timeout_ms);
+    let root = nix::unistd::geteuid().is_root();
     let isolation = match config.server.isolation {
         Isolation::Auto if runc_available(&config.runc) => Isolation::Runc,
         Isolation::Auto => {
+            let why = if root {
+                "no runc executable was found"
+            } else {
+                "edgewhisk is not running as root"
+            };
             tracing::warn!(
-                "isolation 'auto': runc not found or not running as root, falling back to \
-                 'process'"
+                "!!! isolation 'auto' FELL BACK to 'process' because {why}: actions are NOT \
+                 sandboxed: they share this host's file system, network and kernel limits{} \
+                 !!! Install runc and run as root, or pass --isolation process to accept this.",
+                if root {
+                    ", though they run as the unprivileged [process] user"
+                } else {
+                    " and run as edgewhisk's own user, so they can open its store"
+                }
             );
             Isolation::Process
         }
@@ -204,7 +239,8 @@ fn container_factory(
                 RuncFactory::new(config.runc.clone(), process, config.pool.user_memory_mb)
                     .context("starting the runc backend")?
                     .with_log_sentinel_timeout(log_timeout)
-                    .with_archive_limits(config.pool.archive_limits()),
+                    .with_archive_limits(config.pool.archive_limits())
+                    .with_api_address(api_address),
             )
         }
         Isolation::Process | Isolation::Auto => {
@@ -212,14 +248,39 @@ fn container_factory(
                 "isolation backend 'process': actions run as plain child processes and are NOT \
                  isolated from each other or from this host"
             );
-            Arc::new(
-                ProcessFactory::new(process)
-                    .context("starting the process backend")?
-                    .with_log_sentinel_timeout(log_timeout)
-                    .with_archive_limits(config.pool.archive_limits()),
-            )
+            let mut factory = ProcessFactory::new(process)
+                .context("starting the process backend")?
+                .with_log_sentinel_timeout(log_timeout)
+                .with_archive_limits(config.pool.archive_limits())
+                .with_api_address(api_address);
+            if root {
+                // Runners must reach their instance directories under the data directory, so
+                // it becomes traversable but still not listable; the store stays 0600.
+                let mode = std::fs::metadata(data_dir)
+                    .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
+                    .unwrap_or(0o700);
+                if mode == 0o700 {
+                    set_mode(data_dir, 0o711)?;
+                }
+                factory = factory
+                    .with_user(config.process.clone())
+                    .context("running actions as the [process] user")?;
+                tracing::info!(
+                    uid = config.process.uid,
+                    gid = config.process.gid,
+                    "actions run as an unprivileged user"
+                );
+            }
+            Arc::new(factory)
         }
     })
+}
+
+/// Sets the permission bits of `path`.
+fn set_mode(path: &std::path::Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting mode {mode:o} on {}", path.display()))
 }
 
 async fn provision_guest(entities: &dyn EntityStore) -> anyhow::Result<()> {

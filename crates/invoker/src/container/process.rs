@@ -17,6 +17,13 @@
 //!   (the `logs` module), and a task that reaps the process and reports its exit.
 //!
 //! Killing signals the whole process group, so children an action started die with it.
+//!
+//! When edgewhisk runs as root, [`ProcessFactory::with_user`] makes runners run as an
+//! unprivileged user (`[process]` `uid`/`gid`, 65534 by default): each instance directory is
+//! given to that user (mode 0700) and the work directory is only traversable (0711), so an
+//! action can reach its own directory and the runner files but cannot list the data directory
+//! or open the store (which the server keeps 0600). This is not isolation between actions,
+//! which all share that one user; it keeps the platform's keys and store out of their reach.
 
 pub(crate) mod connection;
 mod logs;
@@ -76,6 +83,44 @@ impl ProcessConfig {
     }
 }
 
+/// The user runners run as when edgewhisk runs as root (`[process]` in the server
+/// configuration).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessUserConfig {
+    /// User id of the runners.
+    pub uid: u32,
+    /// Group id of the runners.
+    pub gid: u32,
+}
+
+impl Default for ProcessUserConfig {
+    fn default() -> Self {
+        Self {
+            uid: 65534,
+            gid: 65534,
+        }
+    }
+}
+
+/// A `[process]` setting out of range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProcessUserConfigError {
+    /// The runners would run as root.
+    #[error("process.uid and process.gid must not be 0")]
+    Root,
+}
+
+impl ProcessUserConfig {
+    /// Checks the ranges.
+    pub fn validate(&self) -> Result<(), ProcessUserConfigError> {
+        if self.uid == 0 || self.gid == 0 {
+            return Err(ProcessUserConfigError::Root);
+        }
+        Ok(())
+    }
+}
+
 /// Starts runner processes. See the module documentation.
 #[derive(Debug)]
 pub struct ProcessFactory {
@@ -88,6 +133,25 @@ pub struct ProcessFactory {
     live: Arc<Mutex<HashSet<PathBuf>>>,
     next: AtomicU64,
     code: Arc<CodeStore>,
+    /// `__OW_API_HOST` given to runners, when known.
+    api_host: Option<String>,
+    /// The user runners run as, when not the invoker's own.
+    user: Option<ProcessUserConfig>,
+}
+
+/// The URL of the platform's API at `address` for a client on this host: an unspecified
+/// listen address (`0.0.0.0`, `::`) is reached on loopback.
+pub(crate) fn api_host_url(address: std::net::SocketAddr) -> String {
+    let ip = match address.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+        }
+        ip => ip,
+    };
+    format!("http://{}", std::net::SocketAddr::new(ip, address.port()))
 }
 
 impl ProcessFactory {
@@ -113,6 +177,8 @@ impl ProcessFactory {
                 config.work_dir.join("code"),
                 ArchiveLimits::default(),
             )),
+            api_host: None,
+            user: None,
             config,
         })
     }
@@ -121,6 +187,47 @@ impl ProcessFactory {
     /// `archive_max_bytes` and `archive_max_entries`).
     pub fn with_archive_limits(mut self, limits: ArchiveLimits) -> Self {
         self.code = Arc::new(CodeStore::new(self.config.work_dir.join("code"), limits));
+        self
+    }
+
+    /// Runs runners as `user` (needs root): instance directories are given to that user and
+    /// the work directory is made traversable but not listable for it, so runners reach their
+    /// own directory and the runner files, and nothing else the work directory's parent holds.
+    pub fn with_user(mut self, user: ProcessUserConfig) -> Result<Self, ContainerError> {
+        use std::os::unix::fs::PermissionsExt as _;
+        user.validate()
+            .map_err(|e| ContainerError::Start(std::io::Error::other(e)))?;
+        let mode = |path: &Path, mode: u32| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        };
+        mode(&self.config.work_dir, 0o711)?;
+        mode(&self.instances_dir, 0o711)?;
+        let runners = self.config.work_dir.join("runners");
+        mode(&runners, 0o755)?;
+        mode(&self.node_runner, 0o644)?;
+        mode(&self.python_runner, 0o644)?;
+        self.user = Some(user);
+        Ok(self)
+    }
+
+    /// Gives a new instance directory to the runners' user, if they have one of their own.
+    fn hand_over(&self, dir: &Path) -> Result<(), ContainerError> {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Some(user) = &self.user {
+            nix::unistd::chown(
+                dir,
+                Some(nix::unistd::Uid::from_raw(user.uid)),
+                Some(nix::unistd::Gid::from_raw(user.gid)),
+            )
+            .map_err(std::io::Error::from)?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
+    }
+
+    /// Tells runners where the platform's API listens (`__OW_API_HOST`).
+    pub fn with_api_address(mut self, address: std::net::SocketAddr) -> Self {
+        self.api_host = Some(api_host_url(address));
         self
     }
 
@@ -206,7 +313,17 @@ impl ContainerFactory for ProcessFactory {
         ));
         std::fs::create_dir_all(&dir)?;
         self.live.lock().insert(dir.clone());
-        match spawn(&runner, spec, &dir, self.log_buffer_bytes, self.log_timeout) {
+        match self.hand_over(&dir).and_then(|()| {
+            spawn(
+                &runner,
+                spec,
+                &dir,
+                self.api_host.as_deref(),
+                self.user.as_ref(),
+                self.log_buffer_bytes,
+                self.log_timeout,
+            )
+        }) {
             Ok(conn) => Ok(Box::new(ProcessContainer::new(
                 conn,
                 dir,
@@ -247,6 +364,8 @@ fn spawn(
     runner: &Runner<'_>,
     spec: &ContainerSpec,
     dir: &Path,
+    api_host: Option<&str>,
+    user: Option<&ProcessUserConfig>,
     log_buffer_bytes: usize,
     log_timeout: Duration,
 ) -> Result<Connection, ContainerError> {
@@ -263,6 +382,13 @@ fn spawn(
     }
     if runner.python {
         cmd.env("PYTHONIOENCODING", "utf-8");
+    }
+    if let Some(api_host) = api_host {
+        cmd.env("__OW_API_HOST", api_host);
+    }
+    if let Some(user) = user {
+        // std drops the supplementary groups too when root changes uid.
+        cmd.uid(user.uid).gid(user.gid);
     }
     Connection::spawn(cmd, FdLayout::Stdio, log_buffer_bytes, log_timeout)
 }
@@ -384,6 +510,22 @@ impl Drop for ProcessContainer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn process_user_defaults_to_nobody_and_refuses_root() {
+        assert_eq!(ProcessUserConfig::default().validate(), Ok(()));
+        assert_eq!(ProcessUserConfig::default().uid, 65534);
+        let root = ProcessUserConfig { uid: 0, gid: 1 };
+        assert_eq!(root.validate(), Err(ProcessUserConfigError::Root));
+    }
+
+    #[test]
+    fn api_host_reaches_an_unspecified_listener_on_loopback() {
+        let url = |a: &str| api_host_url(a.parse().expect("address"));
+        assert_eq!(url("0.0.0.0:3233"), "http://127.0.0.1:3233");
+        assert_eq!(url("[::]:3233"), "http://[::1]:3233");
+        assert_eq!(url("192.0.2.7:80"), "http://192.0.2.7:80");
+    }
 
     #[test]
     fn sanitize_keeps_names_path_safe() {

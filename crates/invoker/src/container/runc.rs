@@ -14,14 +14,17 @@
 //! The bundle's `config.json` (module `spec`) gives the runner a read-only root built from
 //! host directories (`/usr`, the runners, its own code, a few `/etc` files), a private
 //! size-limited `/tmp`, own pid/mount/ipc/uts/cgroup namespaces, an unprivileged user, no
-//! capabilities, `noNewPrivileges`, a seccomp deny-list, and cgroup limits for memory (no
-//! swap), cpu shares and pids under `edgewhisk/<scope>/<id>` relative to the invoker's cgroup.
+//! capabilities, `noNewPrivileges`, a seccomp allow list after Docker's default profile, and
+//! cgroup limits for memory (no swap), cpu shares and pids under `edgewhisk/<scope>/<id>`
+//! relative to the invoker's cgroup. Unless the network is `host`, it also gets a network
+//! namespace of its own, which the `network` module connects to the outside through `pasta`.
 //!
 //! Out of memory: the kernel kills the runner (pid 1 of the instance) with SIGKILL and
 //! `runc run` exits with 137; a 137 the backend did not cause is reported as
 //! [`RunnerOutcome::OutOfMemory`].
 
 mod cgroup;
+mod network;
 mod spec;
 
 use super::archive::{ArchiveLimits, CodeStore};
@@ -37,9 +40,10 @@ use super::{
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Where `runc` is looked for when [`RuncConfig::runc`] is empty.
@@ -55,8 +59,12 @@ const EXIT_WAIT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RuncNetwork {
-    /// The host's network (outbound access, as OpenWhisk actions have).
+    /// A network namespace per instance with outbound access through `pasta`, but without
+    /// the host's loopback (except the API port) and link-local ranges (see the `network`
+    /// module). Falls back to [`RuncNetwork::Host`], with a warning, where `pasta` is missing.
     #[default]
+    Isolated,
+    /// The host's network: outbound access, and every service on the host's loopback.
     Host,
     /// A private network namespace with only loopback.
     None,
@@ -70,6 +78,9 @@ pub struct RuncConfig {
     pub runc: PathBuf,
     /// The instances' network.
     pub network: RuncNetwork,
+    /// The `pasta` executable (package `passt`) for the isolated network; empty means look
+    /// for `pasta` in the usual `sbin`/`bin` dirs.
+    pub pasta: PathBuf,
     /// Most tasks (processes and threads) an instance may have (`pids.max`).
     pub pids_max: i64,
     /// Size of an instance's private `/tmp`, MB.
@@ -86,7 +97,8 @@ impl Default for RuncConfig {
     fn default() -> Self {
         Self {
             runc: PathBuf::new(),
-            network: RuncNetwork::Host,
+            network: RuncNetwork::Isolated,
+            pasta: PathBuf::new(),
             pids_max: 256,
             tmp_size_mb: 64,
             uid: 65534,
@@ -259,6 +271,36 @@ pub struct RuncFactory {
     next: AtomicU64,
     code: Arc<CodeStore>,
     code_root: PathBuf,
+    /// The network instances get: the configured one, or `Host` when `Isolated` lacks pasta.
+    network: RuncNetwork,
+    /// The tools of the isolated network (`Some` exactly when `network` is `Isolated`).
+    network_tools: Option<network::NetworkTools>,
+    /// Where the platform's API listens, for `__OW_API_HOST`.
+    api_address: Option<SocketAddr>,
+}
+
+/// The network instances get when `config` asks for `wanted`: `Isolated` needs pasta, `nsenter`
+/// and `ip`; without them it is `Host`, loudly, so an upgrade never leaves actions offline.
+fn effective_network(
+    wanted: RuncNetwork,
+    pasta: &Path,
+) -> (RuncNetwork, Option<network::NetworkTools>) {
+    if wanted != RuncNetwork::Isolated {
+        return (wanted, None);
+    }
+    match network::NetworkTools::find(pasta) {
+        Ok(tools) => (RuncNetwork::Isolated, Some(tools)),
+        Err(missing) => {
+            tracing::warn!(
+                missing,
+                "runc.network 'isolated' needs pasta (Debian package passt), nsenter and ip; \
+                 '{missing}' is missing, so instances share the HOST network and can reach \
+                 every service on this device's loopback; install passt or set \
+                 runc.network = \"none\""
+            );
+            (RuncNetwork::Host, None)
+        }
+    }
 }
 
 impl RuncFactory {
@@ -295,7 +337,11 @@ impl RuncFactory {
         write_if_changed(&runners_dir.join("runner.py"), PYTHON_RUNNER)?;
         spec::prepare_rootfs(&rootfs, config.uid, config.gid)?;
         let absolute_work = std::fs::canonicalize(work)?;
+        let (network, network_tools) = effective_network(config.network, &config.pasta);
         Ok(Self {
+            network,
+            network_tools,
+            api_address: None,
             nofile: clamp_nofile(config.nofile),
             cgroup_parent: format!("edgewhisk/{}", scope_of(&absolute_work)),
             config,
@@ -340,6 +386,38 @@ impl RuncFactory {
     /// The configuration this factory was built with.
     pub fn config(&self) -> &RuncConfig {
         &self.config
+    }
+
+    /// Tells instances where the platform's API listens: they get `__OW_API_HOST`, and with
+    /// the isolated network that one port (only) of the host's loopback is forwarded into them.
+    pub fn with_api_address(mut self, address: SocketAddr) -> Self {
+        let ip = address.ip();
+        if self.network == RuncNetwork::Isolated && !ip.is_loopback() && !ip.is_unspecified() {
+            // pasta forwards to the host's loopback, where this listener is not.
+            tracing::warn!(
+                %address,
+                "the API listens on neither loopback nor all addresses: actions on the \
+                 isolated network cannot reach it through __OW_API_HOST"
+            );
+        }
+        self.api_address = Some(address);
+        self
+    }
+
+    /// The network instances actually get (`Host` when `Isolated` was asked for without pasta).
+    pub fn network(&self) -> RuncNetwork {
+        self.network
+    }
+
+    /// `__OW_API_HOST` as seen from inside an instance.
+    fn api_host(&self) -> Option<String> {
+        let addr = self.api_address?;
+        match self.network {
+            // pasta forwards the port from the instance's loopback to the host's.
+            RuncNetwork::Isolated => Some(format!("http://127.0.0.1:{}", addr.port())),
+            RuncNetwork::Host => Some(super::process::api_host_url(addr)),
+            RuncNetwork::None => None,
+        }
     }
 
     /// The cgroup path, relative to the invoker's own cgroup, under which this factory's
@@ -417,6 +495,9 @@ impl RuncFactory {
         if python {
             env.push("PYTHONIOENCODING=utf-8".to_owned());
         }
+        if let Some(api_host) = self.api_host() {
+            env.push(format!("__OW_API_HOST={api_host}"));
+        }
         let oci = spec::build(&spec::InstanceSpec {
             rootfs: &self.rootfs,
             runners_dir: &self.runners_dir,
@@ -430,7 +511,7 @@ impl RuncFactory {
             uid: self.config.uid,
             gid: self.config.gid,
             nofile: self.nofile,
-            private_network: self.config.network == RuncNetwork::None,
+            private_network: self.network != RuncNetwork::Host,
             cgroups_path: format!("{}/{id}", self.cgroup_parent),
         })
         .map_err(|e| ContainerError::Start(std::io::Error::other(e)))?;
@@ -439,7 +520,13 @@ impl RuncFactory {
         let mut cmd = self
             .runc
             .command(&["run", "--preserve-fds", "4", "--bundle"]);
-        cmd.arg(bundle).arg(id).process_group(0);
+        cmd.arg(bundle);
+        if self.network_tools.is_some() {
+            // The isolated network attaches to the instance's namespace found by this pid.
+            cmd.arg("--pid-file")
+                .arg(bundle.join(network::INIT_PID_FILE));
+        }
+        cmd.arg(id).process_group(0);
         Connection::spawn(
             cmd,
             FdLayout::Preserved,
@@ -462,17 +549,31 @@ impl ContainerFactory for RuncFactory {
         std::fs::create_dir_all(&bundle)?;
         self.live.lock().insert(id.clone());
         match self.start(&id, &bundle, spec, args, python) {
-            Ok(conn) => Ok(Box::new(RuncContainer {
-                conn,
-                code: self.code.clone(),
-                id,
-                bundle,
-                runc: self.runc.clone(),
-                live: self.live.clone(),
-                killed: AtomicBool::new(false),
-                paused: AtomicBool::new(false),
-                destroyed: AtomicBool::new(false),
-            })),
+            Ok(conn) => {
+                let container = RuncContainer {
+                    conn,
+                    code: self.code.clone(),
+                    id,
+                    bundle,
+                    runc: self.runc.clone(),
+                    live: self.live.clone(),
+                    killed: AtomicBool::new(false),
+                    paused: AtomicBool::new(false),
+                    destroyed: AtomicBool::new(false),
+                    pasta: AtomicI32::new(0),
+                };
+                if let Some(tools) = &self.network_tools {
+                    let port = self.api_address.map(|a| a.port());
+                    match network::attach(tools, &container.bundle, port).await {
+                        Ok(pid) => container.pasta.store(pid, Ordering::Release),
+                        Err(e) => {
+                            container.destroy().await;
+                            return Err(ContainerError::Start(std::io::Error::other(e)));
+                        }
+                    }
+                }
+                Ok(Box::new(container))
+            }
             Err(e) => {
                 self.live.lock().remove(&id);
                 let _ = std::fs::remove_dir_all(&bundle);
@@ -506,6 +607,8 @@ impl ContainerFactory for RuncFactory {
                 if self.live.lock().contains(&name) {
                     continue;
                 }
+                // A crashed server leaves pasta running on the namespace it holds open.
+                network::stop_pasta_of(&entry.path());
                 if let Err(e) = tokio::fs::remove_dir_all(entry.path()).await {
                     tracing::warn!(bundle = %entry.path().display(), error = %e, "cannot remove stale bundle");
                 }
@@ -549,12 +652,22 @@ pub struct RuncContainer {
     killed: AtomicBool,
     paused: AtomicBool,
     destroyed: AtomicBool,
+    /// pid of the instance's pasta (isolated network), 0 when none: it holds the instance's
+    /// network namespace open and does not exit by itself.
+    pasta: AtomicI32,
 }
 
 impl RuncContainer {
     /// The container id (also the name of its cgroup and bundle directory).
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    fn stop_pasta(&self) {
+        let pid = self.pasta.swap(0, Ordering::AcqRel);
+        if pid != 0 {
+            network::stop_pasta(pid, &self.bundle);
+        }
     }
 
     async fn kill(&self) {
@@ -644,6 +757,7 @@ impl Container for RuncContainer {
         // sure (a container that never started is deleted here).
         let _ = self.conn.exit_status(EXIT_WAIT).await;
         let _ = self.runc.call(&["delete", "--force", &self.id]).await;
+        self.stop_pasta();
         if let Err(e) = tokio::fs::remove_dir_all(&self.bundle).await {
             if e.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!(bundle = %self.bundle.display(), error = %e, "cannot remove bundle");
@@ -666,6 +780,7 @@ impl Drop for RuncContainer {
                     .status();
             }
             self.runc.kill_and_delete_blocking(&self.id);
+            self.stop_pasta();
             let _ = std::fs::remove_dir_all(&self.bundle);
             self.live.lock().remove(&self.id);
         }
@@ -675,6 +790,18 @@ impl Drop for RuncContainer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn isolated_network_falls_back_to_host_without_pasta() {
+        let (network, tools) =
+            effective_network(RuncNetwork::Isolated, Path::new("/nonexistent/pasta"));
+        assert_eq!(network, RuncNetwork::Host);
+        assert!(tools.is_none());
+        let (network, tools) = effective_network(RuncNetwork::None, Path::new(""));
+        assert_eq!(network, RuncNetwork::None);
+        assert!(tools.is_none());
+        assert_eq!(RuncConfig::default().network, RuncNetwork::Isolated);
+    }
 
     #[test]
     fn cpu_shares_follow_memory_as_openwhisk_does() {

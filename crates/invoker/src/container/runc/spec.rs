@@ -12,9 +12,9 @@ use oci_spec::runtime::{
     Arch, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
     LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
     LinuxResourcesBuilder, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArgBuilder,
-    LinuxSeccompBuilder, LinuxSeccompOperator, LinuxSyscallBuilder, Mount, MountBuilder,
-    PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
-    UserBuilder, get_default_maskedpaths, get_default_readonly_paths,
+    LinuxSeccompBuilder, LinuxSeccompOperator, LinuxSyscall, LinuxSyscallBuilder, Mount,
+    MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec,
+    SpecBuilder, UserBuilder, get_default_maskedpaths, get_default_readonly_paths,
 };
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -33,73 +33,401 @@ const ETC_FILES: &[&str] = &["resolv.conf", "hosts", "nsswitch.conf", "localtime
 /// Host directories of `/etc` an instance sees.
 const ETC_DIRS: &[&str] = &["ssl", "ca-certificates"];
 
-/// Syscalls refused with `EPERM`: kernel modules, mounts, namespaces, tracing, keyrings,
-/// BPF and the like. Everything else is allowed, as in runc's and Docker's profiles.
-const DENIED_SYSCALLS: &[&str] = &[
-    "acct",
-    "add_key",
-    "bpf",
+/// `errno` of a refused syscall (the default action): `EPERM`, as Docker answers.
+const EPERM: u32 = 1;
+/// `errno` of `clone3`: `ENOSYS`, so libc falls back to `clone`, whose flags seccomp can see.
+const ENOSYS: u32 = 38;
+
+/// The syscalls an instance may make, on every architecture: the unconditional allow list of
+/// the default seccomp profile of Docker and containerd (moby `profiles/seccomp/default.json`),
+/// minus `io_uring_*` (moby dropped them in 2023: a large attack surface with a history of
+/// privilege escalations, and libuv falls back to threads without them). Anything not listed
+/// here or in the arch and argument rules of [`seccomp`] is refused with `EPERM`, so syscalls
+/// added to the kernel after this list are refused too. Names a kernel or libseccomp does not
+/// know are skipped by runc.
+///
+/// Entries Docker grants only with a capability (mount, unshare, setns, bpf, perf_event_open,
+/// ptrace, keyrings never appear, module loading, clock setting, …) are absent: an instance
+/// has no capabilities.
+const ALLOWED_SYSCALLS: &[&str] = &[
+    "accept",
+    "accept4",
+    "access",
+    "adjtimex",
+    "alarm",
+    "bind",
+    "brk",
+    "cachestat",
+    "capget",
+    "capset",
+    "chdir",
+    "chmod",
+    "chown",
+    "chown32",
     "clock_adjtime",
-    "clock_settime",
-    "create_module",
-    "delete_module",
-    "fanotify_init",
-    "finit_module",
-    "fsconfig",
-    "fsmount",
-    "fsopen",
-    "fspick",
-    "get_kernel_syms",
-    "get_mempolicy",
-    "init_module",
-    "ioperm",
-    "iopl",
-    "kcmp",
-    "kexec_file_load",
-    "kexec_load",
-    "keyctl",
-    "lookup_dcookie",
-    "mbind",
-    "mount",
-    "mount_setattr",
-    "move_mount",
-    "move_pages",
-    "name_to_handle_at",
-    "nfsservctl",
-    "open_by_handle_at",
-    "open_tree",
-    "perf_event_open",
-    "personality",
-    "pivot_root",
-    "process_vm_readv",
-    "process_vm_writev",
-    "ptrace",
-    "query_module",
-    "quotactl",
-    "reboot",
-    "request_key",
-    "set_mempolicy",
-    "setns",
-    "settimeofday",
-    "stime",
-    "swapoff",
-    "swapon",
-    "sysfs",
-    "syslog",
-    "umount",
-    "umount2",
-    "unshare",
-    "uselib",
-    "userfaultfd",
-    "ustat",
-    "vhangup",
-    "vm86",
-    "vm86old",
+    "clock_adjtime64",
+    "clock_getres",
+    "clock_getres_time64",
+    "clock_gettime",
+    "clock_gettime64",
+    "clock_nanosleep",
+    "clock_nanosleep_time64",
+    "close",
+    "close_range",
+    "connect",
+    "copy_file_range",
+    "creat",
+    "dup",
+    "dup2",
+    "dup3",
+    "epoll_create",
+    "epoll_create1",
+    "epoll_ctl",
+    "epoll_ctl_old",
+    "epoll_pwait",
+    "epoll_pwait2",
+    "epoll_wait",
+    "epoll_wait_old",
+    "eventfd",
+    "eventfd2",
+    "execve",
+    "execveat",
+    "exit",
+    "exit_group",
+    "faccessat",
+    "faccessat2",
+    "fadvise64",
+    "fadvise64_64",
+    "fallocate",
+    "fanotify_mark",
+    "fchdir",
+    "fchmod",
+    "fchmodat",
+    "fchmodat2",
+    "fchown",
+    "fchown32",
+    "fchownat",
+    "fcntl",
+    "fcntl64",
+    "fdatasync",
+    "fgetxattr",
+    "flistxattr",
+    "flock",
+    "fork",
+    "fremovexattr",
+    "fsetxattr",
+    "fstat",
+    "fstat64",
+    "fstatat64",
+    "fstatfs",
+    "fstatfs64",
+    "fsync",
+    "ftruncate",
+    "ftruncate64",
+    "futex",
+    "futex_requeue",
+    "futex_time64",
+    "futex_wait",
+    "futex_waitv",
+    "futex_wake",
+    "futimesat",
+    "getcpu",
+    "getcwd",
+    "getdents",
+    "getdents64",
+    "getegid",
+    "getegid32",
+    "geteuid",
+    "geteuid32",
+    "getgid",
+    "getgid32",
+    "getgroups",
+    "getgroups32",
+    "getitimer",
+    "getpeername",
+    "getpgid",
+    "getpgrp",
+    "getpid",
+    "getppid",
+    "getpriority",
+    "getrandom",
+    "getresgid",
+    "getresgid32",
+    "getresuid",
+    "getresuid32",
+    "getrlimit",
+    "get_robust_list",
+    "getrusage",
+    "getsid",
+    "getsockname",
+    "getsockopt",
+    "get_thread_area",
+    "gettid",
+    "gettimeofday",
+    "getuid",
+    "getuid32",
+    "getxattr",
+    "inotify_add_watch",
+    "inotify_init",
+    "inotify_init1",
+    "inotify_rm_watch",
+    "io_cancel",
+    "ioctl",
+    "io_destroy",
+    "io_getevents",
+    "io_pgetevents",
+    "io_pgetevents_time64",
+    "ioprio_get",
+    "ioprio_set",
+    "io_setup",
+    "io_submit",
+    "ipc",
+    "kill",
+    "landlock_add_rule",
+    "landlock_create_ruleset",
+    "landlock_restrict_self",
+    "lchown",
+    "lchown32",
+    "lgetxattr",
+    "link",
+    "linkat",
+    "listen",
+    "listxattr",
+    "llistxattr",
+    "_llseek",
+    "lremovexattr",
+    "lseek",
+    "lsetxattr",
+    "lstat",
+    "lstat64",
+    "madvise",
+    "map_shadow_stack",
+    "membarrier",
+    "memfd_create",
+    "memfd_secret",
+    "mincore",
+    "mkdir",
+    "mkdirat",
+    "mknod",
+    "mknodat",
+    "mlock",
+    "mlock2",
+    "mlockall",
+    "mmap",
+    "mmap2",
+    "mprotect",
+    "mq_getsetattr",
+    "mq_notify",
+    "mq_open",
+    "mq_timedreceive",
+    "mq_timedreceive_time64",
+    "mq_timedsend",
+    "mq_timedsend_time64",
+    "mq_unlink",
+    "mremap",
+    "msgctl",
+    "msgget",
+    "msgrcv",
+    "msgsnd",
+    "msync",
+    "munlock",
+    "munlockall",
+    "munmap",
+    "nanosleep",
+    "newfstatat",
+    "_newselect",
+    "open",
+    "openat",
+    "openat2",
+    "pause",
+    "pidfd_open",
+    "pidfd_send_signal",
+    "pipe",
+    "pipe2",
+    "pkey_alloc",
+    "pkey_free",
+    "pkey_mprotect",
+    "poll",
+    "ppoll",
+    "ppoll_time64",
+    "prctl",
+    "pread64",
+    "preadv",
+    "preadv2",
+    "prlimit64",
+    "process_mrelease",
+    "pselect6",
+    "pselect6_time64",
+    "pwrite64",
+    "pwritev",
+    "pwritev2",
+    "read",
+    "readahead",
+    "readlink",
+    "readlinkat",
+    "readv",
+    "recv",
+    "recvfrom",
+    "recvmmsg",
+    "recvmmsg_time64",
+    "recvmsg",
+    "remap_file_pages",
+    "removexattr",
+    "rename",
+    "renameat",
+    "renameat2",
+    "restart_syscall",
+    "rmdir",
+    "rseq",
+    "rt_sigaction",
+    "rt_sigpending",
+    "rt_sigprocmask",
+    "rt_sigqueueinfo",
+    "rt_sigreturn",
+    "rt_sigsuspend",
+    "rt_sigtimedwait",
+    "rt_sigtimedwait_time64",
+    "rt_tgsigqueueinfo",
+    "sched_getaffinity",
+    "sched_getattr",
+    "sched_getparam",
+    "sched_get_priority_max",
+    "sched_get_priority_min",
+    "sched_getscheduler",
+    "sched_rr_get_interval",
+    "sched_rr_get_interval_time64",
+    "sched_setaffinity",
+    "sched_setattr",
+    "sched_setparam",
+    "sched_setscheduler",
+    "sched_yield",
+    "seccomp",
+    "select",
+    "semctl",
+    "semget",
+    "semop",
+    "semtimedop",
+    "semtimedop_time64",
+    "send",
+    "sendfile",
+    "sendfile64",
+    "sendmmsg",
+    "sendmsg",
+    "sendto",
+    "setfsgid",
+    "setfsgid32",
+    "setfsuid",
+    "setfsuid32",
+    "setgid",
+    "setgid32",
+    "setgroups",
+    "setgroups32",
+    "setitimer",
+    "setpgid",
+    "setpriority",
+    "setregid",
+    "setregid32",
+    "setresgid",
+    "setresgid32",
+    "setresuid",
+    "setresuid32",
+    "setreuid",
+    "setreuid32",
+    "setrlimit",
+    "set_robust_list",
+    "setsid",
+    "setsockopt",
+    "set_thread_area",
+    "set_tid_address",
+    "setuid",
+    "setuid32",
+    "setxattr",
+    "shmat",
+    "shmctl",
+    "shmdt",
+    "shmget",
+    "shutdown",
+    "sigaltstack",
+    "signalfd",
+    "signalfd4",
+    "sigprocmask",
+    "sigreturn",
+    "socketcall",
+    "socketpair",
+    "splice",
+    "stat",
+    "stat64",
+    "statfs",
+    "statfs64",
+    "statx",
+    "symlink",
+    "symlinkat",
+    "sync",
+    "sync_file_range",
+    "syncfs",
+    "sysinfo",
+    "tee",
+    "tgkill",
+    "time",
+    "timer_create",
+    "timer_delete",
+    "timer_getoverrun",
+    "timer_gettime",
+    "timer_gettime64",
+    "timer_settime",
+    "timer_settime64",
+    "timerfd_create",
+    "timerfd_gettime",
+    "timerfd_gettime64",
+    "timerfd_settime",
+    "timerfd_settime64",
+    "times",
+    "tkill",
+    "truncate",
+    "truncate64",
+    "ugetrlimit",
+    "umask",
+    "uname",
+    "unlink",
+    "unlinkat",
+    "utime",
+    "utimensat",
+    "utimensat_time64",
+    "utimes",
+    "vfork",
+    "vmsplice",
+    "wait4",
+    "waitid",
+    "waitpid",
+    "write",
+    "writev",
 ];
 
-/// `clone` flag for a new user namespace: refused, so an action cannot regain capabilities
-/// inside a namespace of its own.
-const CLONE_NEWUSER: u64 = 0x1000_0000;
+/// Allowed on x86 only (Docker: `amd64`, `x32`, `x86`).
+const X86_SYSCALLS: &[&str] = &["arch_prctl", "modify_ldt"];
+
+/// Allowed on ARM only (Docker: `arm`, `arm64`).
+const ARM_SYSCALLS: &[&str] = &[
+    "arm_fadvise64_64",
+    "arm_sync_file_range",
+    "sync_file_range2",
+    "breakpoint",
+    "cacheflush",
+    "set_tls",
+];
+
+/// `personality` values allowed, as in Docker: `PER_LINUX`, `PER_LINUX32`, `UNAME26`,
+/// `PER_LINUX32|UNAME26` and the query `0xffffffff`; other personalities (for instance
+/// `READ_IMPLIES_EXEC` or `ADDR_NO_RANDOMIZE`) weaken the address space.
+const PERSONALITIES: &[u64] = &[0, 8, 0x2_0000, 0x2_0008, 0xffff_ffff];
+
+/// `AF_VSOCK`: sockets of this family reach the hypervisor, so Docker refuses them.
+const AF_VSOCK: u64 = 40;
+
+/// Every namespace flag of `clone` (`CLONE_NEWNS`, `CLONE_NEWCGROUP`, `CLONE_NEWUTS`,
+/// `CLONE_NEWIPC`, `CLONE_NEWUSER`, `CLONE_NEWPID`, `CLONE_NEWNET`): Docker's mask; a `clone`
+/// with any of them is refused, so an action cannot make namespaces of its own.
+const CLONE_NAMESPACE_FLAGS: u64 = 0x7E02_0000;
 
 /// Everything the `config.json` of one instance depends on.
 #[derive(Debug, Clone)]
@@ -288,51 +616,86 @@ fn mounts(spec: &InstanceSpec<'_>) -> Result<Vec<Mount>, OciSpecError> {
     Ok(mounts)
 }
 
-/// The seccomp profile: allow by default, refuse [`DENIED_SYSCALLS`] and new user namespaces.
+/// An allow rule for `names` when argument `index` compares to `value` with `op` (`value` is
+/// the mask and `value_two` the expected value for masked comparisons).
+fn allow_if(
+    names: &[&str],
+    index: usize,
+    op: LinuxSeccompOperator,
+    value: u64,
+    value_two: u64,
+) -> Result<LinuxSyscall, OciSpecError> {
+    LinuxSyscallBuilder::default()
+        .names(strings(names))
+        .action(LinuxSeccompAction::ScmpActAllow)
+        .args(vec![
+            LinuxSeccompArgBuilder::default()
+                .index(index)
+                .value(value)
+                .value_two(value_two)
+                .op(op)
+                .build()?,
+        ])
+        .build()
+}
+
+/// The seccomp profile: refuse with `EPERM` unless allowed by [`ALLOWED_SYSCALLS`], the
+/// architecture's own list, or an argument rule (`socket` but not `AF_VSOCK`, `clone` without
+/// namespace flags, a few `personality` values), after Docker's default profile.
 fn seccomp() -> Result<LinuxSeccomp, OciSpecError> {
-    let eperm = 1_u32;
-    let architectures = if cfg!(target_arch = "aarch64") {
-        vec![Arch::ScmpArchAarch64, Arch::ScmpArchArm]
+    let (architectures, arch_syscalls) = if cfg!(target_arch = "aarch64") {
+        (vec![Arch::ScmpArchAarch64, Arch::ScmpArchArm], ARM_SYSCALLS)
     } else if cfg!(target_arch = "arm") {
-        vec![Arch::ScmpArchArm]
+        (vec![Arch::ScmpArchArm], ARM_SYSCALLS)
     } else if cfg!(target_arch = "x86_64") {
-        vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32]
+        (
+            vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32],
+            X86_SYSCALLS,
+        )
+    } else if cfg!(target_arch = "x86") {
+        (vec![Arch::ScmpArchX86], X86_SYSCALLS)
     } else {
-        vec![Arch::ScmpArchNative]
+        (vec![Arch::ScmpArchNative], &[][..])
     };
+    let mut allowed = strings(ALLOWED_SYSCALLS);
+    allowed.extend(strings(arch_syscalls));
     let mut syscalls = vec![
         LinuxSyscallBuilder::default()
-            .names(strings(DENIED_SYSCALLS))
-            .action(LinuxSeccompAction::ScmpActErrno)
-            .errno_ret(eperm)
+            .names(allowed)
+            .action(LinuxSeccompAction::ScmpActAllow)
             .build()?,
-        // `clone3` passes its flags in memory that seccomp cannot inspect: answer ENOSYS so
-        // libc falls back to `clone`, whose flags are checked below (Docker does the same).
+        allow_if(&["socket"], 0, LinuxSeccompOperator::ScmpCmpNe, AF_VSOCK, 0)?,
+    ];
+    for personality in PERSONALITIES {
+        syscalls.push(allow_if(
+            &["personality"],
+            0,
+            LinuxSeccompOperator::ScmpCmpEq,
+            *personality,
+            0,
+        )?);
+    }
+    // On s390x the flags are the second argument; everywhere else the first.
+    let flags_arg: usize = if cfg!(target_arch = "s390x") { 1 } else { 0 };
+    syscalls.push(allow_if(
+        &["clone"],
+        flags_arg,
+        LinuxSeccompOperator::ScmpCmpMaskedEq,
+        CLONE_NAMESPACE_FLAGS,
+        0,
+    )?);
+    // `clone3` passes its flags in memory that seccomp cannot inspect: answer ENOSYS so libc
+    // falls back to `clone`, whose flags are checked above (Docker does the same).
+    syscalls.push(
         LinuxSyscallBuilder::default()
             .names(vec!["clone3".to_owned()])
             .action(LinuxSeccompAction::ScmpActErrno)
-            .errno_ret(38_u32)
-            .build()?,
-    ];
-    // On s390x the flags are the second argument; everywhere else the first.
-    let flags_arg: usize = if cfg!(target_arch = "s390x") { 1 } else { 0 };
-    syscalls.push(
-        LinuxSyscallBuilder::default()
-            .names(vec!["clone".to_owned()])
-            .action(LinuxSeccompAction::ScmpActErrno)
-            .errno_ret(eperm)
-            .args(vec![
-                LinuxSeccompArgBuilder::default()
-                    .index(flags_arg)
-                    .value(CLONE_NEWUSER)
-                    .value_two(CLONE_NEWUSER)
-                    .op(LinuxSeccompOperator::ScmpCmpMaskedEq)
-                    .build()?,
-            ])
+            .errno_ret(ENOSYS)
             .build()?,
     );
     LinuxSeccompBuilder::default()
-        .default_action(LinuxSeccompAction::ScmpActAllow)
+        .default_action(LinuxSeccompAction::ScmpActErrno)
+        .default_errno_ret(EPERM)
         .architectures(architectures)
         .syscalls(syscalls)
         .build()
@@ -523,22 +886,51 @@ mod tests {
     }
 
     #[test]
-    fn seccomp_refuses_mount_ptrace_and_module_loading() {
+    fn seccomp_refuses_by_default_and_allows_only_the_listed_syscalls() {
         let json = serde_json::to_value(seccomp().expect("seccomp")).expect("json");
-        assert_eq!(json["defaultAction"], "SCMP_ACT_ALLOW");
-        let denied = json["syscalls"][0]["names"].as_array().expect("names");
+        assert_eq!(json["defaultAction"], "SCMP_ACT_ERRNO");
+        assert_eq!(json["defaultErrnoRet"], 1);
+        let rules = json["syscalls"].as_array().expect("rules");
+        let unconditional: Vec<&str> = rules
+            .iter()
+            .filter(|r| r["action"] == "SCMP_ACT_ALLOW" && r.get("args").is_none())
+            .flat_map(|r| r["names"].as_array().expect("names"))
+            .map(|n| n.as_str().expect("name"))
+            .collect();
+        for name in ["read", "write", "mmap", "futex", "epoll_wait", "execve"] {
+            assert!(unconditional.contains(&name), "{name} must be allowed");
+        }
+        let mentioned: Vec<&str> = rules
+            .iter()
+            .flat_map(|r| r["names"].as_array().expect("names"))
+            .map(|n| n.as_str().expect("name"))
+            .collect();
         for name in [
+            "io_uring_setup",
+            "io_uring_enter",
             "mount",
-            "ptrace",
-            "init_module",
-            "bpf",
             "unshare",
             "setns",
             "keyctl",
+            "add_key",
+            "bpf",
+            "perf_event_open",
+            "ptrace",
+            "init_module",
+            "userfaultfd",
         ] {
-            assert!(denied.contains(&serde_json::json!(name)), "{name}");
+            assert!(
+                !mentioned.contains(&name),
+                "{name} must fall to the default"
+            );
         }
-        assert_eq!(json["syscalls"][0]["errnoRet"], 1);
+        let clone = rules
+            .iter()
+            .find(|r| r["names"] == serde_json::json!(["clone"]))
+            .expect("clone rule");
+        assert_eq!(clone["args"][0]["value"], CLONE_NAMESPACE_FLAGS);
+        assert_eq!(clone["args"][0]["valueTwo"], 0);
+        assert_eq!(clone["args"][0]["op"], "SCMP_CMP_MASKED_EQ");
     }
 
     #[test]
