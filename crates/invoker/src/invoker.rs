@@ -113,6 +113,9 @@ pub(crate) struct Completer {
 }
 
 impl Completer {
+    /// Answers only after `store` resolved, that is after the record's transaction committed
+    /// (group commit): whoever learns of a finished activation can rely on its record surviving
+    /// a crash of the server.
     async fn finish(&self, activation: Activation, reply: oneshot::Sender<CompletionMessage>) {
         if let Err(e) = self.store.store(activation.clone()).await {
             tracing::error!(error = %e, id = %activation.activation_id, "storing activation failed");
@@ -138,10 +141,13 @@ impl Job {
         &self.msg
     }
 
-    /// Stores `activation` and answers with it.
+    /// Stores `activation` and answers with it once its record is committed. The wait for the
+    /// commit runs in a task of its own, so the instance's proxy goes on to its next job at
+    /// once instead of waiting for the store.
     pub(crate) async fn complete(mut self, activation: Activation) {
         if let Some(reply) = self.reply.take() {
-            Arc::clone(&self.completer).finish(activation, reply).await;
+            let completer = Arc::clone(&self.completer);
+            tokio::spawn(async move { completer.finish(activation, reply).await });
         }
     }
 

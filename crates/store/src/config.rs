@@ -9,7 +9,10 @@ pub struct StoreConfig {
     /// Most activation records committed in one transaction.
     pub activation_batch_size: usize,
     /// How long the activation writer waits for more records after the first one of a batch
-    /// before it commits, in ms. 0 commits whatever is queued at once.
+    /// before it commits, in ms. 0 commits whatever is queued at once. Every answer that
+    /// reports a finished activation waits for its record's commit, so this window adds to
+    /// the latency of each such answer; under load, records that queue up while a commit is
+    /// running share the next one anyway.
     pub activation_flush_interval_ms: u64,
     /// How long a connection waits for a lock held by another connection, in ms.
     pub busy_timeout_ms: u64,
@@ -19,7 +22,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             activation_batch_size: 256,
-            activation_flush_interval_ms: 10,
+            activation_flush_interval_ms: 0,
             busy_timeout_ms: 5000,
         }
     }

@@ -1,6 +1,6 @@
 //! Persistence for edgewhisk: the `EntityStore` and `ActivationStore` traits, an in-memory
-//! implementation (also the test fake), the embedded SQLite implementation with a batching
-//! activation writer, and a caching wrapper for entities and keys.
+//! implementation (also the test fake), the embedded SQLite implementation with a
+//! group-committing activation writer, and a caching wrapper for entities and keys.
 //!
 //! It knows nothing about HTTP. Entities are stored as JSON documents keyed by their path
 //! (`namespace` or `namespace/package`) and name; the controller owns their typed form.
@@ -200,10 +200,13 @@ pub trait EntityStore: Send + Sync + std::fmt::Debug + 'static {
     }
 }
 
-/// Activation records. `store` is off the request path: it enqueues, a writer batches.
+/// Activation records.
 #[async_trait]
 pub trait ActivationStore: Send + Sync + std::fmt::Debug + 'static {
-    /// Enqueues a record; it is readable through `get`/`list` immediately after this returns.
+    /// Stores a record and resolves once it is durable against a crash of this process (the
+    /// SQLite store group-commits: records stored concurrently share one transaction). It is
+    /// readable through `get`/`list` when this returns. An answer that reports a finished
+    /// activation must wait for this.
     async fn store(&self, activation: Activation) -> Result<(), StoreError>;
     /// The record `id` of `namespace`.
     async fn get(

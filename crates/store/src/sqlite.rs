@@ -10,13 +10,20 @@
 //! - the **reader** connection (behind a mutex, used inside `spawn_blocking`) serves activation
 //!   reads; WAL lets it read while the writer commits.
 //!
-//! `store` puts the record into a pending map, which every activation read consults, and queues
-//! it for the writer; the writer removes it from the map after its batch commits. A read takes
-//! its pending snapshot before it queries the database, so a record committed in between is seen
-//! twice (and de-duplicated) rather than not at all.
+//! Activation records are group-committed: `store` encodes the record, queues it for the
+//! writer and resolves only once the transaction holding it has committed (or failed). Every
+//! record that queued up while the previous commit ran goes into the next one, so a busy
+//! server still commits many records per transaction, while an idle one commits at once.
+//! Nothing is acknowledged before it is in the WAL, so a process crash loses no record whose
+//! `store` returned (docs/durability.md).
+//!
+//! SQLite lets one connection write at a time. Both writing connections take the in-process
+//! `write_lock` before they begin a write transaction, so the activation writer waits for an
+//! entity write exactly as long as that write holds the database, and is woken when it ends;
+//! SQLite's own busy handler would instead poll with sleeps growing to 100 ms.
 
 use crate::config::StoreConfig;
-use crate::matching::{activation_match_name, activation_matches, activation_order, page};
+use crate::matching::activation_match_name;
 use crate::memory::check_put;
 use crate::{
     ActivationFilter, ActivationStore, Collection, EntityDoc, EntityStore, ListScope, PutMode,
@@ -27,10 +34,8 @@ use edgewhisk_entity::identity::{KeyHash, NamespaceLimits};
 use edgewhisk_entity::{Activation, ActivationId, Identity};
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -101,27 +106,33 @@ pub struct SqliteStore {
     path: PathBuf,
     entities: Arc<Mutex<Connection>>,
     reader: Arc<Mutex<Connection>>,
-    pending: Arc<Mutex<HashMap<ActivationId, Pending>>>,
-    next_seq: AtomicU64,
+    /// Taken by every write transaction of this store (see the module docs).
+    write_lock: Arc<Mutex<()>>,
     sender: Mutex<Option<mpsc::Sender<WriterMsg>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    /// The writer's thread, woken early by a flush or close (records do not wake it).
+    /// The writer's thread, woken early by a flush or close when it gathers a batch.
     writer_thread: std::thread::Thread,
 }
 
-/// A record stored but not yet committed. `seq` tells the writer whether the entry it
-/// committed is still the newest one for that id.
+/// One activation record on its way to the writer, already encoded by the caller's task so
+/// that the single writer thread only binds and inserts.
 #[derive(Debug)]
-struct Pending {
-    seq: u64,
-    activation: Arc<Activation>,
+struct Row {
+    id: String,
+    namespace: String,
+    name: String,
+    path: Option<String>,
+    match_name: String,
+    start: u64,
+    doc: String,
 }
 
 #[derive(Debug)]
 enum WriterMsg {
     Record {
-        seq: u64,
-        activation: Arc<Activation>,
+        row: Row,
+        /// Resolved once the transaction holding the record committed or failed.
+        done: oneshot::Sender<Result<(), StoreError>>,
     },
     Flush(oneshot::Sender<Result<(), StoreError>>),
 }
@@ -141,15 +152,14 @@ impl SqliteStore {
         }
         let reader = open_connection(path, busy, "NORMAL")?;
         let writer_conn = open_connection(path, busy, "NORMAL")?;
-        let pending: Arc<Mutex<HashMap<ActivationId, Pending>>> = Arc::default();
+        let write_lock: Arc<Mutex<()>> = Arc::default();
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
             conn: writer_conn,
             rx,
-            pending: Arc::clone(&pending),
+            write_lock: Arc::clone(&write_lock),
             batch_size: config.activation_batch_size.max(1),
             interval: Duration::from_millis(config.activation_flush_interval_ms),
-            retry: Vec::new(),
         };
         let handle = std::thread::Builder::new()
             .name("activation-writer".into())
@@ -158,8 +168,7 @@ impl SqliteStore {
             path: path.to_owned(),
             entities: Arc::new(Mutex::new(entities)),
             reader: Arc::new(Mutex::new(reader)),
-            pending,
-            next_seq: AtomicU64::new(0),
+            write_lock,
             sender: Mutex::new(Some(tx)),
             writer_thread: handle.thread().clone(),
             writer: Mutex::new(Some(handle)),
@@ -195,6 +204,21 @@ impl SqliteStore {
         run_blocking(Arc::clone(&self.entities), f).await
     }
 
+    /// As `with_entities`, holding the store's write lock around `f`: for every entity or
+    /// identity write.
+    async fn write_entities<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let write_lock = Arc::clone(&self.write_lock);
+        run_blocking(Arc::clone(&self.entities), move |conn| {
+            let _writing = write_lock.lock();
+            f(conn)
+        })
+        .await
+    }
+
     async fn with_reader<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -202,20 +226,12 @@ impl SqliteStore {
     {
         run_blocking(Arc::clone(&self.reader), f).await
     }
-
-    fn pending_matches(&self, filter: &ActivationFilter) -> Vec<Activation> {
-        self.pending
-            .lock()
-            .values()
-            .filter(|p| activation_matches(filter, &p.activation))
-            .map(|p| Activation::clone(&p.activation))
-            .collect()
-    }
 }
 
 impl Drop for SqliteStore {
     fn drop(&mut self) {
         drop(self.sender.lock().take());
+        self.writer_thread.unpark();
         if let Some(handle) = self.writer.lock().take() {
             if handle.join().is_err() {
                 tracing::error!(path = %self.path.display(), "activation writer panicked");
@@ -337,7 +353,7 @@ impl EntityStore for SqliteStore {
 
     async fn put(&self, doc: EntityDoc, mode: PutMode) -> Result<(), StoreError> {
         let text = serde_json::to_string(&doc.doc)?;
-        self.with_entities(move |conn| {
+        self.write_entities(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let existing = tx
                 .prepare_cached(
@@ -378,7 +394,7 @@ impl EntityStore for SqliteStore {
 
     async fn delete(&self, path: &str, name: &str) -> Result<Option<EntityDoc>, StoreError> {
         let (path, name) = (path.to_owned(), name.to_owned());
-        self.with_entities(move |conn| {
+        self.write_entities(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let row = tx
                 .prepare_cached(
@@ -455,7 +471,7 @@ impl EntityStore for SqliteStore {
             key: KeyHash::stored_form(&identity.key),
             ..identity
         };
-        self.with_entities(move |conn| {
+        self.write_entities(move |conn| {
             conn.prepare_cached(
                 "INSERT OR REPLACE INTO identities (uuid, subject, namespace, key) \
                  VALUES (?1, ?2, ?3, ?4)",
@@ -488,7 +504,7 @@ impl EntityStore for SqliteStore {
 
     async fn delete_identity(&self, uuid: &str) -> Result<Option<Identity>, StoreError> {
         let uuid = uuid.to_owned();
-        self.with_entities(move |conn| {
+        self.write_entities(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let row = tx
                 .prepare_cached(
@@ -543,7 +559,7 @@ impl EntityStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let namespace = namespace.to_owned();
         let doc = limits.map(|l| serde_json::to_string(&l)).transpose()?;
-        self.with_entities(move |conn| {
+        self.write_entities(move |conn| {
             match doc {
                 Some(doc) => conn
                     .prepare_cached(
@@ -583,29 +599,24 @@ fn activation_where(filter: &ActivationFilter) -> (String, Vec<rusqlite::types::
 #[async_trait]
 impl ActivationStore for SqliteStore {
     async fn store(&self, activation: Activation) -> Result<(), StoreError> {
-        let activation = Arc::new(activation);
-        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let id = activation.activation_id.clone();
-        let sender = self.sender.lock();
-        let Some(sender) = sender.as_ref() else {
-            return Err(StoreError::Closed);
+        let row = Row {
+            id: activation.activation_id.as_str().to_owned(),
+            path: activation.path().map(str::to_owned),
+            match_name: activation_match_name(&activation),
+            start: activation.start,
+            doc: serde_json::to_string(&activation)?,
+            namespace: activation.namespace,
+            name: activation.name,
         };
-        // Visible first, then queued: the writer can only clear an entry that is already there.
-        self.pending.lock().insert(
-            id.clone(),
-            Pending {
-                seq,
-                activation: Arc::clone(&activation),
-            },
-        );
-        if sender.send(WriterMsg::Record { seq, activation }).is_err() {
-            let mut pending = self.pending.lock();
-            if pending.get(&id).is_some_and(|p| p.seq == seq) {
-                pending.remove(&id);
-            }
-            return Err(StoreError::Closed);
+        let (done, committed) = oneshot::channel();
+        {
+            let sender = self.sender.lock();
+            let sender = sender.as_ref().ok_or(StoreError::Closed)?;
+            sender
+                .send(WriterMsg::Record { row, done })
+                .map_err(|_| StoreError::Closed)?;
         }
-        Ok(())
+        committed.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn get(
@@ -613,11 +624,6 @@ impl ActivationStore for SqliteStore {
         namespace: &str,
         id: &ActivationId,
     ) -> Result<Option<Activation>, StoreError> {
-        if let Some(p) = self.pending.lock().get(id) {
-            return Ok(
-                (p.activation.namespace == namespace).then(|| Activation::clone(&p.activation))
-            );
-        }
         let (namespace, id) = (namespace.to_owned(), id.as_str().to_owned());
         self.with_reader(move |conn| {
             let doc: Option<String> = conn
@@ -630,48 +636,32 @@ impl ActivationStore for SqliteStore {
     }
 
     async fn list(&self, filter: &ActivationFilter) -> Result<Vec<Activation>, StoreError> {
-        let pending = self.pending_matches(filter);
         let (where_sql, mut args) = activation_where(filter);
-        // The merged page can only contain the first skip+limit committed rows.
-        let window = if filter.limit == 0 {
+        let limit = if filter.limit == 0 {
             -1
         } else {
-            sql_limit(filter.skip.saturating_add(filter.limit))
+            sql_limit(filter.limit)
         };
-        args.push(rusqlite::types::Value::Integer(window));
-        let committed = self
-            .with_reader(move |conn| {
-                let mut stmt = conn.prepare_cached(&format!(
-                    "SELECT doc FROM activations WHERE {where_sql} \
-                     ORDER BY start DESC, id ASC LIMIT ?"
-                ))?;
-                let docs = stmt
-                    .query_map(rusqlite::params_from_iter(args), |row| {
-                        row.get::<_, String>(0)
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?;
-                docs.iter()
-                    .map(|d| serde_json::from_str::<Activation>(d).map_err(StoreError::from))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .await?;
-        let seen: HashSet<ActivationId> = pending.iter().map(|a| a.activation_id.clone()).collect();
-        let mut all = pending;
-        all.extend(
-            committed
-                .into_iter()
-                .filter(|a| !seen.contains(&a.activation_id)),
-        );
-        all.sort_by(activation_order);
-        Ok(page(all, filter.skip, filter.limit))
+        args.push(rusqlite::types::Value::Integer(limit));
+        args.push(rusqlite::types::Value::Integer(sql_limit(filter.skip)));
+        self.with_reader(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT doc FROM activations WHERE {where_sql} \
+                 ORDER BY start DESC, id ASC LIMIT ? OFFSET ?"
+            ))?;
+            let docs = stmt
+                .query_map(rusqlite::params_from_iter(args), |row| {
+                    row.get::<_, String>(0)
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            docs.iter()
+                .map(|d| serde_json::from_str::<Activation>(d).map_err(StoreError::from))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
     }
 
     async fn count(&self, filter: &ActivationFilter) -> Result<usize, StoreError> {
-        let pending: Vec<String> = self
-            .pending_matches(filter)
-            .into_iter()
-            .map(|a| a.activation_id.as_str().to_owned())
-            .collect();
         let (where_sql, args) = activation_where(filter);
         self.with_reader(move |conn| {
             let committed: usize = conn
@@ -679,14 +669,7 @@ impl ActivationStore for SqliteStore {
                     "SELECT COUNT(*) FROM activations WHERE {where_sql}"
                 ))?
                 .query_row(rusqlite::params_from_iter(args), |row| row.get(0))?;
-            let mut exists = conn.prepare_cached("SELECT 1 FROM activations WHERE id = ?1")?;
-            let mut uncommitted = 0;
-            for id in &pending {
-                if !exists.exists(params![id])? {
-                    uncommitted += 1;
-                }
-            }
-            Ok(committed + uncommitted)
+            Ok(committed)
         })
         .await
     }
@@ -705,39 +688,36 @@ impl ActivationStore for SqliteStore {
     }
 }
 
+/// A queued record and whom to tell when its transaction ended.
+type Queued = (Row, oneshot::Sender<Result<(), StoreError>>);
+
 /// The background activation writer: owns the write connection and the queue's receiving end.
 struct Writer {
     conn: Connection,
     rx: mpsc::Receiver<WriterMsg>,
-    pending: Arc<Mutex<HashMap<ActivationId, Pending>>>,
+    write_lock: Arc<Mutex<()>>,
     batch_size: usize,
     interval: Duration,
-    /// Records of a batch whose commit failed; retried with the next batch.
-    retry: Vec<(u64, Arc<Activation>)>,
 }
 
 impl Writer {
     fn run(mut self) {
         loop {
-            let first = match self.rx.recv() {
-                Ok(msg) => msg,
-                Err(mpsc::RecvError) => {
-                    self.finish();
-                    return;
-                }
+            // Blocking here wakes the thread for the first record of a batch only: while a
+            // commit runs, the records that arrive queue up and are taken without waiting.
+            let Ok(first) = self.rx.recv() else {
+                return;
             };
-            let mut batch = std::mem::take(&mut self.retry);
+            let mut batch = Vec::new();
             let mut flushes = Vec::new();
             let mut closed = false;
             push(first, &mut batch, &mut flushes);
             let deadline = Instant::now() + self.interval;
-            // Gather the batch by sleeping until its deadline and then taking what queued up,
-            // rather than waiting on the channel: a receiver blocked in the channel is woken
-            // (a futex call on the sender's side, a context switch here) for every record,
-            // which cost ~40 % of this thread's CPU at 16 clients. A flush or close unparks
-            // the thread so it is answered at once.
+            // With a gathering window, sleep until its deadline and then take what queued up
+            // rather than waiting on the channel, which would wake this thread once per
+            // record. A flush or close unparks the thread so it is answered at once.
             'gather: loop {
-                while flushes.is_empty() && batch.len() < self.batch_size {
+                while batch.len() < self.batch_size {
                     match self.rx.try_recv() {
                         Ok(msg) => push(msg, &mut batch, &mut flushes),
                         Err(mpsc::TryRecvError::Empty) => break,
@@ -762,94 +742,63 @@ impl Writer {
                 let _ = flush.send(result.as_ref().map(|_| ()).map_err(copy_error));
             }
             if closed {
-                self.finish();
                 return;
             }
         }
     }
 
-    /// Commits the last records after the queue closed.
-    fn finish(&mut self) {
-        let batch = std::mem::take(&mut self.retry);
-        if !batch.is_empty() {
-            if let Err(e) = self.commit(batch) {
-                tracing::error!(error = %e, "activation records lost at shutdown");
-            }
-        }
-    }
-
-    /// Commits `batch` in one transaction, then drops the committed records from the pending
-    /// map. On failure the records stay pending (still readable) and are retried.
-    fn commit(&mut self, batch: Vec<(u64, Arc<Activation>)>) -> Result<(), rusqlite::Error> {
+    /// Commits `batch` in one transaction and tells every record's caller how it ended. A
+    /// failed batch is not retried: its callers get the error and decide (the invoker does not
+    /// answer an activation whose record was not stored), so nothing piles up here.
+    fn commit(&mut self, batch: Vec<Queued>) -> Result<(), rusqlite::Error> {
         if batch.is_empty() {
             return Ok(());
         }
-        match write_batch(&mut self.conn, &batch) {
-            Ok(()) => {
-                let mut pending = self.pending.lock();
-                for (seq, activation) in &batch {
-                    if pending
-                        .get(&activation.activation_id)
-                        .is_some_and(|p| p.seq == *seq)
-                    {
-                        pending.remove(&activation.activation_id);
-                    }
-                }
-                Ok(())
-            }
-            Err(e) => {
-                tracing::error!(error = %e, records = batch.len(), "activation batch commit failed");
-                self.retry = batch;
-                Err(e)
-            }
+        let result = {
+            let _writing = self.write_lock.lock();
+            write_batch(&mut self.conn, &batch)
+        };
+        if let Err(e) = &result {
+            tracing::error!(error = %e, records = batch.len(), "activation batch commit failed");
         }
+        for (_, done) in batch {
+            // A caller that stopped waiting is not an error.
+            let _ = done.send(result.as_ref().map(|_| ()).map_err(copy_error));
+        }
+        result
     }
 }
 
-fn push(
-    msg: WriterMsg,
-    batch: &mut Vec<(u64, Arc<Activation>)>,
-    flushes: &mut Vec<oneshot::Sender<Result<(), StoreError>>>,
-) {
+fn push(msg: WriterMsg, batch: &mut Vec<Queued>, flushes: &mut Vec<oneshot::Sender<Result<(), StoreError>>>) {
     match msg {
-        WriterMsg::Record { seq, activation } => batch.push((seq, activation)),
+        WriterMsg::Record { row, done } => batch.push((row, done)),
         WriterMsg::Flush(tx) => flushes.push(tx),
     }
 }
 
-fn write_batch(
-    conn: &mut Connection,
-    batch: &[(u64, Arc<Activation>)],
-) -> Result<(), rusqlite::Error> {
+fn write_batch(conn: &mut Connection, batch: &[Queued]) -> Result<(), rusqlite::Error> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
         let mut stmt = tx.prepare_cached(
             "INSERT OR REPLACE INTO activations (id, namespace, name, path, match_name, start, doc) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
-        for (_, a) in batch {
-            let doc = match serde_json::to_string(a) {
-                Ok(doc) => doc,
-                Err(e) => {
-                    tracing::error!(id = %a.activation_id, error = %e, "activation record not encodable; dropped");
-                    continue;
-                }
-            };
+        for (r, _) in batch {
             stmt.execute(params![
-                a.activation_id.as_str(),
-                a.namespace,
-                a.name,
-                a.path(),
-                activation_match_name(a),
-                a.start,
-                doc
+                r.id,
+                r.namespace,
+                r.name,
+                r.path,
+                r.match_name,
+                r.start,
+                r.doc
             ])?;
         }
     }
     tx.commit()
 }
 
-/// `rusqlite::Error` is not `Clone`; every flush waiting on a failed batch gets its own copy.
+/// `rusqlite::Error` is not `Clone`; every caller waiting on a failed batch gets its own copy.
 fn copy_error(e: &rusqlite::Error) -> StoreError {
     StoreError::Sqlite(match e {
         rusqlite::Error::SqliteFailure(code, msg) => {
