@@ -116,12 +116,21 @@ impl Completer {
     /// Answers only after `store` resolved, that is after the record's transaction committed
     /// (group commit): whoever learns of a finished activation can rely on its record surviving
     /// a crash of the server.
+    ///
+    /// A record that could not be stored (a full disk, a closed store) is not answered: the
+    /// reply is dropped, which tells the controller to look in the store, where it will not
+    /// find the record, so no client is told of an activation whose record is gone.
     async fn finish(&self, activation: Activation, reply: oneshot::Sender<CompletionMessage>) {
-        if let Err(e) = self.store.store(activation.clone()).await {
-            tracing::error!(error = %e, id = %activation.activation_id, "storing activation failed");
+        match self.store.store(activation.clone()).await {
+            // The controller may have stopped waiting; a closed receiver is fine.
+            Ok(()) => {
+                let _ = reply.send(CompletionMessage { activation });
+            }
+            Err(e) => {
+                tracing::error!(error = %e, id = %activation.activation_id, "storing activation failed; not answered");
+                drop(reply);
+            }
         }
-        // The controller may have stopped waiting; a closed receiver is fine.
-        let _ = reply.send(CompletionMessage { activation });
         self.pending.send_modify(|n| *n = n.saturating_sub(1));
     }
 }

@@ -15,6 +15,7 @@ pub mod config;
 mod matching;
 pub mod memory;
 mod shared;
+mod space;
 pub mod sqlite;
 
 pub use cache::CachingEntityStore;
@@ -126,6 +127,11 @@ pub enum StoreError {
     /// Filesystem failure opening the store.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// The data directory's free space is below the configured floor, or the disk is full: the
+    /// write was refused (or failed) and nothing of it was stored. Reads keep working, and
+    /// writes work again by themselves once space returns.
+    #[error("the store is out of disk space")]
+    Full,
     /// The store does not implement this operation (a test wrapper that does not forward it).
     #[error("{operation} is not supported by this store")]
     Unsupported {
@@ -220,4 +226,10 @@ pub trait ActivationStore: Send + Sync + std::fmt::Debug + 'static {
     async fn count(&self, filter: &ActivationFilter) -> Result<usize, StoreError>;
     /// Waits until every enqueued record is durable.
     async fn flush(&self) -> Result<(), StoreError>;
+    /// `Err(StoreError::Full)` while new records would be refused for lack of disk space, so
+    /// that work whose record could not be kept is refused before it starts. Cheap: reads a
+    /// cached figure.
+    fn check_space(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

@@ -25,6 +25,7 @@
 use crate::config::StoreConfig;
 use crate::matching::activation_match_name;
 use crate::memory::check_put;
+use crate::space::{SpaceGuard, classify, is_disk_full};
 use crate::{
     ActivationFilter, ActivationStore, Collection, EntityDoc, EntityStore, ListScope, PutMode,
     StoreError,
@@ -108,6 +109,8 @@ pub struct SqliteStore {
     reader: Arc<Mutex<Connection>>,
     /// Taken by every write transaction of this store (see the module docs).
     write_lock: Arc<Mutex<()>>,
+    /// The free-space floor of the data directory.
+    space: Arc<SpaceGuard>,
     sender: Mutex<Option<mpsc::Sender<WriterMsg>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     /// The writer's thread, woken early by a flush or close when it gathers a batch.
@@ -153,11 +156,21 @@ impl SqliteStore {
         let reader = open_connection(path, busy, "NORMAL")?;
         let writer_conn = open_connection(path, busy, "NORMAL")?;
         let write_lock: Arc<Mutex<()>> = Arc::default();
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let space = Arc::new(SpaceGuard::new(
+            dir.to_owned(),
+            config.min_free_bytes,
+            Duration::from_millis(config.free_space_check_interval_ms),
+        ));
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
             conn: writer_conn,
             rx,
             write_lock: Arc::clone(&write_lock),
+            space: Arc::clone(&space),
             batch_size: config.activation_batch_size.max(1),
             interval: Duration::from_millis(config.activation_flush_interval_ms),
         };
@@ -169,6 +182,7 @@ impl SqliteStore {
             entities: Arc::new(Mutex::new(entities)),
             reader: Arc::new(Mutex::new(reader)),
             write_lock,
+            space,
             sender: Mutex::new(Some(tx)),
             writer_thread: handle.thread().clone(),
             writer: Mutex::new(Some(handle)),
@@ -201,7 +215,9 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        run_blocking(Arc::clone(&self.entities), f).await
+        run_blocking(Arc::clone(&self.entities), f)
+            .await
+            .map_err(|e| classify(e, &self.space))
     }
 
     /// As `with_entities`, holding the store's write lock around `f`: for every entity or
@@ -217,6 +233,7 @@ impl SqliteStore {
             f(conn)
         })
         .await
+        .map_err(|e| classify(e, &self.space))
     }
 
     async fn with_reader<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -224,7 +241,9 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        run_blocking(Arc::clone(&self.reader), f).await
+        run_blocking(Arc::clone(&self.reader), f)
+            .await
+            .map_err(|e| classify(e, &self.space))
     }
 }
 
@@ -240,6 +259,9 @@ impl Drop for SqliteStore {
     }
 }
 
+/// Bytes the WAL file is truncated to after a checkpoint.
+const WAL_SIZE_LIMIT: i64 = 4 * 1024 * 1024;
+
 fn open_connection(
     path: &Path,
     busy: Duration,
@@ -253,6 +275,9 @@ fn open_connection(
         tracing::warn!(path = %path.display(), mode, "sqlite did not switch to WAL mode");
     }
     conn.pragma_update(None, "synchronous", synchronous)?;
+    // Without a limit the WAL file keeps the size of its largest burst after every checkpoint;
+    // on a small disk that space is better given back.
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
     Ok(conn)
 }
 
@@ -352,6 +377,8 @@ impl EntityStore for SqliteStore {
     }
 
     async fn put(&self, doc: EntityDoc, mode: PutMode) -> Result<(), StoreError> {
+        // Deletes stay allowed below the floor: they are how an operator makes room.
+        self.space.check()?;
         let text = serde_json::to_string(&doc.doc)?;
         self.write_entities(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -599,6 +626,7 @@ fn activation_where(filter: &ActivationFilter) -> (String, Vec<rusqlite::types::
 #[async_trait]
 impl ActivationStore for SqliteStore {
     async fn store(&self, activation: Activation) -> Result<(), StoreError> {
+        self.space.check()?;
         let row = Row {
             id: activation.activation_id.as_str().to_owned(),
             path: activation.path().map(str::to_owned),
@@ -686,6 +714,10 @@ impl ActivationStore for SqliteStore {
         self.writer_thread.unpark();
         rx.await.map_err(|_| StoreError::Closed)?
     }
+
+    fn check_space(&self) -> Result<(), StoreError> {
+        self.space.check()
+    }
 }
 
 /// A queued record and whom to tell when its transaction ended.
@@ -696,6 +728,7 @@ struct Writer {
     conn: Connection,
     rx: mpsc::Receiver<WriterMsg>,
     write_lock: Arc<Mutex<()>>,
+    space: Arc<SpaceGuard>,
     batch_size: usize,
     interval: Duration,
 }
@@ -758,8 +791,18 @@ impl Writer {
             let _writing = self.write_lock.lock();
             write_batch(&mut self.conn, &batch)
         };
-        if let Err(e) = &result {
-            tracing::error!(error = %e, records = batch.len(), "activation batch commit failed");
+        match &result {
+            Err(e) if is_disk_full(e) => {
+                self.space.disk_full();
+                tracing::warn!(
+                    records = batch.len(),
+                    "activation records refused: disk full"
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, records = batch.len(), "activation batch commit failed");
+            }
+            Ok(()) => {}
         }
         for (_, done) in batch {
             // A caller that stopped waiting is not an error.
@@ -769,7 +812,11 @@ impl Writer {
     }
 }
 
-fn push(msg: WriterMsg, batch: &mut Vec<Queued>, flushes: &mut Vec<oneshot::Sender<Result<(), StoreError>>>) {
+fn push(
+    msg: WriterMsg,
+    batch: &mut Vec<Queued>,
+    flushes: &mut Vec<oneshot::Sender<Result<(), StoreError>>>,
+) {
     match msg {
         WriterMsg::Record { row, done } => batch.push((row, done)),
         WriterMsg::Flush(tx) => flushes.push(tx),
@@ -800,6 +847,9 @@ fn write_batch(conn: &mut Connection, batch: &[Queued]) -> Result<(), rusqlite::
 
 /// `rusqlite::Error` is not `Clone`; every caller waiting on a failed batch gets its own copy.
 fn copy_error(e: &rusqlite::Error) -> StoreError {
+    if is_disk_full(e) {
+        return StoreError::Full;
+    }
     StoreError::Sqlite(match e {
         rusqlite::Error::SqliteFailure(code, msg) => {
             rusqlite::Error::SqliteFailure(*code, msg.clone())

@@ -9,6 +9,7 @@
 
 pub(crate) mod api;
 pub(crate) mod host;
+pub(crate) mod tmpfs;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;

@@ -334,6 +334,8 @@ impl Run<'_> {
         let content = serde_json::value::to_raw_value(&args)
             .map_err(|e| ApiError::BadRequest(messages::malformed_content(&e.to_string())))?;
         let owner = found.owner;
+        // Refused before it runs when its record could not be kept (disk full).
+        state.activations().check_space()?;
         let slot = state
             .throttler()
             .acquire(&owner.namespace, self.received_at)
@@ -385,7 +387,11 @@ impl Run<'_> {
                 drop(slot);
                 match state.activations().get(&owner.namespace, &id).await? {
                     Some(record) => Ok(Outcome::Done(Box::new(record))),
-                    None => Ok(Outcome::Pending(id)),
+                    None => {
+                        // Not stored, usually for a full disk: say so rather than "not ready".
+                        state.activations().check_space()?;
+                        Ok(Outcome::Pending(id))
+                    }
                 }
             }
             Err(_) => {
