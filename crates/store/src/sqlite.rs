@@ -115,6 +115,9 @@ pub struct SqliteStore {
     writer: Mutex<Option<JoinHandle<()>>>,
     /// The writer's thread, woken early by a flush or close when it gathers a batch.
     writer_thread: std::thread::Thread,
+    /// Dropping it stops the retention thread.
+    retention_stop: Mutex<Option<mpsc::Sender<()>>>,
+    retention: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// One activation record on its way to the writer, already encoded by the caller's task so
@@ -148,6 +151,17 @@ impl SqliteStore {
         }
         let busy = Duration::from_millis(config.busy_timeout_ms);
         let mut entities = open_connection(path, busy, "FULL")?;
+        let new_database: bool =
+            entities.query_row("SELECT COUNT(*) = 0 FROM sqlite_master", [], |row| {
+                row.get(0)
+            })?;
+        if new_database {
+            // Lets retention give freed pages back to the file system. It can only be set on a
+            // database without tables (and in WAL mode only by a VACUUM, instant while empty);
+            // older databases keep reusing their freed pages instead.
+            entities.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+            entities.execute_batch("VACUUM")?;
+        }
         entities.execute_batch(SCHEMA)?;
         let migrated = migrate_plain_keys(&mut entities)?;
         if migrated > 0 {
@@ -177,6 +191,19 @@ impl SqliteStore {
         let handle = std::thread::Builder::new()
             .name("activation-writer".into())
             .spawn(move || writer.run())?;
+        let (retention_stop, stopped) = mpsc::channel();
+        let retention = Retention {
+            conn: open_connection(path, busy, "NORMAL")?,
+            write_lock: Arc::clone(&write_lock),
+            stop: stopped,
+            max_age_ms: config.activation_max_age_secs.saturating_mul(1000),
+            max_per_namespace: config.activation_max_per_namespace,
+            interval: Duration::from_millis(config.retention_interval_ms),
+            batch_size: config.retention_batch_size.max(1),
+        };
+        let retention = std::thread::Builder::new()
+            .name("activation-retention".into())
+            .spawn(move || retention.run())?;
         Ok(SqliteStore {
             path: path.to_owned(),
             entities: Arc::new(Mutex::new(entities)),
@@ -186,6 +213,8 @@ impl SqliteStore {
             sender: Mutex::new(Some(tx)),
             writer_thread: handle.thread().clone(),
             writer: Mutex::new(Some(handle)),
+            retention_stop: Mutex::new(Some(retention_stop)),
+            retention: Mutex::new(Some(retention)),
         })
     }
 
@@ -197,6 +226,14 @@ impl SqliteStore {
     /// Commits every queued activation record and stops the writer. Later `store` and `flush`
     /// calls fail with [`StoreError::Closed`]; entity operations keep working.
     pub async fn close(&self) -> Result<(), StoreError> {
+        drop(self.retention_stop.lock().take());
+        let retention = self.retention.lock().take();
+        if let Some(handle) = retention {
+            tokio::task::spawn_blocking(move || handle.join())
+                .await
+                .map_err(|_| StoreError::Closed)?
+                .map_err(|_| StoreError::Closed)?;
+        }
         // Dropping the only sender ends the writer's loop after its final commit.
         drop(self.sender.lock().take());
         self.writer_thread.unpark();
@@ -249,6 +286,12 @@ impl SqliteStore {
 
 impl Drop for SqliteStore {
     fn drop(&mut self) {
+        drop(self.retention_stop.lock().take());
+        if let Some(handle) = self.retention.lock().take() {
+            if handle.join().is_err() {
+                tracing::error!(path = %self.path.display(), "activation retention panicked");
+            }
+        }
         drop(self.sender.lock().take());
         self.writer_thread.unpark();
         if let Some(handle) = self.writer.lock().take() {
@@ -856,4 +899,140 @@ fn copy_error(e: &rusqlite::Error) -> StoreError {
         }
         other => rusqlite::Error::ToSqlConversionFailure(other.to_string().into()),
     })
+}
+
+/// The background retention task: deletes activation records beyond the configured age and
+/// per-namespace count, a few hundred per transaction, and gives freed pages back to the file
+/// system. Owns its own connection; takes the store's write lock per transaction only, so
+/// records and entity writes wait for at most one small batch.
+struct Retention {
+    conn: Connection,
+    write_lock: Arc<Mutex<()>>,
+    /// Disconnected when the store closes.
+    stop: mpsc::Receiver<()>,
+    /// 0 = no age limit.
+    max_age_ms: u64,
+    /// 0 = no count limit.
+    max_per_namespace: u64,
+    interval: Duration,
+    batch_size: usize,
+}
+
+/// Pages given back to the file system per transaction by the retention task.
+const VACUUM_PAGES: u32 = 128;
+
+/// Most `VACUUM_PAGES` transactions per retention pass: a burst's free pages are given back
+/// over a few passes rather than in one long stretch.
+const VACUUM_STEPS: u32 = 16;
+
+impl Retention {
+    fn run(mut self) {
+        if self.max_age_ms == 0 && self.max_per_namespace == 0 {
+            return;
+        }
+        loop {
+            match self.stop.recv_timeout(self.interval) {
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+            match self.pass() {
+                Ok(0) => {}
+                Ok(deleted) => tracing::debug!(deleted, "activation retention pass"),
+                Err(e) => tracing::warn!(error = %e, "activation retention pass failed"),
+            }
+        }
+    }
+
+    /// Whether the store is closing (checked between transactions).
+    fn stopping(&self) -> bool {
+        matches!(
+            self.stop.try_recv(),
+            Ok(()) | Err(mpsc::TryRecvError::Disconnected)
+        )
+    }
+
+    /// One pass over every namespace; returns how many records it deleted.
+    fn pass(&mut self) -> Result<u64, rusqlite::Error> {
+        // A read: WAL lets it run while the writer commits, without the write lock.
+        let counts: Vec<(String, u64)> = self
+            .conn
+            .prepare_cached("SELECT namespace, COUNT(*) FROM activations GROUP BY namespace")?
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let cutoff = edgewhisk_entity::time::now_millis().saturating_sub(self.max_age_ms);
+        let batch = sql_limit(self.batch_size);
+        let mut deleted = 0u64;
+        for (namespace, count) in counts {
+            let mut left = count;
+            if self.max_age_ms > 0 {
+                loop {
+                    if self.stopping() {
+                        return Ok(deleted);
+                    }
+                    let n = self.delete_batch(
+                        "DELETE FROM activations WHERE rowid IN (SELECT rowid FROM activations \
+                         WHERE namespace = ?1 AND start < ?2 LIMIT ?3)",
+                        params![namespace, i64::try_from(cutoff).unwrap_or(i64::MAX), batch],
+                    )?;
+                    deleted += n;
+                    left = left.saturating_sub(n);
+                    if n < u64::try_from(self.batch_size).unwrap_or(u64::MAX) {
+                        break;
+                    }
+                }
+            }
+            while self.max_per_namespace > 0 && left > self.max_per_namespace {
+                if self.stopping() {
+                    return Ok(deleted);
+                }
+                let excess = (left - self.max_per_namespace)
+                    .min(u64::try_from(self.batch_size).unwrap_or(u64::MAX));
+                let n = self.delete_batch(
+                    "DELETE FROM activations WHERE rowid IN (SELECT rowid FROM activations \
+                     WHERE namespace = ?1 ORDER BY start ASC, id DESC LIMIT ?2)",
+                    params![namespace, i64::try_from(excess).unwrap_or(i64::MAX)],
+                )?;
+                if n == 0 {
+                    break;
+                }
+                deleted += n;
+                left = left.saturating_sub(n);
+            }
+        }
+        if deleted > 0 {
+            self.give_back_pages()?;
+        }
+        Ok(deleted)
+    }
+
+    fn delete_batch(
+        &mut self,
+        sql: &str,
+        params: &[&dyn rusqlite::ToSql],
+    ) -> Result<u64, rusqlite::Error> {
+        let _writing = self.write_lock.lock();
+        let n = self.conn.prepare_cached(sql)?.execute(params)?;
+        Ok(u64::try_from(n).unwrap_or(u64::MAX))
+    }
+
+    /// Returns free pages to the file system in small steps (`auto_vacuum = INCREMENTAL`; a
+    /// no-op on older databases, which reuse their free pages instead).
+    fn give_back_pages(&mut self) -> Result<(), rusqlite::Error> {
+        for _ in 0..VACUUM_STEPS {
+            let free: u64 = self
+                .conn
+                .query_row("PRAGMA freelist_count", [], |row| row.get(0))?;
+            if free == 0 || self.stopping() {
+                break;
+            }
+            let _writing = self.write_lock.lock();
+            // The pragma frees one page per step: it must be stepped to the end.
+            let mut stmt = self
+                .conn
+                .prepare_cached(&format!("PRAGMA incremental_vacuum({VACUUM_PAGES})"))?;
+            let mut rows = stmt.query([])?;
+            while rows.next()?.is_some() {}
+        }
+        Ok(())
+    }
 }
