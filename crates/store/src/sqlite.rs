@@ -1,6 +1,6 @@
 //! The embedded store: one SQLite file in WAL mode.
 //!
-//! Three connections, each with one job:
+//! Four connections, each with one job:
 //! - the **entity** connection (behind a mutex, used inside `spawn_blocking`) runs entity and
 //!   identity reads and writes with `synchronous=FULL`, so a write is on disk, power loss
 //!   included, when its future resolves;
@@ -8,7 +8,10 @@
 //!   records in batches (one transaction per batch) with `synchronous=NORMAL`: a committed batch
 //!   survives a process crash, and the last batches may be lost on power loss;
 //! - the **reader** connection (behind a mutex, used inside `spawn_blocking`) serves activation
-//!   reads; WAL lets it read while the writer commits.
+//!   reads; WAL lets it read while the writer commits;
+//! - the **maintenance** connection belongs to a background thread that checkpoints the WAL
+//!   every second (the writer never does, so no commit waits for a checkpoint's fsync) and
+//!   deletes records beyond the retention limits in small batches.
 //!
 //! Activation records are group-committed: `store` encodes the record, queues it for the
 //! writer and resolves only once the transaction holding it has committed (or failed). Every
@@ -169,6 +172,9 @@ impl SqliteStore {
         }
         let reader = open_connection(path, busy, "NORMAL")?;
         let writer_conn = open_connection(path, busy, "NORMAL")?;
+        // Checkpoints (which fsync) run on the maintenance thread, not inside a commit that
+        // every waiting answer would wait for.
+        writer_conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let write_lock: Arc<Mutex<()>> = Arc::default();
         let dir = path
             .parent()
@@ -901,10 +907,12 @@ fn copy_error(e: &rusqlite::Error) -> StoreError {
     })
 }
 
-/// The background retention task: deletes activation records beyond the configured age and
+/// The store's maintenance thread. Every [`CHECKPOINT_INTERVAL`] it checkpoints the WAL (the
+/// activation writer does not, so that no commit waits for a checkpoint's fsync), and every
+/// retention interval it deletes activation records beyond the configured age and
 /// per-namespace count, a few hundred per transaction, and gives freed pages back to the file
-/// system. Owns its own connection; takes the store's write lock per transaction only, so
-/// records and entity writes wait for at most one small batch.
+/// system. Owns its own connection; takes the store's write lock per delete transaction only,
+/// so records and entity writes wait for at most one small batch.
 struct Retention {
     conn: Connection,
     write_lock: Arc<Mutex<()>>,
@@ -918,6 +926,10 @@ struct Retention {
     batch_size: usize,
 }
 
+/// How often the WAL is checkpointed. Each checkpoint also syncs the WAL, which bounds what a
+/// power loss can take (docs/durability.md).
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Pages given back to the file system per transaction by the retention task.
 const VACUUM_PAGES: u32 = 128;
 
@@ -927,18 +939,33 @@ const VACUUM_STEPS: u32 = 16;
 
 impl Retention {
     fn run(mut self) {
-        if self.max_age_ms == 0 && self.max_per_namespace == 0 {
-            return;
-        }
+        let retain = self.max_age_ms > 0 || self.max_per_namespace > 0;
+        let tick = self.interval.min(CHECKPOINT_INTERVAL);
+        let mut next_pass = Instant::now() + self.interval;
+        let mut next_checkpoint = Instant::now() + CHECKPOINT_INTERVAL;
         loop {
-            match self.stop.recv_timeout(self.interval) {
+            match self.stop.recv_timeout(tick) {
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
             }
-            match self.pass() {
-                Ok(0) => {}
-                Ok(deleted) => tracing::debug!(deleted, "activation retention pass"),
-                Err(e) => tracing::warn!(error = %e, "activation retention pass failed"),
+            let now = Instant::now();
+            if now >= next_checkpoint {
+                next_checkpoint = now + CHECKPOINT_INTERVAL;
+                // PASSIVE: copies what it can without waiting for or blocking anyone.
+                if let Err(e) =
+                    self.conn
+                        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+            if retain && now >= next_pass {
+                next_pass = now + self.interval;
+                match self.pass() {
+                    Ok(0) => {}
+                    Ok(deleted) => tracing::debug!(deleted, "activation retention pass"),
+                    Err(e) => tracing::warn!(error = %e, "activation retention pass failed"),
+                }
             }
         }
     }
