@@ -7,223 +7,227 @@
 
 mod support;
 
-use serde_json::{Value, json};
-use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
-use support::api::{
-    HELLO_NAME, create_action, create_hello, http, invoke, invoke_blocking, put_action, send,
-};
-use support::tmpfs::Tmpfs;
-use support::{ServerGuard, ServerOptions, TEST_DEFAULTS, spawn_server_with};
-
-/// Size of the data directory's file system, MiB.
-const DISK_MB: u64 = 20;
-
-/// How long the server may take to accept writes again once space returned.
-const RECOVERY: Duration = Duration::from_secs(10);
-
-/// Starts a server, then moves its data directory onto a fresh tmpfs of [`DISK_MB`] and
-/// restarts it there. `None` (after printing why) when this process may not mount.
-fn server_on_small_disk(min_free_bytes: u64) -> Option<(ServerGuard, Tmpfs)> {
-    let config = format!(
-        "{TEST_DEFAULTS}\n[store]\nmin_free_bytes = {min_free_bytes}\nfree_space_check_interval_ms = 100\n"
-    );
-    let mut s = spawn_server_with(ServerOptions {
-        config_toml: Some(&config),
-        extra_args: &["--isolation", "process"],
-        temp_parent: Some(Path::new(env!("CARGO_TARGET_TMPDIR"))),
-    });
-    s.stop();
-    let data = s.data_dir();
-    let moved = s.dir().join("data-first-start");
-    std::fs::rename(&data, &moved).expect("move the data directory aside");
-    let disk = match Tmpfs::mount(&data, DISK_MB) {
-        Ok(disk) => disk,
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            return None;
-        }
+#[cfg(test)]
+mod disk {
+    use crate::support::api::{
+        HELLO_NAME, create_action, create_hello, http, invoke, invoke_blocking, put_action, send,
     };
-    let copied = Command::new("cp")
-        .arg("-a")
-        .arg(moved.join("."))
-        .arg(&data)
-        .status()
-        .expect("run cp");
-    assert!(copied.success(), "copy the data directory onto the tmpfs");
-    s.restart();
-    Some((s, disk))
-}
+    use crate::support::tmpfs::Tmpfs;
+    use crate::support::{ServerGuard, ServerOptions, TEST_DEFAULTS, spawn_server_with};
+    use serde_json::{Value, json};
+    use std::path::Path;
+    use std::process::Command;
+    use std::time::{Duration, Instant};
 
-/// The activation id of a 200 invoke answer.
-fn activation_id(reply: &support::api::Reply) -> String {
-    reply.body["activationId"]
-        .as_str()
-        .expect("activation id in the answer")
-        .to_owned()
-}
+    /// Size of the data directory's file system, MiB.
+    const DISK_MB: u64 = 20;
 
-/// Panics unless `reply` is a 507 with the OpenWhisk error shape and a message about storage.
-fn expect_full(reply: &support::api::Reply, what: &str) {
-    reply.expect_status(507, what);
-    let message = reply.expect_error_body(what);
-    assert!(
-        message.contains("storage"),
-        "{what}: the message says the store is full: {message}"
-    );
-}
+    /// How long the server may take to accept writes again once space returned.
+    const RECOVERY: Duration = Duration::from_secs(10);
 
-/// Asserts that every id in `ids` can be read back.
-async fn expect_records(s: &ServerGuard, ids: &[String], when: &str) {
-    for id in ids {
-        let reply = send(http().get(s.ns_url(&format!("activations/{id}")))).await;
-        reply.expect_status(200, &format!("acknowledged record {id} {when}"));
+    /// Starts a server, then moves its data directory onto a fresh tmpfs of [`DISK_MB`] and
+    /// restarts it there. `None` (after printing why) when this process may not mount.
+    fn server_on_small_disk(min_free_bytes: u64) -> Option<(ServerGuard, Tmpfs)> {
+        let config = format!(
+            "{TEST_DEFAULTS}\n[store]\nmin_free_bytes = {min_free_bytes}\nfree_space_check_interval_ms = 100\n"
+        );
+        let mut s = spawn_server_with(ServerOptions {
+            config_toml: Some(&config),
+            extra_args: &["--isolation", "process"],
+            temp_parent: Some(Path::new(env!("CARGO_TARGET_TMPDIR"))),
+        });
+        s.stop();
+        let data = s.data_dir();
+        let moved = s.dir().join("data-first-start");
+        std::fs::rename(&data, &moved).expect("move the data directory aside");
+        let disk = match Tmpfs::mount(&data, DISK_MB) {
+            Ok(disk) => disk,
+            Err(why) => {
+                eprintln!("skipped: {why}");
+                return None;
+            }
+        };
+        let copied = Command::new("cp")
+            .arg("-a")
+            .arg(moved.join("."))
+            .arg(&data)
+            .status()
+            .expect("run cp");
+        assert!(copied.success(), "copy the data directory onto the tmpfs");
+        s.restart();
+        Some((s, disk))
     }
-}
 
-/// Retries `PUT` and a blocking invoke until both answer 200, within [`RECOVERY`]; returns the
-/// id of the invoke.
-async fn wait_for_recovery(s: &ServerGuard) -> String {
-    let deadline = Instant::now() + RECOVERY;
-    loop {
-        let put = put_action(
-            s,
-            "after",
-            json!({"exec": {"kind": "nodejs:20", "code": "function main() { return {}; }"}}),
+    /// The activation id of a 200 invoke answer.
+    fn activation_id(reply: &crate::support::api::Reply) -> String {
+        reply.body["activationId"]
+            .as_str()
+            .expect("activation id in the answer")
+            .to_owned()
+    }
+
+    /// Panics unless `reply` is a 507 with the OpenWhisk error shape and a message about storage.
+    fn expect_full(reply: &crate::support::api::Reply, what: &str) {
+        reply.expect_status(507, what);
+        let message = reply.expect_error_body(what);
+        assert!(
+            message.contains("storage"),
+            "{what}: the message says the store is full: {message}"
+        );
+    }
+
+    /// Asserts that every id in `ids` can be read back.
+    async fn expect_records(s: &ServerGuard, ids: &[String], when: &str) {
+        for id in ids {
+            let reply = send(http().get(s.ns_url(&format!("activations/{id}")))).await;
+            reply.expect_status(200, &format!("acknowledged record {id} {when}"));
+        }
+    }
+
+    /// Retries `PUT` and a blocking invoke until both answer 200, within [`RECOVERY`]; returns the
+    /// id of the invoke.
+    async fn wait_for_recovery(s: &ServerGuard) -> String {
+        let deadline = Instant::now() + RECOVERY;
+        loop {
+            let put = put_action(
+                s,
+                "after",
+                json!({"exec": {"kind": "nodejs:20", "code": "function main() { return {}; }"}}),
+            )
+            .await;
+            if put.status.as_u16() == 200 {
+                let reply = invoke_blocking(s, HELLO_NAME, json!({"name": "back"})).await;
+                if reply.status.as_u16() == 200 {
+                    return activation_id(&reply);
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "writes still refused {RECOVERY:?} after space returned: PUT {}: {}",
+                put.status,
+                put.text
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn below_the_free_space_floor_writes_and_invokes_get_507_reads_work_and_it_recovers() {
+        const FLOOR: u64 = 8 * 1024 * 1024;
+        let Some((s, disk)) = server_on_small_disk(FLOOR) else {
+            return;
+        };
+        create_hello(&s).await;
+        let before = invoke_blocking(&s, HELLO_NAME, json!({"name": "before"})).await;
+        before.expect_status(200, "invoke with room");
+        let before_id = activation_id(&before);
+
+        let ballast = disk.path().join("ballast");
+        let leave = 4 * 1024 * 1024;
+        disk.fill(&ballast, disk.free_bytes().saturating_sub(leave));
+        // Past the server's measuring interval.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        let code = json!({"exec": {"kind": "nodejs:20", "code": "function main() { return {}; }"}});
+        expect_full(
+            &put_action(&s, "refused", code).await,
+            "PUT below the floor",
+        );
+        expect_full(
+            &invoke_blocking(&s, HELLO_NAME, json!({})).await,
+            "blocking invoke below the floor",
+        );
+        expect_full(
+            &invoke(&s, HELLO_NAME, "", json!({})).await,
+            "non-blocking invoke below the floor",
+        );
+        send(http().get(s.ns_url(&format!("actions/{HELLO_NAME}"))))
+            .await
+            .expect_status(200, "GET action below the floor");
+        send(http().get(s.ns_url("activations")))
+            .await
+            .expect_status(200, "list activations below the floor");
+        expect_records(&s, std::slice::from_ref(&before_id), "below the floor").await;
+
+        std::fs::remove_file(&ballast).expect("remove the ballast");
+        let after = wait_for_recovery(&s).await;
+        expect_records(&s, &[before_id, after], "after recovery").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_disk_gives_507_loses_no_acknowledged_record_and_recovers_by_itself() {
+        let Some((mut s, disk)) = server_on_small_disk(0) else {
+            return;
+        };
+        create_hello(&s).await;
+        // Each record carries a 64 KiB result, so that records fill the disk quickly.
+        create_action(
+            &s,
+            "big",
+            "nodejs:20",
+            "function main(p) { return { blob: 'x'.repeat(64 * 1024), n: p.n }; }",
         )
         .await;
-        if put.status.as_u16() == 200 {
-            let reply = invoke_blocking(s, HELLO_NAME, json!({"name": "back"})).await;
-            if reply.status.as_u16() == 200 {
-                return activation_id(&reply);
+        invoke_blocking(&s, "big", json!({"n": -1}))
+            .await
+            .expect_status(200, "warm the action");
+        let ballast = disk.path().join("ballast");
+        disk.fill(&ballast, disk.free_bytes().saturating_sub(2 * 1024 * 1024));
+
+        let mut acknowledged = Vec::new();
+        let mut full = None;
+        for n in 0..400 {
+            let reply = invoke_blocking(&s, "big", json!({"n": n})).await;
+            match reply.status.as_u16() {
+                200 => acknowledged.push(activation_id(&reply)),
+                507 => {
+                    full = Some(reply);
+                    break;
+                }
+                other => panic!(
+                    "invoke {n} on a filling disk answered {other}: {}",
+                    reply.text
+                ),
             }
         }
-        assert!(
-            Instant::now() < deadline,
-            "writes still refused {RECOVERY:?} after space returned: PUT {}: {}",
-            put.status,
-            put.text
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+        let full = full.expect("the disk filled up within 400 invokes of 64 KiB records");
+        expect_full(&full, "invoke on a full disk");
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn below_the_free_space_floor_writes_and_invokes_get_507_reads_work_and_it_recovers() {
-    const FLOOR: u64 = 8 * 1024 * 1024;
-    let Some((s, disk)) = server_on_small_disk(FLOOR) else {
-        return;
-    };
-    create_hello(&s).await;
-    let before = invoke_blocking(&s, HELLO_NAME, json!({"name": "before"})).await;
-    before.expect_status(200, "invoke with room");
-    let before_id = activation_id(&before);
-
-    let ballast = disk.path().join("ballast");
-    let leave = 4 * 1024 * 1024;
-    disk.fill(&ballast, disk.free_bytes().saturating_sub(leave));
-    // Past the server's measuring interval.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-
-    let code = json!({"exec": {"kind": "nodejs:20", "code": "function main() { return {}; }"}});
-    expect_full(
-        &put_action(&s, "refused", code).await,
-        "PUT below the floor",
-    );
-    expect_full(
-        &invoke_blocking(&s, HELLO_NAME, json!({})).await,
-        "blocking invoke below the floor",
-    );
-    expect_full(
-        &invoke(&s, HELLO_NAME, "", json!({})).await,
-        "non-blocking invoke below the floor",
-    );
-    send(http().get(s.ns_url(&format!("actions/{HELLO_NAME}"))))
-        .await
-        .expect_status(200, "GET action below the floor");
-    send(http().get(s.ns_url("activations")))
-        .await
-        .expect_status(200, "list activations below the floor");
-    expect_records(&s, std::slice::from_ref(&before_id), "below the floor").await;
-
-    std::fs::remove_file(&ballast).expect("remove the ballast");
-    let after = wait_for_recovery(&s).await;
-    expect_records(&s, &[before_id, after], "after recovery").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_disk_gives_507_loses_no_acknowledged_record_and_recovers_by_itself() {
-    let Some((mut s, disk)) = server_on_small_disk(0) else {
-        return;
-    };
-    create_hello(&s).await;
-    // Each record carries a 64 KiB result, so that records fill the disk quickly.
-    create_action(
-        &s,
-        "big",
-        "nodejs:20",
-        "function main(p) { return { blob: 'x'.repeat(64 * 1024), n: p.n }; }",
-    )
-    .await;
-    invoke_blocking(&s, "big", json!({"n": -1}))
-        .await
-        .expect_status(200, "warm the action");
-    let ballast = disk.path().join("ballast");
-    disk.fill(&ballast, disk.free_bytes().saturating_sub(2 * 1024 * 1024));
-
-    let mut acknowledged = Vec::new();
-    let mut full = None;
-    for n in 0..400 {
-        let reply = invoke_blocking(&s, "big", json!({"n": n})).await;
-        match reply.status.as_u16() {
-            200 => acknowledged.push(activation_id(&reply)),
-            507 => {
-                full = Some(reply);
-                break;
+        // Entity writes: refused with 507, never a bare 500.
+        let mut refused = 0;
+        for i in 0..10 {
+            let code =
+                json!({"exec": {"kind": "nodejs:20", "code": "function main() { return {}; }"}});
+            let reply = put_action(&s, &format!("full{i}"), code).await;
+            match reply.status.as_u16() {
+                507 => {
+                    expect_full(&reply, "PUT on a full disk");
+                    refused += 1;
+                }
+                200 => {}
+                other => panic!("PUT on a full disk answered {other}: {}", reply.text),
             }
-            other => panic!(
-                "invoke {n} on a filling disk answered {other}: {}",
-                reply.text
-            ),
         }
+        assert!(refused > 0, "some PUT on a full disk was refused");
+        send(http().get(s.ns_url(&format!("actions/{HELLO_NAME}"))))
+            .await
+            .expect_status(200, "GET action on a full disk");
+        expect_records(&s, &acknowledged, "on a full disk").await;
+
+        std::fs::remove_file(&ballast).expect("remove the ballast");
+        let after = wait_for_recovery(&s).await;
+        acknowledged.push(after);
+        expect_records(&s, &acknowledged, "after recovery").await;
+
+        // Nothing acknowledged lived only in memory: a stop and a restart keep it all.
+        s.stop();
+        s.restart();
+        expect_records(&s, &acknowledged, "after a restart").await;
+        let listed: Value = send(http().get(s.ns_url("activations?limit=200")))
+            .await
+            .body;
+        assert!(listed.as_array().is_some_and(|a| !a.is_empty()));
+        drop(s);
+        drop(disk);
     }
-    let full = full.expect("the disk filled up within 400 invokes of 64 KiB records");
-    expect_full(&full, "invoke on a full disk");
-
-    // Entity writes: refused with 507, never a bare 500.
-    let mut refused = 0;
-    for i in 0..10 {
-        let code = json!({"exec": {"kind": "nodejs:20", "code": "function main() { return {}; }"}});
-        let reply = put_action(&s, &format!("full{i}"), code).await;
-        match reply.status.as_u16() {
-            507 => {
-                expect_full(&reply, "PUT on a full disk");
-                refused += 1;
-            }
-            200 => {}
-            other => panic!("PUT on a full disk answered {other}: {}", reply.text),
-        }
-    }
-    assert!(refused > 0, "some PUT on a full disk was refused");
-    send(http().get(s.ns_url(&format!("actions/{HELLO_NAME}"))))
-        .await
-        .expect_status(200, "GET action on a full disk");
-    expect_records(&s, &acknowledged, "on a full disk").await;
-
-    std::fs::remove_file(&ballast).expect("remove the ballast");
-    let after = wait_for_recovery(&s).await;
-    acknowledged.push(after);
-    expect_records(&s, &acknowledged, "after recovery").await;
-
-    // Nothing acknowledged lived only in memory: a stop and a restart keep it all.
-    s.stop();
-    s.restart();
-    expect_records(&s, &acknowledged, "after a restart").await;
-    let listed: Value = send(http().get(s.ns_url("activations?limit=200")))
-        .await
-        .body;
-    assert!(listed.as_array().is_some_and(|a| !a.is_empty()));
-    drop(s);
-    drop(disk);
 }

@@ -102,6 +102,9 @@ impl SpaceGuard {
 }
 
 /// Bytes an unprivileged writer may still use on the file system holding `dir`.
+// The conversions are no-ops on 64-bit targets but not on 32-bit ARM boards, where the fields
+// are 32 bits wide.
+#[allow(clippy::useless_conversion)]
 fn free_bytes(dir: &std::path::Path) -> Result<u64, nix::Error> {
     let stat = nix::sys::statvfs::statvfs(dir)?;
     Ok(u64::from(stat.blocks_available()).saturating_mul(u64::from(stat.fragment_size())))
