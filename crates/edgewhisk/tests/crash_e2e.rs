@@ -126,11 +126,32 @@ mod crash {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn acknowledged_entities_and_activation_records_survive_sigkill_under_load() {
-        let mut s = crate::support::spawn_server_with(ServerOptions {
+        kill_rounds(crate::support::spawn_server_with(ServerOptions {
             config_toml: Some(TEST_DEFAULTS),
             extra_args: &["--isolation", "process"],
             temp_parent: None,
-        });
+        }))
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn acknowledged_entities_and_activation_records_survive_sigkill_under_load_with_runc() {
+        if let Some(why) = crate::support::host::runc_unavailable() {
+            eprintln!("skipped: {why}");
+            return;
+        }
+        kill_rounds(crate::support::spawn_server_with(ServerOptions {
+            config_toml: Some(TEST_DEFAULTS),
+            extra_args: &["--isolation", "runc"],
+            // Not under /tmp, which instances get a private copy of.
+            temp_parent: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))),
+        }))
+        .await;
+    }
+
+    /// [`ROUNDS`] rounds of load, SIGKILL and restart against `s`; panics unless every
+    /// acknowledged write is found after each restart.
+    async fn kill_rounds(mut s: ServerGuard) {
         create_hello(&s).await;
         let (mut total_triggers, mut total_records) = (0usize, 0usize);
         let mut lost = Vec::new();
@@ -154,7 +175,7 @@ mod crash {
             tokio::task::block_in_place(|| s.restart());
             let round_lost = missing(&s, paths).await;
             eprintln!(
-                "round {round}: {} acknowledged writes checked, {} missing",
+                "round {round}: {} acknowledged writes so far, {} missing after this kill",
                 total_triggers + total_records,
                 round_lost.len()
             );

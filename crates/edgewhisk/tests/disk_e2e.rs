@@ -25,15 +25,16 @@ mod disk {
     /// How long the server may take to accept writes again once space returned.
     const RECOVERY: Duration = Duration::from_secs(10);
 
-    /// Starts a server, then moves its data directory onto a fresh tmpfs of [`DISK_MB`] and
-    /// restarts it there. `None` (after printing why) when this process may not mount.
-    fn server_on_small_disk(min_free_bytes: u64) -> Option<(ServerGuard, Tmpfs)> {
+    /// Starts a server with `isolation`, then moves its data directory onto a fresh tmpfs of
+    /// [`DISK_MB`] and restarts it there. `None` (after printing why) when this process may not
+    /// mount.
+    fn server_on_small_disk(min_free_bytes: u64, isolation: &str) -> Option<(ServerGuard, Tmpfs)> {
         let config = format!(
             "{TEST_DEFAULTS}\n[store]\nmin_free_bytes = {min_free_bytes}\nfree_space_check_interval_ms = 100\n"
         );
         let mut s = spawn_server_with(ServerOptions {
             config_toml: Some(&config),
-            extra_args: &["--isolation", "process"],
+            extra_args: &["--isolation", isolation],
             temp_parent: Some(Path::new(env!("CARGO_TARGET_TMPDIR"))),
         });
         s.stop();
@@ -114,7 +115,7 @@ mod disk {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn below_the_free_space_floor_writes_and_invokes_get_507_reads_work_and_it_recovers() {
         const FLOOR: u64 = 8 * 1024 * 1024;
-        let Some((s, disk)) = server_on_small_disk(FLOOR) else {
+        let Some((s, disk)) = server_on_small_disk(FLOOR, "process") else {
             return;
         };
         create_hello(&s).await;
@@ -156,7 +157,7 @@ mod disk {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_disk_gives_507_loses_no_acknowledged_record_and_recovers_by_itself() {
-        let Some((mut s, disk)) = server_on_small_disk(0) else {
+        let Some((mut s, disk)) = server_on_small_disk(0, "process") else {
             return;
         };
         create_hello(&s).await;
@@ -229,5 +230,47 @@ mod disk {
         assert!(listed.as_array().is_some_and(|a| !a.is_empty()));
         drop(s);
         drop(disk);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn under_runc_a_full_disk_refuses_invokes_and_cold_starts_work_again_after() {
+        if let Some(why) = crate::support::host::runc_unavailable() {
+            eprintln!("skipped: {why}");
+            return;
+        }
+        const FLOOR: u64 = 8 * 1024 * 1024;
+        let Some((s, disk)) = server_on_small_disk(FLOOR, "runc") else {
+            return;
+        };
+        create_hello(&s).await;
+        invoke_blocking(&s, HELLO_NAME, json!({}))
+            .await
+            .expect_status(200, "a runc instance starts on the small disk");
+        let code = "function main() { return { cold: true }; }";
+        create_action(&s, "cold1", "nodejs:20", code).await;
+        create_action(&s, "cold2", "nodejs:20", code).await;
+
+        // Below the floor: refused with 507 before any instance start is tried.
+        let ballast = disk.path().join("ballast");
+        disk.fill(&ballast, disk.free_bytes().saturating_sub(4 * 1024 * 1024));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        expect_full(
+            &invoke_blocking(&s, "cold1", json!({})).await,
+            "cold start below the floor",
+        );
+        // Really full: whatever a start that cannot write its bundle answers, it must not
+        // stay so once space returns.
+        let rest = disk.path().join("rest");
+        disk.fill(&rest, u64::MAX);
+        let _ = invoke_blocking(&s, "cold2", json!({})).await;
+
+        std::fs::remove_file(&rest).expect("remove the second ballast");
+        std::fs::remove_file(&ballast).expect("remove the ballast");
+        wait_for_recovery(&s).await;
+        for name in ["cold1", "cold2"] {
+            let reply = invoke_blocking(&s, name, json!({})).await;
+            reply.expect_status(200, &format!("cold start of {name} after space returned"));
+            assert_eq!(reply.body["response"]["result"], json!({"cold": true}));
+        }
     }
 }
