@@ -258,7 +258,9 @@ impl Composed {
             return accepted(&id);
         }
         match tokio::time::timeout(wait, rx).await {
-            Ok(Ok(record)) => respond(record, result_only, true),
+            Ok(Ok(Ok(record))) => respond(record, result_only, true),
+            // The record could not be stored: not an answer of a finished activation.
+            Ok(Ok(Err(e))) => ApiError::Store(e).into_response(),
             _ => accepted(&id),
         }
     }

@@ -352,7 +352,9 @@ impl Run<'_> {
                 let _ = tx.send(record);
             });
             return Ok(match tokio::time::timeout(wait, rx).await {
-                Ok(Ok(record)) => Outcome::Done(Box::new(record)),
+                Ok(Ok(Ok(record))) => Outcome::Done(Box::new(record)),
+                // The record could not be stored: not an answer of a finished activation.
+                Ok(Ok(Err(e))) => return Err(ApiError::Store(e)),
                 _ => Outcome::Pending(id),
             });
         }
