@@ -273,4 +273,40 @@ mod disk {
             assert_eq!(reply.body["response"]["result"], json!({"cold": true}));
         }
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn old_activation_records_beyond_the_namespace_count_are_deleted_in_the_background() {
+        let config = format!(
+            "{TEST_DEFAULTS}\n[store]\nactivation_max_per_namespace = 5\nretention_interval_ms = 100\n"
+        );
+        let s = spawn_server_with(ServerOptions {
+            config_toml: Some(&config),
+            extra_args: &["--isolation", "process"],
+            temp_parent: None,
+        });
+        create_hello(&s).await;
+        let mut ids = Vec::new();
+        for n in 0..12 {
+            let reply = invoke_blocking(&s, HELLO_NAME, json!({"name": n})).await;
+            reply.expect_status(200, "invoke");
+            ids.push(activation_id(&reply));
+        }
+        let deadline = Instant::now() + RECOVERY;
+        loop {
+            let count = send(http().get(s.ns_url("activations?count=true"))).await;
+            count.expect_status(200, "count activations");
+            if count.body["activations"] == json!(5) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still {} records, expected the newest 5",
+                count.body
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        expect_records(&s, &ids[7..], "kept by retention").await;
+        let oldest = send(http().get(s.ns_url(&format!("activations/{}", ids[0])))).await;
+        oldest.expect_status(404, "the oldest record is deleted");
+    }
 }
