@@ -196,6 +196,7 @@ mod disk {
 
         // Entity writes: refused with 507, never a bare 500.
         let mut refused = 0;
+        let mut stored = Vec::new();
         for i in 0..10 {
             let code =
                 json!({"exec": {"kind": "nodejs:20", "code": "function main() { return {}; }"}});
@@ -205,7 +206,7 @@ mod disk {
                     expect_full(&reply, "PUT on a full disk");
                     refused += 1;
                 }
-                200 => {}
+                200 => stored.push(format!("full{i}")),
                 other => panic!("PUT on a full disk answered {other}: {}", reply.text),
             }
         }
@@ -224,6 +225,11 @@ mod disk {
         s.stop();
         s.restart();
         expect_records(&s, &acknowledged, "after a restart").await;
+        for name in stored.iter().chain(std::iter::once(&"after".to_owned())) {
+            send(http().get(s.ns_url(&format!("actions/{name}"))))
+                .await
+                .expect_status(200, &format!("action {name} acknowledged on a full disk"));
+        }
         let listed: Value = send(http().get(s.ns_url("activations?limit=200")))
             .await
             .body;
