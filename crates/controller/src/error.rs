@@ -47,7 +47,8 @@ pub enum ApiError {
     /// 503: the load balancer refused the activation.
     #[error("load balancer: {0}")]
     Unavailable(#[from] LoadBalancerError),
-    /// 500: the store failed; logged, never shown.
+    /// 500: the store failed; logged, never shown. 507 when it failed for lack of disk space
+    /// ([`StoreError::Full`]), with a message that says so.
     #[error("store: {0}")]
     Store(#[from] StoreError),
     /// 500: a stored document did not decode as its type; logged, never shown.
@@ -78,6 +79,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Store(StoreError::Full) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Store(_) | ApiError::CorruptEntity { .. } => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -94,6 +96,7 @@ impl ApiError {
             ApiError::Unauthorized(m) | ApiError::Conflict(m) => (*m).to_owned(),
             ApiError::NotFound => messages::RESOURCE_DOES_NOT_EXIST.to_owned(),
             ApiError::Unavailable(_) => messages::SERVICE_UNAVAILABLE.to_owned(),
+            ApiError::Store(StoreError::Full) => messages::STORE_FULL.to_owned(),
             ApiError::Store(_) | ApiError::CorruptEntity { .. } => {
                 messages::INTERNAL_SERVER_ERROR.to_owned()
             }
@@ -268,6 +271,7 @@ mod tests {
                 500,
                 "Internal Server Error",
             ),
+            (ApiError::Store(StoreError::Full), 507, messages::STORE_FULL),
         ];
         for (err, status, text) in cases {
             assert_eq!(err.status().as_u16(), status);

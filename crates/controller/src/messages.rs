@@ -25,6 +25,10 @@ pub const INTERNAL_SERVER_ERROR: &str = "Internal Server Error";
 /// 503 when the load balancer cannot take the activation.
 pub const SERVICE_UNAVAILABLE: &str =
     "The server is currently unavailable (because it is overloaded or down for maintenance).";
+/// 507 while the store refuses writes: its disk is full or below the configured free-space
+/// floor. Reads keep working; writes work again once space is freed.
+pub const STORE_FULL: &str = "The server is out of storage space: the request was not stored. Delete \
+activations or entities, or free disk space on the server, then retry.";
 /// 400 when a body defines parameters that a `final` action already fixes.
 pub const PARAMETERS_NOT_ALLOWED: &str =
     "Request defines parameters that are not allowed (e.g., reserved properties).";

@@ -113,12 +113,24 @@ pub(crate) struct Completer {
 }
 
 impl Completer {
+    /// Answers only after `store` resolved, that is after the record's transaction committed
+    /// (group commit): whoever learns of a finished activation can rely on its record surviving
+    /// a crash of the server.
+    ///
+    /// A record that could not be stored (a full disk, a closed store) is not answered: the
+    /// reply is dropped, which tells the controller to look in the store, where it will not
+    /// find the record, so no client is told of an activation whose record is gone.
     async fn finish(&self, activation: Activation, reply: oneshot::Sender<CompletionMessage>) {
-        if let Err(e) = self.store.store(activation.clone()).await {
-            tracing::error!(error = %e, id = %activation.activation_id, "storing activation failed");
+        match self.store.store(activation.clone()).await {
+            // The controller may have stopped waiting; a closed receiver is fine.
+            Ok(()) => {
+                let _ = reply.send(CompletionMessage { activation });
+            }
+            Err(e) => {
+                tracing::error!(error = %e, id = %activation.activation_id, "storing activation failed; not answered");
+                drop(reply);
+            }
         }
-        // The controller may have stopped waiting; a closed receiver is fine.
-        let _ = reply.send(CompletionMessage { activation });
         self.pending.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
@@ -138,10 +150,13 @@ impl Job {
         &self.msg
     }
 
-    /// Stores `activation` and answers with it.
+    /// Stores `activation` and answers with it once its record is committed. The wait for the
+    /// commit runs in a task of its own, so the instance's proxy goes on to its next job at
+    /// once instead of waiting for the store.
     pub(crate) async fn complete(mut self, activation: Activation) {
         if let Some(reply) = self.reply.take() {
-            Arc::clone(&self.completer).finish(activation, reply).await;
+            let completer = Arc::clone(&self.completer);
+            tokio::spawn(async move { completer.finish(activation, reply).await });
         }
     }
 

@@ -1,6 +1,6 @@
 //! Persistence for edgewhisk: the `EntityStore` and `ActivationStore` traits, an in-memory
-//! implementation (also the test fake), the embedded SQLite implementation with a batching
-//! activation writer, and a caching wrapper for entities and keys.
+//! implementation (also the test fake), the embedded SQLite implementation with a
+//! group-committing activation writer, and a caching wrapper for entities and keys.
 //!
 //! It knows nothing about HTTP. Entities are stored as JSON documents keyed by their path
 //! (`namespace` or `namespace/package`) and name; the controller owns their typed form.
@@ -15,6 +15,7 @@ pub mod config;
 mod matching;
 pub mod memory;
 mod shared;
+mod space;
 pub mod sqlite;
 
 pub use cache::CachingEntityStore;
@@ -126,6 +127,11 @@ pub enum StoreError {
     /// Filesystem failure opening the store.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// The data directory's free space is below the configured floor, or the disk is full: the
+    /// write was refused (or failed) and nothing of it was stored. Reads keep working, and
+    /// writes work again by themselves once space returns.
+    #[error("the store is out of disk space")]
+    Full,
     /// The store does not implement this operation (a test wrapper that does not forward it).
     #[error("{operation} is not supported by this store")]
     Unsupported {
@@ -200,10 +206,13 @@ pub trait EntityStore: Send + Sync + std::fmt::Debug + 'static {
     }
 }
 
-/// Activation records. `store` is off the request path: it enqueues, a writer batches.
+/// Activation records.
 #[async_trait]
 pub trait ActivationStore: Send + Sync + std::fmt::Debug + 'static {
-    /// Enqueues a record; it is readable through `get`/`list` immediately after this returns.
+    /// Stores a record and resolves once it is durable against a crash of this process (the
+    /// SQLite store group-commits: records stored concurrently share one transaction). It is
+    /// readable through `get`/`list` when this returns. An answer that reports a finished
+    /// activation must wait for this.
     async fn store(&self, activation: Activation) -> Result<(), StoreError>;
     /// The record `id` of `namespace`.
     async fn get(
@@ -217,4 +226,10 @@ pub trait ActivationStore: Send + Sync + std::fmt::Debug + 'static {
     async fn count(&self, filter: &ActivationFilter) -> Result<usize, StoreError>;
     /// Waits until every enqueued record is durable.
     async fn flush(&self) -> Result<(), StoreError>;
+    /// `Err(StoreError::Full)` while new records would be refused for lack of disk space, so
+    /// that work whose record could not be kept is refused before it starts. Cheap: reads a
+    /// cached figure.
+    fn check_space(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

@@ -99,6 +99,10 @@ impl<T: ActivationStore + ?Sized> ActivationStore for Arc<T> {
     async fn flush(&self) -> Result<(), StoreError> {
         T::flush(self).await
     }
+
+    fn check_space(&self) -> Result<(), StoreError> {
+        T::check_space(self)
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The embedded store: one SQLite file in WAL mode.
 //!
-//! Three connections, each with one job:
+//! Four connections, each with one job:
 //! - the **entity** connection (behind a mutex, used inside `spawn_blocking`) runs entity and
 //!   identity reads and writes with `synchronous=FULL`, so a write is on disk, power loss
 //!   included, when its future resolves;
@@ -8,16 +8,27 @@
 //!   records in batches (one transaction per batch) with `synchronous=NORMAL`: a committed batch
 //!   survives a process crash, and the last batches may be lost on power loss;
 //! - the **reader** connection (behind a mutex, used inside `spawn_blocking`) serves activation
-//!   reads; WAL lets it read while the writer commits.
+//!   reads; WAL lets it read while the writer commits;
+//! - the **maintenance** connection belongs to a background thread that checkpoints the WAL
+//!   every second (the writer never does, so no commit waits for a checkpoint's fsync) and
+//!   deletes records beyond the retention limits in small batches.
 //!
-//! `store` puts the record into a pending map, which every activation read consults, and queues
-//! it for the writer; the writer removes it from the map after its batch commits. A read takes
-//! its pending snapshot before it queries the database, so a record committed in between is seen
-//! twice (and de-duplicated) rather than not at all.
+//! Activation records are group-committed: `store` encodes the record, queues it for the
+//! writer and resolves only once the transaction holding it has committed (or failed). Every
+//! record that queued up while the previous commit ran goes into the next one, so a busy
+//! server still commits many records per transaction, while an idle one commits at once.
+//! Nothing is acknowledged before it is in the WAL, so a process crash loses no record whose
+//! `store` returned (docs/durability.md).
+//!
+//! SQLite lets one connection write at a time. Both writing connections take the in-process
+//! `write_lock` before they begin a write transaction, so the activation writer waits for an
+//! entity write exactly as long as that write holds the database, and is woken when it ends;
+//! SQLite's own busy handler would instead poll with sleeps growing to 100 ms.
 
 use crate::config::StoreConfig;
-use crate::matching::{activation_match_name, activation_matches, activation_order, page};
+use crate::matching::activation_match_name;
 use crate::memory::check_put;
+use crate::space::{SpaceGuard, classify, is_disk_full};
 use crate::{
     ActivationFilter, ActivationStore, Collection, EntityDoc, EntityStore, ListScope, PutMode,
     StoreError,
@@ -27,10 +38,8 @@ use edgewhisk_entity::identity::{KeyHash, NamespaceLimits};
 use edgewhisk_entity::{Activation, ActivationId, Identity};
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -101,27 +110,38 @@ pub struct SqliteStore {
     path: PathBuf,
     entities: Arc<Mutex<Connection>>,
     reader: Arc<Mutex<Connection>>,
-    pending: Arc<Mutex<HashMap<ActivationId, Pending>>>,
-    next_seq: AtomicU64,
+    /// Taken by every write transaction of this store (see the module docs).
+    write_lock: Arc<Mutex<()>>,
+    /// The free-space floor of the data directory.
+    space: Arc<SpaceGuard>,
     sender: Mutex<Option<mpsc::Sender<WriterMsg>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    /// The writer's thread, woken early by a flush or close (records do not wake it).
+    /// The writer's thread, woken early by a flush or close when it gathers a batch.
     writer_thread: std::thread::Thread,
+    /// Dropping it stops the retention thread.
+    retention_stop: Mutex<Option<mpsc::Sender<()>>>,
+    retention: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// A record stored but not yet committed. `seq` tells the writer whether the entry it
-/// committed is still the newest one for that id.
+/// One activation record on its way to the writer, already encoded by the caller's task so
+/// that the single writer thread only binds and inserts.
 #[derive(Debug)]
-struct Pending {
-    seq: u64,
-    activation: Arc<Activation>,
+struct Row {
+    id: String,
+    namespace: String,
+    name: String,
+    path: Option<String>,
+    match_name: String,
+    start: u64,
+    doc: String,
 }
 
 #[derive(Debug)]
 enum WriterMsg {
     Record {
-        seq: u64,
-        activation: Arc<Activation>,
+        row: Row,
+        /// Resolved once the transaction holding the record committed or failed.
+        done: oneshot::Sender<Result<(), StoreError>>,
     },
     Flush(oneshot::Sender<Result<(), StoreError>>),
 }
@@ -134,6 +154,17 @@ impl SqliteStore {
         }
         let busy = Duration::from_millis(config.busy_timeout_ms);
         let mut entities = open_connection(path, busy, "FULL")?;
+        let new_database: bool =
+            entities.query_row("SELECT COUNT(*) = 0 FROM sqlite_master", [], |row| {
+                row.get(0)
+            })?;
+        if new_database {
+            // Lets retention give freed pages back to the file system. It can only be set on a
+            // database without tables (and in WAL mode only by a VACUUM, instant while empty);
+            // older databases keep reusing their freed pages instead.
+            entities.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+            entities.execute_batch("VACUUM")?;
+        }
         entities.execute_batch(SCHEMA)?;
         let migrated = migrate_plain_keys(&mut entities)?;
         if migrated > 0 {
@@ -141,28 +172,55 @@ impl SqliteStore {
         }
         let reader = open_connection(path, busy, "NORMAL")?;
         let writer_conn = open_connection(path, busy, "NORMAL")?;
-        let pending: Arc<Mutex<HashMap<ActivationId, Pending>>> = Arc::default();
+        // Checkpoints (which fsync) run on the maintenance thread, not inside a commit that
+        // every waiting answer would wait for.
+        writer_conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let write_lock: Arc<Mutex<()>> = Arc::default();
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let space = Arc::new(SpaceGuard::new(
+            dir.to_owned(),
+            config.min_free_bytes,
+            Duration::from_millis(config.free_space_check_interval_ms),
+        ));
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
             conn: writer_conn,
             rx,
-            pending: Arc::clone(&pending),
+            write_lock: Arc::clone(&write_lock),
+            space: Arc::clone(&space),
             batch_size: config.activation_batch_size.max(1),
             interval: Duration::from_millis(config.activation_flush_interval_ms),
-            retry: Vec::new(),
         };
         let handle = std::thread::Builder::new()
             .name("activation-writer".into())
             .spawn(move || writer.run())?;
+        let (retention_stop, stopped) = mpsc::channel();
+        let retention = Retention {
+            conn: open_connection(path, busy, "NORMAL")?,
+            write_lock: Arc::clone(&write_lock),
+            stop: stopped,
+            max_age_ms: config.activation_max_age_secs.saturating_mul(1000),
+            max_per_namespace: config.activation_max_per_namespace,
+            interval: Duration::from_millis(config.retention_interval_ms),
+            batch_size: config.retention_batch_size.max(1),
+        };
+        let retention = std::thread::Builder::new()
+            .name("activation-retention".into())
+            .spawn(move || retention.run())?;
         Ok(SqliteStore {
             path: path.to_owned(),
             entities: Arc::new(Mutex::new(entities)),
             reader: Arc::new(Mutex::new(reader)),
-            pending,
-            next_seq: AtomicU64::new(0),
+            write_lock,
+            space,
             sender: Mutex::new(Some(tx)),
             writer_thread: handle.thread().clone(),
             writer: Mutex::new(Some(handle)),
+            retention_stop: Mutex::new(Some(retention_stop)),
+            retention: Mutex::new(Some(retention)),
         })
     }
 
@@ -174,6 +232,14 @@ impl SqliteStore {
     /// Commits every queued activation record and stops the writer. Later `store` and `flush`
     /// calls fail with [`StoreError::Closed`]; entity operations keep working.
     pub async fn close(&self) -> Result<(), StoreError> {
+        drop(self.retention_stop.lock().take());
+        let retention = self.retention.lock().take();
+        if let Some(handle) = retention {
+            tokio::task::spawn_blocking(move || handle.join())
+                .await
+                .map_err(|_| StoreError::Closed)?
+                .map_err(|_| StoreError::Closed)?;
+        }
         // Dropping the only sender ends the writer's loop after its final commit.
         drop(self.sender.lock().take());
         self.writer_thread.unpark();
@@ -192,7 +258,25 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        run_blocking(Arc::clone(&self.entities), f).await
+        run_blocking(Arc::clone(&self.entities), f)
+            .await
+            .map_err(|e| classify(e, &self.space))
+    }
+
+    /// As `with_entities`, holding the store's write lock around `f`: for every entity or
+    /// identity write.
+    async fn write_entities<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let write_lock = Arc::clone(&self.write_lock);
+        run_blocking(Arc::clone(&self.entities), move |conn| {
+            let _writing = write_lock.lock();
+            f(conn)
+        })
+        .await
+        .map_err(|e| classify(e, &self.space))
     }
 
     async fn with_reader<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -200,22 +284,22 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        run_blocking(Arc::clone(&self.reader), f).await
-    }
-
-    fn pending_matches(&self, filter: &ActivationFilter) -> Vec<Activation> {
-        self.pending
-            .lock()
-            .values()
-            .filter(|p| activation_matches(filter, &p.activation))
-            .map(|p| Activation::clone(&p.activation))
-            .collect()
+        run_blocking(Arc::clone(&self.reader), f)
+            .await
+            .map_err(|e| classify(e, &self.space))
     }
 }
 
 impl Drop for SqliteStore {
     fn drop(&mut self) {
+        drop(self.retention_stop.lock().take());
+        if let Some(handle) = self.retention.lock().take() {
+            if handle.join().is_err() {
+                tracing::error!(path = %self.path.display(), "activation retention panicked");
+            }
+        }
         drop(self.sender.lock().take());
+        self.writer_thread.unpark();
         if let Some(handle) = self.writer.lock().take() {
             if handle.join().is_err() {
                 tracing::error!(path = %self.path.display(), "activation writer panicked");
@@ -223,6 +307,9 @@ impl Drop for SqliteStore {
         }
     }
 }
+
+/// Bytes the WAL file is truncated to after a checkpoint.
+const WAL_SIZE_LIMIT: i64 = 4 * 1024 * 1024;
 
 fn open_connection(
     path: &Path,
@@ -237,6 +324,9 @@ fn open_connection(
         tracing::warn!(path = %path.display(), mode, "sqlite did not switch to WAL mode");
     }
     conn.pragma_update(None, "synchronous", synchronous)?;
+    // Without a limit the WAL file keeps the size of its largest burst after every checkpoint;
+    // on a small disk that space is better given back.
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
     Ok(conn)
 }
 
@@ -336,8 +426,10 @@ impl EntityStore for SqliteStore {
     }
 
     async fn put(&self, doc: EntityDoc, mode: PutMode) -> Result<(), StoreError> {
+        // Deletes stay allowed below the floor: they are how an operator makes room.
+        self.space.check()?;
         let text = serde_json::to_string(&doc.doc)?;
-        self.with_entities(move |conn| {
+        self.write_entities(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let existing = tx
                 .prepare_cached(
@@ -378,7 +470,7 @@ impl EntityStore for SqliteStore {
 
     async fn delete(&self, path: &str, name: &str) -> Result<Option<EntityDoc>, StoreError> {
         let (path, name) = (path.to_owned(), name.to_owned());
-        self.with_entities(move |conn| {
+        self.write_entities(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let row = tx
                 .prepare_cached(
@@ -455,7 +547,7 @@ impl EntityStore for SqliteStore {
             key: KeyHash::stored_form(&identity.key),
             ..identity
         };
-        self.with_entities(move |conn| {
+        self.write_entities(move |conn| {
             conn.prepare_cached(
                 "INSERT OR REPLACE INTO identities (uuid, subject, namespace, key) \
                  VALUES (?1, ?2, ?3, ?4)",
@@ -488,7 +580,7 @@ impl EntityStore for SqliteStore {
 
     async fn delete_identity(&self, uuid: &str) -> Result<Option<Identity>, StoreError> {
         let uuid = uuid.to_owned();
-        self.with_entities(move |conn| {
+        self.write_entities(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let row = tx
                 .prepare_cached(
@@ -543,7 +635,7 @@ impl EntityStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let namespace = namespace.to_owned();
         let doc = limits.map(|l| serde_json::to_string(&l)).transpose()?;
-        self.with_entities(move |conn| {
+        self.write_entities(move |conn| {
             match doc {
                 Some(doc) => conn
                     .prepare_cached(
@@ -583,29 +675,25 @@ fn activation_where(filter: &ActivationFilter) -> (String, Vec<rusqlite::types::
 #[async_trait]
 impl ActivationStore for SqliteStore {
     async fn store(&self, activation: Activation) -> Result<(), StoreError> {
-        let activation = Arc::new(activation);
-        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let id = activation.activation_id.clone();
-        let sender = self.sender.lock();
-        let Some(sender) = sender.as_ref() else {
-            return Err(StoreError::Closed);
+        self.space.check()?;
+        let row = Row {
+            id: activation.activation_id.as_str().to_owned(),
+            path: activation.path().map(str::to_owned),
+            match_name: activation_match_name(&activation),
+            start: activation.start,
+            doc: serde_json::to_string(&activation)?,
+            namespace: activation.namespace,
+            name: activation.name,
         };
-        // Visible first, then queued: the writer can only clear an entry that is already there.
-        self.pending.lock().insert(
-            id.clone(),
-            Pending {
-                seq,
-                activation: Arc::clone(&activation),
-            },
-        );
-        if sender.send(WriterMsg::Record { seq, activation }).is_err() {
-            let mut pending = self.pending.lock();
-            if pending.get(&id).is_some_and(|p| p.seq == seq) {
-                pending.remove(&id);
-            }
-            return Err(StoreError::Closed);
+        let (done, committed) = oneshot::channel();
+        {
+            let sender = self.sender.lock();
+            let sender = sender.as_ref().ok_or(StoreError::Closed)?;
+            sender
+                .send(WriterMsg::Record { row, done })
+                .map_err(|_| StoreError::Closed)?;
         }
-        Ok(())
+        committed.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn get(
@@ -613,11 +701,6 @@ impl ActivationStore for SqliteStore {
         namespace: &str,
         id: &ActivationId,
     ) -> Result<Option<Activation>, StoreError> {
-        if let Some(p) = self.pending.lock().get(id) {
-            return Ok(
-                (p.activation.namespace == namespace).then(|| Activation::clone(&p.activation))
-            );
-        }
         let (namespace, id) = (namespace.to_owned(), id.as_str().to_owned());
         self.with_reader(move |conn| {
             let doc: Option<String> = conn
@@ -630,48 +713,32 @@ impl ActivationStore for SqliteStore {
     }
 
     async fn list(&self, filter: &ActivationFilter) -> Result<Vec<Activation>, StoreError> {
-        let pending = self.pending_matches(filter);
         let (where_sql, mut args) = activation_where(filter);
-        // The merged page can only contain the first skip+limit committed rows.
-        let window = if filter.limit == 0 {
+        let limit = if filter.limit == 0 {
             -1
         } else {
-            sql_limit(filter.skip.saturating_add(filter.limit))
+            sql_limit(filter.limit)
         };
-        args.push(rusqlite::types::Value::Integer(window));
-        let committed = self
-            .with_reader(move |conn| {
-                let mut stmt = conn.prepare_cached(&format!(
-                    "SELECT doc FROM activations WHERE {where_sql} \
-                     ORDER BY start DESC, id ASC LIMIT ?"
-                ))?;
-                let docs = stmt
-                    .query_map(rusqlite::params_from_iter(args), |row| {
-                        row.get::<_, String>(0)
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?;
-                docs.iter()
-                    .map(|d| serde_json::from_str::<Activation>(d).map_err(StoreError::from))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .await?;
-        let seen: HashSet<ActivationId> = pending.iter().map(|a| a.activation_id.clone()).collect();
-        let mut all = pending;
-        all.extend(
-            committed
-                .into_iter()
-                .filter(|a| !seen.contains(&a.activation_id)),
-        );
-        all.sort_by(activation_order);
-        Ok(page(all, filter.skip, filter.limit))
+        args.push(rusqlite::types::Value::Integer(limit));
+        args.push(rusqlite::types::Value::Integer(sql_limit(filter.skip)));
+        self.with_reader(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT doc FROM activations WHERE {where_sql} \
+                 ORDER BY start DESC, id ASC LIMIT ? OFFSET ?"
+            ))?;
+            let docs = stmt
+                .query_map(rusqlite::params_from_iter(args), |row| {
+                    row.get::<_, String>(0)
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            docs.iter()
+                .map(|d| serde_json::from_str::<Activation>(d).map_err(StoreError::from))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
     }
 
     async fn count(&self, filter: &ActivationFilter) -> Result<usize, StoreError> {
-        let pending: Vec<String> = self
-            .pending_matches(filter)
-            .into_iter()
-            .map(|a| a.activation_id.as_str().to_owned())
-            .collect();
         let (where_sql, args) = activation_where(filter);
         self.with_reader(move |conn| {
             let committed: usize = conn
@@ -679,14 +746,7 @@ impl ActivationStore for SqliteStore {
                     "SELECT COUNT(*) FROM activations WHERE {where_sql}"
                 ))?
                 .query_row(rusqlite::params_from_iter(args), |row| row.get(0))?;
-            let mut exists = conn.prepare_cached("SELECT 1 FROM activations WHERE id = ?1")?;
-            let mut uncommitted = 0;
-            for id in &pending {
-                if !exists.exists(params![id])? {
-                    uncommitted += 1;
-                }
-            }
-            Ok(committed + uncommitted)
+            Ok(committed)
         })
         .await
     }
@@ -703,41 +763,43 @@ impl ActivationStore for SqliteStore {
         self.writer_thread.unpark();
         rx.await.map_err(|_| StoreError::Closed)?
     }
+
+    fn check_space(&self) -> Result<(), StoreError> {
+        self.space.check()
+    }
 }
+
+/// A queued record and whom to tell when its transaction ended.
+type Queued = (Row, oneshot::Sender<Result<(), StoreError>>);
 
 /// The background activation writer: owns the write connection and the queue's receiving end.
 struct Writer {
     conn: Connection,
     rx: mpsc::Receiver<WriterMsg>,
-    pending: Arc<Mutex<HashMap<ActivationId, Pending>>>,
+    write_lock: Arc<Mutex<()>>,
+    space: Arc<SpaceGuard>,
     batch_size: usize,
     interval: Duration,
-    /// Records of a batch whose commit failed; retried with the next batch.
-    retry: Vec<(u64, Arc<Activation>)>,
 }
 
 impl Writer {
     fn run(mut self) {
         loop {
-            let first = match self.rx.recv() {
-                Ok(msg) => msg,
-                Err(mpsc::RecvError) => {
-                    self.finish();
-                    return;
-                }
+            // Blocking here wakes the thread for the first record of a batch only: while a
+            // commit runs, the records that arrive queue up and are taken without waiting.
+            let Ok(first) = self.rx.recv() else {
+                return;
             };
-            let mut batch = std::mem::take(&mut self.retry);
+            let mut batch = Vec::new();
             let mut flushes = Vec::new();
             let mut closed = false;
             push(first, &mut batch, &mut flushes);
             let deadline = Instant::now() + self.interval;
-            // Gather the batch by sleeping until its deadline and then taking what queued up,
-            // rather than waiting on the channel: a receiver blocked in the channel is woken
-            // (a futex call on the sender's side, a context switch here) for every record,
-            // which cost ~40 % of this thread's CPU at 16 clients. A flush or close unparks
-            // the thread so it is answered at once.
+            // With a gathering window, sleep until its deadline and then take what queued up
+            // rather than waiting on the channel, which would wake this thread once per
+            // record. A flush or close unparks the thread so it is answered at once.
             'gather: loop {
-                while flushes.is_empty() && batch.len() < self.batch_size {
+                while batch.len() < self.batch_size {
                     match self.rx.try_recv() {
                         Ok(msg) => push(msg, &mut batch, &mut flushes),
                         Err(mpsc::TryRecvError::Empty) => break,
@@ -762,99 +824,242 @@ impl Writer {
                 let _ = flush.send(result.as_ref().map(|_| ()).map_err(copy_error));
             }
             if closed {
-                self.finish();
                 return;
             }
         }
     }
 
-    /// Commits the last records after the queue closed.
-    fn finish(&mut self) {
-        let batch = std::mem::take(&mut self.retry);
-        if !batch.is_empty() {
-            if let Err(e) = self.commit(batch) {
-                tracing::error!(error = %e, "activation records lost at shutdown");
-            }
-        }
-    }
-
-    /// Commits `batch` in one transaction, then drops the committed records from the pending
-    /// map. On failure the records stay pending (still readable) and are retried.
-    fn commit(&mut self, batch: Vec<(u64, Arc<Activation>)>) -> Result<(), rusqlite::Error> {
+    /// Commits `batch` in one transaction and tells every record's caller how it ended. A
+    /// failed batch is not retried: its callers get the error and decide (the invoker does not
+    /// answer an activation whose record was not stored), so nothing piles up here.
+    fn commit(&mut self, batch: Vec<Queued>) -> Result<(), rusqlite::Error> {
         if batch.is_empty() {
             return Ok(());
         }
-        match write_batch(&mut self.conn, &batch) {
-            Ok(()) => {
-                let mut pending = self.pending.lock();
-                for (seq, activation) in &batch {
-                    if pending
-                        .get(&activation.activation_id)
-                        .is_some_and(|p| p.seq == *seq)
-                    {
-                        pending.remove(&activation.activation_id);
-                    }
-                }
-                Ok(())
+        let result = {
+            let _writing = self.write_lock.lock();
+            write_batch(&mut self.conn, &batch)
+        };
+        match &result {
+            Err(e) if is_disk_full(e) => {
+                self.space.disk_full();
+                tracing::warn!(
+                    records = batch.len(),
+                    "activation records refused: disk full"
+                );
             }
             Err(e) => {
                 tracing::error!(error = %e, records = batch.len(), "activation batch commit failed");
-                self.retry = batch;
-                Err(e)
             }
+            Ok(()) => {}
         }
+        for (_, done) in batch {
+            // A caller that stopped waiting is not an error.
+            let _ = done.send(result.as_ref().map(|_| ()).map_err(copy_error));
+        }
+        result
     }
 }
 
 fn push(
     msg: WriterMsg,
-    batch: &mut Vec<(u64, Arc<Activation>)>,
+    batch: &mut Vec<Queued>,
     flushes: &mut Vec<oneshot::Sender<Result<(), StoreError>>>,
 ) {
     match msg {
-        WriterMsg::Record { seq, activation } => batch.push((seq, activation)),
+        WriterMsg::Record { row, done } => batch.push((row, done)),
         WriterMsg::Flush(tx) => flushes.push(tx),
     }
 }
 
-fn write_batch(
-    conn: &mut Connection,
-    batch: &[(u64, Arc<Activation>)],
-) -> Result<(), rusqlite::Error> {
+fn write_batch(conn: &mut Connection, batch: &[Queued]) -> Result<(), rusqlite::Error> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
         let mut stmt = tx.prepare_cached(
             "INSERT OR REPLACE INTO activations (id, namespace, name, path, match_name, start, doc) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
-        for (_, a) in batch {
-            let doc = match serde_json::to_string(a) {
-                Ok(doc) => doc,
-                Err(e) => {
-                    tracing::error!(id = %a.activation_id, error = %e, "activation record not encodable; dropped");
-                    continue;
-                }
-            };
+        for (r, _) in batch {
             stmt.execute(params![
-                a.activation_id.as_str(),
-                a.namespace,
-                a.name,
-                a.path(),
-                activation_match_name(a),
-                a.start,
-                doc
+                r.id,
+                r.namespace,
+                r.name,
+                r.path,
+                r.match_name,
+                r.start,
+                r.doc
             ])?;
         }
     }
     tx.commit()
 }
 
-/// `rusqlite::Error` is not `Clone`; every flush waiting on a failed batch gets its own copy.
+/// `rusqlite::Error` is not `Clone`; every caller waiting on a failed batch gets its own copy.
 fn copy_error(e: &rusqlite::Error) -> StoreError {
+    if is_disk_full(e) {
+        return StoreError::Full;
+    }
     StoreError::Sqlite(match e {
         rusqlite::Error::SqliteFailure(code, msg) => {
             rusqlite::Error::SqliteFailure(*code, msg.clone())
         }
         other => rusqlite::Error::ToSqlConversionFailure(other.to_string().into()),
     })
+}
+
+/// The store's maintenance thread. Every [`CHECKPOINT_INTERVAL`] it checkpoints the WAL (the
+/// activation writer does not, so that no commit waits for a checkpoint's fsync), and every
+/// retention interval it deletes activation records beyond the configured age and
+/// per-namespace count, a few hundred per transaction, and gives freed pages back to the file
+/// system. Owns its own connection; takes the store's write lock per delete transaction only,
+/// so records and entity writes wait for at most one small batch.
+struct Retention {
+    conn: Connection,
+    write_lock: Arc<Mutex<()>>,
+    /// Disconnected when the store closes.
+    stop: mpsc::Receiver<()>,
+    /// 0 = no age limit.
+    max_age_ms: u64,
+    /// 0 = no count limit.
+    max_per_namespace: u64,
+    interval: Duration,
+    batch_size: usize,
+}
+
+/// How often the WAL is checkpointed. Each checkpoint also syncs the WAL, which bounds what a
+/// power loss can take (docs/durability.md).
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Pages given back to the file system per transaction by the retention task.
+const VACUUM_PAGES: u32 = 128;
+
+/// Most `VACUUM_PAGES` transactions per retention pass: a burst's free pages are given back
+/// over a few passes rather than in one long stretch.
+const VACUUM_STEPS: u32 = 16;
+
+impl Retention {
+    fn run(mut self) {
+        let retain = self.max_age_ms > 0 || self.max_per_namespace > 0;
+        let tick = self.interval.min(CHECKPOINT_INTERVAL);
+        let mut next_pass = Instant::now() + self.interval;
+        let mut next_checkpoint = Instant::now() + CHECKPOINT_INTERVAL;
+        loop {
+            match self.stop.recv_timeout(tick) {
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+            let now = Instant::now();
+            if now >= next_checkpoint {
+                next_checkpoint = now + CHECKPOINT_INTERVAL;
+                // PASSIVE: copies what it can without waiting for or blocking anyone.
+                if let Err(e) =
+                    self.conn
+                        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+            if retain && now >= next_pass {
+                next_pass = now + self.interval;
+                match self.pass() {
+                    Ok(0) => {}
+                    Ok(deleted) => tracing::debug!(deleted, "activation retention pass"),
+                    Err(e) => tracing::warn!(error = %e, "activation retention pass failed"),
+                }
+            }
+        }
+    }
+
+    /// Whether the store is closing (checked between transactions).
+    fn stopping(&self) -> bool {
+        matches!(
+            self.stop.try_recv(),
+            Ok(()) | Err(mpsc::TryRecvError::Disconnected)
+        )
+    }
+
+    /// One pass over every namespace; returns how many records it deleted.
+    fn pass(&mut self) -> Result<u64, rusqlite::Error> {
+        // A read: WAL lets it run while the writer commits, without the write lock.
+        let counts: Vec<(String, u64)> = self
+            .conn
+            .prepare_cached("SELECT namespace, COUNT(*) FROM activations GROUP BY namespace")?
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let cutoff = edgewhisk_entity::time::now_millis().saturating_sub(self.max_age_ms);
+        let batch = sql_limit(self.batch_size);
+        let mut deleted = 0u64;
+        for (namespace, count) in counts {
+            let mut left = count;
+            if self.max_age_ms > 0 {
+                loop {
+                    if self.stopping() {
+                        return Ok(deleted);
+                    }
+                    let n = self.delete_batch(
+                        "DELETE FROM activations WHERE rowid IN (SELECT rowid FROM activations \
+                         WHERE namespace = ?1 AND start < ?2 LIMIT ?3)",
+                        params![namespace, i64::try_from(cutoff).unwrap_or(i64::MAX), batch],
+                    )?;
+                    deleted += n;
+                    left = left.saturating_sub(n);
+                    if n < u64::try_from(self.batch_size).unwrap_or(u64::MAX) {
+                        break;
+                    }
+                }
+            }
+            while self.max_per_namespace > 0 && left > self.max_per_namespace {
+                if self.stopping() {
+                    return Ok(deleted);
+                }
+                let excess = (left - self.max_per_namespace)
+                    .min(u64::try_from(self.batch_size).unwrap_or(u64::MAX));
+                let n = self.delete_batch(
+                    "DELETE FROM activations WHERE rowid IN (SELECT rowid FROM activations \
+                     WHERE namespace = ?1 ORDER BY start ASC, id DESC LIMIT ?2)",
+                    params![namespace, i64::try_from(excess).unwrap_or(i64::MAX)],
+                )?;
+                if n == 0 {
+                    break;
+                }
+                deleted += n;
+                left = left.saturating_sub(n);
+            }
+        }
+        if deleted > 0 {
+            self.give_back_pages()?;
+        }
+        Ok(deleted)
+    }
+
+    fn delete_batch(
+        &mut self,
+        sql: &str,
+        params: &[&dyn rusqlite::ToSql],
+    ) -> Result<u64, rusqlite::Error> {
+        let _writing = self.write_lock.lock();
+        let n = self.conn.prepare_cached(sql)?.execute(params)?;
+        Ok(u64::try_from(n).unwrap_or(u64::MAX))
+    }
+
+    /// Returns free pages to the file system in small steps (`auto_vacuum = INCREMENTAL`; a
+    /// no-op on older databases, which reuse their free pages instead).
+    fn give_back_pages(&mut self) -> Result<(), rusqlite::Error> {
+        for _ in 0..VACUUM_STEPS {
+            let free: u64 = self
+                .conn
+                .query_row("PRAGMA freelist_count", [], |row| row.get(0))?;
+            if free == 0 || self.stopping() {
+                break;
+            }
+            let _writing = self.write_lock.lock();
+            // The pragma frees one page per step: it must be stepped to the end.
+            let mut stmt = self
+                .conn
+                .prepare_cached(&format!("PRAGMA incremental_vacuum({VACUUM_PAGES})"))?;
+            let mut rows = stmt.query([])?;
+            while rows.next()?.is_some() {}
+        }
+        Ok(())
+    }
 }

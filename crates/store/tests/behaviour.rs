@@ -75,12 +75,12 @@ mod store_behaviour {
             .collect()
     }
 
-    /// A config whose writer holds records for seconds unless flushed, so that reads before a
-    /// flush really exercise the uncommitted path.
-    fn slow_writer_config() -> StoreConfig {
+    /// A config whose writer gathers each batch for a while, so that concurrent records share
+    /// transactions; `store` still returns only after its record committed.
+    fn gathering_writer_config() -> StoreConfig {
         StoreConfig {
             activation_batch_size: 65_536,
-            activation_flush_interval_ms: 10_000,
+            activation_flush_interval_ms: 5,
             ..StoreConfig::default()
         }
     }
@@ -544,7 +544,7 @@ mod store_behaviour {
                 async fn $case() {
                     let dir = tempfile::tempdir().unwrap();
                     let store =
-                        SqliteStore::open(&dir.path().join("store.db"), &slow_writer_config())
+                        SqliteStore::open(&dir.path().join("store.db"), &gathering_writer_config())
                             .unwrap();
                     super::$case(&store).await;
                 }

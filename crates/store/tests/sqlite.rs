@@ -53,11 +53,11 @@ mod sqlite_store {
         }
     }
 
-    /// Holds records for seconds unless flushed or closed.
-    fn slow_writer_config() -> StoreConfig {
+    /// Gathers each batch for a while, so that concurrent records share transactions.
+    fn gathering_writer_config() -> StoreConfig {
         StoreConfig {
             activation_batch_size: 65_536,
-            activation_flush_interval_ms: 10_000,
+            activation_flush_interval_ms: 5,
             ..StoreConfig::default()
         }
     }
@@ -70,7 +70,7 @@ mod sqlite_store {
     }
 
     #[tokio::test]
-    async fn reopen_after_drop_keeps_entities_identities_and_unflushed_activations() {
+    async fn reopen_after_drop_keeps_entities_identities_and_stored_activations() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.db");
         let identity = Identity {
@@ -80,7 +80,7 @@ mod sqlite_store {
             key: "secret".into(),
         };
         {
-            let store = SqliteStore::open(&path, &slow_writer_config()).unwrap();
+            let store = SqliteStore::open(&path, &gathering_writer_config()).unwrap();
             store
                 .put(action("hello", 7), PutMode::Create)
                 .await
@@ -88,7 +88,6 @@ mod sqlite_store {
             store.put_identity(identity.clone()).await.unwrap();
             store.store(activation(1, 100)).await.unwrap();
             store.store(activation(2, 200)).await.unwrap();
-            // No flush: dropping the store must commit what `store` acknowledged.
         }
         let store = SqliteStore::open(&path, &StoreConfig::default()).unwrap();
         assert_eq!(
@@ -111,24 +110,13 @@ mod sqlite_store {
     }
 
     #[tokio::test]
-    async fn records_stay_queued_until_flush_commits_them() {
+    async fn a_record_is_committed_when_store_returns() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.db");
-        let store = SqliteStore::open(&path, &slow_writer_config()).unwrap();
+        let store = SqliteStore::open(&path, &gathering_writer_config()).unwrap();
         store.store(activation(1, 100)).await.unwrap();
+        assert_eq!(committed_rows(&path), 1, "store returns after the commit");
         store.store(activation(2, 200)).await.unwrap();
-        assert_eq!(
-            committed_rows(&path),
-            0,
-            "the writer waits for its interval"
-        );
-        assert_eq!(
-            ActivationStore::count(&store, &guest_filter())
-                .await
-                .unwrap(),
-            2
-        );
-        store.flush().await.unwrap();
         assert_eq!(committed_rows(&path), 2);
         assert_eq!(
             ActivationStore::count(&store, &guest_filter())
@@ -138,15 +126,76 @@ mod sqlite_store {
         );
     }
 
-    #[tokio::test]
-    async fn flushed_records_survive_a_process_that_never_shuts_down() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_records_share_transactions_and_each_waits_for_its_commit() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.db");
-        let store = SqliteStore::open(&path, &slow_writer_config()).unwrap();
+        let store = Arc::new(SqliteStore::open(&path, &gathering_writer_config()).unwrap());
+        let mut tasks = Vec::new();
+        for n in 0..64u64 {
+            let store = Arc::clone(&store);
+            let path = path.clone();
+            tasks.push(tokio::spawn(async move {
+                store.store(activation(n, n)).await.unwrap();
+                // Another connection (another process) sees the record once `store` returned.
+                let conn = rusqlite::Connection::open(&path).unwrap();
+                let found: bool = conn
+                    .query_row(
+                        "SELECT COUNT(*) FROM activations WHERE id = ?1",
+                        [id(n).as_str()],
+                        |row| row.get::<_, i64>(0),
+                    )
+                    .map(|c| c == 1)
+                    .unwrap();
+                assert!(found, "record {n} not committed when store returned");
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(committed_rows(&path), 64);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn entity_writes_and_record_commits_interleave_without_loss() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let store = Arc::new(SqliteStore::open(&path, &StoreConfig::default()).unwrap());
+        let mut tasks = Vec::new();
+        for t in 0..4u64 {
+            let store = Arc::clone(&store);
+            tasks.push(tokio::spawn(async move {
+                for i in 0..20u64 {
+                    let n = t * 100 + i;
+                    store
+                        .put(action(&format!("a{n}"), n), PutMode::Create)
+                        .await
+                        .unwrap();
+                    store.store(activation(n, n)).await.unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(committed_rows(&path), 80);
+        let scope = ListScope::Namespace("guest".into());
+        assert_eq!(
+            EntityStore::count(&*store, Collection::Actions, &scope)
+                .await
+                .unwrap(),
+            80
+        );
+    }
+
+    #[tokio::test]
+    async fn stored_records_survive_a_process_that_never_shuts_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let store = SqliteStore::open(&path, &gathering_writer_config()).unwrap();
         store.put(action("kept", 1), PutMode::Create).await.unwrap();
         store.store(activation(1, 100)).await.unwrap();
-        store.flush().await.unwrap();
-        // Like a SIGKILL: no Drop, no close, the writer thread and connections stay as they are.
+        // No flush, and like a SIGKILL: no Drop, no close, the writer thread and connections stay as they are.
         std::mem::forget(store);
         let reopened = SqliteStore::open(&path, &StoreConfig::default()).unwrap();
         assert_eq!(
@@ -203,7 +252,7 @@ mod sqlite_store {
     async fn close_commits_the_queue_and_refuses_later_records() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.db");
-        let store = SqliteStore::open(&path, &slow_writer_config()).unwrap();
+        let store = SqliteStore::open(&path, &gathering_writer_config()).unwrap();
         store.store(activation(1, 100)).await.unwrap();
         store.close().await.unwrap();
         assert_eq!(committed_rows(&path), 1);

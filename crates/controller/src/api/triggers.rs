@@ -204,7 +204,8 @@ pub async fn delete(
 ///   rule's action is invoked non-blocking with trigger parameters ⊕ body, and the trigger
 ///   activation is stored (`end` 0, result = body, one JSON log line per linked rule);
 /// - 400 (bad name, non-object body), 401, 403, 404, 409 (name taken by another
-///   collection), 413 (body over the payload limit), 429 (over the fires per minute).
+///   collection), 413 (body over the payload limit), 429 (over the fires per minute), 507
+///   (the store is out of disk space).
 pub async fn fire(
     State(state): State<AppState>,
     caller: Caller,
@@ -230,6 +231,8 @@ pub async fn fire(
     if trigger.active_rules().next().is_none() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
+    // The 202 promises a trigger record: refused (507) while records cannot be kept.
+    state.activations().check_space()?;
     let activation_id = ActivationId::generate();
     let fired = Fired {
         state,

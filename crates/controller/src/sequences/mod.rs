@@ -153,13 +153,15 @@ impl Runner {
     }
 
     /// Runs `action` (a sequence or a conductor) as the topmost activation `id` and stores
-    /// its record. The body is the client's object, passed on unparsed where possible.
+    /// its record. The body is the client's object, passed on unparsed where possible. `Err`
+    /// when the record could not be stored (a full disk): the caller must not report the
+    /// activation as finished.
     pub(crate) async fn run_topmost(
         &self,
         action: Action,
         id: ActivationId,
         body: Box<RawValue>,
-    ) -> Activation {
+    ) -> Result<Activation, edgewhisk_store::StoreError> {
         let record = match &action.exec {
             ActionExec::Sequence(seq) => {
                 let components = seq.components.clone();
@@ -173,8 +175,8 @@ impl Runner {
                     .await
             }
         };
-        self.store(&record).await;
-        record
+        self.state.activations().store(record.clone()).await?;
+        Ok(record)
     }
 
     /// Stores a sequence or composition record; a failing store is logged, not answered.

@@ -1,6 +1,6 @@
 //! `edgewhisk serve`: controller and invoker in one process (lean mode).
 //!
-//! Wiring: SQLite store (entities behind a cache, activations through the batching writer) →
+//! Wiring: SQLite store (entities behind a cache, activations through the group-committing writer) →
 //! invoker with the configured isolation backend → lean balancer → controller router → HTTP.
 //! Shutdown on SIGINT/SIGTERM: stop accepting, let in-flight activations finish (or fail them
 //! with a record) within the grace period, kill every runner, flush the store.

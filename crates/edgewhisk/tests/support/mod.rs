@@ -11,6 +11,7 @@ pub(crate) mod api;
 pub(crate) mod floods;
 pub(crate) mod host;
 pub(crate) mod net;
+pub(crate) mod tmpfs;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;

@@ -43,7 +43,8 @@ const MAX_BLOCKING_WAIT_MS: u64 = 60_000;
 ///   `{"activationId"}`;
 /// - 400 (bad name, query, non-object body, `final` parameters), 401, 403, 404, 409 (name
 ///   taken by another collection), 413 (body over the payload limit), 429 (throttled),
-///   503 (load balancer unavailable).
+///   503 (load balancer unavailable), 507 (the store is out of disk space: the activation is
+///   refused before it runs, or its record could not be stored).
 ///
 /// Every response that has an activation carries `x-openwhisk-activation-id`.
 pub async fn invoke(
@@ -75,6 +76,9 @@ pub async fn invoke(
         build_content(&action, &body)?
     };
     drop(body);
+    // An activation whose record could not be kept is refused before it runs: a 202 would
+    // promise a record that will never exist.
+    state.activations().check_space()?;
 
     let identity = caller.0;
     let slot = state
@@ -153,7 +157,12 @@ pub async fn invoke(
                 .await?
             {
                 Some(activation) => Ok(completed(activation, result_only)),
-                None => Ok(accepted(&activation_id)),
+                None => {
+                    // The invoker drops the answer of a record it could not store; a full
+                    // disk is the usual reason, and the client must not take it for a 202.
+                    state.activations().check_space()?;
+                    Ok(accepted(&activation_id))
+                }
             }
         }
         Err(_) => {
@@ -249,7 +258,9 @@ impl Composed {
             return accepted(&id);
         }
         match tokio::time::timeout(wait, rx).await {
-            Ok(Ok(record)) => respond(record, result_only, true),
+            Ok(Ok(Ok(record))) => respond(record, result_only, true),
+            // The record could not be stored: not an answer of a finished activation.
+            Ok(Ok(Err(e))) => ApiError::Store(e).into_response(),
             _ => accepted(&id),
         }
     }

@@ -344,6 +344,8 @@ impl Run<'_> {
         let owner = found.owner;
         // The owner's overrides, not only the caller's: the activation counts against the owner.
         crate::auth::refresh_overrides(state, &owner.namespace).await?;
+        // Refused before it runs when its record could not be kept (disk full).
+        state.activations().check_space()?;
         let slot = state
             .throttler()
             .acquire(&owner.namespace, self.received_at)
@@ -360,7 +362,9 @@ impl Run<'_> {
                 let _ = tx.send(record);
             });
             return Ok(match tokio::time::timeout(wait, rx).await {
-                Ok(Ok(record)) => Outcome::Done(Box::new(record)),
+                Ok(Ok(Ok(record))) => Outcome::Done(Box::new(record)),
+                // The record could not be stored: not an answer of a finished activation.
+                Ok(Ok(Err(e))) => return Err(ApiError::Store(e)),
                 _ => Outcome::Pending(id),
             });
         }
@@ -395,7 +399,11 @@ impl Run<'_> {
                 drop(slot);
                 match state.activations().get(&owner.namespace, &id).await? {
                     Some(record) => Ok(Outcome::Done(Box::new(record))),
-                    None => Ok(Outcome::Pending(id)),
+                    None => {
+                        // Not stored, usually for a full disk: say so rather than "not ready".
+                        state.activations().check_space()?;
+                        Ok(Outcome::Pending(id))
+                    }
                 }
             }
             Err(_) => {
