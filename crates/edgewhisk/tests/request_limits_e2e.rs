@@ -1,0 +1,242 @@
+//! End-to-end: what a client sends cannot make the server hold more memory than the configured
+//! limits allow. Bodies over a route's limit are refused with 413 before they are parsed (and,
+//! when `Content-Length` says so, before they are read); the server's peak RSS stays within
+//! idle + 100 MB through floods of 24 MB bodies, and it keeps serving.
+
+mod support;
+
+use base64::Engine;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::api::{assert_healthy, create_hello};
+use support::{GUEST_KEY, ServerGuard, spawn_server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The documented bound: the server's peak RSS over its idle peak.
+const RSS_ALLOWANCE_KIB: u64 = 100 * 1024;
+
+/// How long a refused request may take, generous for a loaded 2-core machine.
+const FAST: Duration = Duration::from_secs(15);
+
+/// One reply read off a raw connection.
+#[derive(Debug)]
+struct RawReply {
+    status: u16,
+    body: Value,
+    elapsed: Duration,
+}
+
+/// How a raw request frames its body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// `Content-Length` declared up front.
+    Length,
+    /// `Transfer-Encoding: chunked`: the server only learns the size by reading.
+    Chunked,
+}
+
+/// Sends `body` on a fresh connection while reading the reply at the same time, so that an
+/// early answer is seen even when the server stops reading the body.
+async fn raw_request(
+    base: &str,
+    method: &str,
+    path: &str,
+    body: Arc<Vec<u8>>,
+    framing: Framing,
+) -> RawReply {
+    let addr = base.trim_start_matches("http://").to_owned();
+    let started = Instant::now();
+    let stream = TcpStream::connect(&addr)
+        .await
+        .expect("connect to the server");
+    let (mut rd, mut wr) = stream.into_split();
+    let auth = base64::engine::general_purpose::STANDARD.encode(GUEST_KEY);
+    let framing_header = match framing {
+        Framing::Length => format!("Content-Length: {}", body.len()),
+        Framing::Chunked => "Transfer-Encoding: chunked".to_owned(),
+    };
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {auth}\r\n\
+         Content-Type: application/json\r\n{framing_header}\r\nConnection: close\r\n\r\n"
+    );
+    let writer = tokio::spawn(async move {
+        wr.write_all(head.as_bytes()).await?;
+        for chunk in body.chunks(256 * 1024) {
+            match framing {
+                Framing::Length => wr.write_all(chunk).await?,
+                Framing::Chunked => {
+                    wr.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                        .await?;
+                    wr.write_all(chunk).await?;
+                    wr.write_all(b"\r\n").await?;
+                }
+            }
+        }
+        if framing == Framing::Chunked {
+            wr.write_all(b"0\r\n\r\n").await?;
+        }
+        // Dropping the write half would half-close the connection, which the server takes as
+        // the client leaving before its reply: keep it until the reply is read.
+        std::io::Result::Ok(wr)
+    });
+    let mut reply = Vec::new();
+    let mut buf = vec![0_u8; 64 * 1024];
+    // A reset after the reply (the server closing with body bytes unread) ends the read.
+    let mut read_error = None;
+    let read = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match rd.read(&mut buf).await {
+                Ok(0) => break,
+                Err(e) => {
+                    read_error = Some(e);
+                    break;
+                }
+                Ok(n) => reply.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    let elapsed = started.elapsed();
+    writer.abort();
+    assert!(read.is_ok(), "no reply within 60 s to {method} {path}");
+    let text = String::from_utf8_lossy(&reply).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            panic!("no status line in reply to {method} {path} ({read_error:?}): {text:.300}")
+        });
+    let body = text
+        .split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str(b).ok())
+        .unwrap_or(Value::Null);
+    RawReply {
+        status,
+        body,
+        elapsed,
+    }
+}
+
+/// The server's peak resident set size so far, KiB (`VmHWM`).
+fn peak_rss_kib(s: &ServerGuard) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", s.pid()))
+        .expect("read /proc/PID/status of the server");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM line in /proc/PID/status")
+}
+
+/// A JSON array of `bytes` bytes of zeros: the cheapest text that makes the largest tree.
+fn zeros_array(bytes: usize) -> String {
+    let mut s = String::with_capacity(bytes + 2);
+    s.push('[');
+    s.push_str(&"0,".repeat(bytes / 2));
+    s.push('0');
+    s.push(']');
+    s
+}
+
+fn assert_413(r: &RawReply, what: &str) {
+    assert_eq!(r.status, 413, "{what}: {}", r.body);
+    let message = r.body["error"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("larger than allowed"),
+        "{what}: {}",
+        r.body
+    );
+    assert!(r.body["code"].is_string(), "{what}: {}", r.body);
+    assert!(r.elapsed < FAST, "{what} took {:?}", r.elapsed);
+}
+
+/// Sends every request at once and returns the replies in order.
+async fn send_all(
+    s: &ServerGuard,
+    requests: &[(&'static str, String, Arc<Vec<u8>>)],
+    framing: Framing,
+) -> Vec<RawReply> {
+    let tasks: Vec<_> = requests
+        .iter()
+        .map(|(m, p, b)| {
+            let (addr, m, p, b) = (s.base().to_owned(), *m, p.clone(), b.clone());
+            tokio::spawn(async move { raw_request(&addr, m, &p, b, framing).await })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.expect("request task"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_24_mb_bodies_to_entity_routes_get_413_fast_and_rss_stays_bounded() {
+        let s = spawn_server(None);
+        create_hello(&s).await;
+        assert_healthy(&s, "start").await;
+        let idle = peak_rss_kib(&s);
+
+        const SIZE: usize = 24 * 1024 * 1024;
+        let array = Arc::new(zeros_array(SIZE).into_bytes());
+        // Within the action route's limit (code + parameters + annotations): only the check of
+        // the text before parsing refuses it.
+        let action = Arc::new(
+            format!(
+                r#"{{"exec":{{"kind":"nodejs:20","code":"function main(){{}}"}},"parameters":{}}}"#,
+                zeros_array(SIZE)
+            )
+            .into_bytes(),
+        );
+        let ns = "/api/v1/namespaces/_";
+        for round in 0..3 {
+            let framing = if round == 2 {
+                Framing::Chunked
+            } else {
+                Framing::Length
+            };
+            let requests = [
+                ("POST", format!("{ns}/rules/x"), array.clone()),
+                ("PUT", format!("{ns}/triggers/t"), array.clone()),
+                ("PUT", format!("{ns}/packages/p"), array.clone()),
+                ("PUT", format!("{ns}/actions/a"), action.clone()),
+            ];
+            let replies = send_all(&s, &requests, framing).await;
+            for ((method, path, _), r) in requests.iter().zip(&replies) {
+                assert_413(r, &format!("round {round} {framing:?}: {method} {path}"));
+            }
+            let peak = peak_rss_kib(&s);
+            eprintln!("request_limits: round {round} ({framing:?}): peak RSS {peak} KiB");
+            assert!(
+                peak <= idle + RSS_ALLOWANCE_KIB,
+                "round {round}: peak RSS {peak} KiB over idle {idle} KiB + {RSS_ALLOWANCE_KIB} KiB"
+            );
+        }
+        eprintln!(
+            "request_limits: idle peak {idle} KiB, peak after floods {} KiB",
+            peak_rss_kib(&s)
+        );
+        assert_healthy(&s, "24 MB body floods").await;
+        // The routes still take ordinary bodies.
+        let r = raw_request(
+            s.base(),
+            "PUT",
+            &format!("{ns}/triggers/t"),
+            Arc::new(
+                json!({"parameters": [{"key": "a", "value": 1}]})
+                    .to_string()
+                    .into_bytes(),
+            ),
+            Framing::Length,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+}
