@@ -9,7 +9,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::api::{assert_healthy, create_hello};
+use support::api::{assert_healthy, create_action, create_hello, http, invoke, send};
 use support::{GUEST_KEY, ServerGuard, spawn_server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -238,5 +238,44 @@ mod tests {
         )
         .await;
         assert_eq!(r.status, 200, "{}", r.body);
+    }
+
+    /// Returns a result of about 900 KB, so that each stored record is large.
+    const BIG_RESULT_JS: &str =
+        "function main(params) {\n  return { n: params.n, pad: 'x'.repeat(900 * 1024) };\n}\n";
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deep_activation_page_reads_only_that_page() {
+        let s = spawn_server(None);
+        create_action(&s, "big", "nodejs:20", BIG_RESULT_JS).await;
+        const RECORDS: u64 = 110;
+        for n in 0..RECORDS {
+            let r = invoke(&s, "big", "blocking=true&result=true", json!({ "n": n })).await;
+            r.expect_status(200, &format!("invoke {n}"));
+        }
+        let before = peak_rss_kib(&s);
+        for docs in ["false", "true"] {
+            let page =
+                send(http().get(s.ns_url(&format!("activations?skip=100&limit=2&docs={docs}"))))
+                    .await;
+            page.expect_status(200, "deep page");
+            let list = page.body.as_array().expect("a list");
+            assert_eq!(list.len(), 2, "{}", page.text);
+            if docs == "true" {
+                // Newest first: skip 100 of 110 leaves the 10th and 9th invocations.
+                let ns: Vec<&Value> = list.iter().map(|a| &a["response"]["result"]["n"]).collect();
+                assert_eq!(ns, [&json!(RECORDS - 101), &json!(RECORDS - 102)]);
+            }
+        }
+        let huge =
+            send(http().get(s.ns_url("activations?skip=9223372036854775807&limit=200"))).await;
+        huge.expect_status(200, "skip past everything");
+        assert_eq!(huge.body, json!([]));
+        let after = peak_rss_kib(&s);
+        eprintln!("request_limits: activation pages: peak RSS {before} KiB -> {after} KiB");
+        assert!(
+            after <= before + 40 * 1024,
+            "listing a deep page raised the peak RSS from {before} KiB to {after} KiB"
+        );
     }
 }

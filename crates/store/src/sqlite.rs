@@ -203,12 +203,13 @@ impl SqliteStore {
         run_blocking(Arc::clone(&self.reader), f).await
     }
 
-    fn pending_matches(&self, filter: &ActivationFilter) -> Vec<Activation> {
+    /// The pending records that pass `filter`, shared rather than copied.
+    fn pending_matches(&self, filter: &ActivationFilter) -> Vec<Arc<Activation>> {
         self.pending
             .lock()
             .values()
             .filter(|p| activation_matches(filter, &p.activation))
-            .map(|p| Activation::clone(&p.activation))
+            .map(|p| Arc::clone(&p.activation))
             .collect()
     }
 }
@@ -409,9 +410,13 @@ impl EntityStore for SqliteStore {
         let limit = if limit == 0 { -1 } else { sql_limit(limit) };
         let skip = sql_limit(skip);
         self.with_entities(move |conn| {
+            // The inner query sorts and pages keys only, so that no document outside the page
+            // (action code may be tens of MB) is read or held by the sorter.
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT collection, path, name, updated, doc FROM entities WHERE {SCOPE_WHERE} \
-                 ORDER BY updated DESC, name ASC, path ASC LIMIT ?5 OFFSET ?6"
+                "SELECT collection, path, name, updated, doc FROM entities WHERE rowid IN \
+                 (SELECT rowid FROM entities WHERE {SCOPE_WHERE} \
+                  ORDER BY updated DESC, name ASC, path ASC LIMIT ?5 OFFSET ?6) \
+                 ORDER BY updated DESC, name ASC, path ASC"
             ))?;
             let rows = stmt
                 .query_map(
@@ -629,41 +634,70 @@ impl ActivationStore for SqliteStore {
         .await
     }
 
+    /// Reads only the page, whatever `skip` is: at most `limit` + 2 × (pending records)
+    /// committed records are loaded (see [`merge_page`]).
     async fn list(&self, filter: &ActivationFilter) -> Result<Vec<Activation>, StoreError> {
-        let pending = self.pending_matches(filter);
-        let (where_sql, mut args) = activation_where(filter);
-        // The merged page can only contain the first skip+limit committed rows.
-        let window = if filter.limit == 0 {
-            -1
-        } else {
-            sql_limit(filter.skip.saturating_add(filter.limit))
-        };
-        args.push(rusqlite::types::Value::Integer(window));
-        let committed = self
+        let mut pending = self.pending_matches(filter);
+        pending.sort_by(|a, b| activation_order(a, b));
+        let ids: Vec<String> = pending
+            .iter()
+            .map(|a| a.activation_id.as_str().to_owned())
+            .collect();
+        let offset = filter.skip.saturating_sub(pending.len());
+        let (limit, extra) = (filter.limit, pending.len());
+        let (where_sql, args) = activation_where(filter);
+        let (duplicates, window, requested) = self
             .with_reader(move |conn| {
+                // Committed copies of pending records: counted out of the committed order.
+                let mut duplicates = Vec::new();
                 let mut stmt = conn.prepare_cached(&format!(
-                    "SELECT doc FROM activations WHERE {where_sql} \
-                     ORDER BY start DESC, id ASC LIMIT ?"
+                    "SELECT start FROM activations WHERE id = ? AND {where_sql}"
+                ))?;
+                for id in ids {
+                    let mut bind = vec![rusqlite::types::Value::Text(id.clone())];
+                    bind.extend(args.iter().cloned());
+                    let start: Option<u64> = stmt
+                        .query_row(rusqlite::params_from_iter(bind), |row| row.get(0))
+                        .optional()?;
+                    if let Some(start) = start {
+                        duplicates.push((start, id));
+                    }
+                }
+                let requested = (limit != 0)
+                    .then(|| limit.saturating_add(extra).saturating_add(duplicates.len()));
+                let mut bind = args;
+                bind.push(rusqlite::types::Value::Integer(
+                    requested.map_or(-1, sql_limit),
+                ));
+                bind.push(rusqlite::types::Value::Integer(sql_limit(offset)));
+                // The inner query orders and pages keys only; documents are read for the page.
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT doc FROM activations WHERE id IN \
+                     (SELECT id FROM activations WHERE {where_sql} \
+                      ORDER BY start DESC, id ASC LIMIT ? OFFSET ?) \
+                     ORDER BY start DESC, id ASC"
                 ))?;
                 let docs = stmt
-                    .query_map(rusqlite::params_from_iter(args), |row| {
+                    .query_map(rusqlite::params_from_iter(bind), |row| {
                         row.get::<_, String>(0)
                     })?
                     .collect::<Result<Vec<_>, _>>()?;
-                docs.iter()
+                let window = docs
+                    .iter()
                     .map(|d| serde_json::from_str::<Activation>(d).map_err(StoreError::from))
-                    .collect::<Result<Vec<_>, _>>()
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((duplicates, window, requested))
             })
             .await?;
-        let seen: HashSet<ActivationId> = pending.iter().map(|a| a.activation_id.clone()).collect();
-        let mut all = pending;
-        all.extend(
-            committed
-                .into_iter()
-                .filter(|a| !seen.contains(&a.activation_id)),
-        );
-        all.sort_by(activation_order);
-        Ok(page(all, filter.skip, filter.limit))
+        let full = requested.is_some_and(|n| window.len() >= n);
+        Ok(merge_page(
+            &pending,
+            &duplicates,
+            window,
+            Window { offset, full },
+            filter.skip,
+            filter.limit,
+        ))
     }
 
     async fn count(&self, filter: &ActivationFilter) -> Result<usize, StoreError> {
@@ -703,6 +737,82 @@ impl ActivationStore for SqliteStore {
         self.writer_thread.unpark();
         rx.await.map_err(|_| StoreError::Closed)?
     }
+}
+
+/// Where a window of committed records sits in the committed order.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    /// How many committed records precede the window.
+    offset: usize,
+    /// The window holds as many records as were asked for (more may follow).
+    full: bool,
+}
+
+/// `(start, id)` in list order: newest first, ties by id.
+fn key_order(a: (u64, &str), b: (u64, &str)) -> std::cmp::Ordering {
+    b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1))
+}
+
+fn key_of(a: &Activation) -> (u64, &str) {
+    (a.start, a.activation_id.as_str())
+}
+
+/// The page `skip..skip+limit` of the merged list (pending records, plus committed records
+/// that are not also pending) from `pending` (sorted), the committed keys of `duplicates`
+/// (committed copies of pending records) and `window`, the committed records from
+/// `window.offset` on.
+///
+/// With `k` pending records the window starts at `skip - k` and holds `limit + k + |dups|`
+/// records: at most `k` pending records precede the page that the committed order does not
+/// know of, and each duplicate in front of the page moves it by one. The merged index of the
+/// window's first record is its committed index, minus the duplicates before it, plus the
+/// pending records before it; the window with the pending records between its ends is a
+/// contiguous run of the merged list from there on.
+fn merge_page(
+    pending: &[Arc<Activation>],
+    duplicates: &[(u64, String)],
+    window: Vec<Activation>,
+    at: Window,
+    skip: usize,
+    limit: usize,
+) -> Vec<Activation> {
+    let (first, last) = match (window.first(), window.last()) {
+        (Some(f), Some(l)) => (
+            (f.start, f.activation_id.as_str().to_owned()),
+            (l.start, l.activation_id.as_str().to_owned()),
+        ),
+        // Past the end of the committed records, the merged list has fewer than `skip`
+        // entries: offset + pending >= skip.
+        _ if at.offset > 0 => return Vec::new(),
+        _ => ((u64::MAX, String::new()), (0, String::new())),
+    };
+    let first = (first.0, first.1.as_str());
+    let last = (last.0, last.1.as_str());
+    let before = |key: (u64, &str)| key_order(key, first).is_lt();
+    let start_index = if at.offset == 0 {
+        0
+    } else {
+        let dups_before = duplicates
+            .iter()
+            .filter(|(s, id)| before((*s, id.as_str())))
+            .count();
+        let pending_before = pending.iter().filter(|p| before(key_of(p))).count();
+        (at.offset - dups_before.min(at.offset)) + pending_before
+    };
+    let pending_ids: HashSet<&str> = pending.iter().map(|p| p.activation_id.as_str()).collect();
+    let mut run: Vec<Activation> = window
+        .into_iter()
+        .filter(|a| !pending_ids.contains(a.activation_id.as_str()))
+        .collect();
+    run.extend(
+        pending
+            .iter()
+            .filter(|p| at.offset == 0 || !before(key_of(p)))
+            .filter(|p| !at.full || key_order(key_of(p), last).is_le())
+            .map(|p| Activation::clone(p)),
+    );
+    run.sort_by(activation_order);
+    page(run, skip.saturating_sub(start_index), limit)
 }
 
 /// The background activation writer: owns the write connection and the queue's receiving end.
