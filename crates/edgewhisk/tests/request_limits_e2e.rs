@@ -131,6 +131,11 @@ fn peak_rss_kib(s: &ServerGuard) -> u64 {
         .expect("VmHWM line in /proc/PID/status")
 }
 
+/// The server's resident set size now, KiB (`VmRSS`).
+fn rss_kib(s: &ServerGuard) -> u64 {
+    s.rss_kib()
+}
+
 /// A JSON array of `bytes` bytes of zeros: the cheapest text that makes the largest tree.
 fn zeros_array(bytes: usize) -> String {
     let mut s = String::with_capacity(bytes + 2);
@@ -277,5 +282,52 @@ mod tests {
             after <= before + 40 * 1024,
             "listing a deep page raised the peak RSS from {before} KiB to {after} KiB"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ten_45_mb_actions_read_and_invoked_keep_the_server_rss_bounded() {
+        let s = spawn_server(None);
+        create_hello(&s).await;
+        assert_healthy(&s, "start").await;
+        let idle = rss_kib(&s);
+        let code = format!(
+            "// {}\nfunction main(params) {{ return {{ n: params.n }}; }}\n",
+            "x".repeat(45 * 1024 * 1024)
+        );
+        let (mut worst, mut last, mut first) = (idle, idle, None);
+        for n in 0..10 {
+            let name = format!("big{n}");
+            let r = send(
+                http()
+                    .put(s.ns_url(&format!("actions/{name}")))
+                    .json(&json!({"exec": {"kind": "nodejs:20", "code": code}})),
+            )
+            .await;
+            r.expect_status(200, &format!("create {name}"));
+            let r = send(http().get(s.ns_url(&format!("actions/{name}?code=false")))).await;
+            r.expect_status(200, &format!("read {name}"));
+            let r = invoke(&s, &name, "blocking=true&result=true", json!({ "n": n })).await;
+            r.expect_status(200, &format!("invoke {name}"));
+            assert_eq!(r.body, json!({ "n": n }));
+            // Let the allocator hand back what the request freed before measuring.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let now = rss_kib(&s);
+            eprintln!("request_limits: after {name}: RSS {now} KiB (idle {idle} KiB)");
+            first.get_or_insert(now);
+            worst = worst.max(now);
+            last = now;
+        }
+        // One large request in flight costs a few copies of its code; what must not happen is
+        // the server keeping every large action it has seen (ten of them were 450 MB).
+        let first = first.unwrap_or(idle);
+        assert!(
+            worst <= idle + 250 * 1024,
+            "RSS reached {worst} KiB from an idle {idle} KiB with ten 45 MB actions"
+        );
+        assert!(
+            last <= first + 50 * 1024,
+            "RSS grew from {first} KiB after the first 45 MB action to {last} KiB after ten"
+        );
+        assert_healthy(&s, "ten 45 MB actions").await;
     }
 }

@@ -13,6 +13,9 @@ pub struct StoreConfig {
     pub activation_flush_interval_ms: u64,
     /// How long a connection waits for a lock held by another connection, in ms.
     pub busy_timeout_ms: u64,
+    /// Bytes of entity documents the server keeps in memory; a document larger than an
+    /// eighth of this is read from the store each time instead. 0 caches no entity.
+    pub entity_cache_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -21,6 +24,7 @@ impl Default for StoreConfig {
             activation_batch_size: 256,
             activation_flush_interval_ms: 10,
             busy_timeout_ms: 5000,
+            entity_cache_bytes: crate::cache::DEFAULT_CACHE_BYTES,
         }
     }
 }

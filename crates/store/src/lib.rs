@@ -145,6 +145,15 @@ pub enum StoreError {
 pub trait EntityStore: Send + Sync + std::fmt::Debug + 'static {
     /// The document at `(path, name)`, in whatever collection.
     async fn get(&self, path: &str, name: &str) -> Result<Option<EntityDoc>, StoreError>;
+    /// The document at `(path, name)`, shared: a cache hands out the entry it holds rather
+    /// than a copy of its JSON tree. Read it with `T::deserialize(&doc.doc)`.
+    async fn get_shared(
+        &self,
+        path: &str,
+        name: &str,
+    ) -> Result<Option<std::sync::Arc<EntityDoc>>, StoreError> {
+        Ok(self.get(path, name).await?.map(std::sync::Arc::new))
+    }
     /// Writes a document.
     async fn put(&self, doc: EntityDoc, mode: PutMode) -> Result<(), StoreError>;
     /// Deletes `(path, name)`; returns the deleted document.

@@ -16,6 +16,14 @@ impl<T: EntityStore + ?Sized> EntityStore for Arc<T> {
         T::get(self, path, name).await
     }
 
+    async fn get_shared(
+        &self,
+        path: &str,
+        name: &str,
+    ) -> Result<Option<Arc<EntityDoc>>, StoreError> {
+        T::get_shared(self, path, name).await
+    }
+
     async fn put(&self, doc: EntityDoc, mode: PutMode) -> Result<(), StoreError> {
         T::put(self, doc, mode).await
     }
