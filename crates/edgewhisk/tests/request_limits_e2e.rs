@@ -328,6 +328,25 @@ mod tests {
             last <= first + 50 * 1024,
             "RSS grew from {first} KiB after the first 45 MB action to {last} KiB after ten"
         );
+        // Listing them shows summaries: their code is not loaded.
+        let peak_before_list = peak_rss_kib(&s);
+        for query in ["actions?limit=200", "actions?limit=5&skip=5"] {
+            let r = send(http().get(s.ns_url(query))).await;
+            r.expect_status(200, query);
+            assert!(r.body.as_array().is_some_and(|l| !l.is_empty()), "{query}");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let listed = peak_rss_kib(&s);
+        eprintln!("request_limits: listing them: peak RSS {peak_before_list} KiB -> {listed} KiB");
+        assert!(
+            listed <= peak_before_list + 100 * 1024,
+            "listing ten 45 MB actions raised the peak RSS from {peak_before_list} KiB to {listed} KiB"
+        );
+        assert!(
+            rss_kib(&s) <= idle + 250 * 1024,
+            "listing ten 45 MB actions left the RSS at {} KiB from an idle {idle} KiB",
+            rss_kib(&s)
+        );
         assert_healthy(&s, "ten 45 MB actions").await;
     }
 }

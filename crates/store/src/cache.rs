@@ -311,6 +311,18 @@ impl<S: EntityStore> EntityStore for CachingEntityStore<S> {
         self.inner.list(collection, scope, skip, limit).await
     }
 
+    async fn list_summaries(
+        &self,
+        collection: Collection,
+        scope: &ListScope,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<EntityDoc>, StoreError> {
+        self.inner
+            .list_summaries(collection, scope, skip, limit)
+            .await
+    }
+
     async fn count(&self, collection: Collection, scope: &ListScope) -> Result<usize, StoreError> {
         self.inner.count(collection, scope).await
     }

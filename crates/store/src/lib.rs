@@ -166,6 +166,17 @@ pub trait EntityStore: Send + Sync + std::fmt::Debug + 'static {
         skip: usize,
         limit: usize,
     ) -> Result<Vec<EntityDoc>, StoreError>;
+    /// Like [`list`](Self::list), but an action's `exec.code` may come back as `""`: for
+    /// routes that show summaries, so that a page of large actions does not load their code.
+    async fn list_summaries(
+        &self,
+        collection: Collection,
+        scope: &ListScope,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<EntityDoc>, StoreError> {
+        self.list(collection, scope, skip, limit).await
+    }
     /// How many documents `list` would see without skip/limit.
     async fn count(&self, collection: Collection, scope: &ListScope) -> Result<usize, StoreError>;
     /// The identity whose key UUID is `uuid`.

@@ -42,6 +42,16 @@ impl<T: EntityStore + ?Sized> EntityStore for Arc<T> {
         T::list(self, collection, scope, skip, limit).await
     }
 
+    async fn list_summaries(
+        &self,
+        collection: Collection,
+        scope: &ListScope,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<EntityDoc>, StoreError> {
+        T::list_summaries(self, collection, scope, skip, limit).await
+    }
+
     async fn count(&self, collection: Collection, scope: &ListScope) -> Result<usize, StoreError> {
         T::count(self, collection, scope).await
     }

@@ -203,6 +203,68 @@ impl SqliteStore {
         run_blocking(Arc::clone(&self.reader), f).await
     }
 
+    /// A page of entities; with `summaries`, action code is left out (see [`summary_doc`]).
+    /// Each document is decoded from SQLite's own buffer as its row is stepped to, so the
+    /// page's text is never held in full next to its decoded form.
+    async fn list_entities(
+        &self,
+        collection: Collection,
+        scope: &ListScope,
+        skip: usize,
+        limit: usize,
+        summaries: bool,
+    ) -> Result<Vec<EntityDoc>, StoreError> {
+        let (p2, p3, p4) = scope_params(scope);
+        let limit = if limit == 0 { -1 } else { sql_limit(limit) };
+        let skip = sql_limit(skip);
+        self.with_entities(move |conn| {
+            // Keys are sorted and paged first, then each document is read by its key: a sort
+            // over documents would hold every one of them (action code may be tens of MB).
+            let keys = conn
+                .prepare_cached(&format!(
+                    "SELECT rowid FROM entities WHERE {SCOPE_WHERE} \
+                     ORDER BY updated DESC, name ASC, path ASC LIMIT ?5 OFFSET ?6"
+                ))?
+                .query_map(
+                    params![collection.as_str(), p2, p3, p4, limit, skip],
+                    |row| row.get::<_, i64>(0),
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT collection, path, name, updated, doc FROM entities WHERE rowid = ?1",
+            )?;
+            let mut docs = Vec::with_capacity(keys.len());
+            for key in keys {
+                let mut rows = stmt.query(params![key])?;
+                let Some(row) = rows.next()? else {
+                    continue;
+                };
+                let text = row.get_ref(4)?.as_str().map_err(rusqlite::Error::from)?;
+                let doc = if summaries {
+                    summary_doc(text)?
+                } else {
+                    serde_json::from_str(text)?
+                };
+                let (collection, path, name, updated): (String, String, String, u64) =
+                    (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+                let collection = collection_from_str(&collection).ok_or_else(|| {
+                    StoreError::Corrupt(serde::de::Error::custom(format!(
+                        "unknown collection {collection}"
+                    )))
+                })?;
+                docs.push(EntityDoc {
+                    collection,
+                    path,
+                    name,
+                    updated,
+                    doc,
+                });
+            }
+            Ok(docs)
+        })
+        .await
+    }
+
     /// The pending records that pass `filter`, shared rather than copied.
     fn pending_matches(&self, filter: &ActivationFilter) -> Vec<Arc<Activation>> {
         self.pending
@@ -308,6 +370,42 @@ fn scope_params(scope: &ListScope) -> (String, String, String) {
     }
 }
 
+/// A stored document with its action code (`exec.code`, when a string) replaced by `""`. The
+/// fields are first split as borrowed text, so the code is skipped rather than copied.
+fn summary_doc(text: &str) -> Result<serde_json::Value, serde_json::Error> {
+    use serde_json::value::RawValue;
+    use std::collections::BTreeMap;
+    let Ok(fields) = serde_json::from_str::<BTreeMap<String, &RawValue>>(text) else {
+        // Not an object: nothing to leave out.
+        return serde_json::from_str(text);
+    };
+    let mut doc = serde_json::Map::new();
+    for (key, raw) in fields {
+        let exec = if key == "exec" {
+            serde_json::from_str::<BTreeMap<String, &RawValue>>(raw.get()).ok()
+        } else {
+            None
+        };
+        let value = match exec {
+            Some(exec) => {
+                let mut out = serde_json::Map::new();
+                for (k, v) in exec {
+                    let v = if k == "code" && v.get().starts_with('"') {
+                        serde_json::Value::String(String::new())
+                    } else {
+                        serde_json::from_str(v.get())?
+                    };
+                    out.insert(k, v);
+                }
+                serde_json::Value::Object(out)
+            }
+            None => serde_json::from_str(raw.get())?,
+        };
+        doc.insert(key, value);
+    }
+    Ok(serde_json::Value::Object(doc))
+}
+
 const SCOPE_WHERE: &str = "collection = ?1 AND (path = ?2 OR (path >= ?3 AND path < ?4))";
 
 fn identity_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Identity> {
@@ -406,27 +504,20 @@ impl EntityStore for SqliteStore {
         skip: usize,
         limit: usize,
     ) -> Result<Vec<EntityDoc>, StoreError> {
-        let (p2, p3, p4) = scope_params(scope);
-        let limit = if limit == 0 { -1 } else { sql_limit(limit) };
-        let skip = sql_limit(skip);
-        self.with_entities(move |conn| {
-            // The inner query sorts and pages keys only, so that no document outside the page
-            // (action code may be tens of MB) is read or held by the sorter.
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT collection, path, name, updated, doc FROM entities WHERE rowid IN \
-                 (SELECT rowid FROM entities WHERE {SCOPE_WHERE} \
-                  ORDER BY updated DESC, name ASC, path ASC LIMIT ?5 OFFSET ?6) \
-                 ORDER BY updated DESC, name ASC, path ASC"
-            ))?;
-            let rows = stmt
-                .query_map(
-                    params![collection.as_str(), p2, p3, p4, limit, skip],
-                    entity_row,
-                )?
-                .collect::<Result<Vec<_>, _>>()?;
-            rows.into_iter().map(entity_doc).collect()
-        })
-        .await
+        self.list_entities(collection, scope, skip, limit, false)
+            .await
+    }
+
+    /// Action code is skipped while each document is decoded, never copied.
+    async fn list_summaries(
+        &self,
+        collection: Collection,
+        scope: &ListScope,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<EntityDoc>, StoreError> {
+        self.list_entities(collection, scope, skip, limit, true)
+            .await
     }
 
     async fn count(&self, collection: Collection, scope: &ListScope) -> Result<usize, StoreError> {
@@ -648,45 +739,57 @@ impl ActivationStore for SqliteStore {
         let (where_sql, args) = activation_where(filter);
         let (duplicates, window, requested) = self
             .with_reader(move |conn| {
-                // Committed copies of pending records: counted out of the committed order.
-                let mut duplicates = Vec::new();
-                let mut stmt = conn.prepare_cached(&format!(
-                    "SELECT start FROM activations WHERE id = ? AND {where_sql}"
-                ))?;
-                for id in ids {
-                    let mut bind = vec![rusqlite::types::Value::Text(id.clone())];
-                    bind.extend(args.iter().cloned());
-                    let start: Option<u64> = stmt
-                        .query_row(rusqlite::params_from_iter(bind), |row| row.get(0))
-                        .optional()?;
-                    if let Some(start) = start {
-                        duplicates.push((start, id));
+                // One read transaction, so that every query sees the same commits.
+                let conn = conn.transaction()?;
+                let result = {
+                    // Committed copies of pending records: counted out of the committed order.
+                    let mut duplicates = Vec::new();
+                    let mut stmt = conn.prepare_cached(&format!(
+                        "SELECT start FROM activations WHERE id = ? AND {where_sql}"
+                    ))?;
+                    for id in ids {
+                        let mut bind = vec![rusqlite::types::Value::Text(id.clone())];
+                        bind.extend(args.iter().cloned());
+                        let start: Option<u64> = stmt
+                            .query_row(rusqlite::params_from_iter(bind), |row| row.get(0))
+                            .optional()?;
+                        if let Some(start) = start {
+                            duplicates.push((start, id));
+                        }
                     }
-                }
-                let requested = (limit != 0)
-                    .then(|| limit.saturating_add(extra).saturating_add(duplicates.len()));
-                let mut bind = args;
-                bind.push(rusqlite::types::Value::Integer(
-                    requested.map_or(-1, sql_limit),
-                ));
-                bind.push(rusqlite::types::Value::Integer(sql_limit(offset)));
-                // The inner query orders and pages keys only; documents are read for the page.
-                let mut stmt = conn.prepare_cached(&format!(
-                    "SELECT doc FROM activations WHERE id IN \
-                     (SELECT id FROM activations WHERE {where_sql} \
-                      ORDER BY start DESC, id ASC LIMIT ? OFFSET ?) \
-                     ORDER BY start DESC, id ASC"
-                ))?;
-                let docs = stmt
-                    .query_map(rusqlite::params_from_iter(bind), |row| {
-                        row.get::<_, String>(0)
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?;
-                let window = docs
-                    .iter()
-                    .map(|d| serde_json::from_str::<Activation>(d).map_err(StoreError::from))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok((duplicates, window, requested))
+                    let requested = (limit != 0)
+                        .then(|| limit.saturating_add(extra).saturating_add(duplicates.len()));
+                    let mut bind = args;
+                    bind.push(rusqlite::types::Value::Integer(
+                        requested.map_or(-1, sql_limit),
+                    ));
+                    bind.push(rusqlite::types::Value::Integer(sql_limit(offset)));
+                    // Ids are ordered and paged first, then each record is read by its id: a sort
+                    // over documents would hold the whole page's text at once.
+                    let ids = conn
+                        .prepare_cached(&format!(
+                            "SELECT id FROM activations WHERE {where_sql} \
+                         ORDER BY start DESC, id ASC LIMIT ? OFFSET ?"
+                        ))?
+                        .query_map(rusqlite::params_from_iter(bind), |row| {
+                            row.get::<_, String>(0)
+                        })?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let mut stmt =
+                        conn.prepare_cached("SELECT doc FROM activations WHERE id = ?1")?;
+                    let mut window = Vec::with_capacity(ids.len());
+                    for id in ids {
+                        let mut rows = stmt.query(params![id])?;
+                        if let Some(row) = rows.next()? {
+                            let text = row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+                            window.push(serde_json::from_str::<Activation>(text)?);
+                        }
+                    }
+                    (duplicates, window, requested)
+                };
+                // Read only: ending the transaction releases its snapshot.
+                conn.finish()?;
+                Ok(result)
             })
             .await?;
         let full = requested.is_some_and(|n| window.len() >= n);

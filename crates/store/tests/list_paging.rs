@@ -223,3 +223,65 @@ mod reads_only_the_page {
         store.close().await.unwrap();
     }
 }
+
+#[cfg(test)]
+mod summaries {
+    use edgewhisk_store::{
+        Collection, EntityDoc, EntityStore, ListScope, PutMode, SqliteStore, StoreConfig,
+    };
+    use serde_json::{Value, json};
+
+    fn doc(name: &str, updated: u64, exec: Value) -> EntityDoc {
+        EntityDoc {
+            collection: Collection::Actions,
+            path: "guest".into(),
+            name: name.into(),
+            updated,
+            doc: json!({ "name": name, "version": "0.0.1", "exec": exec, "annotations": [] }),
+        }
+    }
+
+    #[tokio::test]
+    async fn summaries_leave_out_action_code_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db"), &StoreConfig::default()).unwrap();
+        let big = "x".repeat(1_000_000);
+        let docs = [
+            doc(
+                "code",
+                3,
+                json!({ "kind": "nodejs:20", "code": big, "binary": false }),
+            ),
+            doc(
+                "seq",
+                2,
+                json!({ "kind": "sequence", "components": ["/guest/code"] }),
+            ),
+            doc(
+                "bin",
+                1,
+                json!({ "kind": "nodejs:20", "code": "UEsDBA==", "binary": true }),
+            ),
+        ];
+        for d in &docs {
+            store.put(d.clone(), PutMode::Create).await.unwrap();
+        }
+        let scope = ListScope::Namespace("guest".into());
+        let full = store.list(Collection::Actions, &scope, 0, 0).await.unwrap();
+        assert_eq!(full, docs);
+        let summaries = store
+            .list_summaries(Collection::Actions, &scope, 0, 0)
+            .await
+            .unwrap();
+        let mut expected = docs.to_vec();
+        expected[0].doc["exec"]["code"] = json!("");
+        expected[2].doc["exec"]["code"] = json!("");
+        assert_eq!(summaries, expected);
+        let page = store
+            .list_summaries(Collection::Actions, &scope, 1, 1)
+            .await
+            .unwrap();
+        assert_eq!(page, [expected[1].clone()]);
+        store.close().await.unwrap();
+    }
+}

@@ -311,7 +311,10 @@ pub(crate) async fn list_collection<T: serde::de::DeserializeOwned>(
         let n = store.count(collection, scope).await?;
         return Ok(Json(json!({ name: n })));
     }
-    let docs = store.list(collection, scope, page.skip, page.limit).await?;
+    // Lists show summaries: the store may leave action code out.
+    let docs = store
+        .list_summaries(collection, scope, page.skip, page.limit)
+        .await?;
     let out = docs
         .into_iter()
         .map(|doc| decode(doc).map(&render))
