@@ -726,7 +726,7 @@ impl ActivationStore for SqliteStore {
     }
 
     /// Reads only the page, whatever `skip` is: at most `limit` + 2 × (pending records)
-    /// committed records are loaded (see [`merge_page`]).
+    /// committed records are loaded (see `merge_page`).
     async fn list(&self, filter: &ActivationFilter) -> Result<Vec<Activation>, StoreError> {
         let mut pending = self.pending_matches(filter);
         pending.sort_by(|a, b| activation_order(a, b));
