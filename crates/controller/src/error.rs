@@ -131,6 +131,10 @@ pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// Reads a body of at most `limit` bytes; larger → 413 "Request larger than allowed".
+///
+/// A declared `Content-Length` over the limit is refused before a byte of the body is read;
+/// a body without one is refused as soon as the bytes streamed in pass the limit, so a client
+/// never makes the server hold more than `limit` bytes for it.
 pub(crate) async fn read_body(
     headers: &HeaderMap,
     body: Body,
@@ -138,19 +142,33 @@ pub(crate) async fn read_body(
 ) -> Result<Bytes, ApiError> {
     let too_large =
         |is: u64| ApiError::PayloadTooLarge(messages::entity_too_big("Request", is, limit));
-    if let Some(len) = content_length(headers).filter(|len| *len > limit) {
+    let declared = content_length(headers);
+    if let Some(len) = declared.filter(|len| *len > limit) {
         return Err(too_large(len));
     }
     let max = usize::try_from(limit).unwrap_or(usize::MAX);
-    match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, max)).await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(
-            content_length(headers).unwrap_or(limit.saturating_add(1)),
-        )),
-        Err(e) => Err(ApiError::BadRequest(messages::malformed_content(
-            &e.to_string(),
-        ))),
+    // Reserving the declared length (already known to be within the limit) lets the chunks be
+    // copied once into one buffer; collecting them first and joining after would hold the body
+    // twice at the peak.
+    let reserve = declared
+        .and_then(|len| usize::try_from(len).ok())
+        .unwrap_or(0)
+        .min(max);
+    let mut buf = Vec::with_capacity(reserve);
+    let mut body = body;
+    while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+        let frame =
+            frame.map_err(|e| ApiError::BadRequest(messages::malformed_content(&e.to_string())))?;
+        let Ok(chunk) = frame.into_data() else {
+            continue;
+        };
+        let total = buf.len().saturating_add(chunk.len());
+        if total > max {
+            return Err(too_large(u64::try_from(total).unwrap_or(u64::MAX)));
+        }
+        buf.extend_from_slice(&chunk);
     }
+    Ok(Bytes::from(buf))
 }
 
 /// True when a body is empty or only whitespace (read as `{}`, as OpenWhisk does).
@@ -158,19 +176,170 @@ pub(crate) fn is_blank(body: &[u8]) -> bool {
     body.iter().all(u8::is_ascii_whitespace)
 }
 
+/// Room for the JSON around an entity's sized fields: names, kinds, limits, flags, and the
+/// wrapping of each parameter. Small, because nothing in it is meant to be large.
+pub const ENVELOPE_BYTES: u64 = 64 * 1024;
+
+/// A JSON request body type and how large it may be, so that every route reads its body with
+/// its own cap and no route parses more than its entity can hold.
+///
+/// The cap bounds what parsing can cost: a JSON tree takes many times the bytes of its text,
+/// so the text of everything that becomes a tree (parameters, annotations, sequence
+/// components) is held to `2 × max_parameter_bytes + ENVELOPE_BYTES` on every route. Only
+/// an action's code, one string that costs its own length, may be larger.
+pub trait JsonBody: DeserializeOwned {
+    /// The largest body of this type, bytes; a larger one is refused with 413 before it is
+    /// read.
+    fn body_limit(state: &AppState) -> u64;
+
+    /// Checks on the body's text before it is parsed into a tree; 413 naming the field that is
+    /// too large. Nothing to check by default.
+    fn check_raw(_body: &[u8], _state: &AppState) -> Result<(), ApiError> {
+        Ok(())
+    }
+}
+
+/// The cap of an entity body without code: both parameter-like fields and the envelope.
+fn entity_limit(state: &AppState) -> u64 {
+    state
+        .config()
+        .max_parameter_bytes
+        .saturating_mul(2)
+        .saturating_add(ENVELOPE_BYTES)
+}
+
+impl JsonBody for edgewhisk_entity::ActionPut {
+    /// Code plus parameters plus annotations plus the envelope.
+    fn body_limit(state: &AppState) -> u64 {
+        state.entity_body_limit()
+    }
+
+    /// Holds everything but the code to what any other entity may send, so that a body as
+    /// large as the code limit cannot become a tree of parameters.
+    fn check_raw(body: &[u8], state: &AppState) -> Result<(), ApiError> {
+        check_action_text(
+            body,
+            state.config().max_parameter_bytes,
+            entity_limit(state),
+        )
+    }
+}
+
+impl JsonBody for edgewhisk_entity::PackagePut {
+    fn body_limit(state: &AppState) -> u64 {
+        entity_limit(state)
+    }
+}
+
+impl JsonBody for edgewhisk_entity::TriggerPut {
+    fn body_limit(state: &AppState) -> u64 {
+        entity_limit(state)
+    }
+}
+
+impl JsonBody for edgewhisk_entity::RulePut {
+    fn body_limit(state: &AppState) -> u64 {
+        entity_limit(state)
+    }
+}
+
+/// A free-form body such as a rule's `{"status": "active"}`: only the envelope.
+impl JsonBody for serde_json::Value {
+    fn body_limit(_state: &AppState) -> u64 {
+        ENVELOPE_BYTES
+    }
+}
+
+/// The top level of an action PUT as borrowed JSON text: nothing is allocated per element.
+/// Named as the real type so that a body of the wrong shape gets the same message here.
+#[derive(serde::Deserialize)]
+#[serde(rename = "ActionPut")]
+struct ActionText<'a> {
+    #[serde(borrow, default)]
+    exec: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default)]
+    parameters: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default)]
+    annotations: Option<&'a serde_json::value::RawValue>,
+}
+
+/// The code of an action's `exec`, as borrowed JSON text.
+#[derive(serde::Deserialize)]
+struct ExecText<'a> {
+    #[serde(borrow, default)]
+    code: Option<&'a serde_json::value::RawValue>,
+}
+
+/// The action PUT checks of [`JsonBody::check_raw`]: `parameters` or `annotations` whose
+/// text alone is over `rest_limit` are 413 naming the field; then everything but the code over
+/// `rest_limit` is 413 for the request. The text is allowed more than `max_parameter_bytes`
+/// because the exact OpenWhisk size, keys plus compact values, is checked after parsing, and
+/// the text also holds each entry's `{"key":…,"value":…}` and any whitespace.
+fn check_action_text(
+    body: &[u8],
+    max_parameter_bytes: u64,
+    rest_limit: u64,
+) -> Result<(), ApiError> {
+    let len = |raw: Option<&serde_json::value::RawValue>| {
+        raw.map_or(0, |r| u64::try_from(r.get().len()).unwrap_or(u64::MAX))
+    };
+    let text: ActionText<'_> = match serde_json::from_slice(body) {
+        Ok(text) => text,
+        // Malformed text is reported by the real parse, unless the body is large enough for
+        // that parse to build a large tree before it reaches the fault.
+        Err(_) if len_u64(body.len()) <= rest_limit => return Ok(()),
+        Err(e) => {
+            return Err(ApiError::BadRequest(messages::malformed_content(
+                &e.to_string(),
+            )));
+        }
+    };
+    for (field, raw) in [
+        ("parameters", text.parameters),
+        ("annotations", text.annotations),
+    ] {
+        let is = len(raw);
+        if is > rest_limit {
+            return Err(ApiError::PayloadTooLarge(messages::entity_too_big(
+                field,
+                is,
+                max_parameter_bytes,
+            )));
+        }
+    }
+    // Only code that is a JSON string is set aside: a string costs its length when parsed.
+    let code = text
+        .exec
+        .and_then(|e| serde_json::from_str::<ExecText<'_>>(e.get()).ok())
+        .and_then(|e| e.code)
+        .filter(|c| c.get().starts_with('"'));
+    let rest = len_u64(body.len()).saturating_sub(len(code));
+    if rest > rest_limit {
+        return Err(ApiError::PayloadTooLarge(messages::entity_too_big(
+            "Request", rest, rest_limit,
+        )));
+    }
+    Ok(())
+}
+
+fn len_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
 /// A JSON request body: empty means `{}`; malformed JSON or wrong field types are a 400 in
-/// OpenWhisk's shape; a body over the entity limit is a 413.
+/// OpenWhisk's shape; a body over its route's limit ([`JsonBody`]) is a 413, refused before
+/// it is read in full.
 #[derive(Debug, Clone)]
 pub struct ApiJson<T>(pub T);
 
-impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+impl<T: JsonBody> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let limit = state.entity_body_limit();
         let (parts, body) = req.into_parts();
-        let bytes = read_body(&parts.headers, body, limit).await?;
+        let bytes = read_body(&parts.headers, body, T::body_limit(state)).await?;
         let slice: &[u8] = if is_blank(&bytes) { b"{}" } else { &bytes };
+        T::check_raw(slice, state)?;
         serde_json::from_slice(slice)
             .map(ApiJson)
             .map_err(|e| ApiError::BadRequest(messages::malformed_content(&e.to_string())))

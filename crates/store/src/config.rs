@@ -35,6 +35,9 @@ pub struct StoreConfig {
     /// Most records deleted in one transaction by the retention task, so that it never holds
     /// the write lock for long.
     pub retention_batch_size: usize,
+    /// Bytes of entity documents the server keeps in memory; a document larger than an
+    /// eighth of this is read from the store each time instead. 0 caches no entity.
+    pub entity_cache_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -49,6 +52,7 @@ impl Default for StoreConfig {
             activation_max_per_namespace: 10_000,
             retention_interval_ms: 60_000,
             retention_batch_size: 500,
+            entity_cache_bytes: crate::cache::DEFAULT_CACHE_BYTES,
         }
     }
 }

@@ -151,6 +151,15 @@ pub enum StoreError {
 pub trait EntityStore: Send + Sync + std::fmt::Debug + 'static {
     /// The document at `(path, name)`, in whatever collection.
     async fn get(&self, path: &str, name: &str) -> Result<Option<EntityDoc>, StoreError>;
+    /// The document at `(path, name)`, shared: a cache hands out the entry it holds rather
+    /// than a copy of its JSON tree. Read it with `T::deserialize(&doc.doc)`.
+    async fn get_shared(
+        &self,
+        path: &str,
+        name: &str,
+    ) -> Result<Option<std::sync::Arc<EntityDoc>>, StoreError> {
+        Ok(self.get(path, name).await?.map(std::sync::Arc::new))
+    }
     /// Writes a document.
     async fn put(&self, doc: EntityDoc, mode: PutMode) -> Result<(), StoreError>;
     /// Deletes `(path, name)`; returns the deleted document.
@@ -163,6 +172,17 @@ pub trait EntityStore: Send + Sync + std::fmt::Debug + 'static {
         skip: usize,
         limit: usize,
     ) -> Result<Vec<EntityDoc>, StoreError>;
+    /// Like [`list`](Self::list), but an action's `exec.code` may come back as `""`: for
+    /// routes that show summaries, so that a page of large actions does not load their code.
+    async fn list_summaries(
+        &self,
+        collection: Collection,
+        scope: &ListScope,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<EntityDoc>, StoreError> {
+        self.list(collection, scope, skip, limit).await
+    }
     /// How many documents `list` would see without skip/limit.
     async fn count(&self, collection: Collection, scope: &ListScope) -> Result<usize, StoreError>;
     /// The identity whose key UUID is `uuid`.

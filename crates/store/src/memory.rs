@@ -98,17 +98,15 @@ impl EntityStore for MemoryStore {
         skip: usize,
         limit: usize,
     ) -> Result<Vec<EntityDoc>, StoreError> {
-        let mut docs: Vec<EntityDoc> = {
-            let inner = self.inner.lock();
-            inner
-                .entities
-                .values()
-                .filter(|d| d.collection == collection && scope_matches(scope, &d.path))
-                .cloned()
-                .collect()
-        };
-        docs.sort_by(entity_order);
-        Ok(page(docs, skip, limit))
+        // Sorted by reference and copied only for the page.
+        let inner = self.inner.lock();
+        let mut docs: Vec<&EntityDoc> = inner
+            .entities
+            .values()
+            .filter(|d| d.collection == collection && scope_matches(scope, &d.path))
+            .collect();
+        docs.sort_by(|a, b| entity_order(a, b));
+        Ok(page(docs, skip, limit).into_iter().cloned().collect())
     }
 
     async fn count(&self, collection: Collection, scope: &ListScope) -> Result<usize, StoreError> {
@@ -215,17 +213,18 @@ impl ActivationStore for MemoryStore {
     }
 
     async fn list(&self, filter: &ActivationFilter) -> Result<Vec<Activation>, StoreError> {
-        let mut out: Vec<Activation> = {
-            let inner = self.inner.lock();
-            inner
-                .activations
-                .values()
-                .filter(|a| activation_matches(filter, a))
-                .cloned()
-                .collect()
-        };
-        out.sort_by(activation_order);
-        Ok(page(out, filter.skip, filter.limit))
+        // Sorted by reference and copied only for the page.
+        let inner = self.inner.lock();
+        let mut out: Vec<&Activation> = inner
+            .activations
+            .values()
+            .filter(|a| activation_matches(filter, a))
+            .collect();
+        out.sort_by(|a, b| activation_order(a, b));
+        Ok(page(out, filter.skip, filter.limit)
+            .into_iter()
+            .cloned()
+            .collect())
     }
 
     async fn count(&self, filter: &ActivationFilter) -> Result<usize, StoreError> {

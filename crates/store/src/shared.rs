@@ -16,6 +16,14 @@ impl<T: EntityStore + ?Sized> EntityStore for Arc<T> {
         T::get(self, path, name).await
     }
 
+    async fn get_shared(
+        &self,
+        path: &str,
+        name: &str,
+    ) -> Result<Option<Arc<EntityDoc>>, StoreError> {
+        T::get_shared(self, path, name).await
+    }
+
     async fn put(&self, doc: EntityDoc, mode: PutMode) -> Result<(), StoreError> {
         T::put(self, doc, mode).await
     }
@@ -32,6 +40,16 @@ impl<T: EntityStore + ?Sized> EntityStore for Arc<T> {
         limit: usize,
     ) -> Result<Vec<EntityDoc>, StoreError> {
         T::list(self, collection, scope, skip, limit).await
+    }
+
+    async fn list_summaries(
+        &self,
+        collection: Collection,
+        scope: &ListScope,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<EntityDoc>, StoreError> {
+        T::list_summaries(self, collection, scope, skip, limit).await
     }
 
     async fn count(&self, collection: Collection, scope: &ListScope) -> Result<usize, StoreError> {

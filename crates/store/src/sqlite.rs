@@ -288,6 +288,68 @@ impl SqliteStore {
             .await
             .map_err(|e| classify(e, &self.space))
     }
+
+    /// A page of entities; with `summaries`, action code is left out (see [`summary_doc`]).
+    /// Each document is decoded from SQLite's own buffer as its row is stepped to, so the
+    /// page's text is never held in full next to its decoded form.
+    async fn list_entities(
+        &self,
+        collection: Collection,
+        scope: &ListScope,
+        skip: usize,
+        limit: usize,
+        summaries: bool,
+    ) -> Result<Vec<EntityDoc>, StoreError> {
+        let (p2, p3, p4) = scope_params(scope);
+        let limit = if limit == 0 { -1 } else { sql_limit(limit) };
+        let skip = sql_limit(skip);
+        self.with_entities(move |conn| {
+            // Keys are sorted and paged first, then each document is read by its key: a sort
+            // over documents would hold every one of them (action code may be tens of MB).
+            let keys = conn
+                .prepare_cached(&format!(
+                    "SELECT rowid FROM entities WHERE {SCOPE_WHERE} \
+                     ORDER BY updated DESC, name ASC, path ASC LIMIT ?5 OFFSET ?6"
+                ))?
+                .query_map(
+                    params![collection.as_str(), p2, p3, p4, limit, skip],
+                    |row| row.get::<_, i64>(0),
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT collection, path, name, updated, doc FROM entities WHERE rowid = ?1",
+            )?;
+            let mut docs = Vec::with_capacity(keys.len());
+            for key in keys {
+                let mut rows = stmt.query(params![key])?;
+                let Some(row) = rows.next()? else {
+                    continue;
+                };
+                let text = row.get_ref(4)?.as_str().map_err(rusqlite::Error::from)?;
+                let doc = if summaries {
+                    summary_doc(text)?
+                } else {
+                    serde_json::from_str(text)?
+                };
+                let (collection, path, name, updated): (String, String, String, u64) =
+                    (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+                let collection = collection_from_str(&collection).ok_or_else(|| {
+                    StoreError::Corrupt(serde::de::Error::custom(format!(
+                        "unknown collection {collection}"
+                    )))
+                })?;
+                docs.push(EntityDoc {
+                    collection,
+                    path,
+                    name,
+                    updated,
+                    doc,
+                });
+            }
+            Ok(docs)
+        })
+        .await
+    }
 }
 
 impl Drop for SqliteStore {
@@ -397,6 +459,42 @@ fn scope_params(scope: &ListScope) -> (String, String, String) {
     }
 }
 
+/// A stored document with its action code (`exec.code`, when a string) replaced by `""`. The
+/// fields are first split as borrowed text, so the code is skipped rather than copied.
+fn summary_doc(text: &str) -> Result<serde_json::Value, serde_json::Error> {
+    use serde_json::value::RawValue;
+    use std::collections::BTreeMap;
+    let Ok(fields) = serde_json::from_str::<BTreeMap<String, &RawValue>>(text) else {
+        // Not an object: nothing to leave out.
+        return serde_json::from_str(text);
+    };
+    let mut doc = serde_json::Map::new();
+    for (key, raw) in fields {
+        let exec = if key == "exec" {
+            serde_json::from_str::<BTreeMap<String, &RawValue>>(raw.get()).ok()
+        } else {
+            None
+        };
+        let value = match exec {
+            Some(exec) => {
+                let mut out = serde_json::Map::new();
+                for (k, v) in exec {
+                    let v = if k == "code" && v.get().starts_with('"') {
+                        serde_json::Value::String(String::new())
+                    } else {
+                        serde_json::from_str(v.get())?
+                    };
+                    out.insert(k, v);
+                }
+                serde_json::Value::Object(out)
+            }
+            None => serde_json::from_str(raw.get())?,
+        };
+        doc.insert(key, value);
+    }
+    Ok(serde_json::Value::Object(doc))
+}
+
 const SCOPE_WHERE: &str = "collection = ?1 AND (path = ?2 OR (path >= ?3 AND path < ?4))";
 
 fn identity_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Identity> {
@@ -497,23 +595,20 @@ impl EntityStore for SqliteStore {
         skip: usize,
         limit: usize,
     ) -> Result<Vec<EntityDoc>, StoreError> {
-        let (p2, p3, p4) = scope_params(scope);
-        let limit = if limit == 0 { -1 } else { sql_limit(limit) };
-        let skip = sql_limit(skip);
-        self.with_entities(move |conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT collection, path, name, updated, doc FROM entities WHERE {SCOPE_WHERE} \
-                 ORDER BY updated DESC, name ASC, path ASC LIMIT ?5 OFFSET ?6"
-            ))?;
-            let rows = stmt
-                .query_map(
-                    params![collection.as_str(), p2, p3, p4, limit, skip],
-                    entity_row,
-                )?
-                .collect::<Result<Vec<_>, _>>()?;
-            rows.into_iter().map(entity_doc).collect()
-        })
-        .await
+        self.list_entities(collection, scope, skip, limit, false)
+            .await
+    }
+
+    /// Action code is skipped while each document is decoded, never copied.
+    async fn list_summaries(
+        &self,
+        collection: Collection,
+        scope: &ListScope,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<EntityDoc>, StoreError> {
+        self.list_entities(collection, scope, skip, limit, true)
+            .await
     }
 
     async fn count(&self, collection: Collection, scope: &ListScope) -> Result<usize, StoreError> {
@@ -712,6 +807,8 @@ impl ActivationStore for SqliteStore {
         .await
     }
 
+    /// Reads only the page, whatever `skip` is: at most `limit` + 2 × (pending records)
+    /// committed records are loaded (see `merge_page`).
     async fn list(&self, filter: &ActivationFilter) -> Result<Vec<Activation>, StoreError> {
         let (where_sql, mut args) = activation_where(filter);
         let limit = if filter.limit == 0 {
@@ -722,18 +819,33 @@ impl ActivationStore for SqliteStore {
         args.push(rusqlite::types::Value::Integer(limit));
         args.push(rusqlite::types::Value::Integer(sql_limit(filter.skip)));
         self.with_reader(move |conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT doc FROM activations WHERE {where_sql} \
-                 ORDER BY start DESC, id ASC LIMIT ? OFFSET ?"
-            ))?;
-            let docs = stmt
+            // One read transaction, so that both queries see the same commits.
+            let conn = conn.transaction()?;
+            // Ids are ordered and paged first, then each record is read by its id: a sort over
+            // documents would hold the text of every record up to the page's end.
+            let ids = conn
+                .prepare_cached(&format!(
+                    "SELECT id FROM activations WHERE {where_sql} \
+                     ORDER BY start DESC, id ASC LIMIT ? OFFSET ?"
+                ))?
                 .query_map(rusqlite::params_from_iter(args), |row| {
                     row.get::<_, String>(0)
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
-            docs.iter()
-                .map(|d| serde_json::from_str::<Activation>(d).map_err(StoreError::from))
-                .collect::<Result<Vec<_>, _>>()
+            let mut page = Vec::with_capacity(ids.len());
+            {
+                let mut stmt = conn.prepare_cached("SELECT doc FROM activations WHERE id = ?1")?;
+                for id in ids {
+                    let mut rows = stmt.query(params![id])?;
+                    if let Some(row) = rows.next()? {
+                        let text = row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+                        page.push(serde_json::from_str::<Activation>(text)?);
+                    }
+                }
+            }
+            // Read only: ending the transaction releases its snapshot.
+            conn.finish()?;
+            Ok(page)
         })
         .await
     }

@@ -264,14 +264,19 @@ pub(crate) async fn load_entity<T: serde::de::DeserializeOwned>(
     path: &str,
     name: &str,
 ) -> Result<Option<(u64, T)>, ApiError> {
-    let Some(doc) = state.entities().get(path, name).await? else {
+    let Some(doc) = state.entities().get_shared(path, name).await? else {
         return Ok(None);
     };
     if doc.collection != collection {
         return Err(ApiError::Conflict(messages::CONFORMANCE));
     }
-    let updated = doc.updated;
-    Ok(Some((updated, decode(doc)?)))
+    // Read from the shared document: the cache's entry is not copied per request.
+    let entity = T::deserialize(&doc.doc).map_err(|source| ApiError::CorruptEntity {
+        path: doc.path.clone(),
+        name: doc.name.clone(),
+        source,
+    })?;
+    Ok(Some((doc.updated, entity)))
 }
 
 /// The API answer to a failed entity write into `collection`: 409 with OpenWhisk's message for
@@ -306,7 +311,10 @@ pub(crate) async fn list_collection<T: serde::de::DeserializeOwned>(
         let n = store.count(collection, scope).await?;
         return Ok(Json(json!({ name: n })));
     }
-    let docs = store.list(collection, scope, page.skip, page.limit).await?;
+    // Lists show summaries: the store may leave action code out.
+    let docs = store
+        .list_summaries(collection, scope, page.skip, page.limit)
+        .await?;
     let out = docs
         .into_iter()
         .map(|doc| decode(doc).map(&render))

@@ -95,7 +95,7 @@ pub async fn get(
     shown.parameters = p.parameters();
     let docs = state
         .entities()
-        .list(Collection::Actions, &ListScope::Path(p.actual.path()), 0, 0)
+        .list_summaries(Collection::Actions, &ListScope::Path(p.actual.path()), 0, 0)
         .await?;
     let (mut actions, mut feeds) = (Vec::new(), Vec::new());
     for doc in docs {
@@ -217,7 +217,10 @@ pub async fn delete(
                 .insert(ErrorBody(messages::package_not_empty(contained)));
             return Ok(res);
         }
-        for doc in store.list(Collection::Actions, &scope, 0, 0).await? {
+        for doc in store
+            .list_summaries(Collection::Actions, &scope, 0, 0)
+            .await?
+        {
             store.delete(&doc.path, &doc.name).await?;
         }
     }

@@ -8,6 +8,7 @@ mod admin;
 mod feeds;
 mod invoke;
 mod packages;
+mod request_limits;
 mod routes;
 mod sequences;
 mod tenants;

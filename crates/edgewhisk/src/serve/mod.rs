@@ -113,7 +113,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             set_mode(&path, 0o600)?;
         }
     }
-    let entities: Arc<dyn EntityStore> = Arc::new(CachingEntityStore::new(store.clone()));
+    let entities: Arc<dyn EntityStore> = Arc::new(
+        CachingEntityStore::new(store.clone()).with_max_bytes(config.store.entity_cache_bytes),
+    );
     let activations: Arc<dyn ActivationStore> = store.clone();
     if first_start {
         provision_guest(entities.as_ref()).await?;
