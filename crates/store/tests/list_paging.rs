@@ -1,6 +1,6 @@
-//! Activation list paging reads only the page: whatever `skip`, `limit` and the mix of
-//! committed and still-pending records (including pending re-writes of committed ones), the
-//! SQLite store's page equals the page of the fully sorted list.
+//! Activation list paging reads only the page: whatever `skip`, `limit` and the order of writes
+//! (including re-writes of stored records with a new start), the SQLite store's page equals the
+//! page of the fully sorted list.
 
 #[cfg(test)]
 mod list_paging {
@@ -32,13 +32,10 @@ mod list_paging {
         }
     }
 
-    /// Keeps records pending until `flush`.
-    fn slow_writer() -> StoreConfig {
-        StoreConfig {
-            activation_batch_size: 65_536,
-            activation_flush_interval_ms: 10_000,
-            ..StoreConfig::default()
-        }
+    /// The default store: each `store` returns once its record is committed (group commit),
+    /// so every write is in the committed order the page is read from.
+    fn store_config() -> StoreConfig {
+        StoreConfig::default()
     }
 
     fn filter(skip: usize, limit: usize) -> ActivationFilter {
@@ -68,27 +65,26 @@ mod list_paging {
             .collect()
     }
 
-    /// Writes `committed` and flushes, then writes `pending` without flushing, and returns the
-    /// store's page for every `(skip, limit)`.
+    /// Writes `committed`, then `later` (later writes, some re-writing earlier ids), and
+    /// returns the store's page for every `(skip, limit)`.
     async fn pages(
         committed: &[(u64, u64)],
-        pending: &[(u64, u64)],
+        later: &[(u64, u64)],
         queries: &[(usize, usize)],
     ) -> Vec<Vec<(u64, u64)>> {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("s.db"), &slow_writer()).unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db"), &store_config()).unwrap();
         for (n, start) in committed {
             store.store(activation(*n, *start)).await.unwrap();
         }
         store.flush().await.unwrap();
-        for (n, start) in pending {
+        for (n, start) in later {
             store.store(activation(*n, *start)).await.unwrap();
         }
         let mut out = Vec::new();
         for (skip, limit) in queries {
             out.push(keys(&store.list(&filter(*skip, *limit)).await.unwrap()));
         }
-        // Closing wakes the slow writer, which dropping alone would wait for.
         store.close().await.unwrap();
         out
     }
@@ -101,10 +97,10 @@ mod list_paging {
     }
 
     #[test]
-    fn a_page_deep_in_committed_records_with_pending_ones_around_it_is_exact() {
+    fn a_deep_page_among_later_writes_and_re_writes_is_exact() {
         let committed: Vec<(u64, u64)> = (0..300).map(|n| (n, 1_000 + n / 3)).collect();
         // Newer, older, interleaved, and re-writes of committed ids with a new start.
-        let pending = [
+        let later = [
             (1_000, 2_000),
             (1_001, 5),
             (1_002, 1_050),
@@ -120,8 +116,8 @@ mod list_paging {
             (310, 5),
             (0, 0),
         ];
-        let got = runtime().block_on(pages(&committed, &pending, &queries));
-        let writes: Vec<(u64, u64)> = committed.iter().chain(&pending).copied().collect();
+        let got = runtime().block_on(pages(&committed, &later, &queries));
+        let writes: Vec<(u64, u64)> = committed.iter().chain(&later).copied().collect();
         for ((skip, limit), page) in queries.iter().zip(got) {
             assert_eq!(
                 page,
@@ -134,7 +130,7 @@ mod list_paging {
     #[tokio::test]
     async fn a_skip_past_every_record_is_an_empty_page_in_both_stores() {
         let dir = tempfile::tempdir().unwrap();
-        let sqlite = SqliteStore::open(&dir.path().join("s.db"), &slow_writer()).unwrap();
+        let sqlite = SqliteStore::open(&dir.path().join("s.db"), &store_config()).unwrap();
         let memory = MemoryStore::new();
         for n in 0..10 {
             sqlite.store(activation(n, n)).await.unwrap();
@@ -152,13 +148,13 @@ mod list_paging {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
         #[test]
-        fn any_mix_of_committed_and_pending_records_pages_like_the_sorted_list(
+        fn any_order_of_writes_pages_like_the_sorted_list(
             committed in prop::collection::vec((0_u64..40, 0_u64..12), 0..40),
-            pending in prop::collection::vec((0_u64..60, 0_u64..12), 0..12),
+            later in prop::collection::vec((0_u64..60, 0_u64..12), 0..12),
             queries in prop::collection::vec((0_usize..70, 0_usize..15), 1..6),
         ) {
-            let got = runtime().block_on(pages(&committed, &pending, &queries));
-            let writes: Vec<(u64, u64)> = committed.iter().chain(&pending).copied().collect();
+            let got = runtime().block_on(pages(&committed, &later, &queries));
+            let writes: Vec<(u64, u64)> = committed.iter().chain(&later).copied().collect();
             for ((skip, limit), page) in queries.iter().zip(got) {
                 prop_assert_eq!(page, model(&writes, *skip, *limit), "skip {} limit {}", skip, limit);
             }
