@@ -271,12 +271,11 @@ impl SqliteStore {
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let write_lock = Arc::clone(&self.write_lock);
-        run_blocking(Arc::clone(&self.entities), move |conn| {
+        self.with_entities(move |conn| {
             let _writing = write_lock.lock();
             f(conn)
         })
         .await
-        .map_err(|e| classify(e, &self.space))
     }
 
     async fn with_reader<T, F>(&self, f: F) -> Result<T, StoreError>

@@ -487,15 +487,19 @@ async fn owner(state: &AppState, feed: &FeedDoc) -> Result<Option<Identity>, Sto
         }))
 }
 
-/// Rewrites the feed documents of earlier versions, which held the whole `uuid:key`, to hold
-/// the UUID alone. A key that no longer verifies is left for the next fire to find gone.
-async fn migrate_legacy(state: &AppState) {
+/// Every stored feed document.
+async fn feed_docs(state: &AppState) -> Result<Vec<EntityDoc>, StoreError> {
     let scope = ListScope::Path(FEEDS_PATH.to_owned());
-    let docs = match state
+    state
         .entities()
         .list(Collection::Triggers, &scope, 0, 0)
         .await
-    {
+}
+
+/// Rewrites the feed documents of earlier versions, which held the whole `uuid:key`, to hold
+/// the UUID alone. A key that no longer verifies is left for the next fire to find gone.
+async fn migrate_legacy(state: &AppState) {
+    let docs = match feed_docs(state).await {
         Ok(docs) => docs,
         Err(e) => {
             tracing::error!(error = %e, "loading feeds for migration failed");
@@ -636,12 +640,7 @@ async fn reconcile(
     alarms: &mut HashMap<String, Pending>,
     subscriptions: &mut HashMap<String, (u64, JoinHandle<()>)>,
 ) {
-    let scope = ListScope::Path(FEEDS_PATH.to_owned());
-    let docs = match state
-        .entities()
-        .list(Collection::Triggers, &scope, 0, 0)
-        .await
-    {
+    let docs = match feed_docs(state).await {
         Ok(docs) => docs,
         Err(e) => {
             tracing::error!(error = %e, "loading feeds failed; keeping the current ones");
