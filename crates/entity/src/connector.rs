@@ -52,8 +52,6 @@ pub struct ActivationMessage {
     pub action: Arc<ExecutableAction>,
     /// The run arguments: a JSON object, passed through unparsed.
     pub content: Box<RawValue>,
-    /// Whether a client waits for the result.
-    pub blocking: bool,
     /// The enclosing activation, if any.
     pub cause: Option<ActivationId>,
     /// When the controller received the request, epoch ms (for `waitTime`).

@@ -2,6 +2,7 @@
 //! `IntraConcurrencyLimit`). Bounds are a value passed in, never global configuration.
 
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// The limits of an action, as stored and returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -14,6 +15,33 @@ pub struct ActionLimits {
     pub logs: u64,
     /// Activations one instance may run at once.
     pub concurrency: u32,
+}
+
+impl ActionLimits {
+    /// How long past the time limit the invoker waits for a backend that did not end the
+    /// call itself (backends enforce the limit; this only guards against one that does not).
+    pub const BACKEND_SLACK: Duration = Duration::from_secs(5);
+
+    /// How long past the time limit a waiter gives a running activation before it takes the
+    /// answer for lost (a sequence waiting for a component, a throttle slot waiting for
+    /// release): room for a cold start, log collection and a busy invoker.
+    pub const COMPLETION_SLACK: Duration = Duration::from_secs(60);
+
+    /// The time limit as a duration.
+    pub fn time_limit(&self) -> Duration {
+        Duration::from_millis(self.timeout)
+    }
+
+    /// How long to wait for the completion of an activation that has been published.
+    pub fn completion_wait(&self) -> Duration {
+        self.time_limit() + Self::COMPLETION_SLACK
+    }
+
+    /// When nobody waits for an activation any more, the bound after which its throttle slot
+    /// is freed even without a completion: init and run may each take the whole limit.
+    pub fn release_bound(&self) -> Duration {
+        Duration::from_millis(self.timeout.saturating_mul(2)) + Self::COMPLETION_SLACK
+    }
 }
 
 /// Limits as they arrive in a PUT body: each may be omitted.

@@ -10,7 +10,7 @@ use crate::container_pool::data::InstanceId;
 use crate::invoker::{Job, RunFacts, activation_record};
 use edgewhisk_entity::connector::ActivationMessage;
 use edgewhisk_entity::time::{log_line, now_millis};
-use edgewhisk_entity::{ActivationResponse, Status};
+use edgewhisk_entity::{ActionLimits, ActivationResponse, Status};
 use serde_json::Value;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
@@ -18,10 +18,6 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinSet};
 
 pub use crate::container_pool::data::ContainerData;
-
-/// Extra time granted to a backend beyond the action's time limit before the proxy gives up on
-/// a request itself (backends enforce the limit; this only guards against one that does not).
-const BACKEND_SLACK: Duration = Duration::from_secs(5);
 
 /// Where an instance is in its life (OpenWhisk's proxy states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -436,7 +432,7 @@ where
     F: Future<Output = Result<(Interval, RunnerOutcome), ContainerError>>,
 {
     let start = SystemTime::now();
-    match tokio::time::timeout(timeout + BACKEND_SLACK, call).await {
+    match tokio::time::timeout(timeout + ActionLimits::BACKEND_SLACK, call).await {
         Ok(Ok((interval, outcome))) => (interval, outcome, None),
         Ok(Err(e)) => {
             let interval = Interval {
@@ -567,7 +563,6 @@ mod tests {
                 annotations: serde_json::from_value(annotations).unwrap(),
             }),
             content: RawValue::from_string(r#"{"x":1}"#.into()).unwrap(),
-            blocking: true,
             cause: None,
             received_at: 0,
             annotations: Default::default(),

@@ -322,7 +322,6 @@ mod tests {
                 annotations: Parameters::default(),
             }),
             content: RawValue::from_string("{}".into()).unwrap(),
-            blocking: true,
             cause: None,
             received_at,
             annotations: Default::default(),

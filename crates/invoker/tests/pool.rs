@@ -102,7 +102,6 @@ mod tests {
             api_key: None,
             action: Arc::clone(action),
             content: RawValue::from_string(json!({ "n": n }).to_string()).unwrap(),
-            blocking: true,
             cause: None,
             received_at: edgewhisk_entity::time::now_millis(),
             annotations: Default::default(),

@@ -48,15 +48,11 @@ use serde_json::{Map, Value, json};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Most atomic actions one sequence may run, nested sequences inlined (OpenWhisk
 /// `actionSequenceLimit`); a composition may run as many components and twice as many plus
 /// one conductor activations.
 pub const SEQUENCE_LIMIT: usize = 50;
-
-/// The extra time a sequence waits for a component beyond the component's own time limit.
-const COMPONENT_GRACE: Duration = Duration::from_secs(60);
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -318,7 +314,7 @@ impl Runner {
         content: Box<RawValue>,
         cause: ActivationId,
     ) -> Step {
-        let wait = Duration::from_millis(executable.limits.timeout) + COMPONENT_GRACE;
+        let wait = executable.limits.completion_wait();
         let activation_id = ActivationId::generate();
         let msg = ActivationMessage {
             transaction_id: self.transaction_id.to_string(),
@@ -328,7 +324,6 @@ impl Runner {
             api_key: crate::entitlement::api_key_for(&self.identity, &executable.name.path),
             action: executable,
             content,
-            blocking: true,
             cause: Some(cause),
             received_at: now_millis(),
             annotations: caused_by_sequence(),

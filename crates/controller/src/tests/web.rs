@@ -253,7 +253,6 @@ async fn query_and_body_merge_over_parameters_with_the_request_context() {
         (msg.namespace.as_str(), msg.subject.as_str()),
         ("guest", "guest")
     );
-    assert!(msg.blocking);
 
     Call::post(
         "/api/v1/web/guest/default/echo.json",

@@ -122,8 +122,7 @@ pub async fn invoke(
     }
     let executable = Arc::new(sequences::executable(action).ok_or(ApiError::NotFound)?);
     // Past this bound nobody waits for the activation any more; its slot is freed.
-    let release_after = Duration::from_millis(executable.limits.timeout.saturating_mul(2))
-        + Duration::from_secs(60);
+    let release_after = executable.limits.release_bound();
     let msg = ActivationMessage {
         transaction_id: tid.0,
         activation_id: activation_id.clone(),
@@ -132,7 +131,6 @@ pub async fn invoke(
         api_key: entitlement::api_key_for(&identity, &executable.name.path),
         action: executable,
         content,
-        blocking,
         cause: None,
         received_at,
         annotations,

@@ -369,8 +369,7 @@ impl Run<'_> {
             });
         }
         let executable = Arc::new(sequences::executable(action).ok_or(ApiError::NotFound)?);
-        let release_after = Duration::from_millis(executable.limits.timeout.saturating_mul(2))
-            + Duration::from_secs(60);
+        let release_after = executable.limits.release_bound();
         let mut annotations = Parameters::default();
         if let Some(binding) = entitlement::binding_annotation(&found.package) {
             annotations.set("binding", binding);
@@ -384,7 +383,6 @@ impl Run<'_> {
             api_key: None,
             action: executable,
             content,
-            blocking: true,
             cause: None,
             received_at: self.received_at,
             annotations,
