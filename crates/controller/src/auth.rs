@@ -16,9 +16,9 @@
 //! The owner of a namespace may do everything in it; access to any other namespace is refused
 //! here (shared packages are let through by `entitlement`).
 
-use crate::AppState;
 use crate::error::ApiError;
 use crate::messages;
+use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;

@@ -20,6 +20,9 @@ use serde_json::{Value, json};
 /// The system namespace.
 pub const SYSTEM_NAMESPACE: &str = "whisk.system";
 
+/// The annotation naming the built-in feed an action of `whisk.system` runs.
+pub const FEED_PROVIDER: &str = "feed-provider";
+
 /// OpenWhisk's well-known default key of `whisk.system` (ansible `files/auth.whisk.system`,
 /// standalone `standalone.conf`); production devices should rotate it.
 pub const SYSTEM_AUTH: &str = "789c46b1-71f6-4ed5-8c54-816aa4f8c502:abczO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP";
@@ -216,7 +219,7 @@ fn feed_action(package: &str, name: &str, description: &str, params: &[&str], no
             {"key": "description", "value": description},
             {"key": "parameters", "value": parameters},
             {"key": "feed", "value": true},
-            {"key": crate::feeds::FEED_PROVIDER, "value": format!("{package}/{name}")},
+            {"key": FEED_PROVIDER, "value": format!("{package}/{name}")},
             {"key": "exec", "value": CATALOG_KIND},
         ],
         "updated": now,

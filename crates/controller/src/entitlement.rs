@@ -10,15 +10,13 @@
 //! through a binding reach the bound package's action with the parameters of the package and of
 //! the binding merged under the action's own (package < binding < action < request).
 
-use crate::AppState;
-use crate::api::actions::{ActionRef, Target};
-use crate::api::load_entity;
 use crate::auth::Caller;
+use crate::entities::{ActionRef, Target, load_package};
 use crate::error::ApiError;
 use crate::messages;
+use crate::state::AppState;
 use edgewhisk_entity::{Action, Identity, Package, Parameters};
-use edgewhisk_store::{Collection, ListScope};
-use serde_json::Value;
+use edgewhisk_store::ListScope;
 
 /// What a request wants to do with an entity (OpenWhisk `Privilege`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,16 +50,6 @@ pub fn namespace_of(caller: &Identity, ns: &str) -> (String, bool) {
 /// 403 naming `value` (`ns`, `ns/pkg` or `ns/pkg/action`).
 pub fn forbidden(value: &str) -> ApiError {
     ApiError::Forbidden(messages::not_authorized(value))
-}
-
-/// The package at `namespace/name`, if any, with its `updated`; 409 when the name belongs to
-/// another collection, 500 when the stored document does not decode.
-pub async fn load_package(
-    state: &AppState,
-    namespace: &str,
-    name: &str,
-) -> Result<Option<(u64, Package)>, ApiError> {
-    load_entity(state, Collection::Packages, namespace, name).await
 }
 
 /// What reading an action through a package adds to it: the merged parameters of the package
@@ -240,11 +228,6 @@ pub fn api_key_for(identity: &Identity, action_path: &str) -> Option<String> {
     (owner == identity.namespace && holds_secret).then(|| identity.auth_string())
 }
 
-/// The `binding` annotation of an activation made through a binding: `ns/binding`.
-pub fn binding_annotation(context: &PackageContext) -> Option<Value> {
-    context.binding.clone().map(Value::String)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,7 +267,7 @@ mod tests {
             serde_json::to_value(&merged.parameters).unwrap(),
             json!([{"key": "a", "value": "pkg"}, {"key": "b", "value": "action"}])
         );
-        assert_eq!(binding_annotation(&ctx), Some(json!("guest/b")));
+        assert_eq!(ctx.binding.as_deref(), Some("guest/b"));
     }
 
     #[test]

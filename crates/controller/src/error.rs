@@ -7,9 +7,9 @@
 //! middleware (`api::transaction`) writes the JSON body with the id. The same middleware wraps
 //! axum's own empty 404/405 responses.
 
-use crate::AppState;
 use crate::loadbalancer::LoadBalancerError;
 use crate::messages;
+use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::{CONTENT_LENGTH, WWW_AUTHENTICATE};
@@ -140,8 +140,7 @@ pub(crate) async fn read_body(
     body: Body,
     limit: u64,
 ) -> Result<Bytes, ApiError> {
-    let too_large =
-        |is: u64| ApiError::PayloadTooLarge(messages::entity_too_big("Request", is, limit));
+    let too_large = |is: u64| payload_too_large(is, limit);
     let declared = content_length(headers);
     if let Some(len) = declared.filter(|len| *len > limit) {
         return Err(too_large(len));
@@ -169,6 +168,11 @@ pub(crate) async fn read_body(
         buf.extend_from_slice(&chunk);
     }
     Ok(Bytes::from(buf))
+}
+
+/// 413 "Request larger than allowed" for a payload of `is` bytes over `limit`.
+pub(crate) fn payload_too_large(is: u64, limit: u64) -> ApiError {
+    ApiError::PayloadTooLarge(messages::entity_too_big("Request", is, limit))
 }
 
 /// True when a body is empty or only whitespace (read as `{}`, as OpenWhisk does).

@@ -8,92 +8,30 @@
 
 mod invoke;
 
-pub use invoke::{ACTIVATION_ID_HEADER, invoke};
+pub use crate::api::render::ACTIVATION_ID_HEADER;
+pub use crate::entities::ActionRef;
+pub use invoke::invoke;
 
-use crate::AppState;
-use crate::api::{decode, list_collection, load_entity, put_error};
+use crate::api::checks;
+use crate::api::list::list_collection;
 use crate::auth::{Caller, resolve_namespace};
 use crate::config::ApiConfig;
+use crate::entities::{Target, decode, load_action, put_error};
 use crate::entitlement::{self, Right};
 use crate::error::{ApiError, ApiJson, ApiQuery};
 use crate::messages;
 use crate::sequences;
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use base64::Engine;
 use edgewhisk_entity::action::{bump_version, is_version};
 use edgewhisk_entity::exec::ActionExec;
-use edgewhisk_entity::names::validate_name;
 use edgewhisk_entity::{
     Action, ActionPut, Exec, ExecPut, FullyQualifiedEntityName, Parameters, RuntimeManifest,
 };
 use edgewhisk_store::{Collection, EntityDoc, ListScope, PutMode};
 use serde_json::{Value, json};
-
-/// What `{*rest}` after `actions/` addresses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ActionRef {
-    /// `actions/{pkg}/`: the actions of a package.
-    Package(String),
-    /// `actions/[{pkg}/]{name}`: one action.
-    Action {
-        /// The package, if any.
-        package: Option<String>,
-        /// The action's name.
-        name: String,
-    },
-}
-
-impl ActionRef {
-    /// Parses and validates the URL tail; names that break OpenWhisk's rules are a 400, paths
-    /// with more segments a 404.
-    pub fn parse(rest: &str) -> Result<Self, ApiError> {
-        let valid =
-            |s: &str| validate_name("name", s).map_err(|e| ApiError::BadRequest(e.to_string()));
-        if let Some(pkg) = rest.strip_suffix('/') {
-            if pkg.is_empty() || pkg.contains('/') {
-                return Err(ApiError::NotFound);
-            }
-            valid(pkg)?;
-            return Ok(ActionRef::Package(pkg.to_owned()));
-        }
-        let segments: Vec<&str> = rest.split('/').collect();
-        match segments.as_slice() {
-            [name] => {
-                valid(name)?;
-                Ok(ActionRef::Action {
-                    package: None,
-                    name: (*name).to_owned(),
-                })
-            }
-            [pkg, name] => {
-                valid(pkg)?;
-                valid(name)?;
-                Ok(ActionRef::Action {
-                    package: Some((*pkg).to_owned()),
-                    name: (*name).to_owned(),
-                })
-            }
-            _ => Err(ApiError::NotFound),
-        }
-    }
-}
-
-/// An action addressed by URL, after entitlement.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Target {
-    /// `ns` or `ns/pkg`.
-    pub(crate) path: String,
-    /// The action's name.
-    pub(crate) name: String,
-}
-
-/// Reads an action; 404 when missing, 409 when the name belongs to another collection.
-pub(crate) async fn load(state: &AppState, t: &Target) -> Result<(u64, Action), ApiError> {
-    load_entity(state, Collection::Actions, &t.path, &t.name)
-        .await?
-        .ok_or(ApiError::NotFound)
-}
 
 /// `GET actions?limit=&skip=&count=`: summaries of all actions of the namespace, packages
 /// included, newest first; `{"actions": N}` with `count=true`.
@@ -136,7 +74,7 @@ pub async fn get(
     }
     let (t, pkg) = entitlement::action_target(&state, &caller, &ns, &rest, Right::Read).await?;
     let code = q.bool("code", true)?;
-    let (_, action) = load(&state, &t).await?;
+    let (_, action) = load_action(&state, &t).await?;
     Ok(Json(pkg.apply(action).to_json(code)))
 }
 
@@ -215,7 +153,7 @@ pub async fn delete(
     Path((ns, rest)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let (t, _) = entitlement::action_target(&state, &caller, &ns, &rest, Right::Delete).await?;
-    let (_, action) = load(&state, &t).await?;
+    let (_, action) = load_action(&state, &t).await?;
     state
         .entities()
         .delete(&t.path, &t.name)
@@ -226,37 +164,15 @@ pub async fn delete(
 
 /// Size checks of a PUT body (OpenWhisk `LimitedWhiskEntityPut`): 413 naming the field.
 fn check_sizes(config: &ApiConfig, put: &ActionPut) -> Result<(), ApiError> {
-    let too_big = |field: &str, is: u64, allowed: u64| {
-        if is > allowed {
-            Err(ApiError::PayloadTooLarge(messages::entity_too_big(
-                field, is, allowed,
-            )))
-        } else {
-            Ok(())
-        }
-    };
     if let Some(exec) = &put.exec {
         let code = exec.code.as_ref().map_or(0, String::len);
-        too_big("exec", len_u64(code), config.max_code_bytes)?;
+        checks::within("exec", checks::len_u64(code), config.max_code_bytes)?;
     }
-    if let Some(p) = &put.parameters {
-        too_big("parameters", params_size(p), config.max_parameter_bytes)?;
-    }
-    if let Some(a) = &put.annotations {
-        too_big("annotations", params_size(a), config.max_parameter_bytes)?;
-    }
-    Ok(())
-}
-
-fn len_u64(n: usize) -> u64 {
-    u64::try_from(n).unwrap_or(u64::MAX)
-}
-
-/// OpenWhisk's size of a parameter list: keys plus the compact JSON of values.
-fn params_size(p: &Parameters) -> u64 {
-    p.0.iter()
-        .map(|kv| len_u64(kv.key.len() + kv.value.to_string().len()))
-        .sum()
+    checks::parameter_sizes(
+        put.parameters.as_ref(),
+        put.annotations.as_ref(),
+        config.max_parameter_bytes,
+    )
 }
 
 /// Resolves the kind, computes `binary`, and checks binary code is a safe zip archive.

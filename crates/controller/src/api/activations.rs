@@ -1,11 +1,11 @@
 //! `GET /api/v1/namespaces/{ns}/activations[/{id}[/logs|/result]]` (OpenWhisk
 //! `Activations.scala`). Records are written by the invoker; this module only reads them.
 
-use crate::AppState;
-use crate::api::ListParams;
+use crate::api::list::ListParams;
 use crate::auth::{Caller, resolve_namespace};
 use crate::error::{ApiError, ApiQuery};
 use crate::messages;
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use edgewhisk_entity::names::validate_name;

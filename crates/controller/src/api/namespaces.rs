@@ -1,9 +1,9 @@
 //! `GET /api/v1/namespaces` and `GET /api/v1/namespaces/{ns}/limits` (OpenWhisk
 //! `Namespaces.scala`, `Limits.scala`).
 
-use crate::AppState;
 use crate::auth::{Caller, resolve_namespace};
 use crate::error::ApiError;
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use serde_json::{Value, json};

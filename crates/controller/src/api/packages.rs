@@ -6,29 +6,26 @@
 //! actions live under path `ns/name`. Who may read what is decided in
 //! [`entitlement`](crate::entitlement).
 
-use crate::AppState;
-use crate::api::{ListParams, decode, put_error};
+use crate::api::checks;
+use crate::api::list::ListParams;
 use crate::auth::Caller;
 use crate::config::ApiConfig;
-use crate::entitlement::{forbidden, load_package, namespace_of, readable_package};
+use crate::entities::{decode, load_package, put_error, valid_name};
+use crate::entitlement::{forbidden, namespace_of, readable_package};
 use crate::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
 use crate::messages;
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use edgewhisk_entity::action::{bump_version, is_version};
-use edgewhisk_entity::names::validate_name;
 use edgewhisk_entity::{Binding, Identity, Package, PackagePut, Parameters};
 use edgewhisk_store::{Collection, EntityDoc, ListScope, PutMode};
 use serde_json::{Value, json};
 
 /// The annotation key of a binding's target, always set by the server.
 const BINDING_KEY: &str = "binding";
-
-fn valid_name(name: &str) -> Result<(), ApiError> {
-    validate_name("name", name).map_err(|e| ApiError::BadRequest(e.to_string()))
-}
 
 /// `GET packages?limit=&skip=&count=` (also with a trailing slash): the caller's own packages
 /// and bindings, or, for another namespace, only its published plain packages; newest first;
@@ -312,28 +309,11 @@ fn update_package(
 
 /// 413 for parameters or annotations over the parameter size limit.
 fn check_sizes(config: &ApiConfig, put: &PackagePut) -> Result<(), ApiError> {
-    let size = |p: &Parameters| -> u64 {
-        p.0.iter()
-            .map(|kv| kv.key.len() + kv.value.to_string().len())
-            .map(|n| u64::try_from(n).unwrap_or(u64::MAX))
-            .sum()
-    };
-    for (field, p) in [
-        ("parameters", &put.parameters),
-        ("annotations", &put.annotations),
-    ] {
-        if let Some(p) = p {
-            let is = size(p);
-            if is > config.max_parameter_bytes {
-                return Err(ApiError::PayloadTooLarge(messages::entity_too_big(
-                    field,
-                    is,
-                    config.max_parameter_bytes,
-                )));
-            }
-        }
-    }
-    Ok(())
+    checks::parameter_sizes(
+        put.parameters.as_ref(),
+        put.annotations.as_ref(),
+        config.max_parameter_bytes,
+    )
 }
 
 #[cfg(test)]

@@ -7,14 +7,13 @@
 //! created; enable/disable rewrite only that entry; deleting a rule unlinks it. A rule whose
 //! trigger is gone reads as `inactive`.
 
-use super::triggers::{load_trigger, update_trigger, valid_name};
-use crate::AppState;
-use crate::api::actions;
-use crate::api::{list_collection, load_entity, put_error};
+use crate::api::list::list_collection;
 use crate::auth::{Caller, resolve_namespace};
+use crate::entities::{self, load_entity, load_trigger, put_error, update_trigger, valid_name};
 use crate::entitlement::{self, Right};
 use crate::error::{ApiError, ApiJson, ApiQuery};
 use crate::messages;
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -123,7 +122,7 @@ async fn checked_action(
     )
     .await
     {
-        Ok((target, _)) => actions::load(state, &target).await.map(|_| ()),
+        Ok((target, _)) => entities::load_action(state, &target).await.map(|_| ()),
         Err(e) => Err(e),
     };
     match found {

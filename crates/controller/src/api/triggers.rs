@@ -6,91 +6,35 @@
 //! trigger document also holds the status of every rule linked to it (its `rules` map), so
 //! firing reads one document.
 //!
-//! Fire answers at once and works afterwards, as OpenWhisk does: each active rule's action is
-//! invoked non-blocking as the firing user through the same handler as `POST actions/...`
-//! (upstream posts to its own actions API), so entitlement, package parameters, sequences and
-//! throttles apply unchanged; then the trigger activation is stored with one log line per rule.
-//! Fires are counted per namespace and minute by the invocation [`Throttler`](crate::throttle::Throttler)
-//! under a key of their own, against the same per-minute limit that `GET limits` reports as
-//! `firesPerMinute`.
+//! Fire answers at once and works afterwards, as OpenWhisk does: the handler parses the request
+//! and hands it to [`activation::fire`], which activates each active rule's action as the
+//! firing user and stores the trigger activation. Fires are counted per namespace and minute
+//! by the invocation [`Throttler`](crate::throttle::Throttler) under a key of their own,
+//! against the same per-minute limit that `GET limits` reports as `firesPerMinute`.
 
-use crate::AppState;
-use crate::api::actions::{self, ACTIVATION_ID_HEADER};
-use crate::api::{list_collection, load_entity, put_error};
+use crate::activation::{self, FireOutcome, FireRequest};
+use crate::api::checks;
+use crate::api::list::list_collection;
+use crate::api::render;
 use crate::auth::{Caller, resolve_namespace};
 use crate::config::ApiConfig;
-use crate::error::{ApiError, ApiJson, ApiQuery, ErrorBody, TransactionId, is_blank, read_body};
+use crate::entities::{load_trigger, put_error, valid_name};
+use crate::error::{ApiError, ApiJson, ApiQuery, TransactionId, is_blank, read_body};
 use crate::messages;
+use crate::state::AppState;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use edgewhisk_entity::action::{bump_version, is_version};
-use edgewhisk_entity::names::validate_name;
 use edgewhisk_entity::rule::parse_entity_path;
-use edgewhisk_entity::{
-    Activation, ActivationId, ActivationResponse, FullyQualifiedEntityName, Identity, Parameters,
-    RuleStatus, Trigger, TriggerPut,
-};
+use edgewhisk_entity::{Parameters, Trigger, TriggerPut};
 use edgewhisk_store::{Collection, EntityDoc, ListScope, PutMode, StoreError};
-use serde_json::{Map, Value, json};
-
-/// How often a read-modify-write of a trigger document is retried after a concurrent update.
-const UPDATE_ATTEMPTS: usize = 8;
-
-pub(crate) fn valid_name(name: &str) -> Result<(), ApiError> {
-    validate_name("name", name).map_err(|e| ApiError::BadRequest(e.to_string()))
-}
-
-/// The trigger at `namespace/name`, if any, with its stored `updated`; 409 when the name
-/// belongs to another collection.
-pub(crate) async fn load_trigger(
-    state: &AppState,
-    namespace: &str,
-    name: &str,
-) -> Result<Option<(u64, Trigger)>, ApiError> {
-    load_entity(state, Collection::Triggers, namespace, name).await
-}
+use serde_json::{Map, Value};
 
 fn store_error(e: StoreError) -> ApiError {
     put_error(Collection::Triggers)(e)
-}
-
-/// Applies `change` to the trigger `namespace/name` and writes it back, retrying when another
-/// request updated it in between. `Ok(false)` when the trigger does not exist (or the name
-/// belongs to another collection).
-pub(crate) async fn update_trigger(
-    state: &AppState,
-    namespace: &str,
-    name: &str,
-    mut change: impl FnMut(&mut Trigger),
-) -> Result<bool, ApiError> {
-    for _ in 0..UPDATE_ATTEMPTS {
-        let (stored, mut trigger) = match load_trigger(state, namespace, name).await {
-            Ok(Some(found)) => found,
-            Ok(None) | Err(ApiError::Conflict(_)) => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        change(&mut trigger);
-        trigger.updated = edgewhisk_entity::time::now_millis().max(stored.saturating_add(1));
-        let doc = EntityDoc {
-            collection: Collection::Triggers,
-            path: namespace.to_owned(),
-            name: name.to_owned(),
-            updated: trigger.updated,
-            doc: trigger.to_json(),
-        };
-        let mode = PutMode::Replace {
-            expected_updated: stored,
-        };
-        match state.entities().put(doc, mode).await {
-            Ok(()) => return Ok(true),
-            Err(StoreError::ConcurrentModification) => continue,
-            Err(e) => return Err(store_error(e)),
-        }
-    }
-    Err(ApiError::Conflict(messages::CONCURRENT_MODIFICATION))
 }
 
 /// `GET triggers?limit=&skip=&count=`: summaries of the namespace's triggers, newest first;
@@ -214,45 +158,24 @@ pub async fn fire(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let start = edgewhisk_entity::time::now_millis();
+    let received_at = edgewhisk_entity::time::now_millis();
     let identity = caller.0;
     let namespace = resolve_namespace(&identity, &ns, Some(&name))?;
     valid_name(&name)?;
-    // Fires have their own per-minute window (`firesPerMinute`, overridable per namespace).
-    state
-        .throttler()
-        .fire(&namespace, start)
-        .map_err(|e| ApiError::TooManyRequests(e.message()))?;
     let bytes = read_body(&headers, body, state.config().max_payload_bytes).await?;
     let payload = payload_object(&bytes)?;
-    let (_, trigger) = load_trigger(&state, &namespace, &name)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    if trigger.active_rules().next().is_none() {
-        return Ok(StatusCode::NO_CONTENT.into_response());
-    }
-    // The 202 promises a trigger record: refused (507) while records cannot be kept.
-    state.activations().check_space()?;
-    let activation_id = ActivationId::generate();
-    let fired = Fired {
-        state,
+    let request = FireRequest {
         identity,
-        transaction_id: tid.0,
-        trigger,
+        namespace,
+        trigger: name,
         payload,
-        activation_id: activation_id.clone(),
-        start,
+        transaction_id: tid.0,
+        received_at,
     };
-    tokio::spawn(fired.run());
-    let mut res = (
-        StatusCode::ACCEPTED,
-        Json(json!({ "activationId": activation_id })),
-    )
-        .into_response();
-    if let Ok(v) = HeaderValue::from_str(activation_id.as_str()) {
-        res.headers_mut().insert(ACTIVATION_ID_HEADER, v);
-    }
-    Ok(res)
+    Ok(match activation::fire(&state, request).await? {
+        FireOutcome::NoActiveRule => StatusCode::NO_CONTENT.into_response(),
+        FireOutcome::Accepted(id) => render::accepted(&id),
+    })
 }
 
 /// The fire body as a JSON object; blank is `{}`, anything but an object is a 400.
@@ -266,136 +189,6 @@ fn payload_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
         Err(e) => Err(ApiError::BadRequest(messages::malformed_content(
             &e.to_string(),
         ))),
-    }
-}
-
-/// One fire after its 202: runs the rules and stores the trigger activation.
-struct Fired {
-    state: AppState,
-    identity: Identity,
-    transaction_id: String,
-    trigger: Trigger,
-    payload: Map<String, Value>,
-    activation_id: ActivationId,
-    start: u64,
-}
-
-impl Fired {
-    async fn run(self) {
-        let mut args = self.trigger.parameters.run_object();
-        args.extend(self.payload.clone());
-        let args = Value::Object(args).to_string();
-        let mut logs = Vec::new();
-        for (key, rule) in self.trigger.rules.iter().flatten() {
-            let outcome = if rule.status == RuleStatus::Active {
-                self.invoke(&rule.action, &args).await
-            } else {
-                RuleOutcome::Failed {
-                    status_code: 1,
-                    error: messages::rule_inactive(key, &rule.action.path_string()),
-                }
-            };
-            logs.push(outcome.log_line(key, &rule.action));
-        }
-        let activation = Activation {
-            namespace: self.identity.namespace.clone(),
-            name: self.trigger.name.clone(),
-            version: self.trigger.version.clone(),
-            subject: self.identity.subject.clone(),
-            activation_id: self.activation_id,
-            cause: None,
-            start: self.start,
-            end: 0,
-            duration: None,
-            response: ActivationResponse::success(Value::Object(self.payload)),
-            logs,
-            annotations: Parameters::default(),
-            publish: false,
-        };
-        if let Err(e) = self.state.activations().store(activation).await {
-            tracing::error!(error = %e, trigger = %self.trigger.name, "storing a trigger activation failed");
-        }
-    }
-
-    /// Invokes `action` non-blocking through the actions API handler.
-    async fn invoke(&self, action: &FullyQualifiedEntityName, args: &str) -> RuleOutcome {
-        let ns = action.namespace().to_owned();
-        let rest = match action.package() {
-            Some(pkg) => format!("{pkg}/{}", action.name),
-            None => action.name.clone(),
-        };
-        let res = actions::invoke(
-            State(self.state.clone()),
-            Caller(self.identity.clone()),
-            TransactionId(self.transaction_id.clone()),
-            Path((ns, rest)),
-            ApiQuery::default(),
-            HeaderMap::new(),
-            Body::from(args.to_owned()),
-        )
-        .await;
-        let res = match res {
-            Ok(res) => res,
-            Err(e) => return RuleOutcome::from_error(e.status(), e.message()),
-        };
-        let status = res.status();
-        if !status.is_success() {
-            let message = res.extensions().get::<ErrorBody>().map_or_else(
-                || status.canonical_reason().unwrap_or("Error").to_owned(),
-                |b| b.0.clone(),
-            );
-            return RuleOutcome::from_error(status, message);
-        }
-        let id = res
-            .headers()
-            .get(ACTIVATION_ID_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        match id {
-            Some(id) => RuleOutcome::Invoked { activation_id: id },
-            None => RuleOutcome::from_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                messages::INTERNAL_SERVER_ERROR.to_owned(),
-            ),
-        }
-    }
-}
-
-/// What happened to one rule of a fire.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum RuleOutcome {
-    /// The action was invoked.
-    Invoked { activation_id: String },
-    /// It was not: 1 for a refusal (4xx, inactive rule), 3 for a platform failure.
-    Failed { status_code: u8, error: String },
-}
-
-impl RuleOutcome {
-    fn from_error(status: StatusCode, error: String) -> Self {
-        let status_code = if status.is_client_error() { 1 } else { 3 };
-        RuleOutcome::Failed { status_code, error }
-    }
-
-    /// The trigger activation's log line for this rule: a JSON object as a string, keys in
-    /// OpenWhisk's order.
-    fn log_line(&self, rule: &str, action: &FullyQualifiedEntityName) -> String {
-        // Written by hand: serde_json's map would sort the keys.
-        let text = |s: &str| Value::String(s.to_owned()).to_string();
-        let head = match self {
-            RuleOutcome::Invoked { activation_id } => format!(
-                r#""statusCode":0,"success":true,"activationId":{}"#,
-                text(activation_id)
-            ),
-            RuleOutcome::Failed { status_code, error } => format!(
-                r#""statusCode":{status_code},"success":false,"error":{}"#,
-                text(error)
-            ),
-        };
-        format!(
-            r#"{{{head},"rule":{},"action":{}}}"#,
-            text(rule),
-            text(&action.path_string())
-        )
     }
 }
 
@@ -438,30 +231,18 @@ fn update_trigger_from(old: Trigger, put: TriggerPut, updated: u64) -> Trigger {
 
 /// 413 for parameters or annotations over the parameter size limit.
 fn check_sizes(config: &ApiConfig, put: &TriggerPut) -> Result<(), ApiError> {
-    for (field, p) in [
-        ("parameters", &put.parameters),
-        ("annotations", &put.annotations),
-    ] {
-        let Some(p) = p else { continue };
-        let is: u64 =
-            p.0.iter()
-                .map(|kv| u64::try_from(kv.key.len() + kv.value.to_string().len()))
-                .map(|n| n.unwrap_or(u64::MAX))
-                .fold(0, u64::saturating_add);
-        if is > config.max_parameter_bytes {
-            return Err(ApiError::PayloadTooLarge(messages::entity_too_big(
-                field,
-                is,
-                config.max_parameter_bytes,
-            )));
-        }
-    }
-    Ok(())
+    checks::parameter_sizes(
+        put.parameters.as_ref(),
+        put.annotations.as_ref(),
+        config.max_parameter_bytes,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use edgewhisk_entity::{FullyQualifiedEntityName, RuleStatus};
+    use serde_json::json;
 
     fn put(v: Value) -> TriggerPut {
         serde_json::from_value(v).unwrap()
@@ -511,27 +292,6 @@ mod tests {
                 "Feed name is not valid"
             );
         }
-    }
-
-    #[test]
-    fn rule_log_lines_follow_openwhisk() {
-        let a = FullyQualifiedEntityName::new("guest", Some("pkg"), "a");
-        let ok = RuleOutcome::Invoked {
-            activation_id: "abc".into(),
-        };
-        assert_eq!(
-            ok.log_line("guest/r", &a),
-            r#"{"statusCode":0,"success":true,"activationId":"abc","rule":"guest/r","action":"guest/pkg/a"}"#
-        );
-        let refused = RuleOutcome::from_error(StatusCode::NOT_FOUND, "gone".into());
-        let v: Value = serde_json::from_str(&refused.log_line("guest/r", &a)).unwrap();
-        assert_eq!(
-            v,
-            json!({"statusCode": 1, "success": false, "error": "gone", "rule": "guest/r",
-                   "action": "guest/pkg/a"})
-        );
-        let failed = RuleOutcome::from_error(StatusCode::SERVICE_UNAVAILABLE, "down".into());
-        assert!(matches!(failed, RuleOutcome::Failed { status_code: 3, .. }));
     }
 
     #[test]

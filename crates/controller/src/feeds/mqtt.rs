@@ -1,4 +1,5 @@
-//! The `mqtt/subscribe` feed: one MQTT client (rumqttc) per subscribed trigger.
+//! The `mqtt/subscribe` feed: its parameters and the body a message fires with (the client
+//! itself runs in `subscription`).
 //!
 //! Parameters: `url` (`mqtt://host[:port]`, also `tcp://`; port 1883 by default), `topic` (a
 //! topic filter, wildcards allowed), optional `username`/`password` and `qos` (0, 1 or 2;
@@ -7,14 +8,7 @@
 //! is retried with a backoff from 0.5 s doubling to 30 s; the subscription is renewed on every
 //! connect.
 
-use super::{FeedDoc, fire};
-use crate::AppState;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{Map, Value};
-use std::time::Duration;
-
-/// First and largest reconnect delays.
-const BACKOFF: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(30));
 
 /// A validated subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,47 +75,6 @@ pub(crate) fn message_body(topic: &str, payload: &[u8]) -> Map<String, Value> {
     }
     body.insert("payload".to_owned(), Value::String(text));
     body
-}
-
-fn qos(n: u8) -> QoS {
-    match n {
-        1 => QoS::AtLeastOnce,
-        2 => QoS::ExactlyOnce,
-        _ => QoS::AtMostOnce,
-    }
-}
-
-/// Runs the subscription of `doc` until the task is aborted.
-pub(crate) async fn run(state: AppState, key: String, doc: FeedDoc, spec: MqttSpec) {
-    let client_id = format!("edgewhisk-{}", uuid::Uuid::new_v4().simple());
-    let mut options = MqttOptions::new(client_id, spec.host.clone(), spec.port);
-    options.set_keep_alive(Duration::from_secs(30));
-    if let Some((user, password)) = &spec.credentials {
-        options.set_credentials(user.clone(), password.clone());
-    }
-    let (client, mut events) = AsyncClient::new(options, 16);
-    let mut delay = BACKOFF.0;
-    loop {
-        match events.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                delay = BACKOFF.0;
-                tracing::info!(feed = %key, host = %spec.host, port = spec.port, topic = %spec.topic, "mqtt connected");
-                if let Err(e) = client.try_subscribe(spec.topic.clone(), qos(spec.qos)) {
-                    tracing::warn!(feed = %key, error = %e, "mqtt subscribe failed");
-                }
-            }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                let body = message_body(&p.topic, &p.payload);
-                fire(&state, &key, &doc, body).await;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(feed = %key, error = %e, retry_ms = delay.as_millis(), "mqtt connection lost");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(BACKOFF.1);
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! Names of sequence components and conductor steps, and their resolution to stored actions
 //! (OpenWhisk `WhiskActionMetaData.resolveActionAndMergeParameters`).
 
-use crate::AppState;
-use crate::api::decode;
-use crate::entitlement::{self, PackageContext};
+use crate::entities::{decode, load_package};
+use crate::entitlement::PackageContext;
+use crate::state::AppState;
 use edgewhisk_entity::Package;
 use edgewhisk_entity::names::validate_name;
 use edgewhisk_entity::{Action, FullyQualifiedEntityName};
@@ -107,7 +107,7 @@ pub(crate) async fn may_use(
 
 /// The package `namespace/name`; `None` when it is missing or unreadable (logged).
 async fn package_of(state: &AppState, namespace: &str, name: &str) -> Option<Package> {
-    match entitlement::load_package(state, namespace, name).await {
+    match load_package(state, namespace, name).await {
         Ok(found) => found.map(|(_, p)| p),
         Err(e) => {
             tracing::warn!(namespace, name, error = ?e, "reading a sequence component's package failed");

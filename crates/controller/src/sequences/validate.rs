@@ -1,14 +1,18 @@
 //! Create-time checks of a sequence exec (OpenWhisk `Actions.scala`
 //! `checkSequenceActionLimits`, `countAtomicActionsAndCheckCycle`).
 
-use super::SEQUENCE_LIMIT;
 use super::resolve::{may_use, parse_component, resolve_action};
-use crate::AppState;
 use crate::error::ApiError;
 use crate::messages;
+use crate::state::AppState;
 use edgewhisk_entity::FullyQualifiedEntityName;
 use edgewhisk_entity::exec::{ActionExec, SequenceExec};
 use serde_json::Value;
+
+/// Most atomic actions one sequence may run, nested sequences inlined (OpenWhisk
+/// `actionSequenceLimit`); a composition may run as many components and twice as many plus
+/// one conductor activations.
+pub const SEQUENCE_LIMIT: usize = 50;
 
 /// Turns the `components` of a PUT into a stored sequence exec for the sequence `this` of
 /// `caller_ns`: names resolved (`_` → the caller's namespace) and stored as `/ns/[pkg/]name`.

@@ -31,30 +31,26 @@ mod media;
 mod request;
 mod response;
 
-use crate::AppState;
-use crate::api::actions::{ACTIVATION_ID_HEADER, Target, load};
+use crate::activation::{ActivationRequest, Input, Outcome, activate};
+use crate::api::render::with_id;
 use crate::auth::Caller;
+use crate::entities::{Target, load_action};
 use crate::entitlement::{self, PackageContext};
 use crate::error::{ApiError, ErrorBody, TransactionId, content_length, read_body};
 use crate::messages;
-use crate::sequences::{self, Runner};
-use crate::throttle::InFlight;
+use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::header::ALLOW;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use edgewhisk_entity::connector::{ActivationMessage, CompletionMessage};
-use edgewhisk_entity::exec::ActionExec;
 use edgewhisk_entity::identity::constant_time_eq;
 use edgewhisk_entity::names::validate_name;
-use edgewhisk_entity::{Action, Activation, ActivationId, Identity, Parameters, Status};
+use edgewhisk_entity::{Action, Activation, Identity, Parameters, Status};
 use request::{WebPath, WebRequest};
 use serde_json::Value;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::oneshot;
 
 /// Marks a response rendered from an action's result, so that the transaction middleware
 /// leaves its status and body as the action chose them.
@@ -253,7 +249,7 @@ async fn find(state: &AppState, ns: &str, pkg: &str, rest: &str) -> Result<Found
         };
         (t, context)
     };
-    let action = package.apply(load(state, &target).await.map_err(hide)?.1);
+    let action = package.apply(load_action(state, &target).await.map_err(hide)?.1);
     if !is_true(&action.annotations, "web-export") {
         return Err(ApiError::NotFound);
     }
@@ -271,14 +267,6 @@ fn hide(e: ApiError) -> ApiError {
         ApiError::Store(_) => e,
         _ => ApiError::NotFound,
     }
-}
-
-/// How an activation ended, as far as the web request waits.
-enum Outcome {
-    /// The finished record.
-    Done(Box<Activation>),
-    /// Still running after the wait.
-    Pending(ActivationId),
 }
 
 /// One web invocation in progress.
@@ -305,7 +293,8 @@ impl Run<'_> {
         }
     }
 
-    /// Builds the arguments and runs the action blocking, up to the configured wait.
+    /// Builds the arguments from the HTTP request and runs the action as its owner, blocking
+    /// up to the configured wait.
     async fn activate(self, found: Found, parts: &Parts, body: Body) -> Result<Outcome, ApiError> {
         let state = self.state;
         let config = state.config();
@@ -331,100 +320,20 @@ impl Run<'_> {
         };
         let args = web.arguments(is_true(&action.annotations, "raw-http"), &protected)?;
         drop(body);
-        let is_composed = matches!(action.exec, ActionExec::Sequence(_)) || action.is_conductor();
-        let args = if matches!(action.exec, ActionExec::Sequence(_)) {
-            args
-        } else {
-            let mut merged = action.parameters.run_object();
-            merged.extend(args);
-            merged
-        };
-        let content = serde_json::value::to_raw_value(&args)
-            .map_err(|e| ApiError::BadRequest(messages::malformed_content(&e.to_string())))?;
         let owner = found.owner;
         // The owner's overrides, not only the caller's: the activation counts against the owner.
         crate::auth::refresh_overrides(state, &owner.namespace).await?;
-        // Refused before it runs when its record could not be kept (disk full).
-        state.activations().check_space()?;
-        let slot = state
-            .throttler()
-            .acquire(&owner.namespace, self.received_at)
-            .map_err(|e| ApiError::TooManyRequests(e.message()))?;
-        let id = ActivationId::generate();
-        let wait = Duration::from_millis(config.blocking_wait_ms);
-        if is_composed {
-            let runner = Runner::new(state.clone(), owner, self.tid.0, self.received_at);
-            let (tx, rx) = oneshot::channel();
-            let run_id = id.clone();
-            tokio::spawn(async move {
-                let record = runner.run_topmost(action, run_id, content).await;
-                drop(slot);
-                let _ = tx.send(record);
-            });
-            return Ok(match tokio::time::timeout(wait, rx).await {
-                Ok(Ok(Ok(record))) => Outcome::Done(Box::new(record)),
-                // The record could not be stored: not an answer of a finished activation.
-                Ok(Ok(Err(e))) => return Err(ApiError::Store(e)),
-                _ => Outcome::Pending(id),
-            });
-        }
-        let executable = Arc::new(sequences::executable(action).ok_or(ApiError::NotFound)?);
-        let release_after = executable.limits.release_bound();
-        let mut annotations = Parameters::default();
-        if let Some(binding) = entitlement::binding_annotation(&found.package) {
-            annotations.set("binding", binding);
-        }
-        let msg = ActivationMessage {
+        let request = ActivationRequest {
+            identity: owner,
+            action,
+            binding: found.package.binding,
+            input: Input::Json(Value::Object(args)),
+            wait: Some(Duration::from_millis(config.blocking_wait_ms)),
             transaction_id: self.tid.0,
-            activation_id: id.clone(),
-            namespace: owner.namespace.clone(),
-            subject: owner.subject.clone(),
-            // The stored key is a hash; the owner's secret is not known here.
-            api_key: None,
-            action: executable,
-            content,
-            cause: None,
             received_at: self.received_at,
-            annotations,
         };
-        let mut rx = state.balancer().publish(msg).await?;
-        match tokio::time::timeout(wait, &mut rx).await {
-            Ok(Ok(CompletionMessage { activation })) => {
-                drop(slot);
-                Ok(Outcome::Done(Box::new(activation)))
-            }
-            Ok(Err(_)) => {
-                drop(slot);
-                match state.activations().get(&owner.namespace, &id).await? {
-                    Some(record) => Ok(Outcome::Done(Box::new(record))),
-                    None => {
-                        // Not stored, usually for a full disk: say so rather than "not ready".
-                        state.activations().check_space()?;
-                        Ok(Outcome::Pending(id))
-                    }
-                }
-            }
-            Err(_) => {
-                release_later(rx, slot, release_after);
-                Ok(Outcome::Pending(id))
-            }
-        }
+        activate(state, request).await
     }
-}
-
-/// Frees the throttle slot when the activation completes, or after `bound` at the latest.
-fn release_later(rx: oneshot::Receiver<CompletionMessage>, slot: InFlight, bound: Duration) {
-    tokio::spawn(async move {
-        let _ = tokio::time::timeout(bound, rx).await;
-        drop(slot);
-    });
-}
-
-fn with_id(mut res: Response, id: &ActivationId) -> Response {
-    if let Ok(v) = HeaderValue::from_str(id.as_str()) {
-        res.headers_mut().insert(ACTIVATION_ID_HEADER, v);
-    }
-    res
 }
 
 /// The response for a finished activation: success renders the result, an application

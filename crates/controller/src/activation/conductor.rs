@@ -7,9 +7,12 @@
 //! composition with its `params` (or the whole result). Component errors do not stop it: the
 //! conductor decides.
 
-use super::{BoxFuture, Payload, Runner, SEQUENCE_LIMIT, Step, executable, memory_of};
-use super::{parse_component, resolve::may_use, resolve_action};
+use super::arguments::Input;
+use super::primitive::executable;
+use super::runner::{BoxFuture, Runner, Step, memory_of};
 use crate::messages;
+use crate::sequences::resolve::{may_use, parse_component, resolve_action};
+use crate::sequences::validate::SEQUENCE_LIMIT;
 use edgewhisk_entity::exec::ActionExec;
 use edgewhisk_entity::{Action, Activation, ActivationId, ActivationResponse, Status};
 use serde_json::{Map, Value, json};
@@ -18,7 +21,7 @@ use std::sync::Arc;
 /// Counts shared by a composition and the compositions nested in it, so the limits apply to
 /// the whole tree.
 #[derive(Debug, Default)]
-pub(crate) struct Accounting {
+struct Accounting {
     components: usize,
     conductors: usize,
 }
@@ -42,11 +45,26 @@ impl Session {
 }
 
 impl Runner {
-    /// Runs the conductor `action` as composition `id`; `cause` is the enclosing activation.
-    pub(super) fn run_composition<'a>(
+    /// Runs the conductor `action` as composition `id` with counts of its own; `cause` is the
+    /// enclosing activation.
+    pub(super) async fn compose(
+        &self,
+        action: Action,
+        input: Input,
+        cause: Option<ActivationId>,
+        id: ActivationId,
+    ) -> Activation {
+        let mut acct = Accounting::default();
+        self.run_composition(action, input, cause, id, &mut acct)
+            .await
+    }
+
+    /// Runs the conductor `action` as composition `id`, counting in `acct`; `cause` is the
+    /// enclosing activation.
+    fn run_composition<'a>(
         &'a self,
         action: Action,
-        input: Payload,
+        input: Input,
         cause: Option<ActivationId>,
         id: ActivationId,
         acct: &'a mut Accounting,
@@ -77,7 +95,7 @@ impl Runner {
     async fn drive(
         &self,
         action: &Action,
-        input: Payload,
+        input: Input,
         id: &ActivationId,
         acct: &mut Accounting,
         session: &mut Session,
@@ -97,7 +115,7 @@ impl Runner {
                 Some(state) => {
                     let mut args = input.into_object();
                     args.extend(state);
-                    Payload::Json(Value::Object(args))
+                    Input::Json(Value::Object(args))
                 }
                 None => input,
             };
@@ -155,7 +173,7 @@ impl Runner {
             if acct.components >= SEQUENCE_LIMIT {
                 return app(messages::COMPOSITION_IS_TOO_LONG.to_owned());
             }
-            let args = Payload::Json(params.unwrap_or_else(|| json!({})));
+            let args = Input::Json(params.unwrap_or_else(|| json!({})));
             let step = self.composition_component(component, args, id, acct).await;
             match step {
                 Step::Done(done) => {
@@ -163,7 +181,7 @@ impl Runner {
                     if let Some(m) = memory_of(&done) {
                         session.max_memory = session.max_memory.max(m);
                     }
-                    input = Payload::Json(done.response.result.unwrap_or_else(|| json!({})));
+                    input = Input::Json(done.response.result.unwrap_or_else(|| json!({})));
                 }
                 Step::Lost(aid) => {
                     session.logs.push(aid.as_str().to_owned());
@@ -179,7 +197,7 @@ impl Runner {
     async fn composition_component(
         &self,
         component: Action,
-        args: Payload,
+        args: Input,
         id: &ActivationId,
         acct: &mut Accounting,
     ) -> Step {

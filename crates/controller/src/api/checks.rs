@@ -1,0 +1,42 @@
+//! Size checks of entity PUT bodies (OpenWhisk `LimitedWhiskEntityPut`), shared by the action,
+//! package and trigger routes.
+
+use crate::error::ApiError;
+use crate::messages;
+use edgewhisk_entity::Parameters;
+
+/// A length as `u64`, saturating.
+pub(crate) fn len_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// 413 naming `field` when `is` exceeds `allowed`.
+pub(crate) fn within(field: &str, is: u64, allowed: u64) -> Result<(), ApiError> {
+    if is > allowed {
+        return Err(ApiError::PayloadTooLarge(messages::entity_too_big(
+            field, is, allowed,
+        )));
+    }
+    Ok(())
+}
+
+/// OpenWhisk's size of a parameter list: keys plus the compact JSON of values.
+pub(crate) fn params_size(p: &Parameters) -> u64 {
+    p.0.iter()
+        .map(|kv| len_u64(kv.key.len() + kv.value.to_string().len()))
+        .fold(0, u64::saturating_add)
+}
+
+/// 413 for `parameters` or `annotations` over the parameter size limit `allowed`.
+pub(crate) fn parameter_sizes(
+    parameters: Option<&Parameters>,
+    annotations: Option<&Parameters>,
+    allowed: u64,
+) -> Result<(), ApiError> {
+    for (field, p) in [("parameters", parameters), ("annotations", annotations)] {
+        if let Some(p) = p {
+            within(field, params_size(p), allowed)?;
+        }
+    }
+    Ok(())
+}
