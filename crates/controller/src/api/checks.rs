@@ -1,9 +1,19 @@
-//! Size checks of entity PUT bodies (OpenWhisk `LimitedWhiskEntityPut`), shared by the action,
-//! package and trigger routes.
+//! Checks the entity routes share: the namespace and name of a request, and the sizes of PUT
+//! bodies (OpenWhisk `LimitedWhiskEntityPut`).
 
+use crate::auth::resolve_namespace;
+use crate::entities::valid_name;
 use crate::error::ApiError;
 use crate::messages;
-use edgewhisk_entity::Parameters;
+use edgewhisk_entity::{Identity, Parameters};
+
+/// The namespace `{ns}` names for `caller`'s request on the entity `name`: 403 naming
+/// `ns/name` for another namespace, 400 for a name that is not one.
+pub(crate) fn own_entity(caller: &Identity, ns: &str, name: &str) -> Result<String, ApiError> {
+    let namespace = resolve_namespace(caller, ns, Some(name))?;
+    valid_name(name)?;
+    Ok(namespace)
+}
 
 /// A length as `u64`, saturating.
 pub(crate) fn len_u64(n: usize) -> u64 {

@@ -7,9 +7,10 @@
 //! created; enable/disable rewrite only that entry; deleting a rule unlinks it. A rule whose
 //! trigger is gone reads as `inactive`.
 
+use crate::api::checks;
 use crate::api::list::list_collection;
 use crate::auth::{Caller, resolve_namespace};
-use crate::entities::{self, load_entity, load_trigger, put_error, update_trigger, valid_name};
+use crate::entities::{self, load_entity, load_trigger, put_error, update_trigger};
 use crate::entitlement::{self, Right};
 use crate::error::{ApiError, ApiJson, ApiQuery};
 use crate::messages;
@@ -71,8 +72,7 @@ pub async fn get(
     caller: Caller,
     Path((ns, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let namespace = resolve_namespace(&caller.0, &ns, Some(&name))?;
-    valid_name(&name)?;
+    let namespace = checks::own_entity(&caller.0, &ns, &name)?;
     let (_, rule) = load_rule(&state, &namespace, &name)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -147,8 +147,7 @@ pub async fn put(
     q: ApiQuery,
     ApiJson(body): ApiJson<RulePut>,
 ) -> Result<Json<Value>, ApiError> {
-    let namespace = resolve_namespace(&caller.0, &ns, Some(&name))?;
-    valid_name(&name)?;
+    let namespace = checks::own_entity(&caller.0, &ns, &name)?;
     let overwrite = q.bool("overwrite", false)?;
     if let Some(v) = body.version.as_deref().filter(|v| !is_version(v)) {
         return Err(ApiError::BadRequest(messages::invalid_version(v)));
@@ -249,8 +248,7 @@ pub async fn set_state(
     Path((ns, name)): Path<(String, String)>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
-    let namespace = resolve_namespace(&caller.0, &ns, Some(&name))?;
-    valid_name(&name)?;
+    let namespace = checks::own_entity(&caller.0, &ns, &name)?;
     let requested = body.get("status").and_then(Value::as_str).unwrap_or("");
     let status = RuleStatus::parse(requested)
         .ok_or_else(|| ApiError::BadRequest(messages::rule_status_invalid(requested)))?;
@@ -296,8 +294,7 @@ pub async fn delete(
     caller: Caller,
     Path((ns, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let namespace = resolve_namespace(&caller.0, &ns, Some(&name))?;
-    valid_name(&name)?;
+    let namespace = checks::own_entity(&caller.0, &ns, &name)?;
     let (_, rule) = load_rule(&state, &namespace, &name)
         .await?
         .ok_or(ApiError::NotFound)?;

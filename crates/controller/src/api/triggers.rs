@@ -63,8 +63,7 @@ pub async fn get(
     caller: Caller,
     Path((ns, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let namespace = resolve_namespace(&caller.0, &ns, Some(&name))?;
-    valid_name(&name)?;
+    let namespace = checks::own_entity(&caller.0, &ns, &name)?;
     let (_, t) = load_trigger(&state, &namespace, &name)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -84,8 +83,7 @@ pub async fn put(
     q: ApiQuery,
     ApiJson(body): ApiJson<TriggerPut>,
 ) -> Result<Json<Value>, ApiError> {
-    let namespace = resolve_namespace(&caller.0, &ns, Some(&name))?;
-    valid_name(&name)?;
+    let namespace = checks::own_entity(&caller.0, &ns, &name)?;
     let overwrite = q.bool("overwrite", false)?;
     check_sizes(state.config(), &body)?;
     if let Some(v) = body.version.as_deref().filter(|v| !is_version(v)) {
@@ -128,8 +126,7 @@ pub async fn delete(
     caller: Caller,
     Path((ns, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let namespace = resolve_namespace(&caller.0, &ns, Some(&name))?;
-    valid_name(&name)?;
+    let namespace = checks::own_entity(&caller.0, &ns, &name)?;
     let (_, t) = load_trigger(&state, &namespace, &name)
         .await?
         .ok_or(ApiError::NotFound)?;
