@@ -3,8 +3,9 @@
 //!
 //! Actions are stored through [`EntityStore`](edgewhisk_store::EntityStore) as
 //! `EntityDoc { collection: Actions, path: "ns" | "ns/pkg", name, updated, doc: <Action JSON> }`.
-//! Packages themselves are not served yet: `actions/{pkg}/{name}` simply stores under path
-//! `ns/pkg`, and `actions/{pkg}/` lists that path.
+//! Actions of a package are stored under path `ns/pkg`; `actions/{pkg}/` lists them (through a
+//! binding, the bound package's). Who may reach which action is decided in
+//! [`crate::entitlement`].
 
 mod invoke;
 

@@ -44,7 +44,7 @@ const CORS: [(&str, &str); 3] = [
     ),
 ];
 
-/// Builds the router (see the crate docs for the route list).
+/// Builds the router: every route of `/api/v1` and `/api/v1/web`, one module per collection.
 pub fn router(state: AppState) -> Router {
     let ns = "/api/v1/namespaces/{ns}";
     let routes = Router::new()

@@ -16,8 +16,9 @@
 //! survive restarts. They hold no usable secret: the `authKey` the client passes is verified
 //! at every lifecycle event, and the document keeps only its UUID (which is not a secret). A
 //! fire resolves that UUID to the identity in the store, which must still belong to the
-//! trigger's namespace, and fires as that identity through the same handler as
-//! `POST triggers/{name}` (so the namespace's fires throttle, with its overrides, applies). A
+//! trigger's namespace, and fires as that identity through the activation service's
+//! [`fire`](crate::activation::fire), as `POST triggers/{name}` does (so the namespace's fires
+//! throttle, with its overrides, applies). A
 //! fire answered 401 or 404 (key deleted or regenerated, trigger deleted) removes the feed.
 //! Documents written by earlier versions held the whole `uuid:key`; the service migrates them
 //! to the UUID when it starts (after verifying the key), and reads them until then.

@@ -6,20 +6,10 @@
 //! throttles. The HTTP request becomes the arguments (module `request`) and the result
 //! becomes the HTTP response, as the extension asks (module `response`).
 //!
-//! The life of one web request:
-//!
-//! 1. a declared body over the payload limit is a 413 before anything is looked up;
-//! 2. the namespace's owner (an identity of that namespace) and the action, through its
-//!    package or binding, are resolved; anything missing, or not exported, is a 404;
-//! 3. unless the action handles OPTIONS itself (`web-custom-options: true`), the response
-//!    gets OpenWhisk's CORS headers and an OPTIONS request is answered 200 at once;
-//! 4. `require-whisk-auth` is checked: `true` needs valid Basic credentials, a string or
-//!    number must equal the `X-Require-Whisk-Auth` header; failing is a 401;
-//! 5. the arguments are built (400 when the request redefines reserved or `final`
-//!    parameters) and the action (or sequence) runs blocking, up to the configured wait
-//!    (202 "Response not yet ready." after it);
-//! 6. success renders the result, an application error renders its `error` value, a
-//!    developer or whisk error is a 400.
+//! The life of one web request, step by step, with its answers, is drawn in
+//! `docs/design/012-web-actions.md`; the activation itself goes through
+//! [`activation::activate`](crate::activation::activate) as the owner, blocking up to the
+//! configured wait.
 //!
 //! Known caveats: the owner's key is not passed to the action (`__OW_API_KEY`), because keys
 //! are stored hashed; Basic credentials that are not valid make the caller anonymous rather
