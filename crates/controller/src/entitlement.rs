@@ -10,12 +10,11 @@
 //! through a binding reach the bound package's action with the parameters of the package and of
 //! the binding merged under the action's own (package < binding < action < request).
 
-use crate::auth::Caller;
 use crate::entities::{ActionRef, Target, load_package};
 use crate::error::ApiError;
 use crate::messages;
 use crate::state::AppState;
-use edgewhisk_entity::{Action, Identity, Package, Parameters};
+use edgewhisk_entity::{Action, FullyQualifiedEntityName, Identity, Package, Parameters};
 use edgewhisk_store::ListScope;
 
 /// What a request wants to do with an entity (OpenWhisk `Privilege`).
@@ -152,7 +151,7 @@ pub async fn readable_package(
 ///   the action is the bound package's.
 pub(crate) async fn action_target(
     state: &AppState,
-    caller: &Caller,
+    caller: &Identity,
     ns: &str,
     rest: &str,
     right: Right,
@@ -160,7 +159,6 @@ pub(crate) async fn action_target(
     let ActionRef::Action { package, name } = ActionRef::parse(rest)? else {
         return Err(ApiError::NotFound);
     };
-    let caller = &caller.0;
     let (namespace, owner) = namespace_of(caller, ns);
     let Some(pkg) = package else {
         if !owner {
@@ -203,15 +201,29 @@ pub(crate) async fn action_target(
     Ok((t, context))
 }
 
+/// [`action_target`] for an action named by its fully qualified name (a rule's action).
+pub(crate) async fn named_action_target(
+    state: &AppState,
+    caller: &Identity,
+    action: &FullyQualifiedEntityName,
+    right: Right,
+) -> Result<(Target, PackageContext), ApiError> {
+    let rest = match action.package() {
+        Some(pkg) => format!("{pkg}/{}", action.name),
+        None => action.name.clone(),
+    };
+    action_target(state, caller, action.namespace(), &rest, right).await
+}
+
 /// The scope of `GET actions/{pkg}/`: the package's actions, or the bound package's for a
 /// binding; 403/404 as for reading the package.
 pub async fn package_actions_scope(
     state: &AppState,
-    caller: &Caller,
+    caller: &Identity,
     ns: &str,
     pkg: &str,
 ) -> Result<ListScope, ApiError> {
-    let p = readable_package(state, &caller.0, ns, pkg, &format!("{ns}/{pkg}")).await?;
+    let p = readable_package(state, caller, ns, pkg, &format!("{ns}/{pkg}")).await?;
     Ok(ListScope::Path(p.actual.path()))
 }
 

@@ -8,7 +8,6 @@
 use super::arguments::Input;
 use super::request::{ActivationRequest, Outcome};
 use super::service::activate;
-use crate::auth::Caller;
 use crate::entities::{load_action, load_trigger};
 use crate::entitlement::{self, Right};
 use crate::error::{ApiError, payload_too_large};
@@ -151,19 +150,9 @@ impl Fired {
         action: &FullyQualifiedEntityName,
         args: &Map<String, Value>,
     ) -> Result<Outcome, ApiError> {
-        let rest = match action.package() {
-            Some(pkg) => format!("{pkg}/{}", action.name),
-            None => action.name.clone(),
-        };
-        let caller = Caller(self.identity.clone());
-        let (target, package) = entitlement::action_target(
-            &self.state,
-            &caller,
-            action.namespace(),
-            &rest,
-            Right::Activate,
-        )
-        .await?;
+        let (target, package) =
+            entitlement::named_action_target(&self.state, &self.identity, action, Right::Activate)
+                .await?;
         let limit = self.state.config().max_payload_bytes;
         let size = args_size(args);
         if size > limit {

@@ -70,10 +70,10 @@ pub async fn get(
     q: ApiQuery,
 ) -> Result<Json<Value>, ApiError> {
     if let ActionRef::Package(pkg) = ActionRef::parse(&rest)? {
-        let scope = entitlement::package_actions_scope(&state, &caller, &ns, &pkg).await?;
+        let scope = entitlement::package_actions_scope(&state, &caller.0, &ns, &pkg).await?;
         return list_scope(&state, scope, &q).await;
     }
-    let (t, pkg) = entitlement::action_target(&state, &caller, &ns, &rest, Right::Read).await?;
+    let (t, pkg) = entitlement::action_target(&state, &caller.0, &ns, &rest, Right::Read).await?;
     let code = q.bool("code", true)?;
     let (_, action) = load_action(&state, &t).await?;
     Ok(Json(pkg.apply(action).to_json(code)))
@@ -92,7 +92,7 @@ pub async fn put(
     q: ApiQuery,
     ApiJson(body): ApiJson<ActionPut>,
 ) -> Result<Json<Value>, ApiError> {
-    let (t, _) = entitlement::action_target(&state, &caller, &ns, &rest, Right::Put).await?;
+    let (t, _) = entitlement::action_target(&state, &caller.0, &ns, &rest, Right::Put).await?;
     let overwrite = q.bool("overwrite", false)?;
     check_sizes(state.config(), &body)?;
     let now = edgewhisk_entity::time::now_millis();
@@ -153,7 +153,7 @@ pub async fn delete(
     caller: Caller,
     Path((ns, rest)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let (t, _) = entitlement::action_target(&state, &caller, &ns, &rest, Right::Delete).await?;
+    let (t, _) = entitlement::action_target(&state, &caller.0, &ns, &rest, Right::Delete).await?;
     let (_, action) = load_action(&state, &t).await?;
     state
         .entities()

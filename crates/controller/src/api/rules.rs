@@ -109,18 +109,7 @@ async fn checked_action(
 ) -> Result<FullyQualifiedEntityName, ApiError> {
     let a = resolve_entity(action, &caller.0.namespace);
     let missing = || ApiError::BadRequest(messages::rule_target_missing("action", &a.to_string()));
-    let rest = match a.package() {
-        Some(pkg) => format!("{pkg}/{}", a.name),
-        None => a.name.clone(),
-    };
-    let found = match entitlement::action_target(
-        state,
-        caller,
-        a.namespace(),
-        &rest,
-        Right::Activate,
-    )
-    .await
+    let found = match entitlement::named_action_target(state, &caller.0, &a, Right::Activate).await
     {
         Ok((target, _)) => entities::load_action(state, &target).await.map(|_| ()),
         Err(e) => Err(e),

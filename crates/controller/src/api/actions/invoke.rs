@@ -47,7 +47,8 @@ pub async fn invoke(
     body: Body,
 ) -> Result<Response, ApiError> {
     let received_at = edgewhisk_entity::time::now_millis();
-    let (t, pkg) = entitlement::action_target(&state, &caller, &ns, &rest, Right::Activate).await?;
+    let (t, pkg) =
+        entitlement::action_target(&state, &caller.0, &ns, &rest, Right::Activate).await?;
     let blocking = q.bool("blocking", false)?;
     let result_only = q.bool("result", false)?;
     let timeout = parse_timeout(q.get("timeout"))?;
