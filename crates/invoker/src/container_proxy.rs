@@ -5,9 +5,8 @@ use crate::container::{
     Container, ContainerError, ContainerFactory, ContainerSpec, InitRequest, Interval, RunRequest,
     RunnerOutcome,
 };
-use crate::container_pool::PoolMsg;
-use crate::container_pool::data::InstanceId;
-use crate::invoker::{Job, RunFacts, activation_record};
+use crate::record::{RunFacts, activation_record};
+use crate::seam::{InstanceId, Job, PoolMsg, ProxyCommand};
 use edgewhisk_entity::connector::ActivationMessage;
 use edgewhisk_entity::time::{log_line, now_millis};
 use edgewhisk_entity::{ActionLimits, ActivationResponse, Status};
@@ -16,8 +15,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinSet};
-
-pub use crate::container_pool::data::ContainerData;
 
 /// Where an instance is in its life (OpenWhisk's proxy states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -40,20 +37,11 @@ pub enum ContainerState {
     Removing,
 }
 
-/// What the pool tells a proxy.
-#[derive(Debug)]
-pub(crate) enum ProxyCommand {
-    /// Run this job (the pool counted it in the instance's `active`).
-    Run(Job),
-    /// Go away now: cut off in-flight runs, destroy the instance.
-    Remove,
-}
-
 /// One instance and the task that drives it.
 ///
 /// # Pool ↔ proxy contract
 ///
-/// - The pool owns the scheduling data ([`ContainerData`]); the proxy owns the instance. They
+/// - The pool owns the scheduling data (its `ContainerData`); the proxy owns the instance. They
 ///   talk only through messages: `ProxyCommand`s in, `PoolMsg` events out.
 /// - The pool sends `Run` only while the instance's `active` count is below the action's
 ///   `limits.concurrency` (so at most that many jobs are in the proxy at once, queued in its

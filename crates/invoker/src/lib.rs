@@ -12,6 +12,8 @@ pub mod container;
 pub mod container_pool;
 pub mod container_proxy;
 pub mod invoker;
+mod record;
+mod seam;
 
 pub use config::PoolConfig;
 pub use invoker::{Invoker, InvokerError};

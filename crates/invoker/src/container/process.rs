@@ -29,7 +29,7 @@ pub(crate) mod connection;
 mod logs;
 
 use super::archive::{ArchiveLimits, CodeStore};
-use super::{
+use super::backend::{
     CollectedLogs, Container, ContainerError, ContainerFactory, ContainerSpec, InitRequest,
     Interval, RunRequest, RunnerOutcome,
 };

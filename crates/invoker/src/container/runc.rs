@@ -24,20 +24,22 @@
 //! [`RunnerOutcome::OutOfMemory`].
 
 mod cgroup;
+mod executable;
 mod network;
 mod spec;
 
 use super::archive::{ArchiveLimits, CodeStore};
+use super::backend::{
+    CollectedLogs, Container, ContainerError, ContainerFactory, ContainerSpec, InitRequest,
+    Interval, RunRequest, RunnerOutcome,
+};
 use super::process::connection::{CodeDir, Connection, FdLayout, STDIO_FROM_PRESERVED_FDS};
 use super::process::{
     DEFAULT_LOG_BUFFER_BYTES, DEFAULT_LOG_SENTINEL_TIMEOUT, NODE_RUNNER, PYTHON_RUNNER,
     ProcessConfig, RUNNER_PATH, sanitize, write_if_changed,
 };
-use super::{
-    CollectedLogs, Container, ContainerError, ContainerFactory, ContainerSpec, InitRequest,
-    Interval, RunRequest, RunnerOutcome,
-};
 use async_trait::async_trait;
+use executable::find_executable;
 use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -142,21 +144,6 @@ impl RuncConfig {
         }
         Ok(())
     }
-}
-
-/// Finds an executable: a path containing `/` as is, a bare name in `search` (a `PATH`-like
-/// list).
-fn find_executable(name: &Path, search: &str) -> Option<PathBuf> {
-    if name.as_os_str().is_empty() {
-        return None;
-    }
-    if name.components().count() > 1 {
-        return name.is_file().then(|| name.to_path_buf());
-    }
-    search
-        .split(':')
-        .map(|dir| Path::new(dir).join(name))
-        .find(|p| p.is_file())
 }
 
 fn runc_binary(config: &RuncConfig) -> Option<PathBuf> {
@@ -854,15 +841,5 @@ mod tests {
         assert_eq!(scope_of(Path::new("/a")), scope_of(Path::new("/a")));
         assert_ne!(scope_of(Path::new("/a")), scope_of(Path::new("/b")));
         assert_eq!(scope_of(Path::new("/a")).len(), 16);
-    }
-
-    #[test]
-    fn executables_are_found_by_name_or_path() {
-        assert_eq!(
-            find_executable(Path::new("sh"), "/nonexistent:/bin"),
-            Some(PathBuf::from("/bin/sh"))
-        );
-        assert_eq!(find_executable(Path::new("/nonexistent/x"), "/bin"), None);
-        assert_eq!(find_executable(Path::new(""), "/bin"), None);
     }
 }

@@ -8,11 +8,11 @@
 //! write and read in every backend.
 
 use super::logs;
-use crate::container::{
+use crate::container::archive::{self, CodeLease, CodeStore};
+use crate::container::backend::{
     CollectedLogs, ContainerError, InitRequest, Interval, RunRequest, RunnerOutcome, RunnerReply,
-    archive::{self, CodeLease, CodeStore},
-    response::MAX_RESULT_BYTES,
 };
+use crate::container::response::MAX_RESULT_BYTES;
 use command_fds::{CommandFdExt as _, FdMapping};
 use parking_lot::Mutex;
 use serde_json::value::RawValue;
