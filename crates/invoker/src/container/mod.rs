@@ -17,6 +17,9 @@ mod backend;
 pub mod process;
 pub mod response;
 pub mod runc;
+mod runners;
+
+pub(crate) use runners::sanitize;
 
 pub use backend::{
     ACTIVATION_LOG_SENTINEL, CollectedLogs, Container, ContainerError, ContainerFactory,

@@ -11,7 +11,7 @@ pub mod policy;
 
 use crate::config::PoolConfig;
 use crate::container::response::{RESOURCE_PROVISION_ERROR, SHUTTING_DOWN};
-use crate::container::{ContainerFactory, ContainerSpec};
+use crate::container::{ContainerFactory, ContainerSpec, sanitize};
 use crate::container_proxy::{ContainerProxy, ProxyStart};
 use crate::seam::{InstanceId, Job, PoolMsg, ProxyCommand};
 use data::{ContainerData, WarmData};
@@ -65,18 +65,6 @@ pub(crate) fn spawn(
     };
     tokio::spawn(pool.run(rx));
     tx
-}
-
-fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 fn fail(job: Job, message: &'static str) {
