@@ -704,16 +704,7 @@ mod tests {
 
     #[test]
     fn run_line_carries_id_op_and_the_raw_value_unchanged() {
-        let run = RunRequest {
-            value: RawValue::from_string(r#"{"b": [1, 2]}"#.into()).expect("raw"),
-            namespace: "guest".into(),
-            action_name: "/guest/a".into(),
-            action_version: "0.0.1".into(),
-            activation_id: "abc".into(),
-            transaction_id: "tid".into(),
-            deadline: "123".into(),
-            api_key: None,
-        };
+        let run = run_with(r#"{"b": [1, 2]}"#);
         let line = to_line(
             &RunLine {
                 id: 7,
