@@ -363,7 +363,9 @@ fn env_string(v: &Value) -> String {
     }
 }
 
-/// The `/init` request of reference §6.2.
+/// The `/init` request (OpenWhisk `ContainerProxy.initializeAndRun`; the fields are those of
+/// `POST /init` in upstream `docs/actions-new.md`): code, entry point and the `__OW_*`
+/// context plus `init: true` parameters as environment.
 pub(crate) fn init_request(msg: &ActivationMessage) -> InitRequest {
     let action = &msg.action;
     let deadline = now_millis().saturating_add(action.limits.timeout);
@@ -396,7 +398,8 @@ pub(crate) fn init_request(msg: &ActivationMessage) -> InitRequest {
     }
 }
 
-/// The `/run` request of reference §6.3.
+/// The `/run` request (the fields of `POST /run` in upstream `docs/actions-new.md`): the
+/// arguments passed through unparsed, with the activation context.
 pub(crate) fn run_request(msg: &ActivationMessage) -> RunRequest {
     let action = &msg.action;
     RunRequest {

@@ -2,10 +2,9 @@
 //! the container pool, and for every accepted message stores exactly one activation record and
 //! then answers with a `CompletionMessage`.
 //!
-//! "Nothing accepted is lost" is structural: an accepted message travels as a
-//! [`Job`](crate::seam::Job) whose drop guard records and answers it if it is dropped
-//! unanswered (see [`crate::seam`]). [`Invoker::shutdown`] waits until every accepted job has
-//! been answered.
+//! "Nothing accepted is lost" is structural: an accepted message travels as a `Job` whose
+//! drop guard records and answers it if it is dropped unanswered (see `seam.rs`).
+//! [`Invoker::shutdown`] waits until every accepted job has been answered.
 
 use crate::config::PoolConfig;
 use crate::container::ContainerFactory;

@@ -7,16 +7,15 @@
 //!
 //! One instance is:
 //! - the runner (`runtimes/nodejs/runner.js` or `runtimes/python/runner.py`, embedded in the
-//!   binary and written to `<work_dir>/runners/` when the factory is built) started in its own
+//!   binary and written to `<work_dir>/runners/` when the factory is built, see `runners.rs`) started in its own
 //!   process group with a cleared environment and a private working directory
 //!   `<work_dir>/instances/<name>-<pid>-<n>/`; binary code is unpacked once per distinct
 //!   archive under `<work_dir>/code/` and read there by every instance running it;
 //! - requests written as JSON lines on its stdin, replies read as JSON lines from its fd 3
 //!   (an anonymous pipe mapped to fd 3 at spawn) and matched to waiting requests by id;
 //! - two reader tasks that turn stdout/stderr into a bounded, timestamped log buffer
-//!   (the `logs` module), and a task that reaps the process and reports its exit.
-//!
-//! Killing signals the whole process group, so children an action started die with it.
+//!   (the `logs` module), and a task that reaps the process and reports its exit. Killing
+//!   signals the whole process group, so children an action started die with it.
 //!
 //! When edgewhisk runs as root, [`ProcessFactory::with_user`] makes runners run as an
 //! unprivileged user (`[process]` `uid`/`gid`, 65534 by default): each instance directory is

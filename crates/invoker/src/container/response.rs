@@ -1,7 +1,7 @@
 //! Classification of runner replies into activation responses.
 //!
 //! This is OpenWhisk's `ActivationResult.processInitResponseContent` /
-//! `processRunResponseContent` (reference §4 "Activation outcome classification"): a pure
+//! `processRunResponseContent` (upstream `ActivationResult.scala`): a pure
 //! mapping from a [`RunnerOutcome`] to an [`ActivationResponse`], with OpenWhisk's message
 //! texts. It does not decide what happens to the instance; [`destroys_instance`] states the
 //! rule the proxy applies (developer and whisk errors destroy, application errors keep it warm).
