@@ -19,7 +19,8 @@ pub struct PrewarmConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct PoolConfig {
     /// Memory, in MB, that all instances together may claim (the sum of their action memory
-    /// limits). "Backend concurrency" in the seed study is this divided by the action memory.
+    /// limits). The "backend capacity" of `edgewhisk bench concurrency` (`docs/benchmarks.md`)
+    /// is this divided by the action memory.
     pub user_memory_mb: u64,
     /// Stem cells started ahead of demand.
     pub prewarm: Vec<PrewarmConfig>,

@@ -5,9 +5,8 @@ use crate::container::{
     Container, ContainerError, ContainerFactory, ContainerSpec, InitRequest, Interval, RunRequest,
     RunnerOutcome,
 };
-use crate::container_pool::PoolMsg;
-use crate::container_pool::data::InstanceId;
-use crate::invoker::{Job, RunFacts, activation_record};
+use crate::record::{RunFacts, activation_record};
+use crate::seam::{InstanceId, Job, PoolMsg, ProxyCommand};
 use edgewhisk_entity::connector::ActivationMessage;
 use edgewhisk_entity::time::{log_line, now_millis};
 use edgewhisk_entity::{ActionLimits, ActivationResponse, Status};
@@ -16,8 +15,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinSet};
-
-pub use crate::container_pool::data::ContainerData;
 
 /// Where an instance is in its life (OpenWhisk's proxy states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -40,20 +37,11 @@ pub enum ContainerState {
     Removing,
 }
 
-/// What the pool tells a proxy.
-#[derive(Debug)]
-pub(crate) enum ProxyCommand {
-    /// Run this job (the pool counted it in the instance's `active`).
-    Run(Job),
-    /// Go away now: cut off in-flight runs, destroy the instance.
-    Remove,
-}
-
 /// One instance and the task that drives it.
 ///
 /// # Pool ↔ proxy contract
 ///
-/// - The pool owns the scheduling data ([`ContainerData`]); the proxy owns the instance. They
+/// - The pool owns the scheduling data (its `ContainerData`); the proxy owns the instance. They
 ///   talk only through messages: `ProxyCommand`s in, `PoolMsg` events out.
 /// - The pool sends `Run` only while the instance's `active` count is below the action's
 ///   `limits.concurrency` (so at most that many jobs are in the proxy at once, queued in its
@@ -375,7 +363,9 @@ fn env_string(v: &Value) -> String {
     }
 }
 
-/// The `/init` request of reference §6.2.
+/// The `/init` request (OpenWhisk `ContainerProxy.initializeAndRun`; the fields are those of
+/// `POST /init` in upstream `docs/actions-new.md`): code, entry point and the `__OW_*`
+/// context plus `init: true` parameters as environment.
 pub(crate) fn init_request(msg: &ActivationMessage) -> InitRequest {
     let action = &msg.action;
     let deadline = now_millis().saturating_add(action.limits.timeout);
@@ -408,7 +398,8 @@ pub(crate) fn init_request(msg: &ActivationMessage) -> InitRequest {
     }
 }
 
-/// The `/run` request of reference §6.3.
+/// The `/run` request (the fields of `POST /run` in upstream `docs/actions-new.md`): the
+/// arguments passed through unparsed, with the activation context.
 pub(crate) fn run_request(msg: &ActivationMessage) -> RunRequest {
     let action = &msg.action;
     RunRequest {

@@ -1,17 +1,22 @@
 //! The invoker: runs activations in a pool of action instances.
 //!
-//! It owns the [`container`] seam (the `Container`/`ContainerFactory` traits and the `process`
-//! backend with its runner protocol client and sentinel-based log collection), the
-//! [`container_pool`] (pure scheduling policy plus the task that applies it), the
-//! [`container_proxy`] state machine of one instance, and the [`invoker`] front that takes an
-//! `ActivationMessage`, runs it, stores the record and answers. It never depends on the
-//! controller; the two meet through `edgewhisk_entity::connector` messages.
+//! Calls run one way: the [`invoker`] front takes an `ActivationMessage` and hands it to the
+//! [`container_pool`] (pure scheduling policy plus the task that applies it), which places it
+//! on the [`container_proxy`] state machine of one instance, which drives a [`container`]
+//! through the backend seam (`Container`/`ContainerFactory`, with the backends `process`,
+//! plain child processes, and `runc`, OCI containers; both speak the runner pipe protocol and
+//! collect logs up to the sentinels). The types the front, the pool and the proxies hand each
+//! other (jobs and their answer guarantee, the pool's and proxies' messages) live in a module
+//! of their own (`seam.rs`), the record built from a run in `record.rs`. The invoker never
+//! depends on the controller; the two meet through `edgewhisk_entity::connector` messages.
 
 pub mod config;
 pub mod container;
 pub mod container_pool;
 pub mod container_proxy;
 pub mod invoker;
+mod record;
+mod seam;
 
 pub use config::PoolConfig;
 pub use invoker::{Invoker, InvokerError};

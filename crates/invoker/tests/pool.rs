@@ -311,10 +311,18 @@ mod tests {
                 FakeReply::delayed(slow, FakeReply::Echo),
             );
         }
+        // One receipt time for all, so the later jobs' longer waits cannot hide in the
+        // millisecond that passed between two submits.
+        let received_at = edgewhisk_entity::time::now_millis();
         let receivers: Vec<_> = actions
             .iter()
             .zip(1..)
-            .map(|(a, n)| h.submit(message("guest", a, n)))
+            .map(|(a, n)| {
+                h.submit(ActivationMessage {
+                    received_at,
+                    ..message("guest", a, n)
+                })
+            })
             .collect();
         settle().await;
         assert_eq!(h.fake.counts().run, 1, "only one fits at a time");

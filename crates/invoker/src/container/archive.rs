@@ -13,7 +13,7 @@
 //! unpack in progress. Four cold instances of an action whose zip holds 400 MiB of zeros write
 //! 400 MiB, not 1.6 GiB.
 
-use super::ContainerError;
+use super::backend::ContainerError;
 use base64::Engine as _;
 use parking_lot::Mutex;
 use sha2::Digest as _;

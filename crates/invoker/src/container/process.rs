@@ -7,16 +7,15 @@
 //!
 //! One instance is:
 //! - the runner (`runtimes/nodejs/runner.js` or `runtimes/python/runner.py`, embedded in the
-//!   binary and written to `<work_dir>/runners/` when the factory is built) started in its own
+//!   binary and written to `<work_dir>/runners/` when the factory is built, see `runners.rs`) started in its own
 //!   process group with a cleared environment and a private working directory
 //!   `<work_dir>/instances/<name>-<pid>-<n>/`; binary code is unpacked once per distinct
 //!   archive under `<work_dir>/code/` and read there by every instance running it;
 //! - requests written as JSON lines on its stdin, replies read as JSON lines from its fd 3
 //!   (an anonymous pipe mapped to fd 3 at spawn) and matched to waiting requests by id;
 //! - two reader tasks that turn stdout/stderr into a bounded, timestamped log buffer
-//!   (the `logs` module), and a task that reaps the process and reports its exit.
-//!
-//! Killing signals the whole process group, so children an action started die with it.
+//!   (the `logs` module), and a task that reaps the process and reports its exit. Killing
+//!   signals the whole process group, so children an action started die with it.
 //!
 //! When edgewhisk runs as root, [`ProcessFactory::with_user`] makes runners run as an
 //! unprivileged user (`[process]` `uid`/`gid`, 65534 by default): each instance directory is
@@ -29,10 +28,11 @@ pub(crate) mod connection;
 mod logs;
 
 use super::archive::{ArchiveLimits, CodeStore};
-use super::{
+use super::backend::{
     CollectedLogs, Container, ContainerError, ContainerFactory, ContainerSpec, InitRequest,
     Interval, RunRequest, RunnerOutcome,
 };
+use super::runners::{FactoryCore, RunnerCommand, write_runners};
 use async_trait::async_trait;
 use connection::{CodeDir, Connection, FdLayout};
 use nix::sys::signal::{Signal, killpg};
@@ -41,23 +41,10 @@ use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// The Node.js runner, embedded.
-pub(crate) const NODE_RUNNER: &str = include_str!("../../../../runtimes/nodejs/runner.js");
-/// The Python runner, embedded.
-pub(crate) const PYTHON_RUNNER: &str = include_str!("../../../../runtimes/python/runner.py");
-
-/// The `PATH` runners get: the environment is cleared so the invoker's own variables (and
-/// any secrets in them) never reach an action.
-pub(crate) const RUNNER_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
-
-/// Default wait for a runner's two log sentinels after a request.
-pub const DEFAULT_LOG_SENTINEL_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Default cap of log text buffered per instance (OpenWhisk's largest log limit, 10 MB).
-pub const DEFAULT_LOG_BUFFER_BYTES: usize = 10 * 1024 * 1024;
+pub use super::runners::{DEFAULT_LOG_BUFFER_BYTES, DEFAULT_LOG_SENTINEL_TIMEOUT};
 
 /// Where the backend keeps its files and which interpreters it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,11 +115,8 @@ pub struct ProcessFactory {
     node_runner: PathBuf,
     python_runner: PathBuf,
     instances_dir: PathBuf,
-    log_timeout: Duration,
-    log_buffer_bytes: usize,
-    live: Arc<Mutex<HashSet<PathBuf>>>,
-    next: AtomicU64,
-    code: Arc<CodeStore>,
+    /// Code store, log settings and live instances (by directory).
+    core: FactoryCore<PathBuf>,
     /// `__OW_API_HOST` given to runners, when known.
     api_host: Option<String>,
     /// The user runners run as, when not the invoker's own.
@@ -157,26 +141,14 @@ pub(crate) fn api_host_url(address: std::net::SocketAddr) -> String {
 impl ProcessFactory {
     /// Creates the work directory and writes the runner files into it.
     pub fn new(config: ProcessConfig) -> Result<Self, ContainerError> {
-        let runners = config.work_dir.join("runners");
         let instances_dir = config.work_dir.join("instances");
-        std::fs::create_dir_all(&runners)?;
+        let (node_runner, python_runner) = write_runners(&config.work_dir.join("runners"))?;
         std::fs::create_dir_all(&instances_dir)?;
-        let node_runner = runners.join("runner.js");
-        let python_runner = runners.join("runner.py");
-        write_if_changed(&node_runner, NODE_RUNNER)?;
-        write_if_changed(&python_runner, PYTHON_RUNNER)?;
         Ok(Self {
             node_runner,
             python_runner,
             instances_dir,
-            log_timeout: DEFAULT_LOG_SENTINEL_TIMEOUT,
-            log_buffer_bytes: DEFAULT_LOG_BUFFER_BYTES,
-            live: Arc::new(Mutex::new(HashSet::new())),
-            next: AtomicU64::new(0),
-            code: Arc::new(CodeStore::new(
-                config.work_dir.join("code"),
-                ArchiveLimits::default(),
-            )),
+            core: FactoryCore::new(config.work_dir.join("code")),
             api_host: None,
             user: None,
             config,
@@ -186,7 +158,7 @@ impl ProcessFactory {
     /// The limits archives are unpacked with (default [`ArchiveLimits::default`]; the pool's
     /// `archive_max_bytes` and `archive_max_entries`).
     pub fn with_archive_limits(mut self, limits: ArchiveLimits) -> Self {
-        self.code = Arc::new(CodeStore::new(self.config.work_dir.join("code"), limits));
+        self.core.set_archive_limits(limits);
         self
     }
 
@@ -234,14 +206,14 @@ impl ProcessFactory {
     /// How long `logs` waits for the sentinels (default [`DEFAULT_LOG_SENTINEL_TIMEOUT`];
     /// the pool's `log_sentinel_timeout_ms`).
     pub fn with_log_sentinel_timeout(mut self, timeout: Duration) -> Self {
-        self.log_timeout = timeout;
+        self.core.log_timeout = timeout;
         self
     }
 
     /// How many bytes of log text an instance buffers before dropping output (default
     /// [`DEFAULT_LOG_BUFFER_BYTES`]).
     pub fn with_log_buffer_bytes(mut self, bytes: usize) -> Self {
-        self.log_buffer_bytes = bytes;
+        self.core.log_buffer_bytes = bytes;
         self
     }
 
@@ -250,53 +222,10 @@ impl ProcessFactory {
         &self.config
     }
 
-    fn runner_for(&self, kind: &str) -> Option<Runner<'_>> {
-        let family = kind.split(':').next().unwrap_or(kind);
-        match family {
-            "nodejs" => Some(Runner {
-                program: &self.config.node,
-                args: vec![self.node_runner.as_os_str()],
-                python: false,
-            }),
-            "python" => Some(Runner {
-                program: &self.config.python,
-                args: vec!["-B".as_ref(), self.python_runner.as_os_str()],
-                python: true,
-            }),
-            _ => None,
-        }
+    fn runner_for(&self, kind: &str) -> Option<RunnerCommand> {
+        let runners = self.config.work_dir.join("runners");
+        RunnerCommand::for_kind(kind, &self.config.node, &self.config.python, &runners)
     }
-}
-
-struct Runner<'a> {
-    program: &'a Path,
-    args: Vec<&'a std::ffi::OsStr>,
-    python: bool,
-}
-
-pub(crate) fn write_if_changed(path: &Path, content: &str) -> Result<(), ContainerError> {
-    if std::fs::read(path).is_ok_and(|old| old == content.as_bytes()) {
-        return Ok(());
-    }
-    // Write then rename, so a runner starting concurrently never reads half a file.
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, content)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
-}
-
-/// Keeps a file name to characters that are safe in a path segment.
-pub(crate) fn sanitize(name: &str) -> String {
-    name.chars()
-        .take(64)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 #[async_trait]
@@ -305,14 +234,9 @@ impl ContainerFactory for ProcessFactory {
         let runner = self
             .runner_for(&spec.kind)
             .ok_or_else(|| ContainerError::UnknownKind(spec.kind.clone()))?;
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let dir = self.instances_dir.join(format!(
-            "{}-{}-{n}",
-            sanitize(&spec.name),
-            std::process::id()
-        ));
+        let dir = self.instances_dir.join(self.core.instance_name(spec, 64));
         std::fs::create_dir_all(&dir)?;
-        self.live.lock().insert(dir.clone());
+        self.core.live.lock().insert(dir.clone());
         match self.hand_over(&dir).and_then(|()| {
             spawn(
                 &runner,
@@ -320,18 +244,18 @@ impl ContainerFactory for ProcessFactory {
                 &dir,
                 self.api_host.as_deref(),
                 self.user.as_ref(),
-                self.log_buffer_bytes,
-                self.log_timeout,
+                self.core.log_buffer_bytes,
+                self.core.log_timeout,
             )
         }) {
             Ok(conn) => Ok(Box::new(ProcessContainer::new(
                 conn,
                 dir,
-                self.live.clone(),
-                self.code.clone(),
+                self.core.live.clone(),
+                self.core.code.clone(),
             ))),
             Err(e) => {
-                self.live.lock().remove(&dir);
+                self.core.live.lock().remove(&dir);
                 let _ = std::fs::remove_dir_all(&dir);
                 Err(e)
             }
@@ -339,14 +263,13 @@ impl ContainerFactory for ProcessFactory {
     }
 
     async fn cleanup(&self) {
-        let code = self.code.clone();
-        let _ = tokio::task::spawn_blocking(move || code.cleanup()).await;
+        self.core.cleanup_code().await;
         let Ok(mut entries) = tokio::fs::read_dir(&self.instances_dir).await else {
             return;
         };
         while let Ok(Some(entry)) = entries.next_entry().await {
             let path = entry.path();
-            if self.live.lock().contains(&path) {
+            if self.core.live.lock().contains(&path) {
                 continue;
             }
             if let Err(e) = tokio::fs::remove_dir_all(&path).await {
@@ -361,7 +284,7 @@ impl ContainerFactory for ProcessFactory {
 }
 
 fn spawn(
-    runner: &Runner<'_>,
+    runner: &RunnerCommand,
     spec: &ContainerSpec,
     dir: &Path,
     api_host: Option<&str>,
@@ -369,23 +292,12 @@ fn spawn(
     log_buffer_bytes: usize,
     log_timeout: Duration,
 ) -> Result<Connection, ContainerError> {
-    let mut cmd = tokio::process::Command::new(runner.program);
+    let mut cmd = tokio::process::Command::new(&runner.program);
     cmd.args(&runner.args)
         .env_clear()
-        .env("PATH", RUNNER_PATH)
-        .env("HOME", dir)
-        .env("LANG", "C.UTF-8")
+        .envs(runner.env(dir.as_os_str(), spec, api_host))
         .current_dir(dir)
         .process_group(0);
-    if spec.allow_concurrent {
-        cmd.env("__OW_ALLOW_CONCURRENT", "true");
-    }
-    if runner.python {
-        cmd.env("PYTHONIOENCODING", "utf-8");
-    }
-    if let Some(api_host) = api_host {
-        cmd.env("__OW_API_HOST", api_host);
-    }
     if let Some(user) = user {
         // std drops the supplementary groups too when root changes uid.
         cmd.uid(user.uid).gid(user.gid);
@@ -525,12 +437,6 @@ mod tests {
         assert_eq!(url("0.0.0.0:3233"), "http://127.0.0.1:3233");
         assert_eq!(url("[::]:3233"), "http://[::1]:3233");
         assert_eq!(url("192.0.2.7:80"), "http://192.0.2.7:80");
-    }
-
-    #[test]
-    fn sanitize_keeps_names_path_safe() {
-        assert_eq!(sanitize("guest/pkg/hello world"), "guest_pkg_hello_world");
-        assert_eq!(sanitize("../x"), "___x");
     }
 
     #[tokio::test]

@@ -1,12 +1,12 @@
 //! Classification of runner replies into activation responses.
 //!
 //! This is OpenWhisk's `ActivationResult.processInitResponseContent` /
-//! `processRunResponseContent` (reference §4 "Activation outcome classification"): a pure
+//! `processRunResponseContent` (upstream `ActivationResult.scala`): a pure
 //! mapping from a [`RunnerOutcome`] to an [`ActivationResponse`], with OpenWhisk's message
 //! texts. It does not decide what happens to the instance; [`destroys_instance`] states the
 //! rule the proxy applies (developer and whisk errors destroy, application errors keep it warm).
 
-use super::RunnerOutcome;
+use super::backend::RunnerOutcome;
 use edgewhisk_entity::{ActivationResponse, Status};
 use serde_json::Value;
 use std::time::Duration;
@@ -175,7 +175,7 @@ pub fn destroys_instance(status: Status) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::container::RunnerReply;
+    use crate::container::backend::RunnerReply;
     use serde_json::json;
     use serde_json::value::RawValue;
 

@@ -24,26 +24,26 @@
 //! [`RunnerOutcome::OutOfMemory`].
 
 mod cgroup;
+mod executable;
 mod network;
 mod spec;
 
 use super::archive::{ArchiveLimits, CodeStore};
-use super::process::connection::{CodeDir, Connection, FdLayout, STDIO_FROM_PRESERVED_FDS};
-use super::process::{
-    DEFAULT_LOG_BUFFER_BYTES, DEFAULT_LOG_SENTINEL_TIMEOUT, NODE_RUNNER, PYTHON_RUNNER,
-    ProcessConfig, RUNNER_PATH, sanitize, write_if_changed,
-};
-use super::{
+use super::backend::{
     CollectedLogs, Container, ContainerError, ContainerFactory, ContainerSpec, InitRequest,
     Interval, RunRequest, RunnerOutcome,
 };
+use super::process::connection::{CodeDir, Connection, FdLayout, STDIO_FROM_PRESERVED_FDS};
+use super::process::{ProcessConfig, api_host_url};
+use super::runners::{FactoryCore, RUNNER_PATH, RunnerCommand, write_runners};
 use async_trait::async_trait;
+use executable::find_executable;
 use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
 /// Where `runc` is looked for when [`RuncConfig::runc`] is empty.
@@ -142,21 +142,6 @@ impl RuncConfig {
         }
         Ok(())
     }
-}
-
-/// Finds an executable: a path containing `/` as is, a bare name in `search` (a `PATH`-like
-/// list).
-fn find_executable(name: &Path, search: &str) -> Option<PathBuf> {
-    if name.as_os_str().is_empty() {
-        return None;
-    }
-    if name.components().count() > 1 {
-        return name.is_file().then(|| name.to_path_buf());
-    }
-    search
-        .split(':')
-        .map(|dir| Path::new(dir).join(name))
-        .find(|p| p.is_file())
 }
 
 fn runc_binary(config: &RuncConfig) -> Option<PathBuf> {
@@ -265,12 +250,8 @@ pub struct RuncFactory {
     nofile: u64,
     user_memory_mb: u64,
     cgroup_parent: String,
-    log_timeout: Duration,
-    log_buffer_bytes: usize,
-    live: Arc<Mutex<HashSet<String>>>,
-    next: AtomicU64,
-    code: Arc<CodeStore>,
-    code_root: PathBuf,
+    /// Code store, log settings and live instances (by container id).
+    core: FactoryCore<String>,
     /// The network instances get: the configured one, or `Host` when `Isolated` lacks pasta.
     network: RuncNetwork,
     /// The tools of the isolated network (`Some` exactly when `network` is `Isolated`).
@@ -330,11 +311,10 @@ impl RuncFactory {
         let rootfs = work.join("rootfs");
         let bundles_dir = work.join("bundles");
         let state = work.join("runc-state");
-        for dir in [&runners_dir, &rootfs, &bundles_dir, &state] {
+        for dir in [&rootfs, &bundles_dir, &state] {
             std::fs::create_dir_all(dir)?;
         }
-        write_if_changed(&runners_dir.join("runner.js"), NODE_RUNNER)?;
-        write_if_changed(&runners_dir.join("runner.py"), PYTHON_RUNNER)?;
+        write_runners(&runners_dir)?;
         spec::prepare_rootfs(&rootfs, config.uid, config.gid)?;
         let absolute_work = std::fs::canonicalize(work)?;
         let (network, network_tools) = effective_network(config.network, &config.pasta);
@@ -355,31 +335,26 @@ impl RuncFactory {
             node,
             python,
             user_memory_mb,
-            log_timeout: DEFAULT_LOG_SENTINEL_TIMEOUT,
-            log_buffer_bytes: DEFAULT_LOG_BUFFER_BYTES,
-            live: Arc::new(Mutex::new(HashSet::new())),
-            next: AtomicU64::new(0),
             // Next to the bundles, on the same file system, so instances hard-link the tree.
-            code: Arc::new(CodeStore::new(work.join("code"), ArchiveLimits::default())),
-            code_root: work.join("code"),
+            core: FactoryCore::new(work.join("code")),
         })
     }
 
     /// The limits archives are unpacked with (default [`ArchiveLimits::default`]).
     pub fn with_archive_limits(mut self, limits: ArchiveLimits) -> Self {
-        self.code = Arc::new(CodeStore::new(self.code_root.clone(), limits));
+        self.core.set_archive_limits(limits);
         self
     }
 
     /// How long `logs` waits for the sentinels (the pool's `log_sentinel_timeout_ms`).
     pub fn with_log_sentinel_timeout(mut self, timeout: Duration) -> Self {
-        self.log_timeout = timeout;
+        self.core.log_timeout = timeout;
         self
     }
 
     /// How many bytes of log text an instance buffers before dropping output.
     pub fn with_log_buffer_bytes(mut self, bytes: usize) -> Self {
-        self.log_buffer_bytes = bytes;
+        self.core.log_buffer_bytes = bytes;
         self
     }
 
@@ -415,7 +390,7 @@ impl RuncFactory {
         match self.network {
             // pasta forwards the port from the instance's loopback to the host's.
             RuncNetwork::Isolated => Some(format!("http://127.0.0.1:{}", addr.port())),
-            RuncNetwork::Host => Some(super::process::api_host_url(addr)),
+            RuncNetwork::Host => Some(api_host_url(addr)),
             RuncNetwork::None => None,
         }
     }
@@ -440,38 +415,17 @@ impl RuncFactory {
 
     /// The instance's command: the runner started by `sh`, which first moves the preserved
     /// pipes to its stdio and fd 3 ([`FdLayout::Preserved`]).
-    fn runner_for(&self, kind: &str) -> Option<(Vec<String>, bool)> {
-        let (runner, python) = self.runner_args(kind)?;
+    fn runner_for(&self, kind: &str) -> Option<(Vec<String>, RunnerCommand)> {
+        let runners = Path::new(spec::RUNNERS_MOUNT);
+        let runner = RunnerCommand::for_kind(kind, &self.node, &self.python, runners)?;
         let mut args = vec![
             "/bin/sh".into(),
             "-c".into(),
             STDIO_FROM_PRESERVED_FDS.into(),
+            runner.program.to_string_lossy().into_owned(),
         ];
-        args.extend(runner);
-        Some((args, python))
-    }
-
-    fn runner_args(&self, kind: &str) -> Option<(Vec<String>, bool)> {
-        let family = kind.split(':').next().unwrap_or(kind);
-        let lossy = |p: &Path| p.to_string_lossy().into_owned();
-        match family {
-            "nodejs" => Some((
-                vec![
-                    lossy(&self.node),
-                    format!("{}/runner.js", spec::RUNNERS_MOUNT),
-                ],
-                false,
-            )),
-            "python" => Some((
-                vec![
-                    lossy(&self.python),
-                    "-B".into(),
-                    format!("{}/runner.py", spec::RUNNERS_MOUNT),
-                ],
-                true,
-            )),
-            _ => None,
-        }
+        args.extend(runner.args.iter().map(|a| a.to_string_lossy().into_owned()));
+        Some((args, runner))
     }
 
     fn start(
@@ -480,24 +434,15 @@ impl RuncFactory {
         bundle: &Path,
         spec_in: &ContainerSpec,
         args: Vec<String>,
-        python: bool,
+        runner: &RunnerCommand,
     ) -> Result<Connection, ContainerError> {
         let code_dir = bundle.join("code");
         std::fs::create_dir_all(&code_dir)?;
-        let mut env = vec![
-            format!("PATH={RUNNER_PATH}"),
-            "HOME=/tmp".to_owned(),
-            "LANG=C.UTF-8".to_owned(),
-        ];
-        if spec_in.allow_concurrent {
-            env.push("__OW_ALLOW_CONCURRENT=true".to_owned());
-        }
-        if python {
-            env.push("PYTHONIOENCODING=utf-8".to_owned());
-        }
-        if let Some(api_host) = self.api_host() {
-            env.push(format!("__OW_API_HOST={api_host}"));
-        }
+        let env = runner
+            .env("/tmp".as_ref(), spec_in, self.api_host().as_deref())
+            .into_iter()
+            .map(|(k, v)| format!("{k}={}", v.to_string_lossy()))
+            .collect();
         let oci = spec::build(&spec::InstanceSpec {
             rootfs: &self.rootfs,
             runners_dir: &self.runners_dir,
@@ -530,8 +475,8 @@ impl RuncFactory {
         Connection::spawn(
             cmd,
             FdLayout::Preserved,
-            self.log_buffer_bytes,
-            self.log_timeout,
+            self.core.log_buffer_bytes,
+            self.core.log_timeout,
         )
     }
 }
@@ -539,24 +484,22 @@ impl RuncFactory {
 #[async_trait]
 impl ContainerFactory for RuncFactory {
     async fn create(&self, spec: &ContainerSpec) -> Result<Box<dyn Container>, ContainerError> {
-        let (args, python) = self
+        let (args, runner) = self
             .runner_for(&spec.kind)
             .ok_or_else(|| ContainerError::UnknownKind(spec.kind.clone()))?;
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let name: String = sanitize(&spec.name).chars().take(40).collect();
-        let id = format!("{name}-{}-{n}", std::process::id());
+        let id = self.core.instance_name(spec, 40);
         let bundle = self.bundles_dir.join(&id);
         std::fs::create_dir_all(&bundle)?;
-        self.live.lock().insert(id.clone());
-        match self.start(&id, &bundle, spec, args, python) {
+        self.core.live.lock().insert(id.clone());
+        match self.start(&id, &bundle, spec, args, &runner) {
             Ok(conn) => {
                 let container = RuncContainer {
                     conn,
-                    code: self.code.clone(),
+                    code: self.core.code.clone(),
                     id,
                     bundle,
                     runc: self.runc.clone(),
-                    live: self.live.clone(),
+                    live: self.core.live.clone(),
                     killed: AtomicBool::new(false),
                     paused: AtomicBool::new(false),
                     destroyed: AtomicBool::new(false),
@@ -575,7 +518,7 @@ impl ContainerFactory for RuncFactory {
                 Ok(Box::new(container))
             }
             Err(e) => {
-                self.live.lock().remove(&id);
+                self.core.live.lock().remove(&id);
                 let _ = std::fs::remove_dir_all(&bundle);
                 Err(e)
             }
@@ -583,12 +526,11 @@ impl ContainerFactory for RuncFactory {
     }
 
     async fn cleanup(&self) {
-        let code = self.code.clone();
-        let _ = tokio::task::spawn_blocking(move || code.cleanup()).await;
+        self.core.cleanup_code().await;
         match self.runc_list().await {
             Ok(ids) => {
                 for id in ids {
-                    if self.live.lock().contains(&id) {
+                    if self.core.live.lock().contains(&id) {
                         continue;
                     }
                     // A paused leftover must be thawed for the kill to be delivered.
@@ -604,7 +546,7 @@ impl ContainerFactory for RuncFactory {
         if let Ok(mut entries) = tokio::fs::read_dir(&self.bundles_dir).await {
             while let Ok(Some(entry)) = entries.next_entry().await {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if self.live.lock().contains(&name) {
+                if self.core.live.lock().contains(&name) {
                     continue;
                 }
                 // A crashed server leaves pasta running on the namespace it holds open.
@@ -614,7 +556,7 @@ impl ContainerFactory for RuncFactory {
                 }
             }
         }
-        let live = self.live.clone();
+        let live = self.core.live.clone();
         let parent = self.cgroup_parent.clone();
         let left = tokio::task::spawn_blocking(move || {
             cgroup::remove_children(&parent, |name| live.lock().contains(name))
@@ -854,15 +796,5 @@ mod tests {
         assert_eq!(scope_of(Path::new("/a")), scope_of(Path::new("/a")));
         assert_ne!(scope_of(Path::new("/a")), scope_of(Path::new("/b")));
         assert_eq!(scope_of(Path::new("/a")).len(), 16);
-    }
-
-    #[test]
-    fn executables_are_found_by_name_or_path() {
-        assert_eq!(
-            find_executable(Path::new("sh"), "/nonexistent:/bin"),
-            Some(PathBuf::from("/bin/sh"))
-        );
-        assert_eq!(find_executable(Path::new("/nonexistent/x"), "/bin"), None);
-        assert_eq!(find_executable(Path::new(""), "/bin"), None);
     }
 }

@@ -1,14 +1,13 @@
 //! What the pool knows about each instance (OpenWhisk `ContainerData`).
 //!
 //! The pool keeps one [`ContainerData`] per instance and decides only from it; the instance
-//! itself lives in its [`ContainerProxy`](crate::container_proxy::ContainerProxy) task. The data
-//! is updated from the proxy's events (`Started`, `Initialized`, `JobDone`, `Removed`), so it can
-//! lag the proxy by one message; the proxy tolerates that (see its contract).
+//! itself lives in the task of its container proxy. The data is updated from the proxy's
+//! events (`Started`, `Initialized`, `JobDone`, `Removed`), so it can lag the proxy by one
+//! message; the proxy tolerates that (see its contract).
 
 use tokio::time::Instant;
 
-/// The pool's id of one instance. Ids grow with creation order and are never reused.
-pub type InstanceId = u64;
+pub use crate::seam::InstanceId;
 
 /// Bookkeeping of an instance bound to one action in one invoking namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]

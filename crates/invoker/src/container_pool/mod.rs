@@ -11,45 +11,20 @@ pub mod policy;
 
 use crate::config::PoolConfig;
 use crate::container::response::{RESOURCE_PROVISION_ERROR, SHUTTING_DOWN};
-use crate::container::{ContainerFactory, ContainerSpec};
-use crate::container_proxy::{ContainerProxy, ProxyCommand, ProxyStart};
-use crate::invoker::Job;
-use data::{ContainerData, InstanceId, WarmData};
+use crate::container::{ContainerFactory, ContainerSpec, sanitize};
+use crate::container_proxy::{ContainerProxy, ProxyStart};
+use crate::seam::{InstanceId, Job, PoolMsg, ProxyCommand};
+use data::{ContainerData, WarmData};
 use edgewhisk_entity::{ActivationResponse, Status};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 /// How long to wait before starting stem cells again after one failed to start.
 const PREWARM_BACKOFF: Duration = Duration::from_secs(10);
-
-/// Everything the pool task is told: jobs from the front, events from the proxies, and the
-/// shutdown steps.
-#[derive(Debug)]
-pub(crate) enum PoolMsg {
-    /// A new activation.
-    Submit(Job),
-    /// A stem cell is up.
-    Started(InstanceId),
-    /// An instance finished `/init`.
-    Initialized(InstanceId),
-    /// An instance finished one job and keeps going.
-    JobDone(InstanceId),
-    /// An instance is going away; `returned` are jobs it got but never started.
-    Removed {
-        /// The instance.
-        id: InstanceId,
-        /// Jobs to place again, in the order they were sent.
-        returned: Vec<Job>,
-    },
-    /// Shutdown, first step: fail queued jobs, remove idle instances, take no new work.
-    Drain,
-    /// Shutdown, last step: remove every instance, wait until all are destroyed, answer, end.
-    Stop(oneshot::Sender<()>),
-}
 
 struct Instance {
     data: ContainerData,
@@ -90,18 +65,6 @@ pub(crate) fn spawn(
     };
     tokio::spawn(pool.run(rx));
     tx
-}
-
-fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 fn fail(job: Job, message: &'static str) {

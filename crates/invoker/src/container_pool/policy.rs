@@ -1,66 +1,16 @@
 //! Pure decisions of the container pool (OpenWhisk `object ContainerPool`).
 //!
-//! # The algorithm
+//! Within a memory budget (`user_memory_mb`) a job of action *a* invoked from namespace *n*
+//! goes to the first that applies: a warmed instance of *n* and *a* with spare concurrency
+//! ([`schedule`]), one still warming for them, a ready stem cell of the action's kind and
+//! memory ([`prewarm_for`]), a cold start when memory allows ([`has_space`]), a cold start
+//! after evicting idle warmed instances, least recently used first ([`remove`], as a last
+//! resort also stem cells: [`remove_including_stem_cells`]); otherwise it waits in a FIFO
+//! queue whose head alone is retried. Idle instances expire ([`remove_expired`],
+//! [`next_expiry`]) and stem cells are kept at the configured count ([`prewarms_missing`]).
 //!
-//! The pool has a memory budget, `user_memory_mb`. Every instance claims the memory limit of the
-//! action it serves (stem cells claim the memory size they were started with), whether it is
-//! busy, idle, still starting or suspended, and the sum of the claims never exceeds the budget.
-//! Within that budget a job (one activation of action *a*, invoked from namespace *n*) is placed
-//! by the first rule that applies:
-//!
-//! 1. [`schedule`]: a **warmed** instance bound to *n* and *a* (same name *and* version, the
-//!    `ExecutableAction::instance_key`) that has spare concurrency (`active <
-//!    limits.concurrency`). Among several, the busiest one wins (to pack concurrent jobs so the
-//!    others go idle and age out), then the most recently used one.
-//! 2. [`schedule`] again: an instance bound to *n* and *a* that is still **warming** (a stem cell
-//!    being initialised, then a cold start), if it has spare concurrency; the job waits for the
-//!    init that is already under way instead of starting another instance.
-//! 3. [`prewarm_for`]: a ready **stem cell** of the action's kind and exact memory size. It is
-//!    initialised with the action; a replacement stem cell is started when memory allows.
-//! 4. [`has_space`]: a **cold start** when the budget has room for the action's memory.
-//! 5. [`remove`]: otherwise evict **idle warmed** instances, least recently used first, until
-//!    enough memory is free, then cold start. Stem cells and busy or warming instances are never
-//!    evicted. If even evicting every idle warmed instance would not free enough, nothing is
-//!    evicted.
-//!    When that fails too and nothing is busy or starting (so nothing will ever free memory by
-//!    itself), [`remove_including_stem_cells`] may also take ready stem cells: without it, a
-//!    budget mostly filled by stem cells of one kind would block other kinds forever.
-//! 6. Otherwise the job waits in a FIFO queue. Only the head of the queue is retried, whenever
-//!    capacity may have freed (a job finished, an instance went away), so jobs start in
-//!    arrival order and a large job is not starved by small ones behind it.
-//!
-//! Idle warmed instances are removed after `idle_timeout` without a job ([`remove_expired`],
-//! [`next_expiry`]). Stem cells are kept at the configured count ([`prewarms_missing`]).
-//!
-//! # Worked example
-//!
-//! Budget 1024 MB, one stem cell `nodejs:20`/256 MB configured. Used: 256 MB (the stem cell).
-//!
-//! - Job `guest` → `hello@0.0.1` (nodejs:20, 256 MB): no warm instance; the stem cell matches
-//!   kind and memory, so it becomes `Warming` for (`guest`, `hello@0.0.1`). A new stem cell is
-//!   started: used = 512.
-//! - Job `alice` → `hello@0.0.1`: the warm instance belongs to `guest`, so rule 1 fails; the new
-//!   stem cell is taken: used = 512, then a third stem cell: used = 768.
-//! - Job `guest` → `big@0.0.1` (python:3, 512 MB): no stem cell of that kind; 768 + 512 > 1024,
-//!   so rule 5 must free 256 MB. Both `hello` instances are busy, the stem cell cannot be
-//!   evicted: [`remove`] returns nothing and the job queues.
-//! - `guest`'s `hello` finishes (idle, last used at t=5 s), then `alice`'s (t=6 s). The queue
-//!   head is retried: [`remove`] with 256 MB needed picks `guest`'s instance (least recently
-//!   used), 256 MB suffices. used = 768 − 256 + 512 = 1024.
-//!
-//! # Known caveats
-//!
-//! - Stem cells are evicted only as a last resort, when nothing is busy, so while other work
-//!   runs, a budget filled with stem cells of one kind queues jobs of another kind. Keep
-//!   prewarm memory well below the budget. Evicted stem cells are started again once the
-//!   queue is empty and memory allows, which can take the memory back from idle instances'
-//!   future needs.
-//! - Stem cells are created without intra-instance concurrency, so actions with
-//!   `limits.concurrency` > 1 always cold start.
-//! - Memory of an instance that fails is released when it is marked for removal, before its
-//!   process is gone (as OpenWhisk does), so for a moment the real usage can exceed the budget.
-//! - Eviction is greedy by recency, not by size: it may evict several small instances where one
-//!   large one would have done.
+//! The rules, a worked example and the known caveats are in
+//! `docs/design/011-container-pool-policy.md`.
 
 use super::data::{ContainerData, WarmData};
 use crate::config::PrewarmConfig;

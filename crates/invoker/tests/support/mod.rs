@@ -1,21 +1,69 @@
 //! A runtime conformance suite over the [`ContainerFactory`] trait.
 //!
-//! Every check takes `&dyn ContainerFactory`, so any backend (process today; runc, wasm later)
-//! is run through the same cases by calling these functions from its own test file. The cases
-//! follow OpenWhisk's `BasicActionRunnerTests` and the runtime contract of reference §6:
+//! Every check takes `&dyn ContainerFactory`, so every backend (`process` and `runc`) is run
+//! through the same cases: `tests/conformance.rs` holds the one table of cases and the
+//! backends each runs on. The cases follow OpenWhisk's
+//! `BasicActionRunnerTests` and the action interface of its runtimes (upstream
+//! `docs/actions-new.md`, summarised per runtime in `docs/design/001-runner-protocol.md`):
 //! statuses and bodies of `/init` and `/run`, environment, logs with sentinels, limits.
 
-#![allow(dead_code)] // each backend's test file uses the subset its runtimes support
+#![allow(dead_code)] // each test file uses the part it needs
 
 use base64::Engine as _;
+use edgewhisk_invoker::container::process::{ProcessConfig, ProcessFactory};
+use edgewhisk_invoker::container::runc::{RuncConfig, RuncFactory, runc_available};
 use edgewhisk_invoker::container::{
     Container, ContainerError, ContainerFactory, ContainerSpec, InitRequest, RunRequest,
     RunnerOutcome,
 };
 use serde_json::{Value, json};
 use std::io::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// The backends the suite runs against, each on a fresh work directory.
+pub(crate) mod backends {
+    use super::*;
+
+    /// The `process` backend; always available.
+    pub(crate) fn process() -> Option<(tempfile::TempDir, Arc<dyn ContainerFactory>)> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = ProcessFactory::new(ProcessConfig::new(dir.path())).expect("factory");
+        assert!(!f.is_isolated());
+        Some((dir, Arc::new(f)))
+    }
+
+    /// The `runc` backend with its default configuration, or `None` (with the reason printed)
+    /// when runc cannot run here.
+    pub(crate) fn runc() -> Option<(tempfile::TempDir, Arc<dyn ContainerFactory>)> {
+        let (dir, f) = runc_with(RuncConfig::default())?;
+        Some((dir, f))
+    }
+
+    /// The `runc` backend with `config`, or `None` (with the reason printed) when runc
+    /// cannot run here: it needs the `runc` binary and root.
+    pub(crate) fn runc_with(config: RuncConfig) -> Option<(tempfile::TempDir, Arc<RuncFactory>)> {
+        if !runc_available(&config) {
+            eprintln!("skipped: runc is not installed or the tests do not run as root");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = RuncFactory::new(config, ProcessConfig::new(dir.path()), 1024).expect("factory");
+        assert!(f.is_isolated());
+        Some((dir, Arc::new(f)))
+    }
+}
+
+/// Whether the runtime of `kind` is missing here (printing why the test is skipped): Python
+/// cases need `/usr/bin/python3`; Node.js is required.
+pub(crate) fn runtime_missing(kind: &str) -> bool {
+    let missing = kind == PYTHON && !std::path::Path::new("/usr/bin/python3").exists();
+    if missing {
+        eprintln!("skipped: /usr/bin/python3 is not installed");
+    }
+    missing
+}
 
 /// Bound of any request in the suite that is expected to finish.
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(20);
@@ -478,6 +526,8 @@ pub(crate) const NODE_SPAM: &str = r#"
 function main(args) { const l = 'x'.repeat(99); for (let i = 0; i < args.lines; i++) console.log(l); return {}; }"#;
 pub(crate) const NODE_SLEEP: &str = r#"
 function main(args) { return new Promise(r => setTimeout(() => r({ slept: args.ms }), args.ms)); }"#;
+pub(crate) const NODE_HANG: &str = "function main() { return new Promise(() => {}); }";
+pub(crate) const NODE_EXIT: &str = "function main() { console.log('bye'); process.exit(3); }";
 
 pub(crate) const PY_ECHO: &str = "def main(args):\n    return args\n";
 pub(crate) const PY_ENV: &str = r#"
@@ -525,3 +575,7 @@ def main(args):
     time.sleep(args["ms"] / 1000)
     return {"slept": args["ms"]}
 "#;
+pub(crate) const PY_HANG: &str =
+    "import time\ndef main(args):\n    time.sleep(60)\n    return {}\n";
+pub(crate) const PY_EXIT: &str =
+    "import os, sys\ndef main(args):\n    print('bye')\n    sys.stdout.flush()\n    os._exit(3)\n";

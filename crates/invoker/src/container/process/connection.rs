@@ -8,11 +8,11 @@
 //! write and read in every backend.
 
 use super::logs;
-use crate::container::{
+use crate::container::archive::{self, CodeLease, CodeStore};
+use crate::container::backend::{
     CollectedLogs, ContainerError, InitRequest, Interval, RunRequest, RunnerOutcome, RunnerReply,
-    archive::{self, CodeLease, CodeStore},
-    response::MAX_RESULT_BYTES,
 };
+use crate::container::response::MAX_RESULT_BYTES;
 use command_fds::{CommandFdExt as _, FdMapping};
 use parking_lot::Mutex;
 use serde_json::value::RawValue;
@@ -704,16 +704,7 @@ mod tests {
 
     #[test]
     fn run_line_carries_id_op_and_the_raw_value_unchanged() {
-        let run = RunRequest {
-            value: RawValue::from_string(r#"{"b": [1, 2]}"#.into()).expect("raw"),
-            namespace: "guest".into(),
-            action_name: "/guest/a".into(),
-            action_version: "0.0.1".into(),
-            activation_id: "abc".into(),
-            transaction_id: "tid".into(),
-            deadline: "123".into(),
-            api_key: None,
-        };
+        let run = run_with(r#"{"b": [1, 2]}"#);
         let line = to_line(
             &RunLine {
                 id: 7,
@@ -802,38 +793,26 @@ mod tests {
     async fn reply_lines_are_read_whole_up_to_the_cap_and_no_further() {
         let input: &[u8] = b"short\nexactly10\nmuch longer than ten\ntail";
         let mut reader = BufReader::with_capacity(4, input);
-        let mut line = Vec::new();
-        let read = read_line_capped(&mut reader, &mut line, 10)
-            .await
-            .expect("read");
-        assert_eq!((read, line.as_slice()), (LineRead::Line, &b"short\n"[..]));
-        line.clear();
-        let read = read_line_capped(&mut reader, &mut line, 10)
-            .await
-            .expect("read");
+        async fn next(reader: &mut BufReader<&[u8]>) -> (LineRead, Vec<u8>) {
+            let mut line = Vec::new();
+            let read = read_line_capped(reader, &mut line, 10).await.expect("read");
+            (read, line)
+        }
         assert_eq!(
-            (read, line.as_slice()),
-            (LineRead::Line, &b"exactly10\n"[..])
+            next(&mut reader).await,
+            (LineRead::Line, b"short\n".to_vec())
         );
-        line.clear();
-        let read = read_line_capped(&mut reader, &mut line, 10)
-            .await
-            .expect("read");
         assert_eq!(
-            (read, line.as_slice()),
-            (LineRead::TooLong, &b"much longe"[..])
+            next(&mut reader).await,
+            (LineRead::Line, b"exactly10\n".to_vec())
+        );
+        assert_eq!(
+            next(&mut reader).await,
+            (LineRead::TooLong, b"much longe".to_vec())
         );
         assert_eq!(skip_line(&mut reader, u64::MAX).await, (10, true));
-        line.clear();
-        let read = read_line_capped(&mut reader, &mut line, 10)
-            .await
-            .expect("read");
-        assert_eq!((read, line.as_slice()), (LineRead::Line, &b"tail"[..]));
-        line.clear();
-        let read = read_line_capped(&mut reader, &mut line, 10)
-            .await
-            .expect("read");
-        assert_eq!(read, LineRead::Eof);
+        assert_eq!(next(&mut reader).await, (LineRead::Line, b"tail".to_vec()));
+        assert_eq!(next(&mut reader).await.0, LineRead::Eof);
     }
 
     #[tokio::test]

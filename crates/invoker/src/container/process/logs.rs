@@ -22,7 +22,7 @@
 //! prints the bare marker therefore only logs a line; it cannot end its activation's log early
 //! and shift every later activation's logs of the instance by one.
 
-use crate::container::{ACTIVATION_LOG_SENTINEL, CollectedLogs};
+use crate::container::backend::{ACTIVATION_LOG_SENTINEL, CollectedLogs};
 use edgewhisk_entity::time::log_line;
 use parking_lot::Mutex;
 use std::collections::VecDeque;

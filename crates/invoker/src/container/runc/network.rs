@@ -20,6 +20,7 @@
 //! `http://127.0.0.1:<port>` (`__OW_API_HOST`). IPv4 only (`-4`): pasta would otherwise hand
 //! the instance the host's IPv6 addresses without a way to refuse their link-local range.
 
+use super::executable::find_executable;
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -83,10 +84,9 @@ impl NetworkTools {
             configured
         };
         Ok(Self {
-            pasta: super::find_executable(pasta, TOOL_SEARCH_PATH).ok_or("pasta")?,
-            nsenter: super::find_executable(Path::new("nsenter"), TOOL_SEARCH_PATH)
-                .ok_or("nsenter")?,
-            ip: super::find_executable(Path::new("ip"), TOOL_SEARCH_PATH).ok_or("ip")?,
+            pasta: find_executable(pasta, TOOL_SEARCH_PATH).ok_or("pasta")?,
+            nsenter: find_executable(Path::new("nsenter"), TOOL_SEARCH_PATH).ok_or("nsenter")?,
+            ip: find_executable(Path::new("ip"), TOOL_SEARCH_PATH).ok_or("ip")?,
         })
     }
 }

@@ -1,6 +1,7 @@
-//! The runtime conformance suite (`support`) run against the `runc` backend, plus the
-//! backend's own isolation and limit cases: memory, pids, `/tmp`, process visibility, host
-//! files, pause/resume and recovery after a crash.
+//! The `runc` backend's own cases, beyond the conformance table it shares with the process
+//! backend (`tests/conformance.rs`): the read-only code mount, isolation and limits (memory,
+//! pids, `/tmp`, process visibility, host files, syscalls, network), pause/resume and recovery
+//! after a crash.
 //!
 //! Needs root and `runc` (CI has both). Without them every test prints why it is skipped and
 //! returns.
@@ -8,7 +9,7 @@
 mod support;
 
 use edgewhisk_invoker::container::process::ProcessConfig;
-use edgewhisk_invoker::container::runc::{RuncConfig, RuncFactory, runc_available};
+use edgewhisk_invoker::container::runc::{RuncConfig, RuncFactory};
 use edgewhisk_invoker::container::{ContainerFactory, ContainerSpec, RunnerOutcome};
 use serde_json::json;
 use std::sync::Arc;
@@ -18,26 +19,11 @@ use support::*;
 /// A runc factory on a fresh work directory, or `None` (with the reason printed) when runc
 /// cannot run here.
 fn factory_with(config: RuncConfig) -> Option<(tempfile::TempDir, Arc<RuncFactory>)> {
-    if !runc_available(&config) {
-        eprintln!("skipped: runc is not installed or the tests do not run as root");
-        return None;
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let f = RuncFactory::new(config, ProcessConfig::new(dir.path()), 1024).expect("factory");
-    assert!(f.is_isolated());
-    Some((dir, Arc::new(f)))
+    backends::runc_with(config)
 }
 
 fn factory() -> Option<(tempfile::TempDir, Arc<RuncFactory>)> {
     factory_with(RuncConfig::default())
-}
-
-fn python_missing() -> bool {
-    let missing = !std::path::Path::new("/usr/bin/python3").exists();
-    if missing {
-        eprintln!("skipped: /usr/bin/python3 is not installed");
-    }
-    missing
 }
 
 /// Runs `$body` with `f: &dyn ContainerFactory` when runc is available.
@@ -67,99 +53,7 @@ def main(args):
 mod runc_backend {
     use super::*;
 
-    // ----- the shared conformance cases -----
-
-    #[tokio::test]
-    async fn nodejs_refuses_a_second_init() {
-        with_runc!(|f| refuses_a_second_init(f, NODE, NODE_ECHO).await);
-    }
-
-    #[tokio::test]
-    async fn nodejs_echoes_arguments_with_unicode() {
-        with_runc!(|f| echoes_arguments_with_unicode(f, NODE, NODE_ECHO).await);
-    }
-
-    #[tokio::test]
-    async fn nodejs_passes_a_one_megabyte_input() {
-        with_runc!(|f| passes_a_large_input(f, NODE, NODE_ECHO).await);
-    }
-
-    #[tokio::test]
-    async fn nodejs_exposes_run_context_and_init_env() {
-        with_runc!(|f| exposes_run_context_and_init_env(f, NODE, NODE_ENV).await);
-    }
-
-    #[tokio::test]
-    async fn nodejs_collects_logs_per_activation_up_to_the_sentinels() {
-        with_runc!(|f| collects_logs_per_activation(f, NODE, NODE_LOG).await);
-    }
-
-    #[tokio::test]
-    async fn nodejs_truncates_logs_at_the_limit() {
-        with_runc!(|f| truncates_logs_at_the_limit(f, NODE, NODE_SPAM).await);
-    }
-
-    #[tokio::test]
-    async fn nodejs_survives_twenty_megabytes_of_output() {
-        with_runc!(|f| survives_a_flood_of_output(f, NODE, NODE_SPAM).await);
-    }
-
-    #[tokio::test]
-    async fn nodejs_times_out_and_is_killed() {
-        with_runc!(|f| times_out_and_kills_the_instance(
-            f,
-            NODE,
-            "function main() { return new Promise(() => {}); }"
-        )
-        .await);
-    }
-
-    #[tokio::test]
-    async fn nodejs_process_exit_is_reported_as_exited() {
-        with_runc!(|f| reports_exit_of_the_runner(
-            f,
-            NODE,
-            "function main() { console.log('bye'); process.exit(3); }"
-        )
-        .await);
-    }
-
-    #[tokio::test]
-    async fn nodejs_syntax_error_fails_init() {
-        with_runc!(|f| reports_init_failure(f, NODE, "function main( {").await);
-    }
-
-    #[tokio::test]
-    async fn nodejs_runs_concurrently_when_allowed() {
-        with_runc!(|f| runs_concurrently_when_allowed(f, NODE, NODE_SLEEP).await);
-    }
-
-    #[tokio::test]
-    async fn nodejs_suspends_and_resumes() {
-        with_runc!(|f| suspends_and_resumes(f, NODE, NODE_ECHO).await);
-    }
-
-    #[tokio::test]
-    async fn zip_with_a_parent_dir_entry_is_refused() {
-        with_runc!(|f| refuses_a_zip_slip_archive(f, NODE).await);
-    }
-
-    #[tokio::test]
-    async fn unknown_kind_is_refused() {
-        with_runc!(|f| refuses_an_unknown_kind(f).await);
-    }
-
-    #[tokio::test]
-    async fn python_echoes_arguments_and_collects_logs() {
-        if python_missing() {
-            return;
-        }
-        with_runc!(|f| {
-            echoes_arguments_with_unicode(f, PYTHON, PY_ECHO).await;
-            collects_logs_per_activation(f, PYTHON, PY_LOG).await;
-            refuses_a_second_init(f, PYTHON, PY_ECHO).await;
-        });
-    }
+    // ----- the code mount -----
 
     #[tokio::test]
     async fn nodejs_zip_action_runs_from_the_read_only_code_mount() {
@@ -300,7 +194,7 @@ mod runc_backend {
 
     #[tokio::test]
     async fn dangerous_syscalls_are_refused() {
-        if python_missing() {
+        if runtime_missing(PYTHON) {
             return;
         }
         with_runc!(|f| {
@@ -483,7 +377,7 @@ mod runc_backend {
 
 /// Measurements for `docs/design/002-runc-backend.md`, printed, not asserted (timing is
 /// never asserted in tests): `cargo test -p edgewhisk-invoker --release --test
-/// conformance_runc -- --ignored --nocapture measure`.
+/// runc_isolation -- --ignored --nocapture measure`.
 #[cfg(test)]
 mod measurements {
     use super::*;
