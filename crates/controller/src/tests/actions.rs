@@ -225,7 +225,10 @@ impl EntityStore for RacingStore {
 
 #[tokio::test]
 async fn an_update_racing_another_writer_is_409_concurrent_modification() {
-    let h = Harness::build(ApiConfig::default(), |s| Arc::new(RacingStore(s))).await;
+    let h = Harness::builder()
+        .entities(|s| Arc::new(RacingStore(s)))
+        .build()
+        .await;
     assert_eq!(h.create("race", json!({})).await.status, StatusCode::OK);
     let r = h
         .put(

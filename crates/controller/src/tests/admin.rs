@@ -3,6 +3,7 @@
 //! per-namespace throttle overrides.
 
 use super::*;
+use edgewhisk_entity::Status;
 use edgewhisk_entity::identity::NamespaceLimits;
 use edgewhisk_store::EntityStore;
 
@@ -103,7 +104,7 @@ async fn a_subject_cannot_list_get_or_invoke_in_another_namespace() {
         403,
         "The supplied authentication is not authorized to access 'alice'.",
     );
-    assert!(h.balancer.published.lock().is_empty());
+    assert!(h.balancer.published().is_empty());
 }
 
 #[tokio::test]
@@ -242,7 +243,7 @@ async fn a_concurrent_override_answers_429_and_recovers_when_the_activation_fini
         .await
         .unwrap();
     assert_eq!(h.create("echo", json!({})).await.status, StatusCode::OK);
-    h.balancer.set(Reply::Never);
+    h.balancer.set(Answer::Never);
     let uri = "/api/v1/namespaces/_/actions/echo";
     assert_eq!(h.post(uri, json!({})).await.status, StatusCode::ACCEPTED);
     let r = h.post(uri, json!({})).await;
@@ -251,15 +252,9 @@ async fn a_concurrent_override_answers_429_and_recovers_when_the_activation_fini
         429,
         "Too many concurrent requests in flight (count: 1, allowed: 1).",
     );
-    let pending = h.balancer.pending.lock().pop().unwrap();
-    let msg = h.balancer.last();
-    pending
-        .send(CompletionMessage {
-            activation: record(&msg, Status::Success, json!({})),
-        })
-        .unwrap();
+    h.balancer.answer_pending(Status::Success, json!({}));
     h.balancer
-        .set(Reply::Canned(Status::Success, json!({"ok": true})));
+        .set(Answer::Finished(Status::Success, json!({"ok": true})));
     let mut status = StatusCode::TOO_MANY_REQUESTS;
     for _ in 0..100 {
         status = h

@@ -1,47 +1,22 @@
 //! Feed actions and the feed scheduler through the router, over the memory store and the
 //! fake balancer.
 
-use super::{FakeBalancer, Harness, Reply};
-use crate::config::ApiConfig;
+use super::Harness;
+use crate::AppState;
 use crate::feeds::{FEEDS_PATH, FeedService};
-use crate::{AppState, BuildInfo, router};
 use axum::http::StatusCode;
-use edgewhisk_entity::identity::{GUEST_AUTH, guest};
-use edgewhisk_entity::{RuntimeManifest, Status};
-use edgewhisk_store::{EntityStore, MemoryStore};
-use parking_lot::Mutex;
+use edgewhisk_entity::identity::GUEST_AUTH;
+use edgewhisk_store::EntityStore;
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::time::Duration;
 
 const ALARMS: &str = "/api/v1/namespaces/whisk.system/actions/alarms";
 
-/// A harness over a provisioned catalog, and the state to start a feed service from.
+/// A harness of the guest alone over a provisioned catalog, and the state to start a feed
+/// service from.
 pub(super) async fn setup() -> (Harness, AppState) {
-    let store = Arc::new(MemoryStore::new());
-    store.put_identity(guest()).await.unwrap();
-    crate::catalog::provision_system(&*store).await.unwrap();
-    let balancer = Arc::new(FakeBalancer {
-        reply: Mutex::new(Reply::Canned(Status::Success, json!({"ok": true}))),
-        published: Mutex::new(Vec::new()),
-        pending: Mutex::new(Vec::new()),
-    });
-    let state = AppState::new(
-        ApiConfig::default(),
-        store.clone(),
-        store.clone(),
-        balancer.clone(),
-        RuntimeManifest::default(),
-        BuildInfo {
-            build: "b".into(),
-            buildno: "1".into(),
-        },
-    );
-    let h = Harness {
-        store,
-        balancer,
-        app: router(state.clone()),
-    };
+    let h = Harness::builder().guest_only().catalog().build().await;
+    let state = h.state.clone();
     (h, state)
 }
 
@@ -79,8 +54,7 @@ pub(super) async fn wait_for_fires(h: &Harness, n: usize, within: Duration) -> u
     loop {
         let seen = h
             .balancer
-            .published
-            .lock()
+            .published()
             .iter()
             .filter(|m| m.action.name.name == "a")
             .count();

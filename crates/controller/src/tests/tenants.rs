@@ -44,7 +44,7 @@ async fn a_sequence_does_not_run_a_component_unshared_after_its_creation() {
         .post("/api/v1/namespaces/_/actions/seq?blocking=true", json!({}))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    assert_eq!(h.balancer.published.lock().len(), 1);
+    assert_eq!(h.balancer.published().len(), 1);
 
     let unshared = json!({"publish": false});
     let r = as_other(
@@ -64,25 +64,10 @@ async fn a_sequence_does_not_run_a_component_unshared_after_its_creation() {
         json!("The supplied authentication is not authorized to access 'other/pub/a'.")
     );
     assert_eq!(
-        h.balancer.published.lock().len(),
+        h.balancer.published().len(),
         1,
         "the unshared component must not run"
     );
-}
-
-/// A fresh server state over the harness's store and balancer: what a restart sees.
-fn restarted(h: &Harness) -> crate::AppState {
-    crate::AppState::new(
-        crate::config::ApiConfig::default(),
-        h.store.clone(),
-        h.store.clone(),
-        h.balancer.clone(),
-        edgewhisk_entity::RuntimeManifest::default(),
-        crate::BuildInfo {
-            build: "b".into(),
-            buildno: "1".into(),
-        },
-    )
 }
 
 /// The stored feed document of trigger `guest/t`, as JSON text.
@@ -163,7 +148,7 @@ async fn a_namespaces_fire_limit_applies_to_its_feeds_after_a_restart() {
         .await
         .unwrap();
     // After a restart nobody of `guest` has called the API: only the feed fires.
-    let service = crate::feeds::FeedService::start(restarted(&h));
+    let service = crate::feeds::FeedService::start(h.restarted());
     let fired = wait_for_fires(&h, usize::MAX, std::time::Duration::from_millis(3_500)).await;
     // One per minute; two when the minute turns during the wait.
     assert!((1..=2).contains(&fired), "{fired} fires");

@@ -158,7 +158,7 @@ async fn fire_without_rules_answers_204_and_records_nothing() {
     setup(&h, json!([])).await;
     let r = h.post(&format!("{T}/t"), json!({"x": 1})).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    assert!(h.balancer.published.lock().is_empty());
+    assert!(h.balancer.published().is_empty());
     assert_error(
         &h.post(&format!("{T}/missing"), json!({})).await,
         404,
@@ -258,7 +258,7 @@ async fn a_trigger_whose_only_rule_is_inactive_fires_with_204() {
         .await;
     let r = h.post(&format!("{T}/t"), json!({})).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    assert!(h.balancer.published.lock().is_empty());
+    assert!(h.balancer.published().is_empty());
 }
 
 #[tokio::test]
@@ -461,12 +461,12 @@ async fn rule_runs_a_sequence() {
     assert_eq!(log["action"], json!("guest/seq"));
     // The sequence runs its first component with the fire's arguments.
     for _ in 0..500 {
-        if !h.balancer.published.lock().is_empty() {
+        if !h.balancer.published().is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let first = h.balancer.published.lock()[0].clone();
+    let first = h.balancer.published()[0].clone();
     assert_eq!(first.action.name.path_string(), "guest/a");
     let args: Value = serde_json::from_str(first.content.get()).unwrap();
     assert_eq!(args, json!({"x": 1, "y": 2}));
