@@ -367,15 +367,7 @@ async fn package_paths_store_under_ns_pkg_and_list_with_a_trailing_slash() {
 #[tokio::test]
 async fn malformed_json_and_wrong_field_types_are_400() {
     let h = Harness::new().await;
-    let r = h
-        .raw(
-            Method::PUT,
-            &format!("{A}/m"),
-            Some("{not json"),
-            Some(GUEST_AUTH),
-            &[],
-        )
-        .await;
+    let r = h.text(Method::PUT, &format!("{A}/m"), "{not json").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let msg = r.body["error"].as_str().unwrap();
     assert!(
@@ -561,15 +553,7 @@ async fn a_request_body_over_the_entity_limit_is_413() {
         "{{\"exec\":{{\"kind\":\"nodejs:20\",\"code\":\"{}\"}}}}",
         "x".repeat(70_000)
     );
-    let r = h
-        .raw(
-            Method::PUT,
-            &format!("{A}/big"),
-            Some(&body),
-            Some(GUEST_AUTH),
-            &[],
-        )
-        .await;
+    let r = h.text(Method::PUT, &format!("{A}/big"), &body).await;
     let len = body.len();
     assert_error(
         &r,

@@ -188,15 +188,7 @@ async fn a_payload_over_the_limit_is_413() {
     };
     let h = with_action(config).await;
     let body = format!("{{\"x\":\"{}\"}}", "a".repeat(200));
-    let r = h
-        .raw(
-            Method::POST,
-            &format!("{A}/echo"),
-            Some(&body),
-            Some(GUEST_AUTH),
-            &[],
-        )
-        .await;
+    let r = h.text(Method::POST, &format!("{A}/echo"), &body).await;
     assert_error(
         &r,
         413,
@@ -209,15 +201,7 @@ async fn a_payload_over_the_limit_is_413() {
 async fn a_default_size_payload_of_one_megabyte_is_refused_and_just_under_is_accepted() {
     let h = with_action(ApiConfig::default()).await;
     let over = format!("{{\"x\":\"{}\"}}", "a".repeat(1_048_576));
-    let r = h
-        .raw(
-            Method::POST,
-            &format!("{A}/echo"),
-            Some(&over),
-            Some(GUEST_AUTH),
-            &[],
-        )
-        .await;
+    let r = h.text(Method::POST, &format!("{A}/echo"), &over).await;
     assert_error(
         &r,
         413,
@@ -227,15 +211,7 @@ async fn a_default_size_payload_of_one_megabyte_is_refused_and_just_under_is_acc
         ),
     );
     let under = format!("{{\"x\":\"{}\"}}", "a".repeat(1_048_000));
-    let r = h
-        .raw(
-            Method::POST,
-            &format!("{A}/echo"),
-            Some(&under),
-            Some(GUEST_AUTH),
-            &[],
-        )
-        .await;
+    let r = h.text(Method::POST, &format!("{A}/echo"), &under).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     assert_eq!(h.balancer.last().content.get().len(), under.len());
 }
@@ -249,15 +225,7 @@ async fn a_non_object_body_is_400() {
         400,
         "The request content was malformed:\nObject expected",
     );
-    let r = h
-        .raw(
-            Method::POST,
-            &format!("{A}/echo"),
-            Some("{oops"),
-            Some(GUEST_AUTH),
-            &[],
-        )
-        .await;
+    let r = h.text(Method::POST, &format!("{A}/echo"), "{oops").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
 
@@ -326,33 +294,7 @@ async fn over_the_concurrent_limit_is_429_and_a_finished_activation_frees_its_sl
         ..ApiConfig::default()
     };
     let h = with_action(config).await;
-    h.balancer.set(Answer::Never);
-    assert_eq!(
-        h.post(&format!("{A}/echo"), json!({})).await.status,
-        StatusCode::ACCEPTED
-    );
-    let r = h.post(&format!("{A}/echo"), json!({})).await;
-    assert_error(
-        &r,
-        429,
-        "Too many concurrent requests in flight (count: 1, allowed: 1).",
-    );
-    // Answer the pending activation; its slot is freed by the waiting task.
-    h.balancer.answer_pending(Status::Success, json!({}));
-    h.balancer
-        .set(Answer::Finished(Status::Success, json!({"ok": true})));
-    let mut status = StatusCode::TOO_MANY_REQUESTS;
-    for _ in 0..100 {
-        status = h
-            .post(&format!("{A}/echo?blocking=true"), json!({}))
-            .await
-            .status;
-        if status == StatusCode::OK {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
-    assert_eq!(status, StatusCode::OK);
+    assert_one_in_flight_until_answered(&h, &format!("{A}/echo")).await;
 }
 
 #[tokio::test]

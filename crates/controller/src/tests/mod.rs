@@ -25,7 +25,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use base64::Engine;
 use edgewhisk_entity::connector::{ActivationMessage, CompletionMessage};
 use edgewhisk_entity::identity::{GUEST_AUTH, guest};
-use edgewhisk_entity::{Identity, RuntimeManifest};
+use edgewhisk_entity::{Identity, RuntimeManifest, Status};
 use edgewhisk_store::{EntityStore, MemoryStore};
 pub(crate) use edgewhisk_testkit::Answer;
 use edgewhisk_testkit::FakeInvoker;
@@ -208,9 +208,25 @@ impl Harness {
 
     /// Sends a request with the guest's credentials.
     pub(crate) async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> Resp {
+        self.call_as(GUEST_AUTH, method, uri, body).await
+    }
+
+    /// Sends a request with the credentials `auth` (`uuid:key`).
+    pub(crate) async fn call_as(
+        &self,
+        auth: &str,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> Resp {
         let body = body.map(|b| b.to_string());
-        self.raw(method, uri, body.as_deref(), Some(GUEST_AUTH), &[])
+        self.raw(method, uri, body.as_deref(), Some(auth), &[])
             .await
+    }
+
+    /// A GET with the credentials `auth`.
+    pub(crate) async fn get_as(&self, auth: &str, uri: &str) -> Resp {
+        self.call_as(auth, Method::GET, uri, None).await
     }
 
     pub(crate) async fn get(&self, uri: &str) -> Resp {
@@ -232,6 +248,12 @@ impl Harness {
             b.extend(e);
         }
         self.put(&format!("/api/v1/namespaces/_/actions/{name}"), body)
+            .await
+    }
+
+    /// Sends `body` as it is, with the guest's credentials and a JSON content type.
+    pub(crate) async fn text(&self, method: Method, uri: &str, body: &str) -> Resp {
+        self.raw(method, uri, Some(body), Some(GUEST_AUTH), &[])
             .await
     }
 
@@ -259,6 +281,11 @@ impl Harness {
         let req = req
             .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
             .unwrap();
+        self.send(req).await
+    }
+
+    /// Sends a built request through the router.
+    pub(crate) async fn send(&self, req: Request<Body>) -> Resp {
         let res = self.app.clone().oneshot(req).await.unwrap();
         let status = res.status();
         let headers = res.headers().clone();
@@ -279,4 +306,34 @@ pub(crate) fn assert_error(r: &Resp, status: u16, message: &str) {
     assert_eq!(r.status.as_u16(), status, "body: {}", r.body);
     let tid = r.headers["x-request-id"].to_str().unwrap();
     assert_eq!(r.body, json!({"error": message, "code": tid}));
+}
+
+/// With one invocation allowed in flight: while the invoker holds the first invocation of
+/// `uri`, a second is 429; once the first is answered, its slot frees and a blocking
+/// invocation is 200.
+pub(crate) async fn assert_one_in_flight_until_answered(h: &Harness, uri: &str) {
+    h.balancer.set(Answer::Never);
+    assert_eq!(h.post(uri, json!({})).await.status, StatusCode::ACCEPTED);
+    let r = h.post(uri, json!({})).await;
+    assert_error(
+        &r,
+        429,
+        "Too many concurrent requests in flight (count: 1, allowed: 1).",
+    );
+    // Answer the pending activation; its slot is freed by the waiting task.
+    h.balancer.answer_pending(Status::Success, json!({}));
+    h.balancer
+        .set(Answer::Finished(Status::Success, json!({"ok": true})));
+    let mut status = StatusCode::TOO_MANY_REQUESTS;
+    for _ in 0..100 {
+        status = h
+            .post(&format!("{uri}?blocking=true"), json!({}))
+            .await
+            .status;
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(status, StatusCode::OK);
 }

@@ -265,29 +265,23 @@ async fn a_trigger_whose_only_rule_is_inactive_fires_with_204() {
 async fn rule_lifecycle_follows_openwhisk() {
     let h = Harness::new().await;
     setup(&h, json!([])).await;
-    assert_error(
-        &h.put(
-            &format!("{R}/r"),
+    let refused = [
+        (
             json!({"trigger": "/_/nope", "action": "/_/a"}),
-        )
-        .await,
-        400,
-        "The trigger '/guest/nope' does not exist.",
-    );
-    assert_error(
-        &h.put(
-            &format!("{R}/r"),
+            "The trigger '/guest/nope' does not exist.",
+        ),
+        (
             json!({"trigger": "/_/t", "action": "/_/nope"}),
-        )
-        .await,
-        400,
-        "The action '/guest/nope' does not exist.",
-    );
-    assert_error(
-        &h.put(&format!("{R}/r"), json!({"trigger": "/_/t"})).await,
-        400,
-        "A rule requires a trigger and an action.",
-    );
+            "The action '/guest/nope' does not exist.",
+        ),
+        (
+            json!({"trigger": "/_/t"}),
+            "A rule requires a trigger and an action.",
+        ),
+    ];
+    for (body, message) in refused {
+        assert_error(&h.put(&format!("{R}/r"), body).await, 400, message);
+    }
     // What wsk sends: the name, an empty status and qualified names.
     let r = h
         .put(
