@@ -1,5 +1,5 @@
 //! Feed actions and the feed scheduler through the router, over the memory store and the
-//! fake balancer.
+//! fake invoker.
 
 use super::Harness;
 use crate::AppState;
@@ -48,7 +48,7 @@ pub(super) async fn invoke_feed(h: &Harness, feed: &str, body: Value) -> super::
         .await
 }
 
-/// Waits until the fake balancer saw `n` invocations of action `a`.
+/// Waits until the fake invoker saw `n` invocations of action `a`.
 pub(super) async fn wait_for_fires(h: &Harness, n: usize, within: Duration) -> usize {
     let deadline = tokio::time::Instant::now() + within;
     loop {

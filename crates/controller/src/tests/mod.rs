@@ -1,6 +1,7 @@
-//! Route tests: the router is driven with `oneshot` over the memory store and a fake load
-//! balancer that answers with a canned activation, never answers, drops the answer path, or
-//! refuses.
+//! Route tests: the router is driven with `oneshot` over the memory store and, as its load
+//! balancer, the testkit's `FakeInvoker`, which answers with a finished activation, echoes,
+//! answers later, never answers, drops the answer path, or refuses. [`Harness::builder`] is the
+//! one place a test server is put together.
 
 mod actions;
 mod activations;

@@ -38,7 +38,7 @@ fn names_of(v: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The run arguments the fake balancer received last.
+/// The run arguments the fake invoker received last.
 fn last_args(h: &Harness) -> Value {
     serde_json::from_str(h.balancer.last().content.get()).unwrap()
 }

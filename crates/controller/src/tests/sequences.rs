@@ -1,5 +1,5 @@
 //! Sequences and conductor actions through the router, over the memory store and a scripted
-//! balancer that behaves like a few well-known actions and stores their records as the
+//! fake invoker that behaves like a few well-known actions and stores their records as the
 //! invoker does.
 
 use super::{Answer, Harness};

@@ -1,4 +1,4 @@
-//! Triggers, rules and fire through the router, over the memory store and the fake balancer.
+//! Triggers, rules and fire through the router, over the memory store and the fake invoker.
 
 use super::{Harness, OTHER_AUTH, Resp, assert_error};
 use crate::config::ApiConfig;

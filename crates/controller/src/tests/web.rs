@@ -1,5 +1,5 @@
 //! Web actions through the router: resolution, arguments, authentication, CORS and the
-//! rendering of results, over the memory store and the canned fake balancer.
+//! rendering of results, over the memory store and the fake invoker.
 
 use super::{Answer, Harness, OTHER_AUTH, basic};
 use crate::config::ApiConfig;
