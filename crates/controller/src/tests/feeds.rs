@@ -1,7 +1,7 @@
 //! Feed actions and the feed scheduler through the router, over the memory store and the
 //! fake invoker.
 
-use super::Harness;
+use super::{Harness, names_of};
 use crate::AppState;
 use crate::feeds::{FEEDS_PATH, FeedService};
 use axum::http::StatusCode;
@@ -72,12 +72,7 @@ async fn feed_packages_are_published_with_their_feed_actions() {
         .get("/api/v1/namespaces/whisk.system/packages/alarms")
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let mut feeds: Vec<&str> = r.body["feeds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["name"].as_str().unwrap())
-        .collect();
+    let mut feeds = names_of(&r.body["feeds"]);
     feeds.sort_unstable();
     assert_eq!(feeds, ["alarm", "interval", "once"]);
     let r = h.get("/api/v1/namespaces/whisk.system/packages/mqtt").await;

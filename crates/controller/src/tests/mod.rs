@@ -301,6 +301,15 @@ impl Harness {
     }
 }
 
+/// The `name` of each entry of a JSON list, in order.
+pub(crate) fn names_of(list: &Value) -> Vec<String> {
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .map(|e| e["name"].as_str().expect("a name").to_owned())
+        .collect()
+}
+
 /// Asserts an OpenWhisk error body: exactly `error` and `code`, `code` = the response's
 /// `X-Request-ID`.
 pub(crate) fn assert_error(r: &Resp, status: u16, message: &str) {

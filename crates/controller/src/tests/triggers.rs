@@ -1,6 +1,6 @@
 //! Triggers, rules and fire through the router, over the memory store and the fake invoker.
 
-use super::{Harness, OTHER_AUTH, Resp, assert_error};
+use super::{Harness, OTHER_AUTH, Resp, assert_error, names_of};
 use crate::config::ApiConfig;
 use axum::http::{Method, StatusCode};
 use edgewhisk_entity::{Activation, ActivationId};
@@ -85,13 +85,7 @@ async fn trigger_crud_follows_openwhisk() {
 
     h.put(&format!("{T}/u"), json!({})).await;
     let r = h.get(T).await;
-    let mut names: Vec<&str> = r
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let mut names = names_of(&r.body);
     names.sort_unstable();
     assert_eq!(names, ["t", "u"]);
     assert!(r.body[0].get("parameters").is_none());
