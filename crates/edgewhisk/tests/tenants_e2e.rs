@@ -49,6 +49,17 @@ mod tenants {
         alice
     }
 
+    /// The guest's binding `viaBinding` of alice's `pub`.
+    async fn bind_alices_package(s: &ServerGuard) {
+        send(
+            http()
+                .put(namespace_url(s, "_", "packages/viaBinding"))
+                .json(&json!({"binding": {"namespace": "alice", "name": "pub"}})),
+        )
+        .await
+        .expect_status(200, "bind alice's package");
+    }
+
     async fn put_sequence(s: &ServerGuard, name: &str, components: &[&str]) {
         let body = json!({"exec": {"kind": "sequence", "components": components}});
         send(
@@ -83,13 +94,7 @@ mod tenants {
         let s = spawn_server(None);
         let alice = alice_with_shared_package(&s).await;
         put_sequence(&s, "direct", &["/alice/pub/leak"]).await;
-        send(
-            http()
-                .put(namespace_url(&s, "_", "packages/viaBinding"))
-                .json(&json!({"binding": {"namespace": "alice", "name": "pub"}})),
-        )
-        .await
-        .expect_status(200, "bind alice's package");
+        bind_alices_package(&s).await;
         put_sequence(&s, "bound", &["/guest/viaBinding/leak"]).await;
         for name in ["direct", "bound"] {
             let r = run(&s, name).await;
@@ -149,13 +154,7 @@ mod tenants {
         let s = spawn_server(None);
         let alice = alice_with_shared_package(&s).await;
         let guest = Auth::parse(GUEST_KEY);
-        send(
-            http()
-                .put(namespace_url(&s, "_", "packages/viaBinding"))
-                .json(&json!({"binding": {"namespace": "alice", "name": "pub"}})),
-        )
-        .await
-        .expect_status(200, "bind alice's package");
+        bind_alices_package(&s).await;
         put_sequence(&s, "keyedSeq", &["/alice/pub/keyed"]).await;
         let mine = json!({"exec": {"kind": "nodejs:20", "code": LEAK},
                           "annotations": [{"key": "provide-api-key", "value": true}]});
