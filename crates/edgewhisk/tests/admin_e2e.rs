@@ -1,15 +1,16 @@
 //! End-to-end tests of `edgewhisk admin` against the real `edgewhisk serve` binary running on
 //! the same data directory: created keys, namespace isolation, shared packages, regenerated
-//! keys and per-namespace throttles (reference §1.2, §3.1, §4, §5).
+//! keys and per-namespace throttles (OpenWhisk `docs/rest_api.md` for authentication and
+//! `docs/reference.md` for the per-namespace limits; `docs/compat.md` for `edgewhisk admin`).
 
 mod support;
 
 #[cfg(test)]
 mod admin {
-    use crate::support::api::{Reply, create_action, http, send, send_raw};
+    use crate::support::admin::{Auth, admin, namespace_url, send_as};
+    use crate::support::api::{create_action, http, send};
     use crate::support::{ServerGuard, spawn_server};
     use serde_json::{Value, json};
-    use std::process::Command;
     use std::time::Duration;
 
     /// A slow action: answers after 1.5 s, so its activation stays in flight meanwhile.
@@ -18,52 +19,15 @@ mod admin {
     /// How long the server may keep serving a cached key or limit (documented bound: 5 s).
     const CACHE_BOUND: Duration = Duration::from_secs(5);
 
-    /// Runs `edgewhisk admin ARGS --data-dir <the server's>`; returns stdout, panics on failure.
-    fn admin(s: &ServerGuard, args: &[&str]) -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_edgewhisk"))
-            .arg("admin")
-            .args(args)
-            .arg("--data-dir")
-            .arg(s.data_dir())
-            .env_remove("EW_CONFIG")
-            .output()
-            .expect("run edgewhisk admin");
-        assert!(
-            out.status.success(),
-            "admin {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8 output")
-    }
-
-    /// `uuid:key` credentials.
-    #[derive(Debug, Clone)]
-    struct Auth {
-        uuid: String,
-        key: String,
-    }
-
-    impl Auth {
-        fn parse(s: &str) -> Auth {
-            let (uuid, key) = s.trim().split_once(':').expect("uuid:key");
-            assert_eq!(key.len(), 64, "key length of {s}");
-            Auth {
-                uuid: uuid.into(),
-                key: key.into(),
-            }
-        }
-    }
-
-    async fn send_as(auth: &Auth, req: reqwest::RequestBuilder) -> Reply {
-        send_raw(req.basic_auth(&auth.uuid, Some(&auth.key))).await
-    }
-
-    fn url(s: &ServerGuard, ns: &str, rest: &str) -> String {
-        s.url(&format!("/api/v1/namespaces/{ns}/{rest}"))
+    /// Parses a key `admin` printed; it is 64 characters long.
+    fn parse_key(s: &str) -> Auth {
+        let auth = Auth::parse(s);
+        assert_eq!(auth.key.len(), 64, "key length of {s}");
+        auth
     }
 
     fn create_user(s: &ServerGuard, subject: &str) -> Auth {
-        Auth::parse(&admin(s, &["user", "create", subject]))
+        parse_key(&admin(s, &["user", "create", subject]))
     }
 
     async fn create_action_as(s: &ServerGuard, auth: &Auth, name: &str, code: &str) {
@@ -71,7 +35,7 @@ mod admin {
         let r = send_as(
             auth,
             http()
-                .put(url(s, "_", &format!("actions/{name}")))
+                .put(namespace_url(s, "_", &format!("actions/{name}")))
                 .json(&body),
         )
         .await;
@@ -96,29 +60,33 @@ mod admin {
         create_action_as(&s, &alice, "secret", "function main() { return {}; }").await;
 
         // Alice cannot list, get or invoke in guest's namespace.
-        let list = send_as(&alice, http().get(url(&s, "guest", "actions"))).await;
+        let list = send_as(&alice, http().get(namespace_url(&s, "guest", "actions"))).await;
         list.expect_status(403, "alice lists guest's actions");
         assert_eq!(list.body["error"], forbidden("guest"));
-        let get = send_as(&alice, http().get(url(&s, "guest", "actions/hello"))).await;
+        let get = send_as(
+            &alice,
+            http().get(namespace_url(&s, "guest", "actions/hello")),
+        )
+        .await;
         get.expect_status(403, "alice gets guest's action");
         assert_eq!(get.body["error"], forbidden("guest/hello"));
         let inv = send_as(
             &alice,
             http()
-                .post(url(&s, "guest", "actions/hello?blocking=true"))
+                .post(namespace_url(&s, "guest", "actions/hello?blocking=true"))
                 .json(&json!({})),
         )
         .await;
         inv.expect_status(403, "alice invokes guest's action");
 
         // And guest cannot in alice's.
-        let r = send(http().get(url(&s, "alice", "actions"))).await;
+        let r = send(http().get(namespace_url(&s, "alice", "actions"))).await;
         r.expect_status(403, "guest lists alice's actions");
-        let r = send(http().get(url(&s, "alice", "actions/secret"))).await;
+        let r = send(http().get(namespace_url(&s, "alice", "actions/secret"))).await;
         r.expect_status(403, "guest gets alice's action");
         let r = send(
             http()
-                .post(url(&s, "alice", "actions/secret"))
+                .post(namespace_url(&s, "alice", "actions/secret"))
                 .json(&json!({})),
         )
         .await;
@@ -128,7 +96,11 @@ mod admin {
         let r = send_as(
             &alice,
             http()
-                .post(url(&s, "_", "actions/secret?blocking=true&result=true"))
+                .post(namespace_url(
+                    &s,
+                    "_",
+                    "actions/secret?blocking=true&result=true",
+                ))
                 .json(&json!({})),
         )
         .await;
@@ -141,28 +113,36 @@ mod admin {
         let alice = create_user(&s, "alice");
         let r = send(
             http()
-                .put(url(&s, "_", "packages/shared"))
+                .put(namespace_url(&s, "_", "packages/shared"))
                 .json(&json!({"publish": true})),
         )
         .await;
         r.expect_status(200, "guest creates a shared package");
         let r = send(
             http()
-                .put(url(&s, "_", "packages/private"))
+                .put(namespace_url(&s, "_", "packages/private"))
                 .json(&json!({})),
         )
         .await;
         r.expect_status(200, "guest creates a private package");
 
-        let r = send_as(&alice, http().get(url(&s, "guest", "packages/shared"))).await;
+        let r = send_as(
+            &alice,
+            http().get(namespace_url(&s, "guest", "packages/shared")),
+        )
+        .await;
         r.expect_status(200, "alice reads guest's shared package");
         assert_eq!(r.body["name"], json!("shared"));
-        let r = send_as(&alice, http().get(url(&s, "guest", "packages/private"))).await;
+        let r = send_as(
+            &alice,
+            http().get(namespace_url(&s, "guest", "packages/private")),
+        )
+        .await;
         r.expect_status(403, "alice reads guest's private package");
         // The system catalog is shared with everybody.
         let r = send_as(
             &alice,
-            http().get(url(&s, "whisk.system", "packages/utils")),
+            http().get(namespace_url(&s, "whisk.system", "packages/utils")),
         )
         .await;
         r.expect_status(200, "alice reads /whisk.system/utils");
@@ -172,18 +152,18 @@ mod admin {
     async fn a_regenerated_key_replaces_the_old_one_within_the_cache_bound() {
         let s = spawn_server(None);
         let old = create_user(&s, "alice");
-        let r = send_as(&old, http().get(url(&s, "_", "actions"))).await;
+        let r = send_as(&old, http().get(namespace_url(&s, "_", "actions"))).await;
         r.expect_status(200, "old key before regenerate");
-        let fresh = Auth::parse(&admin(&s, &["user", "regenerate", "alice"]));
+        let fresh = parse_key(&admin(&s, &["user", "regenerate", "alice"]));
         assert_ne!(fresh.uuid, old.uuid);
         assert_ne!(fresh.key, old.key);
         // The new key is not cached yet: it works at once.
-        let r = send_as(&fresh, http().get(url(&s, "_", "actions"))).await;
+        let r = send_as(&fresh, http().get(namespace_url(&s, "_", "actions"))).await;
         r.expect_status(200, "new key right after regenerate");
         // The old one is refused no later than the documented bound.
         let deadline = tokio::time::Instant::now() + CACHE_BOUND + Duration::from_secs(2);
         loop {
-            let r = send_as(&old, http().get(url(&s, "_", "actions"))).await;
+            let r = send_as(&old, http().get(namespace_url(&s, "_", "actions"))).await;
             if r.status.as_u16() == 401 {
                 break;
             }
@@ -198,7 +178,7 @@ mod admin {
         admin(&s, &["user", "delete", "alice"]);
         let deadline = tokio::time::Instant::now() + CACHE_BOUND + Duration::from_secs(2);
         loop {
-            let r = send_as(&fresh, http().get(url(&s, "_", "actions"))).await;
+            let r = send_as(&fresh, http().get(namespace_url(&s, "_", "actions"))).await;
             if r.status.as_u16() == 401 {
                 break;
             }
@@ -209,19 +189,19 @@ mod admin {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         // The guest key is untouched.
-        let r = send(http().get(url(&s, "_", "actions"))).await;
+        let r = send(http().get(namespace_url(&s, "_", "actions"))).await;
         r.expect_status(200, "guest after alice's deletion");
     }
 
     #[tokio::test]
     async fn a_deleted_guest_key_stays_deleted_across_a_restart() {
         let mut s = spawn_server(None);
-        let guest_ok = send(http().get(url(&s, "_", "actions"))).await;
+        let guest_ok = send(http().get(namespace_url(&s, "_", "actions"))).await;
         guest_ok.expect_status(200, "guest works on first start");
         s.stop();
         admin(&s, &["user", "delete", "guest"]);
         s.restart();
-        let refused = send(http().get(url(&s, "_", "actions"))).await;
+        let refused = send(http().get(namespace_url(&s, "_", "actions"))).await;
         refused.expect_status(401, "the guest key is not provisioned again");
     }
 
@@ -237,7 +217,7 @@ mod admin {
             admin(&s, &["limits", "get", "alice"]).trim(),
             r#"{"invocationsPerMinute":2}"#
         );
-        let r = send_as(&alice, http().get(url(&s, "_", "limits"))).await;
+        let r = send_as(&alice, http().get(namespace_url(&s, "_", "limits"))).await;
         r.expect_status(200, "alice's limits");
         assert_eq!(r.body["invocationsPerMinute"], json!(2));
         create_action_as(&s, &alice, "fast", "function main() { return {}; }").await;
@@ -246,7 +226,9 @@ mod admin {
         for _ in 0..3 {
             let r = send_as(
                 &alice,
-                http().post(url(&s, "_", "actions/fast")).json(&json!({})),
+                http()
+                    .post(namespace_url(&s, "_", "actions/fast"))
+                    .json(&json!({})),
             )
             .await;
             statuses.push(r.status.as_u16());
@@ -264,7 +246,12 @@ mod admin {
         // Guest keeps the system limits.
         create_action(&s, "fast", "nodejs:20", "function main() { return {}; }").await;
         for _ in 0..3 {
-            let r = send(http().post(url(&s, "_", "actions/fast")).json(&json!({}))).await;
+            let r = send(
+                http()
+                    .post(namespace_url(&s, "_", "actions/fast"))
+                    .json(&json!({})),
+            )
+            .await;
             r.expect_status(202, "guest invocation");
         }
     }
@@ -281,7 +268,9 @@ mod admin {
         let invoke = || {
             send_as(
                 &alice,
-                http().post(url(&s, "_", "actions/slow")).json(&json!({})),
+                http()
+                    .post(namespace_url(&s, "_", "actions/slow"))
+                    .json(&json!({})),
             )
         };
         let first = invoke().await;
@@ -298,7 +287,7 @@ mod admin {
         loop {
             let r = send_as(
                 &alice,
-                http().get(url(&s, "_", &format!("activations/{id}"))),
+                http().get(namespace_url(&s, "_", &format!("activations/{id}"))),
             )
             .await;
             if r.status.as_u16() == 200 {

@@ -1,6 +1,7 @@
 //! End-to-end tests of the REST API against the real `edgewhisk serve` binary, over raw HTTP.
 //!
-//! Every case follows the OpenWhisk contract (reference §1–§5): bad input is answered with the
+//! Every case follows the OpenWhisk contract (OpenWhisk `docs/rest_api.md` and
+//! `docs/reference.md`; what edgewhisk serves is in `docs/compat.md`): bad input is answered with the
 //! documented status and an `{"error","code"}` body, failing actions produce the documented
 //! activation records, and after each failure a healthy action still runs.
 

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_edgewhisk");
 
-/// The seed's hello action.
+/// The hello action of the Raspberry Pi study that `docs/benchmarks.md` compares against, with
+/// a log line added.
 const HELLO_JS: &str = r"function main(params) {
     var name = params.name || 'World';
     console.log('hello ' + name);

@@ -248,6 +248,69 @@ async fn invoke_during_flood(server: &ServerGuard, flood: &str) {
     );
 }
 
+/// A flood held against [`server_with_1024_files`] while hello was invoked: the server, what
+/// became of each connection, and the flood lock (held until the test ends).
+struct Flooded {
+    server: ServerGuard,
+    held: Vec<Held>,
+    _one_flood: tokio::sync::MutexGuard<'static, ()>,
+}
+
+/// Opens [`FLOOD`] connections with `hold(addr, i, deadline, connected)`, held for at most
+/// `hold_for`, invokes hello during the flood ([`invoke_during_flood`] naming it `what`) and
+/// waits for every holder; `None` (after printing why) when this process cannot hold a flood.
+async fn flood<F>(
+    hold_for: Duration,
+    what: &str,
+    hold: impl Fn(SocketAddr, usize, Instant, Arc<AtomicUsize>) -> F,
+) -> Option<Flooded>
+where
+    F: std::future::Future<Output = Held> + Send + 'static,
+{
+    let one_flood = FLOOD_LOCK.lock().await;
+    if let Err(why) = room_for_a_flood() {
+        eprintln!("skipped: {why}");
+        return None;
+    }
+    let server = server_with_1024_files().await;
+    let addr = addr_of(&server);
+    let deadline = Instant::now() + hold_for;
+    let connected = Arc::new(AtomicUsize::new(0));
+    let holders: Vec<_> = (0..FLOOD)
+        .map(|i| tokio::spawn(hold(addr, i, deadline, connected.clone())))
+        .collect();
+    flood_connected(&connected, FLOOD).await;
+    invoke_during_flood(&server, what).await;
+    let held = outcomes(holders).await;
+    Some(Flooded {
+        server,
+        held,
+        _one_flood: one_flood,
+    })
+}
+
+impl Flooded {
+    /// Every connection was accepted and then closed by the server within [`HOLD_LIMIT`].
+    fn assert_all_closed(&self, which: &str) {
+        let open = count(&self.held, |h| *h == Held::StillOpen);
+        let unconnected = count(&self.held, |h| *h == Held::NotConnected);
+        assert_eq!(
+            (open, unconnected),
+            (0, 0),
+            "every {which} connection is accepted and then closed by the server within {HOLD_LIMIT:?}"
+        );
+    }
+
+    /// The server's accept never ran out of descriptors.
+    fn assert_descriptors_to_spare(&self) {
+        assert!(
+            !self.server.log_tail().contains("Too many open files"),
+            "the connection cap keeps accept from running out of descriptors:\n{}",
+            self.server.log_tail()
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,111 +427,64 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn invoke_answers_while_two_thousand_idle_connections_are_held() {
-        let _one_flood = FLOOD_LOCK.lock().await;
-        if let Err(why) = room_for_a_flood() {
-            eprintln!("skipped: {why}");
-            return;
-        }
-        let server = server_with_1024_files().await;
-        let addr = addr_of(&server);
-        let deadline = Instant::now() + HOLD_LIMIT;
-        let connected = Arc::new(AtomicUsize::new(0));
         // Half after one keep-alive request, half without a byte.
-        let holders: Vec<_> = (0..FLOOD)
-            .map(|i| tokio::spawn(hold_idle(addr, i % 2 == 0, deadline, connected.clone())))
-            .collect();
-        flood_connected(&connected, FLOOD).await;
-        invoke_during_flood(&server, "2000 idle connections").await;
-        let held = outcomes(holders).await;
-        let open = count(&held, |h| *h == Held::StillOpen);
-        let unconnected = count(&held, |h| *h == Held::NotConnected);
-        assert_eq!(
-            (open, unconnected),
-            (0, 0),
-            "every idle connection is accepted and then closed by the server within {HOLD_LIMIT:?}"
-        );
-        assert!(
-            !server.log_tail().contains("Too many open files"),
-            "the connection cap keeps accept from running out of descriptors:\n{}",
-            server.log_tail()
-        );
+        let Some(f) = flood(
+            HOLD_LIMIT,
+            "2000 idle connections",
+            |addr, i, deadline, connected| hold_idle(addr, i % 2 == 0, deadline, connected),
+        )
+        .await
+        else {
+            return;
+        };
+        f.assert_all_closed("idle");
+        f.assert_descriptors_to_spare();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn invoke_answers_while_two_thousand_slow_clients_trickle_headers() {
-        let _one_flood = FLOOD_LOCK.lock().await;
-        if let Err(why) = room_for_a_flood() {
-            eprintln!("skipped: {why}");
+        let Some(f) = flood(
+            HOLD_LIMIT,
+            "2000 1-byte-per-second connections",
+            |addr, _, deadline, connected| {
+                hold_slow(addr, Duration::from_secs(1), deadline, connected)
+            },
+        )
+        .await
+        else {
             return;
-        }
-        let server = server_with_1024_files().await;
-        let addr = addr_of(&server);
-        let deadline = Instant::now() + HOLD_LIMIT;
-        let connected = Arc::new(AtomicUsize::new(0));
-        let holders: Vec<_> = (0..FLOOD)
-            .map(|_| {
-                tokio::spawn(hold_slow(
-                    addr,
-                    Duration::from_secs(1),
-                    deadline,
-                    connected.clone(),
-                ))
-            })
-            .collect();
-        flood_connected(&connected, FLOOD).await;
-        invoke_during_flood(&server, "2000 1-byte-per-second connections").await;
-        let held = outcomes(holders).await;
-        let open = count(&held, |h| *h == Held::StillOpen);
-        let unconnected = count(&held, |h| *h == Held::NotConnected);
-        assert_eq!(
-            (open, unconnected),
-            (0, 0),
-            "every slow connection is accepted and then closed by the server within {HOLD_LIMIT:?}"
-        );
-        assert!(
-            !server.log_tail().contains("Too many open files"),
-            "the connection cap keeps accept from running out of descriptors:\n{}",
-            server.log_tail()
-        );
+        };
+        f.assert_all_closed("slow");
+        f.assert_descriptors_to_spare();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn invoke_answers_while_two_thousand_clients_trickle_request_bodies() {
-        let _one_flood = FLOOD_LOCK.lock().await;
-        if let Err(why) = room_for_a_flood() {
-            eprintln!("skipped: {why}");
-            return;
-        }
-        let server = server_with_1024_files().await;
-        let addr = addr_of(&server);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let connected = Arc::new(AtomicUsize::new(0));
-        let holders: Vec<_> = (0..FLOOD)
-            .map(|_| {
-                tokio::spawn(hold_trickle(
+        let Some(f) = flood(
+            Duration::from_secs(15),
+            "2000 1-byte-per-second request bodies",
+            |addr, _, deadline, connected| {
+                hold_trickle(
                     addr,
                     slow_body_head(),
                     Duration::from_secs(1),
                     deadline,
-                    connected.clone(),
-                ))
-            })
-            .collect();
-        flood_connected(&connected, FLOOD).await;
-        invoke_during_flood(&server, "2000 1-byte-per-second request bodies").await;
-        let held = outcomes(holders).await;
+                    connected,
+                )
+            },
+        )
+        .await
+        else {
+            return;
+        };
         // Below the cap a slow upload may go on (a real one would finish); at the cap the
         // trickling ones make room, so at least every one above the cap was closed.
-        let closed = count(&held, |h| matches!(h, Held::Closed(_)));
+        let closed = count(&f.held, |h| matches!(h, Held::Closed(_)));
         assert!(
             closed >= FLOOD - 768,
             "{closed} of {FLOOD} trickling connections were closed to make room"
         );
-        assert!(
-            !server.log_tail().contains("Too many open files"),
-            "the connection cap keeps accept from running out of descriptors:\n{}",
-            server.log_tail()
-        );
+        f.assert_descriptors_to_spare();
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use support::api::{Reply, create_action, http, send};
+use support::cli::{guest_props, wsk_with};
 use support::{GUEST_KEY, ServerGuard, spawn_server};
 
 const ECHO: &str = "function main(params) { return params; }";
@@ -37,23 +38,9 @@ async fn wait_for_activations(s: &ServerGuard, action: &str, n: usize, within: D
     }
 }
 
-/// Runs the CLI against `s`; exit code, stdout, stderr.
+/// Runs the CLI against `s` as the guest; exit code, stdout, stderr.
 fn wsk(s: &ServerGuard, args: &[&str]) -> (i32, String, String) {
-    let props = s.dir().join("wskprops");
-    std::fs::write(&props, format!("APIHOST={}\nAUTH={GUEST_KEY}\n", s.base()))
-        .expect("write props");
-    let out = Command::new(env!("CARGO_BIN_EXE_edgewhisk"))
-        .args(args)
-        .env("WSK_CONFIG_FILE", &props)
-        .env_remove("WHISK_APIHOST")
-        .env_remove("WHISK_AUTH")
-        .output()
-        .expect("run the CLI");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    wsk_with(&guest_props(s), args)
 }
 
 /// A trigger-to-`echo` rule named `rule`.

@@ -51,6 +51,27 @@ fn runc_server(extra_toml: &str) -> Option<ServerGuard> {
     }))
 }
 
+/// [`runc_server`] with no extra config, the hello action created and answering; `None` as
+/// there.
+async fn healthy_runc_server() -> Option<ServerGuard> {
+    let s = runc_server("")?;
+    create_hello(&s).await;
+    assert_healthy(&s, "start").await;
+    Some(s)
+}
+
+/// Creates the hostile action `name` with `limits`; answers the server's RSS before it runs,
+/// KiB, for [`assert_contained`].
+async fn create_hostile(s: &ServerGuard, name: &str, kind: &str, code: &str, limits: Value) -> u64 {
+    create_action_with(
+        s,
+        name,
+        json!({ "exec": {"kind": kind, "code": code}, "limits": limits }),
+    )
+    .await;
+    s.rss_kib()
+}
+
 /// A zip archive with the given `(path, content)` entries.
 fn zip_bytes(entries: &[(&str, &str)]) -> Vec<u8> {
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
@@ -221,11 +242,9 @@ mod secrets {
 
     #[tokio::test]
     async fn actions_cannot_read_the_store_shadow_root_or_another_actions_code() {
-        let Some(s) = runc_server("") else {
+        let Some(s) = healthy_runc_server().await else {
             return;
         };
-        create_hello(&s).await;
-        assert_healthy(&s, "start").await;
 
         // Another tenant's action, as a zip (unpacked on the host) and as plain code.
         let zip_marker = format!("ew-secret-zip-{}", std::process::id());
@@ -324,11 +343,9 @@ mod processes {
 
     #[tokio::test]
     async fn an_action_sees_only_its_own_processes_and_cannot_signal_the_server() {
-        let Some(s) = runc_server("") else {
+        let Some(s) = healthy_runc_server().await else {
             return;
         };
-        create_hello(&s).await;
-        assert_healthy(&s, "start").await;
         let server_pid = s.pid();
         let tester_pid = std::process::id();
 
@@ -389,21 +406,17 @@ mod limits {
 
     #[tokio::test]
     async fn a_memory_hog_is_aborted_with_the_memory_exhausted_error() {
-        let Some(s) = runc_server("") else {
+        let Some(s) = healthy_runc_server().await else {
             return;
         };
-        create_hello(&s).await;
-        assert_healthy(&s, "start").await;
-        create_action_with(
+        let rss_before = create_hostile(
             &s,
             "hog",
-            json!({
-                "exec": {"kind": "nodejs:20", "code": MEMORY_HOG},
-                "limits": {"memory": 128, "timeout": 30000}
-            }),
+            "nodejs:20",
+            MEMORY_HOG,
+            json!({"memory": 128, "timeout": 30000}),
         )
         .await;
-        let rss_before = s.rss_kib();
 
         let reply = invoke_blocking(&s, "hog", json!({})).await;
         assert_developer_error(
@@ -416,21 +429,17 @@ mod limits {
 
     #[tokio::test]
     async fn a_fork_bomb_is_stopped_by_the_pids_limit() {
-        let Some(s) = runc_server("") else {
+        let Some(s) = healthy_runc_server().await else {
             return;
         };
-        create_hello(&s).await;
-        assert_healthy(&s, "start").await;
-        create_action_with(
+        let rss_before = create_hostile(
             &s,
             "forker",
-            json!({
-                "exec": {"kind": "python:3", "code": FORK_BOMB},
-                "limits": {"memory": 128, "timeout": 20000}
-            }),
+            "python:3",
+            FORK_BOMB,
+            json!({"memory": 128, "timeout": 20000}),
         )
         .await;
-        let rss_before = s.rss_kib();
 
         let started = Instant::now();
         let reply = invoke_blocking(&s, "forker", json!({ "max": 1000 })).await;
@@ -464,21 +473,17 @@ mod limits {
 
     #[tokio::test]
     async fn an_infinite_loop_is_killed_at_its_time_limit() {
-        let Some(s) = runc_server("") else {
+        let Some(s) = healthy_runc_server().await else {
             return;
         };
-        create_hello(&s).await;
-        assert_healthy(&s, "start").await;
-        create_action_with(
+        let rss_before = create_hostile(
             &s,
             "spin",
-            json!({
-                "exec": {"kind": "nodejs:20", "code": "function main() { while (true) {} }"},
-                "limits": {"timeout": 1000}
-            }),
+            "nodejs:20",
+            "function main() { while (true) {} }",
+            json!({"timeout": 1000}),
         )
         .await;
-        let rss_before = s.rss_kib();
 
         let started = Instant::now();
         let reply = invoke_blocking(&s, "spin", json!({})).await;
@@ -498,11 +503,9 @@ mod limits {
 
     #[tokio::test]
     async fn a_twenty_megabyte_log_flood_is_truncated_at_the_log_limit() {
-        let Some(s) = runc_server("") else {
+        let Some(s) = healthy_runc_server().await else {
             return;
         };
-        create_hello(&s).await;
-        assert_healthy(&s, "start").await;
         let rss_before = s.rss_kib();
         flood_logs_and_expect_truncation(&s, "flood").await;
         assert_contained(&s, "a log flood", rss_before).await;
@@ -510,21 +513,17 @@ mod limits {
 
     #[tokio::test]
     async fn filling_tmp_stops_with_enospc_near_the_configured_size() {
-        let Some(s) = runc_server("") else {
+        let Some(s) = healthy_runc_server().await else {
             return;
         };
-        create_hello(&s).await;
-        assert_healthy(&s, "start").await;
-        create_action_with(
+        let rss_before = create_hostile(
             &s,
             "filler",
-            json!({
-                "exec": {"kind": "nodejs:20", "code": TMP_FILLER},
-                "limits": {"memory": 128, "timeout": 30000}
-            }),
+            "nodejs:20",
+            TMP_FILLER,
+            json!({"memory": 128, "timeout": 30000}),
         )
         .await;
-        let rss_before = s.rss_kib();
 
         let reply = invoke(
             &s,
@@ -601,11 +600,9 @@ mod lifecycle {
 
     #[tokio::test]
     async fn restart_after_sigkill_leaves_no_instance_of_the_killed_run() {
-        let Some(mut s) = runc_server("") else {
+        let Some(mut s) = healthy_runc_server().await else {
             return;
         };
-        create_hello(&s).await;
-        assert_healthy(&s, "start").await;
         create_action(
             &s,
             "py",

@@ -1,5 +1,6 @@
 //! End-to-end tests of packages, bindings, shared packages and the `/whisk.system/utils`
-//! catalog against the real `edgewhisk serve` binary, over raw HTTP (reference §3.2, §3.6).
+//! catalog against the real `edgewhisk serve` binary, over raw HTTP (OpenWhisk
+//! `docs/packages.md`; `docs/compat.md`).
 
 mod support;
 

@@ -325,25 +325,38 @@ def main(args):
     }
 "#;
 
-    #[tokio::test]
-    async fn as_root_the_process_backend_runs_actions_as_an_unprivileged_user() {
+    /// A server with `--isolation <isolation>` and `config_toml`, its data under Cargo's
+    /// target temporary directory; `None` (after printing why) unless this test runs as root.
+    fn root_server(config_toml: Option<&str>, isolation: &str) -> Option<ServerGuard> {
         if !nix::unistd::geteuid().is_root() {
             eprintln!("skipped: the unprivileged process user needs edgewhisk to run as root");
-            return;
+            return None;
         }
-        let s = spawn_server_with(ServerOptions {
-            config_toml: None,
-            extra_args: &["--isolation", "process"],
+        Some(spawn_server_with(ServerOptions {
+            config_toml,
+            extra_args: &["--isolation", isolation],
             temp_parent: Some(Path::new(env!("CARGO_TARGET_TMPDIR"))),
-        });
+        }))
+    }
+
+    /// Runs [`WHOAMI_PY`] on `s` against its own data directory.
+    async fn whoami(s: &ServerGuard) -> Value {
+        create_action(s, "whoami", "python:3", WHOAMI_PY).await;
         let data_dir = s.data_dir();
-        create_action(&s, "whoami", "python:3", WHOAMI_PY).await;
-        let out = result_of(
-            &s,
+        result_of(
+            s,
             "whoami",
             json!({ "data_dir": data_dir.to_string_lossy() }),
         )
-        .await;
+        .await
+    }
+
+    #[tokio::test]
+    async fn as_root_the_process_backend_runs_actions_as_an_unprivileged_user() {
+        let Some(s) = root_server(None, "process") else {
+            return;
+        };
+        let out = whoami(&s).await;
         assert_eq!(out["uid"], 65534, "{out}");
         assert_eq!(out["euid"], 65534, "{out}");
         assert_eq!(out["gid"], 65534, "{out}");
@@ -369,31 +382,18 @@ def main(args):
 
     #[tokio::test]
     async fn the_auto_fallback_to_processes_warns_and_still_drops_root() {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: the unprivileged process user needs edgewhisk to run as root");
-            return;
-        }
         // No runc where the config says: `auto` must fall back, loudly.
         let config = format!("{TEST_DEFAULTS}\n[runc]\nrunc = \"/nonexistent/runc\"\n");
-        let s = spawn_server_with(ServerOptions {
-            config_toml: Some(&config),
-            extra_args: &["--isolation", "auto"],
-            temp_parent: Some(Path::new(env!("CARGO_TARGET_TMPDIR"))),
-        });
+        let Some(s) = root_server(Some(&config), "auto") else {
+            return;
+        };
         let log = s.log_tail();
         assert!(
             log.contains("FELL BACK to 'process' because no runc executable was found"),
             "{log}"
         );
         assert!(log.contains("NOT sandboxed"), "{log}");
-        create_action(&s, "whoami", "python:3", WHOAMI_PY).await;
-        let data_dir = s.data_dir();
-        let out = result_of(
-            &s,
-            "whoami",
-            json!({ "data_dir": data_dir.to_string_lossy() }),
-        )
-        .await;
+        let out = whoami(&s).await;
         assert_eq!(out["uid"], 65534, "{out}");
         assert!(
             out["store"]

@@ -1,6 +1,7 @@
 //! End-to-end tests of sequences and conductor actions against the real `edgewhisk serve`
-//! binary, over raw HTTP (reference §3.2, §7): the seed's experiment C shape (a two-step
-//! sequence of one Node.js action passing payloads from 0 B to just under 1 MB, checked byte
+//! binary, over raw HTTP (OpenWhisk `docs/actions.md` sequences and `docs/conductors.md`; what
+//! edgewhisk serves is in `docs/compat.md`): the shape of experiment C of the Raspberry Pi study
+//! that `docs/benchmarks.md` compares against (a two-step sequence of one Node.js action passing payloads from 0 B to just under 1 MB, checked byte
 //! for byte), nested sequences, a failing component, a missing component, a conductor
 //! composition, and the records' `cause`, `causedBy` and `logs`.
 

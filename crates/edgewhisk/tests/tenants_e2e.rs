@@ -8,10 +8,11 @@ mod support;
 
 #[cfg(test)]
 mod tenants {
+    use crate::support::admin::{Auth, admin, admin_output, namespace_url, send_as};
     use crate::support::api::{Reply, http, send, send_raw};
+    use crate::support::cli::wsk_with;
     use crate::support::{GUEST_KEY, GUEST_SECRET, ServerGuard, spawn_server};
     use serde_json::{Value, json};
-    use std::process::{Command, Output};
 
     /// Reports the secret parameter it got and the key it was given.
     const LEAK: &str = "function main(p) {\n  return {secret: p.secret || null, key: process.env.__OW_API_KEY || null};\n}\n";
@@ -22,73 +23,24 @@ mod tenants {
     /// The secret parameter of alice's shared package.
     const SECRET: &str = "package-secret-4711";
 
-    /// Runs `edgewhisk admin ARGS --data-dir <the server's>`.
-    fn admin_output(s: &ServerGuard, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_edgewhisk"))
-            .arg("admin")
-            .args(args)
-            .arg("--data-dir")
-            .arg(s.data_dir())
-            .env_remove("EW_CONFIG")
-            .output()
-            .expect("run edgewhisk admin")
-    }
-
-    /// Runs `edgewhisk admin ARGS`; returns stdout, panics on failure.
-    fn admin(s: &ServerGuard, args: &[&str]) -> String {
-        let out = admin_output(s, args);
-        assert!(
-            out.status.success(),
-            "admin {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8 output")
-    }
-
-    /// `uuid:key` credentials.
-    #[derive(Debug, Clone)]
-    struct Auth {
-        uuid: String,
-        key: String,
-    }
-
-    impl Auth {
-        fn parse(s: &str) -> Auth {
-            let (uuid, key) = s.trim().split_once(':').expect("uuid:key");
-            Auth {
-                uuid: uuid.into(),
-                key: key.into(),
-            }
-        }
-
-        fn auth_string(&self) -> String {
-            format!("{}:{}", self.uuid, self.key)
-        }
-    }
-
-    async fn send_as(auth: &Auth, req: reqwest::RequestBuilder) -> Reply {
-        send_raw(req.basic_auth(&auth.uuid, Some(&auth.key))).await
-    }
-
-    fn url(s: &ServerGuard, ns: &str, rest: &str) -> String {
-        s.url(&format!("/api/v1/namespaces/{ns}/{rest}"))
-    }
-
     /// alice, with the shared package `pub` (parameter `secret`) holding `leak` and `keyed`
     /// (`provide-api-key: true`), both running [`LEAK`].
     async fn alice_with_shared_package(s: &ServerGuard) -> Auth {
         let alice = Auth::parse(&admin(s, &["user", "create", "alice"]));
         let pkg = json!({"publish": true, "parameters": [{"key": "secret", "value": SECRET}]});
-        send_as(&alice, http().put(url(s, "_", "packages/pub")).json(&pkg))
-            .await
-            .expect_status(200, "create alice's shared package");
+        send_as(
+            &alice,
+            http().put(namespace_url(s, "_", "packages/pub")).json(&pkg),
+        )
+        .await
+        .expect_status(200, "create alice's shared package");
         for (name, provide) in [("leak", false), ("keyed", true)] {
             let body = json!({"exec": {"kind": "nodejs:20", "code": LEAK},
                               "annotations": [{"key": "provide-api-key", "value": provide}]});
             send_as(
                 &alice,
                 http()
-                    .put(url(s, "_", &format!("actions/pub/{name}")))
+                    .put(namespace_url(s, "_", &format!("actions/pub/{name}")))
                     .json(&body),
             )
             .await
@@ -97,11 +49,26 @@ mod tenants {
         alice
     }
 
+    /// The guest's binding `viaBinding` of alice's `pub`.
+    async fn bind_alices_package(s: &ServerGuard) {
+        send(
+            http()
+                .put(namespace_url(s, "_", "packages/viaBinding"))
+                .json(&json!({"binding": {"namespace": "alice", "name": "pub"}})),
+        )
+        .await
+        .expect_status(200, "bind alice's package");
+    }
+
     async fn put_sequence(s: &ServerGuard, name: &str, components: &[&str]) {
         let body = json!({"exec": {"kind": "sequence", "components": components}});
         send(
             http()
-                .put(url(s, "_", &format!("actions/{name}?overwrite=true")))
+                .put(namespace_url(
+                    s,
+                    "_",
+                    &format!("actions/{name}?overwrite=true"),
+                ))
                 .json(&body),
         )
         .await
@@ -112,7 +79,11 @@ mod tenants {
     async fn run(s: &ServerGuard, name: &str) -> Reply {
         send(
             http()
-                .post(url(s, "_", &format!("actions/{name}?blocking=true")))
+                .post(namespace_url(
+                    s,
+                    "_",
+                    &format!("actions/{name}?blocking=true"),
+                ))
                 .json(&json!({})),
         )
         .await
@@ -123,13 +94,7 @@ mod tenants {
         let s = spawn_server(None);
         let alice = alice_with_shared_package(&s).await;
         put_sequence(&s, "direct", &["/alice/pub/leak"]).await;
-        send(
-            http()
-                .put(url(&s, "_", "packages/viaBinding"))
-                .json(&json!({"binding": {"namespace": "alice", "name": "pub"}})),
-        )
-        .await
-        .expect_status(200, "bind alice's package");
+        bind_alices_package(&s).await;
         put_sequence(&s, "bound", &["/guest/viaBinding/leak"]).await;
         for name in ["direct", "bound"] {
             let r = run(&s, name).await;
@@ -142,7 +107,7 @@ mod tenants {
         send_as(
             &alice,
             http()
-                .put(url(&s, "_", "packages/pub?overwrite=true"))
+                .put(namespace_url(&s, "_", "packages/pub?overwrite=true"))
                 .json(&unshared),
         )
         .await
@@ -189,19 +154,17 @@ mod tenants {
         let s = spawn_server(None);
         let alice = alice_with_shared_package(&s).await;
         let guest = Auth::parse(GUEST_KEY);
-        send(
-            http()
-                .put(url(&s, "_", "packages/viaBinding"))
-                .json(&json!({"binding": {"namespace": "alice", "name": "pub"}})),
-        )
-        .await
-        .expect_status(200, "bind alice's package");
+        bind_alices_package(&s).await;
         put_sequence(&s, "keyedSeq", &["/alice/pub/keyed"]).await;
         let mine = json!({"exec": {"kind": "nodejs:20", "code": LEAK},
                           "annotations": [{"key": "provide-api-key", "value": true}]});
-        send(http().put(url(&s, "_", "actions/mine")).json(&mine))
-            .await
-            .expect_status(200, "create the guest's own keyed action");
+        send(
+            http()
+                .put(namespace_url(&s, "_", "actions/mine"))
+                .json(&mine),
+        )
+        .await
+        .expect_status(200, "create the guest's own keyed action");
 
         for path in [
             "alice/actions/pub/keyed",
@@ -232,9 +195,13 @@ mod tenants {
         let body = json!({"exec": {"kind": "nodejs:20", "code": code},
                           "annotations": [{"key": "web-export", "value": true},
                                           {"key": "require-whisk-auth", "value": true}]});
-        send(http().put(url(&s, "_", "actions/hdrs")).json(&body))
-            .await
-            .expect_status(200, "create the web action");
+        send(
+            http()
+                .put(namespace_url(&s, "_", "actions/hdrs"))
+                .json(&body),
+        )
+        .await
+        .expect_status(200, "create the web action");
         let web = s.url("/api/v1/web/guest/default/hdrs.json");
         send_raw(http().get(&web))
             .await
@@ -255,19 +222,19 @@ mod tenants {
     async fn a_deleted_system_key_stays_deleted_across_a_restart() {
         let mut s = spawn_server(None);
         let system = Auth::parse(SYSTEM_KEY);
-        send_as(&system, http().get(url(&s, "_", "actions")))
+        send_as(&system, http().get(namespace_url(&s, "_", "actions")))
             .await
             .expect_status(200, "the system key works on first start");
         s.stop();
         admin(&s, &["user", "delete", "whisk.system"]);
         s.restart();
-        send_as(&system, http().get(url(&s, "_", "actions")))
+        send_as(&system, http().get(namespace_url(&s, "_", "actions")))
             .await
             .expect_status(401, "the system key is not provisioned again");
         // The catalog itself is still there for everybody.
         let r = send(
             http()
-                .post(url(
+                .post(namespace_url(
                     &s,
                     "whisk.system",
                     "actions/utils/echo?blocking=true&result=true",
@@ -281,8 +248,12 @@ mod tenants {
 
     /// The records of the guest's `action`.
     async fn activations_of(s: &ServerGuard, action: &str) -> usize {
-        let r =
-            send(http().get(url(s, "_", &format!("activations?name={action}&limit=200")))).await;
+        let r = send(http().get(namespace_url(
+            s,
+            "_",
+            &format!("activations?name={action}&limit=200"),
+        )))
+        .await;
         r.expect_status(200, "list activations");
         r.body.as_array().map_or(0, Vec::len)
     }
@@ -314,21 +285,29 @@ mod tenants {
     async fn a_feed_keeps_no_usable_key_and_fires_again_after_a_restart() {
         let mut s = spawn_server(None);
         let echo = json!({"exec": {"kind": "nodejs:20", "code": "function main(p) { return p; }"}});
-        send(http().put(url(&s, "_", "actions/echo")).json(&echo))
-            .await
-            .expect_status(200, "create echo");
-        send(http().put(url(&s, "_", "triggers/tick")).json(&json!({})))
-            .await
-            .expect_status(200, "create trigger");
+        send(
+            http()
+                .put(namespace_url(&s, "_", "actions/echo"))
+                .json(&echo),
+        )
+        .await
+        .expect_status(200, "create echo");
+        send(
+            http()
+                .put(namespace_url(&s, "_", "triggers/tick"))
+                .json(&json!({})),
+        )
+        .await
+        .expect_status(200, "create trigger");
         let rule = json!({"trigger": "/_/tick", "action": "/_/echo"});
-        send(http().put(url(&s, "_", "rules/r")).json(&rule))
+        send(http().put(namespace_url(&s, "_", "rules/r")).json(&rule))
             .await
             .expect_status(200, "create rule");
         let feed = json!({"lifecycleEvent": "CREATE", "triggerName": "/_/tick",
                           "authKey": GUEST_KEY, "seconds": 1});
         let r = send(
             http()
-                .post(url(
+                .post(namespace_url(
                     &s,
                     "whisk.system",
                     "actions/alarms/interval?blocking=true",
@@ -358,9 +337,13 @@ mod tenants {
         let mut s = spawn_server(None);
         let body = json!({"exec": {"kind": "nodejs:20", "code": "function main() { return {ok: true}; }"},
                           "annotations": [{"key": "web-export", "value": true}]});
-        send(http().put(url(&s, "_", "actions/open")).json(&body))
-            .await
-            .expect_status(200, "create the web action");
+        send(
+            http()
+                .put(namespace_url(&s, "_", "actions/open"))
+                .json(&body),
+        )
+        .await
+        .expect_status(200, "create the web action");
         s.stop();
         admin(
             &s,
@@ -392,7 +375,7 @@ mod tenants {
             assert!(!out.status.success(), "subject {subject} exists");
         }
         let carol = Auth::parse(&admin(&s, &["user", "create", "carol", "-n", "carol.team"]));
-        send_as(&carol, http().get(url(&s, "_", "actions")))
+        send_as(&carol, http().get(namespace_url(&s, "_", "actions")))
             .await
             .expect_status(200, "a valid namespace works");
     }
@@ -410,19 +393,8 @@ mod tenants {
                 & 0o777
         };
         let set = |args: &[&str]| {
-            let out = Command::new(env!("CARGO_BIN_EXE_edgewhisk"))
-                .args(["property", "set"])
-                .args(args)
-                .env("WSK_CONFIG_FILE", &props)
-                .env_remove("WHISK_APIHOST")
-                .env_remove("WHISK_AUTH")
-                .output()
-                .expect("run the CLI");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let (code, _, stderr) = wsk_with(&props, &[&["property", "set"], args].concat());
+            assert_eq!(code, 0, "{stderr}");
         };
         set(&["--auth", GUEST_KEY]);
         assert_eq!(mode(&props), 0o600, "a new file");

@@ -1,5 +1,5 @@
 //! End-to-end tests of triggers and rules against the real `edgewhisk serve` binary, over raw
-//! HTTP (reference §3.4, §3.5): fire → rule → action with the trigger's parameters under the
+//! HTTP (OpenWhisk `docs/triggers_rules.md`; `docs/compat.md`): fire → rule → action with the trigger's parameters under the
 //! fire's body, the trigger activation naming the rule and the action activation, 204 once no
 //! rule is active, rules pointing at package actions and at sequences, and the `wsk`-style CLI.
 
@@ -7,6 +7,7 @@ mod support;
 
 use serde_json::{Value, json};
 use support::api::{Reply, activation_eventually, create_action, http, put_action, send};
+use support::cli::{guest_props, wsk_with};
 use support::{ServerGuard, spawn_server};
 
 const ECHO: &str = "function main(params) { return params; }";
@@ -194,28 +195,8 @@ mod tests {
     async fn the_cli_creates_fires_and_lists_triggers_and_rules() {
         let s = spawn_server(None);
         create_action(&s, "echo", "nodejs:20", ECHO).await;
-        let props = s.dir().join("wskprops");
-        std::fs::write(
-            &props,
-            format!(
-                "APIHOST={}\nAUTH={}\n",
-                s.base(),
-                edgewhisk_entity::identity::GUEST_AUTH
-            ),
-        )
-        .expect("write props");
-        let wsk = |args: &[&str]| {
-            let out = std::process::Command::new(env!("CARGO_BIN_EXE_edgewhisk"))
-                .args(args)
-                .env("WSK_CONFIG_FILE", &props)
-                .env_remove("WHISK_APIHOST")
-                .env_remove("WHISK_AUTH")
-                .output()
-                .expect("run the CLI");
-            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-            (out.status.code().unwrap_or(-1), stdout, stderr)
-        };
+        let props = guest_props(&s);
+        let wsk = |args: &[&str]| wsk_with(&props, args);
         let ok = |args: &[&str], expected: &str| {
             let (code, stdout, stderr) = wsk(args);
             assert_eq!(code, 0, "{args:?}: {stderr}");

@@ -1,13 +1,14 @@
 //! End-to-end tests of web actions against the real `edgewhisk serve` binary: actions created
-//! with the CLI's `--web` and `--web-secure`, called anonymously over raw HTTP (reference
-//! §3.7, §8).
+//! with the CLI's `--web` and `--web-secure`, called anonymously over raw HTTP (OpenWhisk
+//! `docs/webactions.md`; `docs/compat.md`).
 
 mod support;
 
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use support::api::{annotation, http, send, send_raw};
-use support::{GUEST_KEY, ServerGuard, spawn_server};
+use support::cli::{guest_props, wsk_with};
+use support::{ServerGuard, spawn_server};
 
 /// Answers by `__ow_path`: `/img` a PNG-typed binary body, `/fail` an application error that
 /// carries an HTTP response, anything else a description of the request.
@@ -35,11 +36,8 @@ struct Cli {
 
 impl Cli {
     fn new(s: &ServerGuard) -> Self {
-        let props = s.dir().join("wskprops");
-        std::fs::write(&props, format!("APIHOST={}\nAUTH={GUEST_KEY}\n", s.base()))
-            .expect("write props");
         Self {
-            props,
+            props: guest_props(s),
             dir: s.dir().to_path_buf(),
         }
     }
@@ -53,18 +51,7 @@ impl Cli {
 
     /// Runs the CLI; (exit code, stdout, stderr).
     fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_edgewhisk"))
-            .args(args)
-            .env("WSK_CONFIG_FILE", &self.props)
-            .env_remove("WHISK_APIHOST")
-            .env_remove("WHISK_AUTH")
-            .output()
-            .expect("run the CLI");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        wsk_with(&self.props, args)
     }
 
     fn ok(&self, args: &[&str]) -> String {

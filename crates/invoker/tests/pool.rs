@@ -4,15 +4,11 @@
 #[cfg(test)]
 mod tests {
     use edgewhisk_entity::connector::{ActivationMessage, CompletionMessage, ExecutableAction};
-    use edgewhisk_entity::limits::ActionLimits;
-    use edgewhisk_entity::{
-        Activation, ActivationId, Exec, FullyQualifiedEntityName, Parameters, Status,
-    };
+    use edgewhisk_entity::{Activation, Status};
     use edgewhisk_invoker::config::PrewarmConfig;
     use edgewhisk_invoker::{Invoker, InvokerError, PoolConfig};
     use edgewhisk_store::{ActivationStore, MemoryStore};
-    use edgewhisk_testkit::{FakeContainerFactory, FakeReply};
-    use serde_json::value::RawValue;
+    use edgewhisk_testkit::{FakeContainerFactory, FakeReply, fixtures};
     use serde_json::{Value, json};
     use std::sync::Arc;
     use std::time::Duration;
@@ -68,24 +64,13 @@ mod tests {
         }
 
         fn build(self) -> Arc<ExecutableAction> {
-            Arc::new(ExecutableAction {
-                name: FullyQualifiedEntityName::new("guest", None, self.name),
-                version: self.version.into(),
-                exec: Exec {
-                    kind: self.kind.into(),
-                    code: "function main(a) { return a; }".into(),
-                    binary: false,
-                    main: None,
-                },
-                limits: ActionLimits {
-                    timeout: self.timeout,
-                    memory: self.memory,
-                    logs: 10,
-                    concurrency: self.concurrency,
-                },
-                init_parameters: Parameters::default(),
-                annotations: Parameters::default(),
-            })
+            fixtures::action("guest", self.name)
+                .version(self.version)
+                .kind(self.kind)
+                .memory(self.memory)
+                .concurrency(self.concurrency)
+                .timeout(self.timeout)
+                .build()
         }
     }
 
@@ -94,18 +79,11 @@ mod tests {
     }
 
     fn message(namespace: &str, action: &Arc<ExecutableAction>, n: u32) -> ActivationMessage {
-        ActivationMessage {
-            transaction_id: format!("tid-{n}"),
-            activation_id: ActivationId::generate(),
-            namespace: namespace.into(),
-            subject: namespace.into(),
-            api_key: None,
-            action: Arc::clone(action),
-            content: RawValue::from_string(json!({ "n": n }).to_string()).unwrap(),
-            cause: None,
-            received_at: edgewhisk_entity::time::now_millis(),
-            annotations: Default::default(),
-        }
+        fixtures::activation_message(action)
+            .transaction_id(&format!("tid-{n}"))
+            .namespace(namespace)
+            .content(json!({ "n": n }))
+            .build()
     }
 
     impl Harness {

@@ -18,6 +18,15 @@ fn zip_of(entries: &[(&str, &str)]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// PUTs action `name` (with any query) whose body is only `exec` = `{kind, code}`.
+async fn put_exec(h: &Harness, name: &str, kind: &str, code: &str) -> Resp {
+    h.put(
+        &format!("{A}/{name}"),
+        json!({"exec": {"kind": kind, "code": code}}),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn create_resolves_the_default_kind_and_amends_annotations() {
     let h = Harness::new().await;
@@ -105,12 +114,7 @@ async fn a_name_taken_by_another_collection_is_409_conformance() {
         .unwrap();
     let msg = "Resource by this name exists but is not in this collection.";
     assert_error(&h.create("p", json!({})).await, 409, msg);
-    let r = h
-        .put(
-            &format!("{A}/p?overwrite=true"),
-            json!({"exec": {"kind": "nodejs:20", "code": "x"}}),
-        )
-        .await;
+    let r = put_exec(&h, "p?overwrite=true", "nodejs:20", "x").await;
     assert_error(&r, 409, msg);
     assert_error(&h.get(&format!("{A}/p")).await, 409, msg);
     assert_error(
@@ -169,12 +173,13 @@ async fn update_bumps_version_merges_annotations_and_limits_and_replaces_paramet
 #[tokio::test]
 async fn overwrite_true_on_a_missing_action_creates_it() {
     let h = Harness::new().await;
-    let r = h
-        .put(
-            &format!("{A}/n?overwrite=true"),
-            json!({"exec": {"kind": "python:default", "code": "def main(a): return a"}}),
-        )
-        .await;
+    let r = put_exec(
+        &h,
+        "n?overwrite=true",
+        "python:default",
+        "def main(a): return a",
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["exec"]["kind"], json!("python:3"));
     assert_eq!(r.body["version"], json!("0.0.1"));
@@ -225,7 +230,10 @@ impl EntityStore for RacingStore {
 
 #[tokio::test]
 async fn an_update_racing_another_writer_is_409_concurrent_modification() {
-    let h = Harness::build(ApiConfig::default(), |s| Arc::new(RacingStore(s))).await;
+    let h = Harness::builder()
+        .entities(|s| Arc::new(RacingStore(s)))
+        .build()
+        .await;
     assert_eq!(h.create("race", json!({})).await.status, StatusCode::OK);
     let r = h
         .put(
@@ -290,13 +298,7 @@ async fn list_returns_summaries_newest_first_with_skip_limit_and_count() {
     }
     let r = h.get(A).await;
     assert_eq!(r.status, StatusCode::OK);
-    let names: Vec<&str> = r
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["name"].as_str().unwrap())
-        .collect();
+    let names = names_of(&r.body);
     assert_eq!(names, ["three", "two", "one"]);
     let item = &r.body[0];
     assert_eq!(item["exec"], json!({"binary": false}));
@@ -336,13 +338,7 @@ async fn package_paths_store_under_ns_pkg_and_list_with_a_trailing_slash() {
     assert!(h.store.get("guest/pkg", "inner").await.unwrap().is_some());
     let r = h.get(&format!("{A}/pkg/")).await;
     assert_eq!(r.status, StatusCode::OK);
-    let names: Vec<&str> = r
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["name"].as_str().unwrap())
-        .collect();
+    let names = names_of(&r.body);
     assert_eq!(names, ["inner"]);
     assert_eq!(h.get(A).await.body.as_array().unwrap().len(), 2);
     assert_eq!(
@@ -364,15 +360,7 @@ async fn package_paths_store_under_ns_pkg_and_list_with_a_trailing_slash() {
 #[tokio::test]
 async fn malformed_json_and_wrong_field_types_are_400() {
     let h = Harness::new().await;
-    let r = h
-        .raw(
-            Method::PUT,
-            &format!("{A}/m"),
-            Some("{not json"),
-            Some(GUEST_AUTH),
-            &[],
-        )
-        .await;
+    let r = h.text(Method::PUT, &format!("{A}/m"), "{not json").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let msg = r.body["error"].as_str().unwrap();
     assert!(
@@ -417,12 +405,7 @@ async fn illegal_and_too_long_names_are_400() {
 #[tokio::test]
 async fn unknown_kind_is_400_listing_the_valid_values() {
     let h = Harness::new().await;
-    let r = h
-        .put(
-            &format!("{A}/k"),
-            json!({"exec": {"kind": "cobol:1", "code": "x"}}),
-        )
-        .await;
+    let r = put_exec(&h, "k", "cobol:1", "x").await;
     assert_error(
         &r,
         400,
@@ -482,12 +465,7 @@ async fn a_zip_archive_is_stored_as_binary_code() {
 #[tokio::test]
 async fn binary_code_that_is_not_a_zip_is_400() {
     let h = Harness::new().await;
-    let r = h
-        .put(
-            &format!("{A}/z"),
-            json!({"exec": {"kind": "nodejs:20", "code": "aGVsbG8gd29ybGQh"}}),
-        )
-        .await;
+    let r = put_exec(&h, "z", "nodejs:20", "aGVsbG8gd29ybGQh").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let msg = r.body["error"].as_str().unwrap();
     assert!(
@@ -501,12 +479,7 @@ async fn a_zip_entry_escaping_the_directory_is_400() {
     let h = Harness::new().await;
     for evil in ["../evil.js", "/etc/evil.js"] {
         let code = zip_of(&[("index.js", "x"), (evil, "x")]);
-        let r = h
-            .put(
-                &format!("{A}/z"),
-                json!({"exec": {"kind": "nodejs:20", "code": code}}),
-            )
-            .await;
+        let r = put_exec(&h, "z", "nodejs:20", &code).await;
         assert_error(
             &r,
             400,
@@ -523,27 +496,18 @@ async fn exec_and_parameters_over_their_limits_are_413() {
         ..ApiConfig::default()
     };
     let h = Harness::with_config(config).await;
-    let r = h
-        .put(
-            &format!("{A}/big"),
-            json!({"exec": {"kind": "nodejs:20", "code": "function main(){}"}}),
-        )
-        .await;
+    let r = put_exec(&h, "big", "nodejs:20", "function main(){}").await;
     assert_error(&r, 413, "exec larger than allowed: 17 > 10 bytes.");
-    let r = h
-        .put(
-            &format!("{A}/big"),
-            json!({"exec": {"kind": "nodejs:20", "code": "x"}, "parameters": [{"key": "k", "value": "0123456789012345678901"}]}),
-        )
-        .await;
-    assert_error(&r, 413, "parameters larger than allowed: 25 > 20 bytes.");
-    let r = h
-        .put(
-            &format!("{A}/big"),
-            json!({"exec": {"kind": "nodejs:20", "code": "x"}, "annotations": [{"key": "k", "value": "0123456789012345678901"}]}),
-        )
-        .await;
-    assert_error(&r, 413, "annotations larger than allowed: 25 > 20 bytes.");
+    for field in ["parameters", "annotations"] {
+        let body = json!({"exec": {"kind": "nodejs:20", "code": "x"},
+                          field: [{"key": "k", "value": "0123456789012345678901"}]});
+        let r = h.put(&format!("{A}/big"), body).await;
+        assert_error(
+            &r,
+            413,
+            &format!("{field} larger than allowed: 25 > 20 bytes."),
+        );
+    }
 }
 
 #[tokio::test]
@@ -558,15 +522,7 @@ async fn a_request_body_over_the_entity_limit_is_413() {
         "{{\"exec\":{{\"kind\":\"nodejs:20\",\"code\":\"{}\"}}}}",
         "x".repeat(70_000)
     );
-    let r = h
-        .raw(
-            Method::PUT,
-            &format!("{A}/big"),
-            Some(&body),
-            Some(GUEST_AUTH),
-            &[],
-        )
-        .await;
+    let r = h.text(Method::PUT, &format!("{A}/big"), &body).await;
     let len = body.len();
     assert_error(
         &r,

@@ -2,6 +2,7 @@
 
 use super::*;
 use edgewhisk_entity::ActivationId;
+use edgewhisk_entity::{Activation, ActivationResponse, Parameters, Status};
 use edgewhisk_store::ActivationStore;
 
 const ACT: &str = "/api/v1/namespaces/_/activations";

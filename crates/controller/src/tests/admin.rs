@@ -29,15 +29,10 @@ async fn with_alice() -> (Harness, String) {
     (h, id.auth_string())
 }
 
-async fn as_user(h: &Harness, method: Method, uri: &str, body: Option<Value>, auth: &str) -> Resp {
-    let body = body.map(|b| b.to_string());
-    h.raw(method, uri, body.as_deref(), Some(auth), &[]).await
-}
-
 #[tokio::test]
 async fn a_created_key_works_and_is_stored_only_hashed() {
     let (h, auth) = with_alice().await;
-    let r = as_user(&h, Method::GET, "/api/v1/namespaces/_/actions", None, &auth).await;
+    let r = h.get_as(&auth, "/api/v1/namespaces/_/actions").await;
     assert_eq!(r.status, StatusCode::OK);
     let stored = h.store.identity(ALICE_UUID).await.unwrap().unwrap();
     assert!(!stored.key.contains(&alice_key('a')));
@@ -53,19 +48,14 @@ async fn namespaces_lists_every_namespace_of_the_callers_subject() {
         &alice_key('b'),
     );
     h.store.put_identity(team.clone()).await.unwrap();
-    let r = as_user(&h, Method::GET, "/api/v1/namespaces", None, &auth).await;
+    let r = h.get_as(&auth, "/api/v1/namespaces").await;
     assert_eq!(r.body, json!(["alice", "team"]));
     let r = h.get("/api/v1/namespaces").await;
     assert_eq!(r.body, json!(["guest"]));
     // Each namespace is reached with its own key.
-    let r = as_user(
-        &h,
-        Method::GET,
-        "/api/v1/namespaces/team/actions",
-        None,
-        &team.auth_string(),
-    )
-    .await;
+    let r = h
+        .get_as(&team.auth_string(), "/api/v1/namespaces/team/actions")
+        .await;
     assert_eq!(r.status, StatusCode::OK);
 }
 
@@ -89,7 +79,7 @@ async fn a_subject_cannot_list_get_or_invoke_in_another_namespace() {
     ];
     for (method, uri, what) in cases {
         let body = (method == Method::POST).then(|| json!({}));
-        let r = as_user(&h, method, uri, body, &auth).await;
+        let r = h.call_as(&auth, method, uri, body).await;
         assert_error(
             &r,
             403,
@@ -103,7 +93,7 @@ async fn a_subject_cannot_list_get_or_invoke_in_another_namespace() {
         403,
         "The supplied authentication is not authorized to access 'alice'.",
     );
-    assert!(h.balancer.published.lock().is_empty());
+    assert!(h.balancer.published().is_empty());
 }
 
 #[tokio::test]
@@ -120,24 +110,14 @@ async fn a_subject_can_read_another_namespaces_published_package_only() {
         .put("/api/v1/namespaces/_/packages/private", json!({}))
         .await;
     assert_eq!(private.status, StatusCode::OK);
-    let r = as_user(
-        &h,
-        Method::GET,
-        "/api/v1/namespaces/guest/packages/shared",
-        None,
-        &auth,
-    )
-    .await;
+    let r = h
+        .get_as(&auth, "/api/v1/namespaces/guest/packages/shared")
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["name"], json!("shared"));
-    let r = as_user(
-        &h,
-        Method::GET,
-        "/api/v1/namespaces/guest/packages/private",
-        None,
-        &auth,
-    )
-    .await;
+    let r = h
+        .get_as(&auth, "/api/v1/namespaces/guest/packages/private")
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
 
@@ -146,26 +126,16 @@ async fn a_regenerated_key_replaces_the_old_one_and_a_deleted_key_is_refused() {
     let (h, old) = with_alice().await;
     let new = alice("alice", ALICE_UUID, &alice_key('c'));
     h.store.put_identity(new.clone()).await.unwrap();
-    let r = as_user(&h, Method::GET, "/api/v1/namespaces/_/actions", None, &old).await;
+    let r = h.get_as(&old, "/api/v1/namespaces/_/actions").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    let r = as_user(
-        &h,
-        Method::GET,
-        "/api/v1/namespaces/_/actions",
-        None,
-        &new.auth_string(),
-    )
-    .await;
+    let r = h
+        .get_as(&new.auth_string(), "/api/v1/namespaces/_/actions")
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     h.store.delete_identity(ALICE_UUID).await.unwrap();
-    let r = as_user(
-        &h,
-        Method::GET,
-        "/api/v1/namespaces/_/actions",
-        None,
-        &new.auth_string(),
-    )
-    .await;
+    let r = h
+        .get_as(&new.auth_string(), "/api/v1/namespaces/_/actions")
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -202,19 +172,19 @@ async fn a_namespace_rate_override_answers_429_for_that_namespace_only() {
         )
         .await
         .unwrap();
-    let create = as_user(
-        &h,
-        Method::PUT,
-        "/api/v1/namespaces/_/actions/hello",
-        Some(json!({"exec": {"kind": "nodejs:default", "code": "function main(){}"}})),
-        &auth,
-    )
-    .await;
+    let create = h
+        .call_as(
+            &auth,
+            Method::PUT,
+            "/api/v1/namespaces/_/actions/hello",
+            Some(json!({"exec": {"kind": "nodejs:default", "code": "function main(){}"}})),
+        )
+        .await;
     assert_eq!(create.status, StatusCode::OK);
     let uri = "/api/v1/namespaces/_/actions/hello";
-    let first = as_user(&h, Method::POST, uri, Some(json!({})), &auth).await;
+    let first = h.call_as(&auth, Method::POST, uri, Some(json!({}))).await;
     assert_eq!(first.status, StatusCode::ACCEPTED);
-    let second = as_user(&h, Method::POST, uri, Some(json!({})), &auth).await;
+    let second = h.call_as(&auth, Method::POST, uri, Some(json!({}))).await;
     assert_error(
         &second,
         429,
@@ -242,34 +212,5 @@ async fn a_concurrent_override_answers_429_and_recovers_when_the_activation_fini
         .await
         .unwrap();
     assert_eq!(h.create("echo", json!({})).await.status, StatusCode::OK);
-    h.balancer.set(Reply::Never);
-    let uri = "/api/v1/namespaces/_/actions/echo";
-    assert_eq!(h.post(uri, json!({})).await.status, StatusCode::ACCEPTED);
-    let r = h.post(uri, json!({})).await;
-    assert_error(
-        &r,
-        429,
-        "Too many concurrent requests in flight (count: 1, allowed: 1).",
-    );
-    let pending = h.balancer.pending.lock().pop().unwrap();
-    let msg = h.balancer.last();
-    pending
-        .send(CompletionMessage {
-            activation: record(&msg, Status::Success, json!({})),
-        })
-        .unwrap();
-    h.balancer
-        .set(Reply::Canned(Status::Success, json!({"ok": true})));
-    let mut status = StatusCode::TOO_MANY_REQUESTS;
-    for _ in 0..100 {
-        status = h
-            .post(&format!("{uri}?blocking=true"), json!({}))
-            .await
-            .status;
-        if status == StatusCode::OK {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
-    assert_eq!(status, StatusCode::OK);
+    assert_one_in_flight_until_answered(&h, "/api/v1/namespaces/_/actions/echo").await;
 }

@@ -1,47 +1,22 @@
 //! Feed actions and the feed scheduler through the router, over the memory store and the
-//! fake balancer.
+//! fake invoker.
 
-use super::{FakeBalancer, Harness, Reply};
-use crate::config::ApiConfig;
+use super::{Harness, names_of};
+use crate::AppState;
 use crate::feeds::{FEEDS_PATH, FeedService};
-use crate::{AppState, BuildInfo, router};
 use axum::http::StatusCode;
-use edgewhisk_entity::identity::{GUEST_AUTH, guest};
-use edgewhisk_entity::{RuntimeManifest, Status};
-use edgewhisk_store::{EntityStore, MemoryStore};
-use parking_lot::Mutex;
+use edgewhisk_entity::identity::GUEST_AUTH;
+use edgewhisk_store::EntityStore;
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::time::Duration;
 
 const ALARMS: &str = "/api/v1/namespaces/whisk.system/actions/alarms";
 
-/// A harness over a provisioned catalog, and the state to start a feed service from.
+/// A harness of the guest alone over a provisioned catalog, and the state to start a feed
+/// service from.
 pub(super) async fn setup() -> (Harness, AppState) {
-    let store = Arc::new(MemoryStore::new());
-    store.put_identity(guest()).await.unwrap();
-    crate::catalog::provision_system(&*store).await.unwrap();
-    let balancer = Arc::new(FakeBalancer {
-        reply: Mutex::new(Reply::Canned(Status::Success, json!({"ok": true}))),
-        published: Mutex::new(Vec::new()),
-        pending: Mutex::new(Vec::new()),
-    });
-    let state = AppState::new(
-        ApiConfig::default(),
-        store.clone(),
-        store.clone(),
-        balancer.clone(),
-        RuntimeManifest::default(),
-        BuildInfo {
-            build: "b".into(),
-            buildno: "1".into(),
-        },
-    );
-    let h = Harness {
-        store,
-        balancer,
-        app: router(state.clone()),
-    };
+    let h = Harness::builder().guest_only().catalog().build().await;
+    let state = h.state.clone();
     (h, state)
 }
 
@@ -73,14 +48,13 @@ pub(super) async fn invoke_feed(h: &Harness, feed: &str, body: Value) -> super::
         .await
 }
 
-/// Waits until the fake balancer saw `n` invocations of action `a`.
+/// Waits until the fake invoker saw `n` invocations of action `a`.
 pub(super) async fn wait_for_fires(h: &Harness, n: usize, within: Duration) -> usize {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let seen = h
             .balancer
-            .published
-            .lock()
+            .published()
             .iter()
             .filter(|m| m.action.name.name == "a")
             .count();
@@ -98,12 +72,7 @@ async fn feed_packages_are_published_with_their_feed_actions() {
         .get("/api/v1/namespaces/whisk.system/packages/alarms")
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let mut feeds: Vec<&str> = r.body["feeds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["name"].as_str().unwrap())
-        .collect();
+    let mut feeds = names_of(&r.body["feeds"]);
     feeds.sort_unstable();
     assert_eq!(feeds, ["alarm", "interval", "once"]);
     let r = h.get("/api/v1/namespaces/whisk.system/packages/mqtt").await;

@@ -1,6 +1,7 @@
 //! Invoke: blocking and non-blocking, outcomes and their statuses, payload checks, throttles.
 
 use super::*;
+use edgewhisk_entity::Status;
 use edgewhisk_entity::identity::GUEST_AUTH;
 
 const A: &str = "/api/v1/namespaces/_/actions";
@@ -62,7 +63,7 @@ async fn an_empty_body_is_invoked_as_an_empty_object() {
 async fn blocking_invoke_answers_the_full_activation_with_empty_logs() {
     let h = with_action(ApiConfig::default()).await;
     h.balancer
-        .set(Reply::Canned(Status::Success, json!({"greeting": "hi"})));
+        .set(Answer::Finished(Status::Success, json!({"greeting": "hi"})));
     let r = h.post(&format!("{A}/echo?blocking=true"), json!({})).await;
     assert_eq!(r.status, StatusCode::OK);
     let id = activation_header(&r);
@@ -81,7 +82,7 @@ async fn blocking_invoke_answers_the_full_activation_with_empty_logs() {
 async fn blocking_invoke_with_result_true_answers_only_the_result() {
     let h = with_action(ApiConfig::default()).await;
     h.balancer
-        .set(Reply::Canned(Status::Success, json!({"greeting": "hi"})));
+        .set(Answer::Finished(Status::Success, json!({"greeting": "hi"})));
     let r = h
         .post(&format!("{A}/echo?blocking=true&result=true"), json!({}))
         .await;
@@ -94,7 +95,7 @@ async fn blocking_invoke_with_result_true_answers_only_the_result() {
 async fn an_array_result_is_answered_bare() {
     let h = with_action(ApiConfig::default()).await;
     h.balancer
-        .set(Reply::Canned(Status::Success, json!([1, 2])));
+        .set(Answer::Finished(Status::Success, json!([1, 2])));
     let r = h.post(&format!("{A}/echo?blocking=true"), json!({})).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body, json!([1, 2]));
@@ -105,7 +106,7 @@ async fn application_and_developer_errors_are_502_without_a_code_field() {
     let h = with_action(ApiConfig::default()).await;
     for status in [Status::ApplicationError, Status::DeveloperError] {
         h.balancer
-            .set(Reply::Canned(status, json!({"error": "boom"})));
+            .set(Answer::Finished(status, json!({"error": "boom"})));
         let r = h.post(&format!("{A}/echo?blocking=true"), json!({})).await;
         assert_eq!(r.status, StatusCode::BAD_GATEWAY);
         assert!(r.body.get("code").is_none());
@@ -122,7 +123,7 @@ async fn application_and_developer_errors_are_502_without_a_code_field() {
 #[tokio::test]
 async fn a_whisk_error_is_500_with_the_activation() {
     let h = with_action(ApiConfig::default()).await;
-    h.balancer.set(Reply::Canned(
+    h.balancer.set(Answer::Finished(
         Status::WhiskError,
         json!({"error": "Failed to provision resources to run the action."}),
     ));
@@ -136,7 +137,7 @@ async fn a_whisk_error_is_500_with_the_activation() {
 #[tokio::test]
 async fn blocking_invoke_not_finished_in_time_is_202_with_the_activation_id() {
     let h = with_action(ApiConfig::default()).await;
-    h.balancer.set(Reply::Never);
+    h.balancer.set(Answer::Never);
     let r = h
         .post(&format!("{A}/echo?blocking=true&timeout=20"), json!({}))
         .await;
@@ -151,7 +152,7 @@ async fn the_configured_blocking_wait_caps_the_timeout_parameter() {
         ..ApiConfig::default()
     };
     let h = with_action(config).await;
-    h.balancer.set(Reply::Never);
+    h.balancer.set(Answer::Never);
     let r = h
         .post(&format!("{A}/echo?blocking=true&timeout=60000"), json!({}))
         .await;
@@ -161,7 +162,7 @@ async fn the_configured_blocking_wait_caps_the_timeout_parameter() {
 #[tokio::test]
 async fn a_dropped_answer_path_is_202_unless_the_record_was_stored() {
     let h = with_action(ApiConfig::default()).await;
-    h.balancer.set(Reply::Drop);
+    h.balancer.set(Answer::Drop);
     let r = h.post(&format!("{A}/echo?blocking=true"), json!({})).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
 }
@@ -187,36 +188,20 @@ async fn a_payload_over_the_limit_is_413() {
     };
     let h = with_action(config).await;
     let body = format!("{{\"x\":\"{}\"}}", "a".repeat(200));
-    let r = h
-        .raw(
-            Method::POST,
-            &format!("{A}/echo"),
-            Some(&body),
-            Some(GUEST_AUTH),
-            &[],
-        )
-        .await;
+    let r = h.text(Method::POST, &format!("{A}/echo"), &body).await;
     assert_error(
         &r,
         413,
         &format!("Request larger than allowed: {} > 100 bytes.", body.len()),
     );
-    assert!(h.balancer.published.lock().is_empty());
+    assert!(h.balancer.published().is_empty());
 }
 
 #[tokio::test]
 async fn a_default_size_payload_of_one_megabyte_is_refused_and_just_under_is_accepted() {
     let h = with_action(ApiConfig::default()).await;
     let over = format!("{{\"x\":\"{}\"}}", "a".repeat(1_048_576));
-    let r = h
-        .raw(
-            Method::POST,
-            &format!("{A}/echo"),
-            Some(&over),
-            Some(GUEST_AUTH),
-            &[],
-        )
-        .await;
+    let r = h.text(Method::POST, &format!("{A}/echo"), &over).await;
     assert_error(
         &r,
         413,
@@ -226,15 +211,7 @@ async fn a_default_size_payload_of_one_megabyte_is_refused_and_just_under_is_acc
         ),
     );
     let under = format!("{{\"x\":\"{}\"}}", "a".repeat(1_048_000));
-    let r = h
-        .raw(
-            Method::POST,
-            &format!("{A}/echo"),
-            Some(&under),
-            Some(GUEST_AUTH),
-            &[],
-        )
-        .await;
+    let r = h.text(Method::POST, &format!("{A}/echo"), &under).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     assert_eq!(h.balancer.last().content.get().len(), under.len());
 }
@@ -248,15 +225,7 @@ async fn a_non_object_body_is_400() {
         400,
         "The request content was malformed:\nObject expected",
     );
-    let r = h
-        .raw(
-            Method::POST,
-            &format!("{A}/echo"),
-            Some("{oops"),
-            Some(GUEST_AUTH),
-            &[],
-        )
-        .await;
+    let r = h.text(Method::POST, &format!("{A}/echo"), "{oops").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
 
@@ -325,45 +294,13 @@ async fn over_the_concurrent_limit_is_429_and_a_finished_activation_frees_its_sl
         ..ApiConfig::default()
     };
     let h = with_action(config).await;
-    h.balancer.set(Reply::Never);
-    assert_eq!(
-        h.post(&format!("{A}/echo"), json!({})).await.status,
-        StatusCode::ACCEPTED
-    );
-    let r = h.post(&format!("{A}/echo"), json!({})).await;
-    assert_error(
-        &r,
-        429,
-        "Too many concurrent requests in flight (count: 1, allowed: 1).",
-    );
-    // Answer the pending activation; its slot is freed by the waiting task.
-    let pending = h.balancer.pending.lock().pop().unwrap();
-    let msg = h.balancer.last();
-    pending
-        .send(CompletionMessage {
-            activation: record(&msg, Status::Success, json!({})),
-        })
-        .unwrap();
-    h.balancer
-        .set(Reply::Canned(Status::Success, json!({"ok": true})));
-    let mut status = StatusCode::TOO_MANY_REQUESTS;
-    for _ in 0..100 {
-        status = h
-            .post(&format!("{A}/echo?blocking=true"), json!({}))
-            .await
-            .status;
-        if status == StatusCode::OK {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
-    assert_eq!(status, StatusCode::OK);
+    assert_one_in_flight_until_answered(&h, &format!("{A}/echo")).await;
 }
 
 #[tokio::test]
 async fn a_refusing_load_balancer_is_503() {
     let h = with_action(ApiConfig::default()).await;
-    h.balancer.set(Reply::Refuse);
+    h.balancer.set(Answer::Refuse);
     let r = h.post(&format!("{A}/echo"), json!({})).await;
     assert_error(
         &r,

@@ -1,6 +1,7 @@
-//! Route tests: the router is driven with `oneshot` over the memory store and a fake load
-//! balancer that answers with a canned activation, never answers, drops the answer path, or
-//! refuses.
+//! Route tests: the router is driven with `oneshot` over the memory store and, as its load
+//! balancer, the testkit's `FakeInvoker`, which answers with a finished activation, echoes,
+//! answers later, never answers, drops the answer path, or refuses. [`Harness::builder`] is the
+//! one place a test server is put together.
 
 mod actions;
 mod activations;
@@ -25,107 +26,36 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use base64::Engine;
 use edgewhisk_entity::connector::{ActivationMessage, CompletionMessage};
 use edgewhisk_entity::identity::{GUEST_AUTH, guest};
-use edgewhisk_entity::{
-    Activation, ActivationResponse, Identity, Parameters, RuntimeManifest, Status,
-};
-use edgewhisk_store::MemoryStore;
+use edgewhisk_entity::{Identity, RuntimeManifest, Status};
+use edgewhisk_store::{EntityStore, MemoryStore};
+pub(crate) use edgewhisk_testkit::Answer;
+use edgewhisk_testkit::FakeInvoker;
 use http_body_util::BodyExt;
-use parking_lot::Mutex;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use tower::ServiceExt;
 
-/// How the fake balancer answers.
-#[derive(Debug, Clone)]
-pub(crate) enum Reply {
-    /// A finished activation with this status and result.
-    Canned(Status, Value),
-    /// Keep the answer path open and never answer.
-    Never,
-    /// Drop the answer path without answering.
-    Drop,
-    /// Refuse the activation.
-    Refuse,
-}
-
-#[derive(Debug)]
-pub(crate) struct FakeBalancer {
-    reply: Mutex<Reply>,
-    pub(crate) published: Mutex<Vec<ActivationMessage>>,
-    pending: Mutex<Vec<oneshot::Sender<CompletionMessage>>>,
-}
-
-impl FakeBalancer {
-    pub(crate) fn set(&self, reply: Reply) {
-        *self.reply.lock() = reply;
-    }
-
-    pub(crate) fn last(&self) -> ActivationMessage {
-        self.published
-            .lock()
-            .last()
-            .cloned()
-            .expect("a published message")
-    }
-}
-
-/// The record the fake invoker produces for `msg`.
-pub(crate) fn record(msg: &ActivationMessage, status: Status, result: Value) -> Activation {
-    let response = match status {
-        Status::Success => ActivationResponse::success(result),
-        other => ActivationResponse {
-            status: other,
-            result: Some(result),
-            size: None,
-        },
-    };
-    let mut annotations = Parameters::default();
-    annotations.set("path", json!(msg.action.name.path_string()));
-    annotations.set("kind", json!(msg.action.exec.kind));
-    Activation {
-        namespace: msg.namespace.clone(),
-        name: msg.action.name.name.clone(),
-        version: msg.action.version.clone(),
-        subject: msg.subject.clone(),
-        activation_id: msg.activation_id.clone(),
-        cause: None,
-        start: msg.received_at,
-        end: msg.received_at + 5,
-        duration: None,
-        response,
-        logs: vec!["2024-01-01T00:00:00.000000000Z stdout: hi".into()],
-        annotations,
-        publish: false,
-    }
-}
-
+/// The controller's load-balancer seam over the testkit's fake invoker: it publishes to the
+/// fake, and a refusal is the balancer being unavailable.
 #[async_trait]
-impl LoadBalancer for FakeBalancer {
+impl LoadBalancer for FakeInvoker {
     async fn publish(
         &self,
         msg: ActivationMessage,
     ) -> Result<oneshot::Receiver<CompletionMessage>, LoadBalancerError> {
-        let reply = self.reply.lock().clone();
-        let (tx, rx) = oneshot::channel();
-        match reply {
-            Reply::Refuse => return Err(LoadBalancerError::Unavailable),
-            Reply::Canned(status, result) => {
-                let activation = record(&msg, status, result);
-                tx.send(CompletionMessage { activation })
-                    .expect("receiver alive");
-            }
-            Reply::Never => self.pending.lock().push(tx),
-            Reply::Drop => drop(tx),
-        }
-        self.published.lock().push(msg);
-        Ok(rx)
+        self.take(msg)
+            .await
+            .map_err(|_| LoadBalancerError::Unavailable)
     }
 }
 
+/// The router over the memory store (with the guest and `other` identities) and a fake
+/// invoker, plus the state it serves from.
 pub(crate) struct Harness {
     pub(crate) store: Arc<MemoryStore>,
-    pub(crate) balancer: Arc<FakeBalancer>,
+    pub(crate) balancer: Arc<FakeInvoker>,
+    pub(crate) state: AppState,
     pub(crate) app: Router,
 }
 
@@ -145,61 +75,159 @@ pub(crate) fn basic(auth: &str) -> String {
     )
 }
 
+type WrapEntities = Box<dyn FnOnce(Arc<MemoryStore>) -> Arc<dyn EntityStore>>;
+type MakeInvoker = Box<dyn FnOnce(Arc<MemoryStore>) -> FakeInvoker>;
+
+/// Options for a [`Harness`]: the API config, how the router sees the entity store, the fake
+/// invoker, whether `other` exists and whether the system catalog is provisioned.
+pub(crate) struct HarnessBuilder {
+    config: ApiConfig,
+    entities: WrapEntities,
+    invoker: MakeInvoker,
+    other: bool,
+    catalog: bool,
+}
+
+impl HarnessBuilder {
+    /// The API config (the default otherwise).
+    pub(crate) fn config(mut self, config: ApiConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The router sees the memory store through `wrap`.
+    pub(crate) fn entities(
+        mut self,
+        wrap: impl FnOnce(Arc<MemoryStore>) -> Arc<dyn EntityStore> + 'static,
+    ) -> Self {
+        self.entities = Box::new(wrap);
+        self
+    }
+
+    /// The fake invoker, made over the memory store (the default answers `{"ok": true}`).
+    pub(crate) fn invoker(
+        mut self,
+        make: impl FnOnce(Arc<MemoryStore>) -> FakeInvoker + 'static,
+    ) -> Self {
+        self.invoker = Box::new(make);
+        self
+    }
+
+    /// Only the guest exists: `OTHER_AUTH` is an unknown key.
+    pub(crate) fn guest_only(mut self) -> Self {
+        self.other = false;
+        self
+    }
+
+    /// Provisions the system catalog (the alarm and MQTT feed packages).
+    pub(crate) fn catalog(mut self) -> Self {
+        self.catalog = true;
+        self
+    }
+
+    pub(crate) async fn build(self) -> Harness {
+        let store = Arc::new(MemoryStore::new());
+        store.put_identity(guest()).await.unwrap();
+        if self.other {
+            let (uuid, key) = OTHER_AUTH.split_once(':').unwrap();
+            store
+                .put_identity(Identity {
+                    subject: "other".into(),
+                    namespace: "other".into(),
+                    uuid: uuid.into(),
+                    key: key.into(),
+                })
+                .await
+                .unwrap();
+        }
+        if self.catalog {
+            crate::catalog::provision_system(&*store).await.unwrap();
+        }
+        let balancer = Arc::new((self.invoker)(store.clone()));
+        let state = app_state(
+            self.config,
+            (self.entities)(store.clone()),
+            &store,
+            &balancer,
+        );
+        Harness {
+            app: router(state.clone()),
+            store,
+            balancer,
+            state,
+        }
+    }
+}
+
+fn app_state(
+    config: ApiConfig,
+    entities: Arc<dyn EntityStore>,
+    store: &Arc<MemoryStore>,
+    balancer: &Arc<FakeInvoker>,
+) -> AppState {
+    AppState::new(
+        config,
+        entities,
+        store.clone(),
+        balancer.clone(),
+        RuntimeManifest::default(),
+        BuildInfo {
+            build: "2024-01-01".into(),
+            buildno: "42".into(),
+        },
+    )
+}
+
 impl Harness {
+    pub(crate) fn builder() -> HarnessBuilder {
+        HarnessBuilder {
+            config: ApiConfig::default(),
+            entities: Box::new(|s| s),
+            invoker: Box::new(|_| FakeInvoker::default()),
+            other: true,
+            catalog: false,
+        }
+    }
+
     pub(crate) async fn new() -> Self {
-        Self::with_config(ApiConfig::default()).await
+        Self::builder().build().await
     }
 
     pub(crate) async fn with_config(config: ApiConfig) -> Self {
-        Self::build(config, |s| s).await
+        Self::builder().config(config).build().await
     }
 
-    /// A harness whose router sees the memory store through `wrap`.
-    pub(crate) async fn build(
-        config: ApiConfig,
-        wrap: impl FnOnce(Arc<MemoryStore>) -> Arc<dyn edgewhisk_store::EntityStore>,
-    ) -> Self {
-        let store = Arc::new(MemoryStore::new());
-        use edgewhisk_store::EntityStore;
-        store.put_identity(guest()).await.unwrap();
-        let (uuid, key) = OTHER_AUTH.split_once(':').unwrap();
-        store
-            .put_identity(Identity {
-                subject: "other".into(),
-                namespace: "other".into(),
-                uuid: uuid.into(),
-                key: key.into(),
-            })
-            .await
-            .unwrap();
-        let balancer = Arc::new(FakeBalancer {
-            reply: Mutex::new(Reply::Canned(Status::Success, json!({"ok": true}))),
-            published: Mutex::new(Vec::new()),
-            pending: Mutex::new(Vec::new()),
-        });
-        let state = AppState::new(
-            config,
-            wrap(store.clone()),
-            store.clone(),
-            balancer.clone(),
-            RuntimeManifest::default(),
-            BuildInfo {
-                build: "2024-01-01".into(),
-                buildno: "42".into(),
-            },
-        );
-        Self {
-            store,
-            balancer,
-            app: router(state),
-        }
+    /// A fresh server state over this harness's store and balancer: what a restart sees.
+    pub(crate) fn restarted(&self) -> AppState {
+        app_state(
+            ApiConfig::default(),
+            self.store.clone(),
+            &self.store,
+            &self.balancer,
+        )
     }
 
     /// Sends a request with the guest's credentials.
     pub(crate) async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> Resp {
+        self.call_as(GUEST_AUTH, method, uri, body).await
+    }
+
+    /// Sends a request with the credentials `auth` (`uuid:key`).
+    pub(crate) async fn call_as(
+        &self,
+        auth: &str,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> Resp {
         let body = body.map(|b| b.to_string());
-        self.raw(method, uri, body.as_deref(), Some(GUEST_AUTH), &[])
+        self.raw(method, uri, body.as_deref(), Some(auth), &[])
             .await
+    }
+
+    /// A GET with the credentials `auth`.
+    pub(crate) async fn get_as(&self, auth: &str, uri: &str) -> Resp {
+        self.call_as(auth, Method::GET, uri, None).await
     }
 
     pub(crate) async fn get(&self, uri: &str) -> Resp {
@@ -221,6 +249,12 @@ impl Harness {
             b.extend(e);
         }
         self.put(&format!("/api/v1/namespaces/_/actions/{name}"), body)
+            .await
+    }
+
+    /// Sends `body` as it is, with the guest's credentials and a JSON content type.
+    pub(crate) async fn text(&self, method: Method, uri: &str, body: &str) -> Resp {
+        self.raw(method, uri, Some(body), Some(GUEST_AUTH), &[])
             .await
     }
 
@@ -248,6 +282,11 @@ impl Harness {
         let req = req
             .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
             .unwrap();
+        self.send(req).await
+    }
+
+    /// Sends a built request through the router.
+    pub(crate) async fn send(&self, req: Request<Body>) -> Resp {
         let res = self.app.clone().oneshot(req).await.unwrap();
         let status = res.status();
         let headers = res.headers().clone();
@@ -262,10 +301,49 @@ impl Harness {
     }
 }
 
+/// The `name` of each entry of a JSON list, in order.
+pub(crate) fn names_of(list: &Value) -> Vec<String> {
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .map(|e| e["name"].as_str().expect("a name").to_owned())
+        .collect()
+}
+
 /// Asserts an OpenWhisk error body: exactly `error` and `code`, `code` = the response's
 /// `X-Request-ID`.
 pub(crate) fn assert_error(r: &Resp, status: u16, message: &str) {
     assert_eq!(r.status.as_u16(), status, "body: {}", r.body);
     let tid = r.headers["x-request-id"].to_str().unwrap();
     assert_eq!(r.body, json!({"error": message, "code": tid}));
+}
+
+/// With one invocation allowed in flight: while the invoker holds the first invocation of
+/// `uri`, a second is 429; once the first is answered, its slot frees and a blocking
+/// invocation is 200.
+pub(crate) async fn assert_one_in_flight_until_answered(h: &Harness, uri: &str) {
+    h.balancer.set(Answer::Never);
+    assert_eq!(h.post(uri, json!({})).await.status, StatusCode::ACCEPTED);
+    let r = h.post(uri, json!({})).await;
+    assert_error(
+        &r,
+        429,
+        "Too many concurrent requests in flight (count: 1, allowed: 1).",
+    );
+    // Answer the pending activation; its slot is freed by the waiting task.
+    h.balancer.answer_pending(Status::Success, json!({}));
+    h.balancer
+        .set(Answer::Finished(Status::Success, json!({"ok": true})));
+    let mut status = StatusCode::TOO_MANY_REQUESTS;
+    for _ in 0..100 {
+        status = h
+            .post(&format!("{uri}?blocking=true"), json!({}))
+            .await
+            .status;
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(status, StatusCode::OK);
 }

@@ -1,6 +1,6 @@
 //! Packages, bindings, package actions and cross-namespace entitlement through the router.
 
-use super::{Harness, OTHER_AUTH, Resp, assert_error};
+use super::{Harness, OTHER_AUTH, Resp, assert_error, names_of};
 use crate::catalog::{SYSTEM_AUTH, provision_system};
 use axum::http::{Method, StatusCode};
 use edgewhisk_store::EntityStore;
@@ -20,25 +20,11 @@ fn params(pairs: &[(&str, &str)]) -> Value {
     )
 }
 
-async fn as_other(h: &Harness, method: Method, uri: &str, body: Option<Value>) -> Resp {
-    let body = body.map(|b| b.to_string());
-    h.raw(method, uri, body.as_deref(), Some(OTHER_AUTH), &[])
-        .await
-}
-
 fn names(r: &Resp) -> Vec<String> {
     names_of(&r.body)
 }
 
-fn names_of(v: &Value) -> Vec<String> {
-    v.as_array()
-        .expect("a list")
-        .iter()
-        .map(|e| e["name"].as_str().expect("a name").to_owned())
-        .collect()
-}
-
-/// The run arguments the fake balancer received last.
+/// The run arguments the fake invoker received last.
 fn last_args(h: &Harness) -> Value {
     serde_json::from_str(h.balancer.last().content.get()).unwrap()
 }
@@ -313,25 +299,26 @@ async fn others_may_read_and_invoke_published_packages_only() {
     h.create("private/act", json!({})).await;
     h.create("loose", json!({})).await;
 
-    let r = as_other(&h, Method::GET, GUEST_P, None).await;
+    let r = h.get_as(OTHER_AUTH, GUEST_P).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(names(&r), ["shared"]);
-    let r = as_other(&h, Method::GET, &format!("{GUEST_P}?count=true"), None).await;
+    let r = h.get_as(OTHER_AUTH, &format!("{GUEST_P}?count=true")).await;
     assert_eq!(r.body, json!({"packages": 1}));
-    let r = as_other(&h, Method::GET, &format!("{GUEST_P}/shared"), None).await;
+    let r = h.get_as(OTHER_AUTH, &format!("{GUEST_P}/shared")).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["actions"][0]["name"], json!("act"));
-    let r = as_other(&h, Method::GET, &format!("{GUEST_A}/shared/act"), None).await;
+    let r = h.get_as(OTHER_AUTH, &format!("{GUEST_A}/shared/act")).await;
     assert_eq!(r.status, StatusCode::OK);
-    let r = as_other(&h, Method::GET, &format!("{GUEST_A}/shared/"), None).await;
+    let r = h.get_as(OTHER_AUTH, &format!("{GUEST_A}/shared/")).await;
     assert_eq!(names(&r), ["act"]);
-    let r = as_other(
-        &h,
-        Method::POST,
-        &format!("{GUEST_A}/shared/act?blocking=true"),
-        Some(json!({"q": 2})),
-    )
-    .await;
+    let r = h
+        .call_as(
+            OTHER_AUTH,
+            Method::POST,
+            &format!("{GUEST_A}/shared/act?blocking=true"),
+            Some(json!({"q": 2})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let msg = h.balancer.last();
     assert_eq!(msg.namespace, "other");
@@ -364,7 +351,7 @@ async fn others_may_read_and_invoke_published_packages_only() {
     ];
     for (method, uri, what) in cases {
         let body = matches!(method, Method::PUT | Method::POST).then(|| json!({}));
-        let r = as_other(&h, method.clone(), &uri, body).await;
+        let r = h.call_as(OTHER_AUTH, method.clone(), &uri, body).await;
         assert_error(&r, 403, &denied(what));
     }
 }

@@ -87,9 +87,7 @@ async fn entity_routes_refuse_a_declared_length_over_their_limit() {
         format!("{NS}/packages/p"),
         format!("{NS}/rules/r"),
     ] {
-        let r = h
-            .raw(Method::PUT, &uri, Some(&body), Some(GUEST_AUTH), &[])
-            .await;
+        let r = h.text(Method::PUT, &uri, &body).await;
         assert_error(
             &r,
             413,
@@ -103,15 +101,7 @@ async fn a_rule_state_change_accepts_only_a_small_body() {
     let h = Harness::new().await;
     let body = format!("[{}0]", "0,".repeat(40_000));
     let len = body.len();
-    let r = h
-        .raw(
-            Method::POST,
-            &format!("{NS}/rules/r"),
-            Some(&body),
-            Some(GUEST_AUTH),
-            &[],
-        )
-        .await;
+    let r = h.text(Method::POST, &format!("{NS}/rules/r"), &body).await;
     assert_error(
         &r,
         413,
@@ -149,15 +139,7 @@ async fn an_action_put_with_huge_parameters_is_413_before_they_are_parsed() {
     let params = format!("[{}{{\"key\":\"z\",\"value\":0}}]", entry.repeat(2000));
     for field in ["parameters", "annotations"] {
         let body = format!(r#"{{"exec":{{"kind":"nodejs:20","code":"x"}},"{field}":{params}}}"#);
-        let r = h
-            .raw(
-                Method::PUT,
-                &format!("{NS}/actions/a"),
-                Some(&body),
-                Some(GUEST_AUTH),
-                &[],
-            )
-            .await;
+        let r = h.text(Method::PUT, &format!("{NS}/actions/a"), &body).await;
         assert_error(
             &r,
             413,
@@ -189,13 +171,7 @@ async fn an_action_put_may_be_as_large_as_its_code_but_no_other_field_may() {
     let body = json!({"exec": {"kind": "sequence", "components": components}}).to_string();
     let rest = body.len();
     let r = h
-        .raw(
-            Method::PUT,
-            &format!("{NS}/actions/seq"),
-            Some(&body),
-            Some(GUEST_AUTH),
-            &[],
-        )
+        .text(Method::PUT, &format!("{NS}/actions/seq"), &body)
         .await;
     assert_error(
         &r,
@@ -212,13 +188,7 @@ async fn a_large_malformed_action_put_is_400_without_a_full_parse() {
     let h = Harness::new().await;
     let body = format!("{{\"parameters\":[{}0", "0,".repeat(2_000_000));
     let r = h
-        .raw(
-            Method::PUT,
-            &format!("{NS}/actions/bad"),
-            Some(&body),
-            Some(GUEST_AUTH),
-            &[],
-        )
+        .text(Method::PUT, &format!("{NS}/actions/bad"), &body)
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     let message = r.body["error"].as_str().unwrap();
@@ -342,17 +312,7 @@ mod parsers {
             .header("content-type", "application/json")
             .body(Body::from(body))
             .unwrap();
-        let res = h.app.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        Resp {
-            status,
-            headers,
-            body,
-        }
+        h.send(req).await
     }
 
     proptest! {

@@ -1,37 +1,20 @@
 //! Sequences and conductor actions through the router, over the memory store and a scripted
-//! balancer that behaves like a few well-known actions and stores their records as the
+//! fake invoker that behaves like a few well-known actions and stores their records as the
 //! invoker does.
 
-use super::{OTHER_AUTH, basic};
-use crate::config::ApiConfig;
-use crate::loadbalancer::{LoadBalancer, LoadBalancerError};
+use super::{Answer, Harness};
 use crate::sequences::SEQUENCE_LIMIT;
-use crate::{AppState, BuildInfo, router};
-use async_trait::async_trait;
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
-use edgewhisk_entity::connector::{ActivationMessage, CompletionMessage};
-use edgewhisk_entity::identity::{GUEST_AUTH, guest};
-use edgewhisk_entity::{
-    Activation, ActivationId, ActivationResponse, Identity, Parameters, RuntimeManifest, Status,
-};
-use edgewhisk_store::{ActivationStore, EntityStore, MemoryStore};
-use http_body_util::BodyExt;
-use parking_lot::Mutex;
+use axum::http::{Method, StatusCode};
+use edgewhisk_entity::connector::ActivationMessage;
+use edgewhisk_entity::identity::GUEST_AUTH;
+use edgewhisk_entity::{Activation, ActivationId, Parameters, Status};
+use edgewhisk_store::ActivationStore;
+use edgewhisk_testkit::FakeInvoker;
 use serde_json::{Value, json};
-use std::sync::Arc;
-use tokio::sync::oneshot;
-use tower::ServiceExt;
 
 /// Runs actions by name: `inc` adds one to `n`, `fail` answers an application error, `lost`
-/// drops the answer path, `cond` is a conductor that calls `inc` twice, anything else echoes.
-#[derive(Debug)]
-struct ScriptBalancer {
-    store: Arc<MemoryStore>,
-    published: Mutex<Vec<ActivationMessage>>,
-}
-
+/// drops the answer path (see [`script`]), `cond` is a conductor that calls `inc` twice,
+/// anything else echoes.
 fn behave(name: &str, input: &Value) -> (Status, Value) {
     match name {
         "inc" => (
@@ -57,88 +40,27 @@ fn behave(name: &str, input: &Value) -> (Status, Value) {
     }
 }
 
-#[async_trait]
-impl LoadBalancer for ScriptBalancer {
-    async fn publish(
-        &self,
-        msg: ActivationMessage,
-    ) -> Result<oneshot::Receiver<CompletionMessage>, LoadBalancerError> {
-        let (tx, rx) = oneshot::channel();
-        self.published.lock().push(msg.clone());
-        let name = msg.action.name.name.as_str();
-        if name == "lost" {
-            return Ok(rx);
-        }
-        let input: Value = serde_json::from_str(msg.content.get()).unwrap();
-        let (status, result) = behave(name, &input);
-        let mut annotations = Parameters::default();
-        annotations.set("path", json!(msg.action.name.path_string()));
-        annotations.set("limits", json!(msg.action.limits));
-        let activation = Activation {
-            namespace: msg.namespace.clone(),
-            name: name.to_owned(),
-            version: msg.action.version.clone(),
-            subject: msg.subject.clone(),
-            activation_id: msg.activation_id.clone(),
-            cause: msg.cause.clone(),
-            start: 100,
-            end: 105,
-            duration: None,
-            response: ActivationResponse {
-                status,
-                result: Some(result),
-                size: None,
-            },
-            logs: vec![],
-            annotations,
-            publish: false,
-        };
-        self.store.store(activation.clone()).await.unwrap();
-        tx.send(CompletionMessage { activation }).unwrap();
-        Ok(rx)
+/// What the scripted invoker answers `msg` with.
+fn script(msg: &ActivationMessage) -> Answer {
+    let name = msg.action.name.name.as_str();
+    if name == "lost" {
+        return Answer::Drop;
     }
+    let input: Value = serde_json::from_str(msg.content.get()).unwrap();
+    let (status, result) = behave(name, &input);
+    Answer::Finished(status, result)
 }
 
-struct Seq {
-    store: Arc<MemoryStore>,
-    balancer: Arc<ScriptBalancer>,
-    app: Router,
-}
+/// The harness with the scripted invoker, which stores its records.
+struct Seq(Harness);
 
 impl Seq {
     async fn new() -> Self {
-        let store = Arc::new(MemoryStore::new());
-        store.put_identity(guest()).await.unwrap();
-        let (uuid, key) = OTHER_AUTH.split_once(':').unwrap();
-        store
-            .put_identity(Identity {
-                subject: "other".into(),
-                namespace: "other".into(),
-                uuid: uuid.into(),
-                key: key.into(),
-            })
-            .await
-            .unwrap();
-        let balancer = Arc::new(ScriptBalancer {
-            store: store.clone(),
-            published: Mutex::new(Vec::new()),
-        });
-        let state = AppState::new(
-            ApiConfig::default(),
-            store.clone(),
-            store.clone(),
-            balancer.clone(),
-            RuntimeManifest::default(),
-            BuildInfo {
-                build: "b".into(),
-                buildno: "1".into(),
-            },
-        );
-        Self {
-            store,
-            balancer,
-            app: router(state),
-        }
+        let h = Harness::builder()
+            .invoker(|store| FakeInvoker::scripted(script).storing(store))
+            .build()
+            .await;
+        Self(h)
     }
 
     async fn call(
@@ -148,29 +70,12 @@ impl Seq {
         body: Option<Value>,
         auth: &str,
     ) -> (StatusCode, Value) {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("authorization", basic(auth));
-        let body = match body {
-            Some(b) => {
-                req = req.header("content-type", "application/json");
-                Body::from(b.to_string())
-            }
-            None => Body::empty(),
-        };
-        let res = self
-            .app
-            .clone()
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = res.status();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        let body = body.map(|b| b.to_string());
+        let r = self
+            .0
+            .raw(method, uri, body.as_deref(), Some(auth), &[])
+            .await;
+        (r.status, r.body)
     }
 
     async fn action(&self, name: &str) {
@@ -193,14 +98,14 @@ impl Seq {
 
     async fn record(&self, id: &Value) -> Activation {
         let id = ActivationId::parse(id.as_str().unwrap()).unwrap();
-        ActivationStore::get(self.store.as_ref(), "guest", &id)
+        ActivationStore::get(self.0.store.as_ref(), "guest", &id)
             .await
             .unwrap()
             .expect("a stored record")
     }
 
     fn published(&self) -> usize {
-        self.balancer.published.lock().len()
+        self.0.balancer.published().len()
     }
 }
 
@@ -392,7 +297,7 @@ async fn a_component_without_result_is_a_whisk_error_naming_its_activation() {
     h.sequence("s", &["lost", "inc"]).await;
     let (status, v) = h.invoke("s", json!({})).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{v}");
-    let id = h.balancer.published.lock()[0].activation_id.clone();
+    let id = h.0.balancer.published()[0].activation_id.clone();
     assert_eq!(v["logs"], json!([id.as_str()]));
     let msg = format!("Timeout reached when retrieving activation {id} for sequence component.");
     assert_eq!(v["response"]["result"], json!({"error": msg}));
@@ -442,7 +347,7 @@ async fn a_non_blocking_sequence_answers_202_and_stores_its_record() {
     let id = ActivationId::parse(v["activationId"].as_str().unwrap()).unwrap();
     let mut found = None;
     for _ in 0..200 {
-        found = ActivationStore::get(h.store.as_ref(), "guest", &id)
+        found = ActivationStore::get(h.0.store.as_ref(), "guest", &id)
             .await
             .unwrap();
         if found.is_some() {
@@ -486,7 +391,7 @@ async fn a_conductor_action_runs_a_composition_until_no_action_is_named() {
     assert_eq!(ann.get("topmost"), Some(&json!(true)));
     assert_eq!(v["duration"], json!(25));
     // The conductor saw its state merged into the component's result.
-    let second = &h.balancer.published.lock()[2];
+    let second = &h.0.balancer.published()[2];
     let input: Value = serde_json::from_str(second.content.get()).unwrap();
     assert_eq!(input, json!({"n": 2, "step": 1}));
 }

@@ -1,6 +1,6 @@
-//! Triggers, rules and fire through the router, over the memory store and the fake balancer.
+//! Triggers, rules and fire through the router, over the memory store and the fake invoker.
 
-use super::{Harness, OTHER_AUTH, Resp, assert_error};
+use super::{Harness, OTHER_AUTH, Resp, assert_error, names_of};
 use crate::config::ApiConfig;
 use axum::http::{Method, StatusCode};
 use edgewhisk_entity::{Activation, ActivationId};
@@ -85,13 +85,7 @@ async fn trigger_crud_follows_openwhisk() {
 
     h.put(&format!("{T}/u"), json!({})).await;
     let r = h.get(T).await;
-    let mut names: Vec<&str> = r
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let mut names = names_of(&r.body);
     names.sort_unstable();
     assert_eq!(names, ["t", "u"]);
     assert!(r.body[0].get("parameters").is_none());
@@ -158,7 +152,7 @@ async fn fire_without_rules_answers_204_and_records_nothing() {
     setup(&h, json!([])).await;
     let r = h.post(&format!("{T}/t"), json!({"x": 1})).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    assert!(h.balancer.published.lock().is_empty());
+    assert!(h.balancer.published().is_empty());
     assert_error(
         &h.post(&format!("{T}/missing"), json!({})).await,
         404,
@@ -258,36 +252,30 @@ async fn a_trigger_whose_only_rule_is_inactive_fires_with_204() {
         .await;
     let r = h.post(&format!("{T}/t"), json!({})).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    assert!(h.balancer.published.lock().is_empty());
+    assert!(h.balancer.published().is_empty());
 }
 
 #[tokio::test]
 async fn rule_lifecycle_follows_openwhisk() {
     let h = Harness::new().await;
     setup(&h, json!([])).await;
-    assert_error(
-        &h.put(
-            &format!("{R}/r"),
+    let refused = [
+        (
             json!({"trigger": "/_/nope", "action": "/_/a"}),
-        )
-        .await,
-        400,
-        "The trigger '/guest/nope' does not exist.",
-    );
-    assert_error(
-        &h.put(
-            &format!("{R}/r"),
+            "The trigger '/guest/nope' does not exist.",
+        ),
+        (
             json!({"trigger": "/_/t", "action": "/_/nope"}),
-        )
-        .await,
-        400,
-        "The action '/guest/nope' does not exist.",
-    );
-    assert_error(
-        &h.put(&format!("{R}/r"), json!({"trigger": "/_/t"})).await,
-        400,
-        "A rule requires a trigger and an action.",
-    );
+            "The action '/guest/nope' does not exist.",
+        ),
+        (
+            json!({"trigger": "/_/t"}),
+            "A rule requires a trigger and an action.",
+        ),
+    ];
+    for (body, message) in refused {
+        assert_error(&h.put(&format!("{R}/r"), body).await, 400, message);
+    }
     // What wsk sends: the name, an empty status and qualified names.
     let r = h
         .put(
@@ -461,12 +449,12 @@ async fn rule_runs_a_sequence() {
     assert_eq!(log["action"], json!("guest/seq"));
     // The sequence runs its first component with the fire's arguments.
     for _ in 0..500 {
-        if !h.balancer.published.lock().is_empty() {
+        if !h.balancer.published().is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let first = h.balancer.published.lock()[0].clone();
+    let first = h.balancer.published()[0].clone();
     assert_eq!(first.action.name.path_string(), "guest/a");
     let args: Value = serde_json::from_str(first.content.get()).unwrap();
     assert_eq!(args, json!({"x": 1, "y": 2}));

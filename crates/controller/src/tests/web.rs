@@ -1,7 +1,7 @@
 //! Web actions through the router: resolution, arguments, authentication, CORS and the
-//! rendering of results, over the memory store and the canned fake balancer.
+//! rendering of results, over the memory store and the fake invoker.
 
-use super::{Harness, OTHER_AUTH, Reply, basic};
+use super::{Answer, Harness, OTHER_AUTH, basic};
 use crate::config::ApiConfig;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
@@ -11,13 +11,13 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-struct Answer {
+struct WebResponse {
     status: StatusCode,
     headers: HeaderMap,
     body: Vec<u8>,
 }
 
-impl Answer {
+impl WebResponse {
     fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
@@ -67,7 +67,7 @@ impl<'a> Call<'a> {
         }
     }
 
-    async fn send(self, h: &Harness) -> Answer {
+    async fn send(self, h: &Harness) -> WebResponse {
         let mut req = Request::builder().method(self.method).uri(self.uri);
         if let Some(ct) = self.content_type {
             req = req.header("content-type", ct);
@@ -86,7 +86,7 @@ impl<'a> Call<'a> {
         let status = res.status();
         let headers = res.headers().clone();
         let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();
-        Answer {
+        WebResponse {
             status,
             headers,
             body,
@@ -116,7 +116,7 @@ async fn web_action(h: &Harness, name: &str, annotations: Value, params: Value) 
 }
 
 fn reply(h: &Harness, status: Status, result: Value) {
-    h.balancer.set(Reply::Canned(status, result));
+    h.balancer.set(Answer::Finished(status, result));
 }
 
 /// The arguments of the last activation.
@@ -297,7 +297,7 @@ async fn raw_http_actions_get_the_query_and_body_unparsed() {
 async fn final_and_reserved_parameters_cannot_be_redefined() {
     let h = Harness::new().await;
     web_action(&h, "fixed", json!({"final": true}), json!({"k": "set"})).await;
-    let before = h.balancer.published.lock().len();
+    let before = h.balancer.published().len();
     let refused = [
         Call::get("/api/v1/web/guest/default/fixed.json?k=other"),
         Call::post(
@@ -313,7 +313,7 @@ async fn final_and_reserved_parameters_cannot_be_redefined() {
             "Request defines parameters that are not allowed (e.g., reserved properties).",
         );
     }
-    assert_eq!(h.balancer.published.lock().len(), before);
+    assert_eq!(h.balancer.published().len(), before);
     let a = Call::get("/api/v1/web/guest/default/fixed.json?other=1")
         .send(&h)
         .await;
@@ -392,7 +392,7 @@ async fn options_is_answered_with_cors_headers_without_running_the_action() {
         "OPTIONS, GET, DELETE, POST, PUT, HEAD, PATCH"
     );
     assert_eq!(a.header("access-control-allow-headers"), "X-Foo");
-    assert!(h.balancer.published.lock().is_empty());
+    assert!(h.balancer.published().is_empty());
 
     let a = Call::get("/api/v1/web/guest/default/cors.json")
         .send(&h)
@@ -432,7 +432,7 @@ async fn missing_namespaces_actions_and_non_exported_actions_are_not_found() {
     ] {
         Call::get(uri).send(&h).await.assert_error(404, missing);
     }
-    assert!(h.balancer.published.lock().is_empty());
+    assert!(h.balancer.published().is_empty());
 }
 
 #[tokio::test]
@@ -507,7 +507,7 @@ async fn bodies_over_the_payload_limit_are_refused_with_413() {
     .send(&h)
     .await
     .assert_error(413, "Request larger than allowed: 17 > 16 bytes.");
-    assert!(h.balancer.published.lock().is_empty());
+    assert!(h.balancer.published().is_empty());
 }
 
 #[tokio::test]
@@ -518,7 +518,7 @@ async fn a_result_not_ready_within_the_wait_is_a_202_with_the_activation_id() {
     };
     let h = Harness::with_config(config).await;
     web_action(&h, "slow", json!({}), json!({})).await;
-    h.balancer.set(Reply::Never);
+    h.balancer.set(Answer::Never);
     let a = Call::get("/api/v1/web/guest/default/slow.json")
         .send(&h)
         .await;
@@ -549,7 +549,7 @@ async fn exported_sequences_answer_with_their_last_result() {
         (a.status, a.json()),
         (StatusCode::OK, json!({"done": true}))
     );
-    let published = h.balancer.published.lock();
+    let published = h.balancer.published();
     assert_eq!(published.len(), 2);
     let first: Value = serde_json::from_str(published[0].content.get()).unwrap();
     assert_eq!(first["n"], json!("1"));

@@ -7,7 +7,7 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// The seed study's hello action.
+/// The hello action of the Raspberry Pi study that `docs/benchmarks.md` compares against.
 pub(crate) const HELLO: &str = "function main(params) {\n  var name = params.name || 'World';\n  return {payload: 'Hello, ' + name + '!'};\n}\n";
 
 /// Name of the healthy action created by [`create_hello`].
@@ -116,7 +116,7 @@ pub(crate) async fn create_action_with(s: &ServerGuard, name: &str, body: Value)
     reply.body
 }
 
-/// Creates the healthy seed hello action under [`HELLO_NAME`].
+/// Creates the healthy hello action ([`HELLO`]) under [`HELLO_NAME`].
 pub(crate) async fn create_hello(s: &ServerGuard) {
     create_action(s, HELLO_NAME, "nodejs:20", HELLO).await;
 }

@@ -7,7 +7,9 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub(crate) mod admin;
 pub(crate) mod api;
+pub(crate) mod cli;
 pub(crate) mod floods;
 pub(crate) mod host;
 pub(crate) mod net;
@@ -18,7 +20,7 @@ use nix::unistd::Pid;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -86,32 +88,39 @@ pub(crate) fn spawn_server(config_toml: Option<&str>) -> ServerGuard {
 
 /// Starts `edgewhisk serve` on `127.0.0.1:0` with a fresh data directory, as `options` say.
 pub(crate) fn spawn_server_with(options: ServerOptions<'_>) -> ServerGuard {
-    let mut builder = tempfile::Builder::new();
-    builder.prefix("edgewhisk-e2e-");
-    let dir = match options.temp_parent {
-        Some(parent) => {
-            std::fs::create_dir_all(parent).expect("create the parent of the temporary directory");
-            builder.tempdir_in(parent)
-        }
-        None => builder.tempdir(),
-    }
-    .expect("create a temporary directory for the server");
-    std::fs::write(
-        dir.path().join("config.toml"),
-        options.config_toml.unwrap_or(TEST_DEFAULTS),
-    )
-    .expect("write the server config");
-    let mut guard = ServerGuard {
-        dir,
-        extra_args: options.extra_args.iter().map(|a| (*a).to_owned()).collect(),
-        child: None,
-        base: String::new(),
-    };
+    let mut guard = ServerGuard::prepare(options);
     guard.start();
     guard
 }
 
 impl ServerGuard {
+    /// A stopped server: its temporary directory with the config file written, as `options`
+    /// say.
+    fn prepare(options: ServerOptions<'_>) -> Self {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("edgewhisk-e2e-");
+        let dir = match options.temp_parent {
+            Some(parent) => {
+                std::fs::create_dir_all(parent)
+                    .expect("create the parent of the temporary directory");
+                builder.tempdir_in(parent)
+            }
+            None => builder.tempdir(),
+        }
+        .expect("create a temporary directory for the server");
+        std::fs::write(
+            dir.path().join("config.toml"),
+            options.config_toml.unwrap_or(TEST_DEFAULTS),
+        )
+        .expect("write the server config");
+        ServerGuard {
+            dir,
+            extra_args: options.extra_args.iter().map(|a| (*a).to_owned()).collect(),
+            child: None,
+            base: String::new(),
+        }
+    }
+
     /// `http://127.0.0.1:PORT` of the running server.
     pub(crate) fn base(&self) -> &str {
         &self.base
@@ -190,39 +199,11 @@ impl ServerGuard {
     }
 
     fn start(&mut self) {
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .expect("open the server log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_edgewhisk"))
-            .arg("serve")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(self.data_dir())
-            .arg("--config")
-            .arg(self.dir.path().join("config.toml"))
-            .args(&self.extra_args)
-            .env("EW_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("spawn the edgewhisk binary");
-        let stdout = child.stdout.take().expect("piped stdout");
-        self.child = Some(child);
-        match read_listening_line(stdout) {
-            Some(base) => self.base = base,
-            None => {
-                let status = self.stop();
-                panic!(
-                    "edgewhisk did not print its listening line within {START_TIMEOUT:?} \
-                     (exit: {status}); server log:\n{}",
-                    self.log_tail()
-                );
-            }
-        }
+        let start = net::NetStart {
+            args: self.extra_args.clone(),
+            ..net::NetStart::default()
+        };
+        self.start_net(&start);
     }
 
     fn signal_and_reap(&mut self, first: Signal) -> ExitStatus {

@@ -1,8 +1,9 @@
-//! Starting the server the ways the connection and TLS tests need: under a lowered open-files
-//! limit (through `prlimit`), on another listen address, with extra flags, and reading an
-//! `https://` listening line.
+//! Starting the server: every start goes through [`ServerGuard::start_net`], which also serves
+//! the ways the connection and TLS tests need: under a lowered open-files limit (through
+//! `prlimit`), on another listen address, with extra flags, and reading an `https://`
+//! listening line.
 
-use super::{LISTENING_PREFIX, ServerGuard, read_listening_line};
+use super::{LISTENING_PREFIX, START_TIMEOUT, ServerGuard, ServerOptions, read_listening_line};
 use std::fs::File;
 use std::process::{Command, Stdio};
 
@@ -20,21 +21,10 @@ pub(crate) struct NetStart {
 
 /// Starts a server with a fresh data directory and `config_toml`, as `start` says.
 pub(crate) fn spawn_server_net(config_toml: Option<&str>, start: &NetStart) -> ServerGuard {
-    let dir = tempfile::Builder::new()
-        .prefix("edgewhisk-e2e-")
-        .tempdir()
-        .expect("create a temporary directory for the server");
-    std::fs::write(
-        dir.path().join("config.toml"),
-        config_toml.unwrap_or(super::TEST_DEFAULTS),
-    )
-    .expect("write the server config");
-    let mut guard = ServerGuard {
-        dir,
-        extra_args: Vec::new(),
-        child: None,
-        base: String::new(),
-    };
+    let mut guard = ServerGuard::prepare(ServerOptions {
+        config_toml,
+        ..ServerOptions::default()
+    });
     guard.start_net(start);
     guard
 }
@@ -82,8 +72,8 @@ impl ServerGuard {
             None => {
                 let status = self.stop();
                 panic!(
-                    "edgewhisk did not print its {LISTENING_PREFIX:?} line (exit: {status}); \
-                     server log:\n{}",
+                    "edgewhisk did not print its {LISTENING_PREFIX:?} line within \
+                     {START_TIMEOUT:?} (exit: {status}); server log:\n{}",
                     self.log_tail()
                 );
             }
