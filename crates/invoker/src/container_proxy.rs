@@ -522,41 +522,29 @@ async fn run_job(container: Arc<dyn Container>, job: Job, init: Option<Interval>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use edgewhisk_entity::connector::ExecutableAction;
-    use edgewhisk_entity::limits::ActionLimits;
-    use edgewhisk_entity::{ActivationId, Exec, FullyQualifiedEntityName};
+    use edgewhisk_testkit::fixtures;
     use serde_json::json;
-    use serde_json::value::RawValue;
 
     fn msg(annotations: Value, init_params: Value, api_key: Option<&str>) -> ActivationMessage {
-        ActivationMessage {
-            transaction_id: "tid-1".into(),
-            activation_id: ActivationId::parse("0123456789abcdef0123456789abcdef").unwrap(),
-            namespace: "alice".into(),
-            subject: "alice".into(),
-            api_key: api_key.map(str::to_owned),
-            action: Arc::new(ExecutableAction {
-                name: FullyQualifiedEntityName::new("guest", Some("pkg"), "hello"),
-                version: "0.0.2".into(),
-                exec: Exec {
-                    kind: "nodejs:20".into(),
-                    code: "function main(){}".into(),
-                    binary: false,
-                    main: Some("run".into()),
-                },
-                limits: ActionLimits {
-                    timeout: 1000,
-                    memory: 256,
-                    logs: 10,
-                    concurrency: 1,
-                },
-                init_parameters: serde_json::from_value(init_params).unwrap(),
-                annotations: serde_json::from_value(annotations).unwrap(),
-            }),
-            content: RawValue::from_string(r#"{"x":1}"#.into()).unwrap(),
-            cause: None,
-            received_at: 0,
-            annotations: Default::default(),
+        let action = fixtures::action("guest", "hello")
+            .package("pkg")
+            .version("0.0.2")
+            .code("function main(){}")
+            .main("run")
+            .timeout(1000)
+            .init_parameters(init_params)
+            .annotations(annotations)
+            .build();
+        let msg = fixtures::activation_message(&action)
+            .transaction_id("tid-1")
+            .activation_id("0123456789abcdef0123456789abcdef")
+            .namespace("alice")
+            .subject("alice")
+            .content(json!({"x": 1}))
+            .received_at(0);
+        match api_key {
+            Some(key) => msg.api_key(key).build(),
+            None => msg.build(),
         }
     }
 

@@ -96,42 +96,22 @@ pub(crate) fn activation_record(msg: &ActivationMessage, facts: RunFacts) -> Act
 #[cfg(test)]
 mod tests {
     use super::*;
-    use edgewhisk_entity::connector::ExecutableAction;
-    use edgewhisk_entity::limits::ActionLimits;
-    use edgewhisk_entity::{ActivationId, Exec, FullyQualifiedEntityName, Status};
-    use serde_json::value::RawValue;
-    use std::sync::Arc;
+    use edgewhisk_entity::Status;
+    use edgewhisk_testkit::fixtures;
 
     fn msg(received_at: u64) -> ActivationMessage {
-        ActivationMessage {
-            transaction_id: "tid".into(),
-            activation_id: ActivationId::parse("0123456789abcdef0123456789abcdef").unwrap(),
-            namespace: "alice".into(),
-            subject: "alice-subject".into(),
-            api_key: None,
-            action: Arc::new(ExecutableAction {
-                name: FullyQualifiedEntityName::new("guest", Some("pkg"), "hello"),
-                version: "0.0.3".into(),
-                exec: Exec {
-                    kind: "nodejs:20".into(),
-                    code: "x".into(),
-                    binary: false,
-                    main: None,
-                },
-                limits: ActionLimits {
-                    timeout: 1000,
-                    memory: 256,
-                    logs: 10,
-                    concurrency: 1,
-                },
-                init_parameters: Parameters::default(),
-                annotations: Parameters::default(),
-            }),
-            content: RawValue::from_string("{}".into()).unwrap(),
-            cause: None,
-            received_at,
-            annotations: Default::default(),
-        }
+        let action = fixtures::action("guest", "hello")
+            .package("pkg")
+            .version("0.0.3")
+            .code("x")
+            .timeout(1000)
+            .build();
+        fixtures::activation_message(&action)
+            .activation_id("0123456789abcdef0123456789abcdef")
+            .namespace("alice")
+            .subject("alice-subject")
+            .received_at(received_at)
+            .build()
     }
 
     fn at(ms: u64) -> SystemTime {
