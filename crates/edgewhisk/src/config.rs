@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 /// Which isolation backend runs action instances.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum Isolation {
+pub enum Isolation {
     /// `runc` when its binary is found and edgewhisk runs as root, else `process` (warned).
     Auto,
     /// Plain child processes: no isolation between actions (development).
@@ -29,46 +29,46 @@ pub(crate) enum Isolation {
 /// `[server]`: process-level settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct ServerConfig {
+pub struct ServerConfig {
     /// Address to listen on.
-    pub(crate) listen: SocketAddr,
+    pub listen: SocketAddr,
     /// Data directory; empty means `<user data dir>/edgewhisk`.
-    pub(crate) data_dir: PathBuf,
+    pub data_dir: PathBuf,
     /// Isolation backend.
-    pub(crate) isolation: Isolation,
+    pub isolation: Isolation,
     /// On shutdown, how long in-flight activations may still finish, ms.
-    pub(crate) shutdown_grace_ms: u64,
+    pub shutdown_grace_ms: u64,
     /// Node.js executable for `nodejs:*` runners; empty means `node` found on `PATH`.
-    pub(crate) node: PathBuf,
+    pub node: PathBuf,
     /// Python 3 executable for `python:*` runners; empty means `/usr/bin/python3` when present,
     /// else `python3` on `PATH`.
-    pub(crate) python: PathBuf,
+    pub python: PathBuf,
     /// A client must send a complete request head within this long of the server waiting for
     /// one (slowloris), ms; also bounds the TLS handshake, and (as the wait starts when the
     /// previous response is sent) the idle time between requests.
-    pub(crate) header_read_timeout_ms: u64,
+    pub header_read_timeout_ms: u64,
     /// A connection waiting on its client (no request in flight, or a request body still
     /// arriving) is closed after this long without a byte, ms.
-    pub(crate) idle_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
     /// Most client connections open at once; 0 = the open-files limit minus `reserved_fds`,
     /// at most [`AUTO_MAX_CONNECTIONS`].
-    pub(crate) max_connections: usize,
+    pub max_connections: usize,
     /// File descriptors kept out of the connection cap for runners, the store and logs.
-    pub(crate) reserved_fds: usize,
+    pub reserved_fds: usize,
     /// PEM certificate chain (leaf first) to serve HTTPS with; empty means plain HTTP. Set
     /// together with `tls_key`.
-    pub(crate) tls_cert: PathBuf,
+    pub tls_cert: PathBuf,
     /// PEM private key of `tls_cert`; empty means plain HTTP.
-    pub(crate) tls_key: PathBuf,
+    pub tls_key: PathBuf,
 }
 
 /// The ceiling of the automatic connection cap: each open connection holds roughly 16 KiB of
 /// buffers, so this bounds their memory to about 64 MiB on a device with a large fd limit.
-pub(crate) const AUTO_MAX_CONNECTIONS: usize = 4096;
+pub const AUTO_MAX_CONNECTIONS: usize = 4096;
 
 /// An invalid `[server]` value.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ServerConfigError {
+pub enum ServerConfigError {
     /// A timeout of 0 would close every connection at once.
     #[error("{0} must be greater than 0")]
     ZeroTimeout(&'static str),
@@ -85,7 +85,7 @@ const MIN_RESERVED_FDS: usize = 32;
 
 impl ServerConfig {
     /// Checks the connection settings' ranges.
-    pub(crate) fn validate(&self) -> Result<(), ServerConfigError> {
+    pub fn validate(&self) -> Result<(), ServerConfigError> {
         if self.header_read_timeout_ms == 0 {
             return Err(ServerConfigError::ZeroTimeout("header_read_timeout_ms"));
         }
@@ -102,7 +102,7 @@ impl ServerConfig {
     }
 
     /// Whether HTTPS is configured.
-    pub(crate) fn tls(&self) -> bool {
+    pub fn tls(&self) -> bool {
         !self.tls_cert.as_os_str().is_empty()
     }
 }
@@ -129,24 +129,24 @@ impl Default for ServerConfig {
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct Config {
+pub struct Config {
     /// Process-level settings.
-    pub(crate) server: ServerConfig,
+    pub server: ServerConfig,
     /// REST API limits and throttles.
-    pub(crate) api: ApiConfig,
+    pub api: ApiConfig,
     /// Container pool.
-    pub(crate) pool: PoolConfig,
+    pub pool: PoolConfig,
     /// Embedded store.
-    pub(crate) store: StoreConfig,
+    pub store: StoreConfig,
     /// The runc isolation backend.
-    pub(crate) runc: RuncConfig,
+    pub runc: RuncConfig,
     /// The process backend's unprivileged user (when edgewhisk runs as root).
-    pub(crate) process: ProcessUserConfig,
+    pub process: ProcessUserConfig,
 }
 
 impl Config {
     /// Reads and validates `path`; a missing `path` gives the defaults.
-    pub(crate) fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
         let config: Config = match path {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
@@ -160,7 +160,7 @@ impl Config {
     }
 
     /// Checks every section's ranges.
-    pub(crate) fn validate(&self) -> anyhow::Result<()> {
+    pub fn validate(&self) -> anyhow::Result<()> {
         self.server.validate().context("invalid [server] section")?;
         self.api.validate().context("invalid [api] section")?;
         self.pool.validate().context("invalid [pool] section")?;
@@ -173,7 +173,7 @@ impl Config {
     }
 
     /// The data directory, defaulted.
-    pub(crate) fn data_dir(&self) -> PathBuf {
+    pub fn data_dir(&self) -> PathBuf {
         if self.server.data_dir.as_os_str().is_empty() {
             dirs::data_dir()
                 .unwrap_or_else(std::env::temp_dir)
@@ -184,7 +184,7 @@ impl Config {
     }
 
     /// The node executable, defaulted.
-    pub(crate) fn node(&self) -> PathBuf {
+    pub fn node(&self) -> PathBuf {
         if self.server.node.as_os_str().is_empty() {
             find_on_path("node").unwrap_or_else(|| PathBuf::from("node"))
         } else {
@@ -193,7 +193,7 @@ impl Config {
     }
 
     /// The python executable, defaulted (Debian's starts ten times faster than a pyenv shim).
-    pub(crate) fn python(&self) -> PathBuf {
+    pub fn python(&self) -> PathBuf {
         if !self.server.python.as_os_str().is_empty() {
             return self.server.python.clone();
         }

@@ -45,7 +45,7 @@ use std::path::PathBuf;
 
 /// Flags accepted by every CLI command (before or after the subcommand).
 #[derive(clap::Args, Debug, Clone, Default)]
-pub(crate) struct GlobalFlags {
+pub struct GlobalFlags {
     /// Whisk API host (overrides APIHOST and WHISK_APIHOST).
     #[arg(long, global = true, value_name = "HOST", num_args = 0..=1, default_missing_value = "")]
     pub(crate) apihost: Option<String>,
@@ -79,9 +79,38 @@ pub(crate) struct GlobalFlags {
     pub(crate) env_auth: Option<String>,
 }
 
+/// One `wsk` command line's noun, verb and arguments; what they are stays inside this module.
+#[derive(Debug)]
+pub struct WskCommand(Noun);
+
+/// Clap's view of [`WskCommand`]: the nouns' subcommands, parsed as [`Noun`]'s.
+impl clap::FromArgMatches for WskCommand {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Noun::from_arg_matches(matches).map(Self)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(matches)
+    }
+}
+
+impl clap::Subcommand for WskCommand {
+    fn augment_subcommands(cmd: clap::Command) -> clap::Command {
+        Noun::augment_subcommands(cmd)
+    }
+
+    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
+        Noun::augment_subcommands_for_update(cmd)
+    }
+
+    fn has_subcommand(name: &str) -> bool {
+        Noun::has_subcommand(name)
+    }
+}
+
 /// The CLI's nouns.
 #[derive(clap::Subcommand, Debug)]
-pub(crate) enum WskCommand {
+enum Noun {
     /// Work with actions.
     #[command(subcommand)]
     Action(commands::action::ActionCommand),
@@ -109,24 +138,37 @@ pub(crate) enum WskCommand {
 
 /// Runs one CLI command and returns the process exit code. Failures are printed to stderr
 /// here, so the `Err` case is reserved for failures to even start (none today).
-pub(crate) async fn run(global: GlobalFlags, cmd: WskCommand) -> anyhow::Result<i32> {
+pub async fn run(global: GlobalFlags, cmd: WskCommand) -> anyhow::Result<i32> {
     let ctx = match Ctx::load(global) {
         Ok(ctx) => ctx,
         Err(e) => return Ok(report(&e, false)),
     };
-    let result = match cmd {
-        WskCommand::Action(c) => commands::action::run(&ctx, c).await,
-        WskCommand::Activation(c) => commands::activation::run(&ctx, c).await,
-        WskCommand::Namespace(c) => commands::namespace::run(&ctx, c).await,
-        WskCommand::Property(c) => commands::property::run(&ctx, c).await,
-        WskCommand::Package(c) => commands::package::run(&ctx, c).await,
-        WskCommand::Trigger(c) => commands::trigger::run(&ctx, c).await,
-        WskCommand::Rule(c) => commands::rule::run(&ctx, c).await,
-        WskCommand::List(a) => commands::list::run(&ctx, a).await,
+    let result = match cmd.0 {
+        Noun::Action(c) => commands::action::run(&ctx, c).await,
+        Noun::Activation(c) => commands::activation::run(&ctx, c).await,
+        Noun::Namespace(c) => commands::namespace::run(&ctx, c).await,
+        Noun::Property(c) => commands::property::run(&ctx, c).await,
+        Noun::Package(c) => commands::package::run(&ctx, c).await,
+        Noun::Trigger(c) => commands::trigger::run(&ctx, c).await,
+        Noun::Rule(c) => commands::rule::run(&ctx, c).await,
+        Noun::List(a) => commands::list::run(&ctx, a).await,
     };
     Ok(match result {
         Ok(code) => code,
         Err(e) => report(&e, ctx.global.debug),
+    })
+}
+
+/// The server `edgewhisk bench` measures: the API host and key resolved as for every other
+/// command (flags > `WHISK_*` environment > properties file).
+#[cfg(feature = "bench")]
+pub fn bench_target(global: GlobalFlags) -> anyhow::Result<edgewhisk_bench::Target> {
+    let ctx = Ctx::load(global).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(edgewhisk_bench::Target {
+        apihost: ctx.settings.apihost,
+        auth: ctx.settings.auth.unwrap_or_default(),
+        insecure: ctx.global.insecure,
+        verbose: ctx.global.verbose,
     })
 }
 
@@ -230,14 +272,8 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    /// The binary's shape, as `main.rs` wires this module.
-    #[derive(Debug, Parser)]
-    struct TestCli {
-        #[command(flatten)]
-        global: GlobalFlags,
-        #[command(subcommand)]
-        command: WskCommand,
-    }
+    /// The binary invoked as `wsk`.
+    type TestCli = crate::Cli<WskCommand>;
 
     #[test]
     fn the_command_tree_is_valid() {

@@ -345,7 +345,7 @@ pub(crate) fn rss_mib(pid: u32) -> Option<f64> {
         .next()?
         .parse()
         .ok()?;
-    Some(crate::bench::load::as_f64(kib) / 1024.0)
+    Some(crate::load::as_f64(kib) / 1024.0)
 }
 
 /// Private dirty memory of process `pid`, MiB, from /proc/PID/smaps_rollup.
@@ -359,7 +359,7 @@ pub(crate) fn private_mib(pid: u32) -> Option<f64> {
         .filter(|l| l.starts_with("Private_Dirty:"))
         .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         .sum();
-    Some(crate::bench::load::as_f64(kib) / 1024.0)
+    Some(crate::load::as_f64(kib) / 1024.0)
 }
 
 /// Every descendant of `pid` whose program is named `needle` (from the ppid field of
