@@ -9,7 +9,7 @@
 //! Keys are stored hashed, so a key is printed only when it is created or regenerated; `user
 //! get` shows the key's UUID only.
 
-use crate::config::Config;
+use crate::config::{Config, env};
 use anyhow::{Context, bail};
 use edgewhisk_entity::Identity;
 use edgewhisk_entity::identity::{KEY_LENGTH, NamespaceLimits, generate_key};
@@ -35,10 +35,10 @@ pub enum AdminCommand {
 #[derive(Debug, Clone, clap::Args)]
 pub struct StoreArgs {
     /// Data directory holding `edgewhisk.db` [default: user data dir].
-    #[arg(long, env = "EW_DATA_DIR")]
+    #[arg(long, env = env::DATA_DIR)]
     data_dir: Option<PathBuf>,
     /// TOML configuration file (its `server.data_dir` and `[store]` apply).
-    #[arg(long, env = "EW_CONFIG")]
+    #[arg(long, env = env::CONFIG)]
     config: Option<PathBuf>,
 }
 

@@ -1,8 +1,27 @@
-//! The server's configuration: one TOML file, one typed tree.
+//! The server's configuration: one TOML file, one typed tree; and the process environment.
 //!
 //! Precedence is built-in defaults < the file named by `--config` < command-line flags. Every
 //! key is listed with its default in `config/reference.toml`, which a test keeps equal to
-//! [`Config::default`]. This is the only module that reads the process environment.
+//! [`Config::default`].
+//!
+//! Every environment variable the crate reads is named in [`env`](mod@env), and this is the only module
+//! that reads the environment itself. Variables that stand in for a flag are read by clap
+//! (`#[arg(env = env::…)]` on the flag), which gives them their precedence (flag > variable >
+//! file) and lists them in `--help`:
+//!
+//! | Variable          | Stands for                                   | Read by               |
+//! |-------------------|----------------------------------------------|-----------------------|
+//! | `EW_LISTEN`       | `serve --listen`                             | clap                  |
+//! | `EW_DATA_DIR`     | `serve --data-dir`, `admin … --data-dir`     | clap                  |
+//! | `EW_CONFIG`       | `serve --config`, `admin … --config`         | clap                  |
+//! | `EW_TLS_CERT`     | `serve --tls-cert`                           | clap                  |
+//! | `EW_TLS_KEY`      | `serve --tls-key`                            | clap                  |
+//! | `WSK_CONFIG_FILE` | the CLI's properties file                    | clap                  |
+//! | `WHISK_APIHOST`   | the CLI's API host (over `APIHOST`)          | clap                  |
+//! | `WHISK_AUTH`      | the CLI's key (over `AUTH`)                  | clap                  |
+//! | `EW_LOG`          | the server's log filter (default `info`)     | [`log_filter`]        |
+//! | `PATH`            | where `node` and `python3` are found         | [`Config::node`], [`Config::python`] |
+//! | `HOME`, `XDG_DATA_HOME`, `TMPDIR` | the default data directory and `~/.wskprops` | [`Config::data_dir`], [`wskprops_path`] |
 
 use anyhow::Context;
 use edgewhisk_controller::config::ApiConfig;
@@ -203,6 +222,39 @@ impl Config {
         }
         find_on_path("python3").unwrap_or_else(|| PathBuf::from("python3"))
     }
+}
+
+/// The names of the environment variables the crate reads (see the table above).
+pub mod env {
+    /// `edgewhisk serve --listen`.
+    pub const LISTEN: &str = "EW_LISTEN";
+    /// `--data-dir` of `edgewhisk serve` and `edgewhisk admin`.
+    pub const DATA_DIR: &str = "EW_DATA_DIR";
+    /// `--config` of `edgewhisk serve` and `edgewhisk admin`.
+    pub const CONFIG: &str = "EW_CONFIG";
+    /// `edgewhisk serve --tls-cert`.
+    pub const TLS_CERT: &str = "EW_TLS_CERT";
+    /// `edgewhisk serve --tls-key`.
+    pub const TLS_KEY: &str = "EW_TLS_KEY";
+    /// The server's log filter (`tracing` directives, e.g. `warn` or `edgewhisk_invoker=debug`).
+    pub const LOG: &str = "EW_LOG";
+    /// The CLI's properties file, as `wsk` reads it.
+    pub const WSK_CONFIG_FILE: &str = "WSK_CONFIG_FILE";
+    /// The CLI's API host, over the properties file's `APIHOST`.
+    pub const WHISK_APIHOST: &str = "WHISK_APIHOST";
+    /// The CLI's `uuid:key`, over the properties file's `AUTH`.
+    pub const WHISK_AUTH: &str = "WHISK_AUTH";
+}
+
+/// The server's log filter: [`env::LOG`] when it parses, else `info`.
+pub fn log_filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_env(env::LOG)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+}
+
+/// The CLI's default properties file, `~/.wskprops`; `None` without a home directory.
+pub fn wskprops_path() -> Option<PathBuf> {
+    dirs::home_dir().map(|h| h.join(".wskprops"))
 }
 
 fn find_on_path(name: &str) -> Option<PathBuf> {

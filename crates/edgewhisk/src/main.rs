@@ -4,7 +4,7 @@
 //! parses the arguments, sets up the allocator, logging and runtime, and dispatches.
 
 use clap::Parser as _;
-use edgewhisk::{Cli, Command, admin, cli, serve};
+use edgewhisk::{Cli, Command, admin, cli, config, serve};
 
 fn invoked_as_wsk() -> bool {
     std::env::args_os()
@@ -63,10 +63,8 @@ fn real_main() -> anyhow::Result<i32> {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("EW_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(config::log_filter())
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();

@@ -40,6 +40,7 @@ mod commands {
     pub(super) mod trigger;
 }
 
+use crate::config::env;
 use edgewhisk_client::{Client, ClientError};
 use std::path::PathBuf;
 
@@ -66,16 +67,15 @@ pub struct GlobalFlags {
         long,
         global = true,
         hide = true,
-        env = "WSK_CONFIG_FILE",
+        env = env::WSK_CONFIG_FILE,
         value_name = "FILE"
     )]
     pub(crate) config_file: Option<PathBuf>,
-    /// `WHISK_APIHOST`, read through clap because only the config module may read the
-    /// environment directly.
-    #[arg(long, global = true, hide = true, env = "WHISK_APIHOST")]
+    /// `WHISK_APIHOST` (flags read their variables through clap; see [`crate::config`]).
+    #[arg(long, global = true, hide = true, env = env::WHISK_APIHOST)]
     pub(crate) env_apihost: Option<String>,
     /// `WHISK_AUTH`.
-    #[arg(long, global = true, hide = true, env = "WHISK_AUTH")]
+    #[arg(long, global = true, hide = true, env = env::WHISK_AUTH)]
     pub(crate) env_auth: Option<String>,
 }
 
@@ -83,7 +83,7 @@ pub struct GlobalFlags {
 #[derive(Debug)]
 pub struct WskCommand(Noun);
 
-/// Clap's view of [`WskCommand`]: the nouns' subcommands, parsed as [`Noun`]'s.
+/// Clap's view of [`WskCommand`]: the nouns' subcommands, parsed as `Noun`'s.
 impl clap::FromArgMatches for WskCommand {
     fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
         Noun::from_arg_matches(matches).map(Self)

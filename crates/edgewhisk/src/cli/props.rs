@@ -16,7 +16,7 @@ pub(crate) struct PropsFile {
 impl PropsFile {
     /// Reads `path`, or `~/.wskprops` when `None`. A missing file is an empty one.
     pub(crate) fn load(path: Option<PathBuf>) -> Result<Self, CliError> {
-        let path = path.or_else(|| dirs::home_dir().map(|h| h.join(".wskprops")));
+        let path = path.or_else(crate::config::wskprops_path);
         let entries = match &path {
             Some(p) => match std::fs::read_to_string(p) {
                 Ok(text) => parse(&text),

@@ -12,7 +12,7 @@ mod fd_limit;
 mod lean;
 mod tls;
 
-use crate::config::{Config, Isolation};
+use crate::config::{Config, Isolation, env};
 use anyhow::Context;
 use edgewhisk_controller::{AppState, BuildInfo};
 use edgewhisk_entity::RuntimeManifest;
@@ -30,22 +30,22 @@ use std::time::Duration;
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:3233].
-    #[arg(long, env = "EW_LISTEN")]
+    #[arg(long, env = env::LISTEN)]
     listen: Option<SocketAddr>,
     /// Data directory (SQLite store, unpacked action code) [default: user data dir].
-    #[arg(long, env = "EW_DATA_DIR")]
+    #[arg(long, env = env::DATA_DIR)]
     data_dir: Option<PathBuf>,
     /// TOML configuration file (keys: config/reference.toml).
-    #[arg(long, env = "EW_CONFIG")]
+    #[arg(long, env = env::CONFIG)]
     config: Option<PathBuf>,
     /// Isolation backend for action instances.
     #[arg(long, value_enum)]
     isolation: Option<Isolation>,
     /// PEM certificate chain to serve HTTPS with (with --tls-key).
-    #[arg(long, env = "EW_TLS_CERT")]
+    #[arg(long, env = env::TLS_CERT)]
     tls_cert: Option<PathBuf>,
     /// PEM private key of --tls-cert.
-    #[arg(long, env = "EW_TLS_KEY")]
+    #[arg(long, env = env::TLS_KEY)]
     tls_key: Option<PathBuf>,
 }
 
