@@ -148,7 +148,7 @@ async fn open(args: &StoreArgs) -> anyhow::Result<SqliteStore> {
         config.server.data_dir.clone_from(dir);
     }
     config.store.validate().context("invalid [store] section")?;
-    let path = config.data_dir().join("edgewhisk.db");
+    let path = config.db_path();
     SqliteStore::open(&path, &config.store)
         .with_context(|| format!("opening store {}", path.display()))
 }

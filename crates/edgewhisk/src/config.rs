@@ -145,6 +145,9 @@ impl Default for ServerConfig {
     }
 }
 
+/// The name of the store's database file in the data directory.
+const DB_FILE: &str = "edgewhisk.db";
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -200,6 +203,23 @@ impl Config {
         } else {
             self.server.data_dir.clone()
         }
+    }
+
+    /// The store's database file in the data directory.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir().join(DB_FILE)
+    }
+
+    /// The store's files: the database and SQLite's write-ahead log and shared-memory files
+    /// beside it (which exist only while the store is open, or after a crash).
+    pub fn db_files(&self) -> [PathBuf; 3] {
+        let db = self.db_path();
+        let beside = |suffix: &str| {
+            let mut name = db.clone().into_os_string();
+            name.push(suffix);
+            PathBuf::from(name)
+        };
+        [db.clone(), beside("-wal"), beside("-shm")]
     }
 
     /// The node executable, defaulted.
@@ -274,6 +294,18 @@ mod tests {
         let parsed: Config = toml::from_str(text).expect("reference.toml parses");
         assert_eq!(parsed, Config::default());
         parsed.validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn the_store_files_are_the_database_and_its_wal_and_shm_in_the_data_dir() {
+        let mut config = Config::default();
+        config.server.data_dir = PathBuf::from("/srv/ew");
+        assert_eq!(config.db_path(), Path::new("/srv/ew/edgewhisk.db"));
+        assert_eq!(
+            config.db_files(),
+            ["edgewhisk.db", "edgewhisk.db-wal", "edgewhisk.db-shm"]
+                .map(|f| Path::new("/srv/ew").join(f))
+        );
     }
 
     #[test]

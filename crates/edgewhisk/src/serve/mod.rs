@@ -120,7 +120,7 @@ impl Server {
         };
 
         let data_dir = config.data_dir();
-        let db_path = data_dir.join("edgewhisk.db");
+        let db_path = config.db_path();
         // Only a directory that is ours (new, or already holding the store) is made private:
         // an operator pointing --data-dir at a shared directory must not see its mode changed.
         let ours = !data_dir.exists() || db_path.exists();
@@ -143,8 +143,7 @@ impl Server {
         );
         // The store holds every namespace's key: readable by its owner only (SQLite gives its
         // WAL and shared-memory files the database's mode).
-        for suffix in ["", "-wal", "-shm"] {
-            let path = data_dir.join(format!("edgewhisk.db{suffix}"));
+        for path in config.db_files() {
             if path.exists() {
                 set_mode(&path, 0o600)?;
             }
