@@ -28,17 +28,7 @@
 mod output;
 mod props;
 
-mod commands {
-    //! One module per noun.
-    pub(super) mod action;
-    pub(super) mod activation;
-    pub(super) mod list;
-    pub(super) mod namespace;
-    pub(super) mod package;
-    pub(super) mod property;
-    pub(super) mod rule;
-    pub(super) mod trigger;
-}
+mod commands;
 
 use crate::config::env;
 use edgewhisk_client::{Client, ClientError};
