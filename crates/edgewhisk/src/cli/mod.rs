@@ -16,6 +16,7 @@
 //! - `1` a general failure (no API host configured, unreadable file, …);
 //! - `2` a usage error (clap's own errors, a `.zip` without `--kind`, an unknown file type);
 //! - `3` the server could not be reached;
+//! - `4` the server's answer could not be decoded;
 //! - an HTTP error status from the server exits as `status − 256` taken modulo 256, as `wsk`
 //!   does: 400 → 144, 401 → 145, 403 → 147, 404 → 148, 409 → 153, 500 → 244, 502 → 246;
 //!   a blocking invoke whose action failed (502 with the activation) also exits 246;

@@ -1,10 +1,13 @@
 //! `edgewhisk serve`: controller and invoker in one process (lean mode), started by
 //! [`Server::start`] (which tests also call in-process).
 //!
-//! Wiring: SQLite store (entities behind a cache, activations through the group-committing writer) →
-//! invoker with the configured isolation backend → lean balancer → controller router → HTTP.
-//! Shutdown on SIGINT/SIGTERM: stop accepting, let in-flight activations finish (or fail them
-//! with a record) within the grace period, kill every runner, flush the store.
+//! Wiring: SQLite store (entities behind a cache, activations through the group-committing
+//! writer) → invoker with the configured isolation backend (`runc` or `process`) → lean
+//! balancer → controller state, with the alarm and MQTT feed service → controller router →
+//! the accept loop (`connections`, optionally behind TLS). Shutdown ([`Server::shutdown`],
+//! on SIGINT/SIGTERM for `edgewhisk serve`): stop accepting, stop the feeds, let in-flight
+//! activations finish (or fail them with a record) within the grace period, kill every
+//! runner, flush the store.
 
 mod connections;
 mod exposure;
