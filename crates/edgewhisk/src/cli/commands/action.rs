@@ -1,11 +1,12 @@
 //! `wsk action create|update|get|list|delete|invoke`.
 
-use crate::cli::commands::{
+use crate::cli::commands::shared::{
     KeyValueArgs, ParamArgs, page, print_got, print_ok, put_verbs, short, to_key_value_array,
     unable, unable_to_list,
 };
+use crate::cli::error::{CliError, status_exit_code};
 use crate::cli::output::{action_row, action_summary, annotation, entity_list, pretty_json};
-use crate::cli::{CliError, Ctx, status_exit_code};
+use crate::cli::props::Ctx;
 use base64::Engine;
 use edgewhisk_client::{Client, ClientError, InvokeOptions, split_qualified};
 use serde_json::{Map, Value, json};

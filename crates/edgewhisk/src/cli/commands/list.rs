@@ -1,8 +1,9 @@
 //! `wsk list`: every entity of the namespace, by collection.
 
-use crate::cli::commands::{rule_rows, sort_by_name};
+use crate::cli::commands::shared::{rule_rows, sort_by_name};
+use crate::cli::error::CliError;
 use crate::cli::output::{action_row, entity_list, package_or_trigger_row};
-use crate::cli::{CliError, Ctx};
+use crate::cli::props::Ctx;
 use edgewhisk_client::{Client, ClientError, ListPage, Method};
 use serde_json::Value;
 

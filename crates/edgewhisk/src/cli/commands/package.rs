@@ -1,10 +1,11 @@
 //! `wsk package create|update|bind|get|delete|list`.
 
-use crate::cli::commands::{
+use crate::cli::commands::shared::{
     KeyValueArgs, key_value_body, page, print_got, print_ok, put_verbs, short, sort_by_name, unable,
 };
+use crate::cli::error::CliError;
 use crate::cli::output::{annotation, entity_list, package_or_trigger_row};
-use crate::cli::{CliError, Ctx};
+use crate::cli::props::Ctx;
 use edgewhisk_client::{Client, split_qualified};
 use serde_json::{Value, json};
 
@@ -254,7 +255,7 @@ async fn list(client: &Client, args: ListArgs) -> Result<i32, CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::commands::ParamArgs;
+    use crate::cli::commands::shared::ParamArgs;
 
     #[test]
     fn create_body_carries_params_annotations_and_publish() {

@@ -1,11 +1,12 @@
 //! `wsk rule create|update|enable|disable|get|delete|list`.
 
-use crate::cli::commands::{
+use crate::cli::commands::shared::{
     page, print_got, print_ok, put_verbs, qualified, rule_rows, short, sort_by_name, unable,
     unable_to_list,
 };
+use crate::cli::error::CliError;
 use crate::cli::output::entity_list;
-use crate::cli::{CliError, Ctx};
+use crate::cli::props::Ctx;
 use edgewhisk_client::Client;
 use serde_json::{Value, json};
 

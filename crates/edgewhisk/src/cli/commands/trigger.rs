@@ -6,12 +6,13 @@
 //! and deletes `T` again when that fails; `trigger delete` of a feed trigger invokes the feed
 //! with `DELETE` first.
 
-use crate::cli::commands::{
+use crate::cli::commands::shared::{
     KeyValueArgs, ParamArgs, key_value_body, page, print_got, print_ok, put_verbs, qualified,
     short, sort_by_name, unable, unable_to_list,
 };
+use crate::cli::error::CliError;
 use crate::cli::output::{entity_list, package_or_trigger_row};
-use crate::cli::{CliError, Ctx};
+use crate::cli::props::Ctx;
 use edgewhisk_client::{Client, InvokeOptions};
 use serde_json::{Map, Value, json};
 
