@@ -9,7 +9,7 @@
 //! Keys are stored hashed, so a key is printed only when it is created or regenerated; `user
 //! get` shows the key's UUID only.
 
-use crate::config::Config;
+use crate::config::{Config, env};
 use anyhow::{Context, bail};
 use edgewhisk_entity::Identity;
 use edgewhisk_entity::identity::{KEY_LENGTH, NamespaceLimits, generate_key};
@@ -22,7 +22,7 @@ const MIN_SUBJECT_LENGTH: usize = 5;
 
 /// `edgewhisk admin …`.
 #[derive(Debug, clap::Subcommand)]
-pub(crate) enum AdminCommand {
+pub enum AdminCommand {
     /// Create, delete, show, list and regenerate subjects' keys.
     #[command(subcommand)]
     User(UserCommand),
@@ -33,18 +33,18 @@ pub(crate) enum AdminCommand {
 
 /// Where the store is: the same flags, environment and defaults as `edgewhisk serve`.
 #[derive(Debug, Clone, clap::Args)]
-pub(crate) struct StoreArgs {
+pub struct StoreArgs {
     /// Data directory holding `edgewhisk.db` [default: user data dir].
-    #[arg(long, env = "EW_DATA_DIR")]
+    #[arg(long, env = env::DATA_DIR)]
     data_dir: Option<PathBuf>,
     /// TOML configuration file (its `server.data_dir` and `[store]` apply).
-    #[arg(long, env = "EW_CONFIG")]
+    #[arg(long, env = env::CONFIG)]
     config: Option<PathBuf>,
 }
 
 /// A subject and, optionally, one of its namespaces.
 #[derive(Debug, Clone, clap::Args)]
-pub(crate) struct SubjectArgs {
+pub struct SubjectArgs {
     /// The subject (user) name.
     subject: String,
     /// The namespace [default: the subject's name, or all of its namespaces for `delete`
@@ -57,9 +57,10 @@ pub(crate) struct SubjectArgs {
 
 /// `edgewhisk admin user …`.
 #[derive(Debug, clap::Subcommand)]
-pub(crate) enum UserCommand {
+pub enum UserCommand {
     /// Create a subject's key for a namespace; prints `uuid:key`.
     Create {
+        /// Whose key.
         #[command(flatten)]
         who: SubjectArgs,
         /// Use this `uuid:key` instead of a generated one.
@@ -68,11 +69,13 @@ pub(crate) enum UserCommand {
     },
     /// Delete a subject's key in one namespace, or all of its keys.
     Delete {
+        /// Whose key.
         #[command(flatten)]
         who: SubjectArgs,
     },
     /// Show a subject's namespaces and key UUIDs (keys are shown only at creation).
     Get {
+        /// Whose key.
         #[command(flatten)]
         who: SubjectArgs,
     },
@@ -80,12 +83,14 @@ pub(crate) enum UserCommand {
     List {
         /// The namespace.
         namespace: String,
+        /// Where the store is.
         #[command(flatten)]
         store: StoreArgs,
     },
     /// Give a subject a new `uuid:key` for a namespace (printed); the old one stops working
     /// within 5 s.
     Regenerate {
+        /// Whose key.
         #[command(flatten)]
         who: SubjectArgs,
     },
@@ -93,7 +98,7 @@ pub(crate) enum UserCommand {
 
 /// `edgewhisk admin limits …`.
 #[derive(Debug, clap::Subcommand)]
-pub(crate) enum LimitsCommand {
+pub enum LimitsCommand {
     /// Set a namespace's limits (values above the system's are capped by the server).
     Set {
         /// The namespace.
@@ -107,6 +112,7 @@ pub(crate) enum LimitsCommand {
         /// Trigger fires per minute.
         #[arg(long = "firesPerMinute")]
         fires_per_minute: Option<u64>,
+        /// Where the store is.
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -114,6 +120,7 @@ pub(crate) enum LimitsCommand {
     Get {
         /// The namespace.
         namespace: String,
+        /// Where the store is.
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -121,13 +128,14 @@ pub(crate) enum LimitsCommand {
     Delete {
         /// The namespace.
         namespace: String,
+        /// Where the store is.
         #[command(flatten)]
         store: StoreArgs,
     },
 }
 
 /// Runs one admin command; returns the exit code.
-pub(crate) async fn run(cmd: AdminCommand) -> anyhow::Result<i32> {
+pub async fn run(cmd: AdminCommand) -> anyhow::Result<i32> {
     match cmd {
         AdminCommand::User(cmd) => user(cmd).await,
         AdminCommand::Limits(cmd) => limits(cmd).await,
@@ -140,7 +148,7 @@ async fn open(args: &StoreArgs) -> anyhow::Result<SqliteStore> {
         config.server.data_dir.clone_from(dir);
     }
     config.store.validate().context("invalid [store] section")?;
-    let path = config.data_dir().join("edgewhisk.db");
+    let path = config.db_path();
     SqliteStore::open(&path, &config.store)
         .with_context(|| format!("opening store {}", path.display()))
 }

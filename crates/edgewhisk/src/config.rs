@@ -1,8 +1,27 @@
-//! The server's configuration: one TOML file, one typed tree.
+//! The server's configuration: one TOML file, one typed tree; and the process environment.
 //!
 //! Precedence is built-in defaults < the file named by `--config` < command-line flags. Every
 //! key is listed with its default in `config/reference.toml`, which a test keeps equal to
-//! [`Config::default`]. This is the only module that reads the process environment.
+//! [`Config::default`].
+//!
+//! Every environment variable the crate reads is named in [`env`](mod@env), and this is the only module
+//! that reads the environment itself. Variables that stand in for a flag are read by clap
+//! (`#[arg(env = env::…)]` on the flag), which gives them their precedence (flag > variable >
+//! file) and lists them in `--help`:
+//!
+//! | Variable          | Stands for                                   | Read by               |
+//! |-------------------|----------------------------------------------|-----------------------|
+//! | `EW_LISTEN`       | `serve --listen`                             | clap                  |
+//! | `EW_DATA_DIR`     | `serve --data-dir`, `admin … --data-dir`     | clap                  |
+//! | `EW_CONFIG`       | `serve --config`, `admin … --config`         | clap                  |
+//! | `EW_TLS_CERT`     | `serve --tls-cert`                           | clap                  |
+//! | `EW_TLS_KEY`      | `serve --tls-key`                            | clap                  |
+//! | `WSK_CONFIG_FILE` | the CLI's properties file                    | clap                  |
+//! | `WHISK_APIHOST`   | the CLI's API host (over `APIHOST`)          | clap                  |
+//! | `WHISK_AUTH`      | the CLI's key (over `AUTH`)                  | clap                  |
+//! | `EW_LOG`          | the server's log filter (default `info`)     | [`log_filter`]        |
+//! | `PATH`            | where `node` and `python3` are found         | [`Config::node`], [`Config::python`] |
+//! | `HOME`, `XDG_DATA_HOME`, `TMPDIR` | the default data directory and `~/.wskprops` | [`Config::data_dir`], [`wskprops_path`] |
 
 use anyhow::Context;
 use edgewhisk_controller::config::ApiConfig;
@@ -17,7 +36,7 @@ use std::path::{Path, PathBuf};
 /// Which isolation backend runs action instances.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum Isolation {
+pub enum Isolation {
     /// `runc` when its binary is found and edgewhisk runs as root, else `process` (warned).
     Auto,
     /// Plain child processes: no isolation between actions (development).
@@ -29,46 +48,46 @@ pub(crate) enum Isolation {
 /// `[server]`: process-level settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct ServerConfig {
+pub struct ServerConfig {
     /// Address to listen on.
-    pub(crate) listen: SocketAddr,
+    pub listen: SocketAddr,
     /// Data directory; empty means `<user data dir>/edgewhisk`.
-    pub(crate) data_dir: PathBuf,
+    pub data_dir: PathBuf,
     /// Isolation backend.
-    pub(crate) isolation: Isolation,
+    pub isolation: Isolation,
     /// On shutdown, how long in-flight activations may still finish, ms.
-    pub(crate) shutdown_grace_ms: u64,
+    pub shutdown_grace_ms: u64,
     /// Node.js executable for `nodejs:*` runners; empty means `node` found on `PATH`.
-    pub(crate) node: PathBuf,
+    pub node: PathBuf,
     /// Python 3 executable for `python:*` runners; empty means `/usr/bin/python3` when present,
     /// else `python3` on `PATH`.
-    pub(crate) python: PathBuf,
+    pub python: PathBuf,
     /// A client must send a complete request head within this long of the server waiting for
     /// one (slowloris), ms; also bounds the TLS handshake, and (as the wait starts when the
     /// previous response is sent) the idle time between requests.
-    pub(crate) header_read_timeout_ms: u64,
+    pub header_read_timeout_ms: u64,
     /// A connection waiting on its client (no request in flight, or a request body still
     /// arriving) is closed after this long without a byte, ms.
-    pub(crate) idle_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
     /// Most client connections open at once; 0 = the open-files limit minus `reserved_fds`,
     /// at most [`AUTO_MAX_CONNECTIONS`].
-    pub(crate) max_connections: usize,
+    pub max_connections: usize,
     /// File descriptors kept out of the connection cap for runners, the store and logs.
-    pub(crate) reserved_fds: usize,
+    pub reserved_fds: usize,
     /// PEM certificate chain (leaf first) to serve HTTPS with; empty means plain HTTP. Set
     /// together with `tls_key`.
-    pub(crate) tls_cert: PathBuf,
+    pub tls_cert: PathBuf,
     /// PEM private key of `tls_cert`; empty means plain HTTP.
-    pub(crate) tls_key: PathBuf,
+    pub tls_key: PathBuf,
 }
 
 /// The ceiling of the automatic connection cap: each open connection holds roughly 16 KiB of
 /// buffers, so this bounds their memory to about 64 MiB on a device with a large fd limit.
-pub(crate) const AUTO_MAX_CONNECTIONS: usize = 4096;
+pub const AUTO_MAX_CONNECTIONS: usize = 4096;
 
 /// An invalid `[server]` value.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ServerConfigError {
+pub enum ServerConfigError {
     /// A timeout of 0 would close every connection at once.
     #[error("{0} must be greater than 0")]
     ZeroTimeout(&'static str),
@@ -85,7 +104,7 @@ const MIN_RESERVED_FDS: usize = 32;
 
 impl ServerConfig {
     /// Checks the connection settings' ranges.
-    pub(crate) fn validate(&self) -> Result<(), ServerConfigError> {
+    pub fn validate(&self) -> Result<(), ServerConfigError> {
         if self.header_read_timeout_ms == 0 {
             return Err(ServerConfigError::ZeroTimeout("header_read_timeout_ms"));
         }
@@ -102,7 +121,7 @@ impl ServerConfig {
     }
 
     /// Whether HTTPS is configured.
-    pub(crate) fn tls(&self) -> bool {
+    pub fn tls(&self) -> bool {
         !self.tls_cert.as_os_str().is_empty()
     }
 }
@@ -126,27 +145,30 @@ impl Default for ServerConfig {
     }
 }
 
+/// The name of the store's database file in the data directory.
+const DB_FILE: &str = "edgewhisk.db";
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct Config {
+pub struct Config {
     /// Process-level settings.
-    pub(crate) server: ServerConfig,
+    pub server: ServerConfig,
     /// REST API limits and throttles.
-    pub(crate) api: ApiConfig,
+    pub api: ApiConfig,
     /// Container pool.
-    pub(crate) pool: PoolConfig,
+    pub pool: PoolConfig,
     /// Embedded store.
-    pub(crate) store: StoreConfig,
+    pub store: StoreConfig,
     /// The runc isolation backend.
-    pub(crate) runc: RuncConfig,
+    pub runc: RuncConfig,
     /// The process backend's unprivileged user (when edgewhisk runs as root).
-    pub(crate) process: ProcessUserConfig,
+    pub process: ProcessUserConfig,
 }
 
 impl Config {
     /// Reads and validates `path`; a missing `path` gives the defaults.
-    pub(crate) fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
         let config: Config = match path {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
@@ -160,7 +182,7 @@ impl Config {
     }
 
     /// Checks every section's ranges.
-    pub(crate) fn validate(&self) -> anyhow::Result<()> {
+    pub fn validate(&self) -> anyhow::Result<()> {
         self.server.validate().context("invalid [server] section")?;
         self.api.validate().context("invalid [api] section")?;
         self.pool.validate().context("invalid [pool] section")?;
@@ -173,7 +195,7 @@ impl Config {
     }
 
     /// The data directory, defaulted.
-    pub(crate) fn data_dir(&self) -> PathBuf {
+    pub fn data_dir(&self) -> PathBuf {
         if self.server.data_dir.as_os_str().is_empty() {
             dirs::data_dir()
                 .unwrap_or_else(std::env::temp_dir)
@@ -183,8 +205,25 @@ impl Config {
         }
     }
 
+    /// The store's database file in the data directory.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir().join(DB_FILE)
+    }
+
+    /// The store's files: the database and SQLite's write-ahead log and shared-memory files
+    /// beside it (which exist only while the store is open, or after a crash).
+    pub fn db_files(&self) -> [PathBuf; 3] {
+        let db = self.db_path();
+        let beside = |suffix: &str| {
+            let mut name = db.clone().into_os_string();
+            name.push(suffix);
+            PathBuf::from(name)
+        };
+        [db.clone(), beside("-wal"), beside("-shm")]
+    }
+
     /// The node executable, defaulted.
-    pub(crate) fn node(&self) -> PathBuf {
+    pub fn node(&self) -> PathBuf {
         if self.server.node.as_os_str().is_empty() {
             find_on_path("node").unwrap_or_else(|| PathBuf::from("node"))
         } else {
@@ -193,7 +232,7 @@ impl Config {
     }
 
     /// The python executable, defaulted (Debian's starts ten times faster than a pyenv shim).
-    pub(crate) fn python(&self) -> PathBuf {
+    pub fn python(&self) -> PathBuf {
         if !self.server.python.as_os_str().is_empty() {
             return self.server.python.clone();
         }
@@ -203,6 +242,39 @@ impl Config {
         }
         find_on_path("python3").unwrap_or_else(|| PathBuf::from("python3"))
     }
+}
+
+/// The names of the environment variables the crate reads (see the table above).
+pub mod env {
+    /// `edgewhisk serve --listen`.
+    pub const LISTEN: &str = "EW_LISTEN";
+    /// `--data-dir` of `edgewhisk serve` and `edgewhisk admin`.
+    pub const DATA_DIR: &str = "EW_DATA_DIR";
+    /// `--config` of `edgewhisk serve` and `edgewhisk admin`.
+    pub const CONFIG: &str = "EW_CONFIG";
+    /// `edgewhisk serve --tls-cert`.
+    pub const TLS_CERT: &str = "EW_TLS_CERT";
+    /// `edgewhisk serve --tls-key`.
+    pub const TLS_KEY: &str = "EW_TLS_KEY";
+    /// The server's log filter (`tracing` directives, e.g. `warn` or `edgewhisk_invoker=debug`).
+    pub const LOG: &str = "EW_LOG";
+    /// The CLI's properties file, as `wsk` reads it.
+    pub const WSK_CONFIG_FILE: &str = "WSK_CONFIG_FILE";
+    /// The CLI's API host, over the properties file's `APIHOST`.
+    pub const WHISK_APIHOST: &str = "WHISK_APIHOST";
+    /// The CLI's `uuid:key`, over the properties file's `AUTH`.
+    pub const WHISK_AUTH: &str = "WHISK_AUTH";
+}
+
+/// The server's log filter: [`env::LOG`] when it parses, else `info`.
+pub fn log_filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_env(env::LOG)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+}
+
+/// The CLI's default properties file, `~/.wskprops`; `None` without a home directory.
+pub fn wskprops_path() -> Option<PathBuf> {
+    dirs::home_dir().map(|h| h.join(".wskprops"))
 }
 
 fn find_on_path(name: &str) -> Option<PathBuf> {
@@ -222,6 +294,18 @@ mod tests {
         let parsed: Config = toml::from_str(text).expect("reference.toml parses");
         assert_eq!(parsed, Config::default());
         parsed.validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn the_store_files_are_the_database_and_its_wal_and_shm_in_the_data_dir() {
+        let mut config = Config::default();
+        config.server.data_dir = PathBuf::from("/srv/ew");
+        assert_eq!(config.db_path(), Path::new("/srv/ew/edgewhisk.db"));
+        assert_eq!(
+            config.db_files(),
+            ["edgewhisk.db", "edgewhisk.db-wal", "edgewhisk.db-shm"]
+                .map(|f| Path::new("/srv/ew").join(f))
+        );
     }
 
     #[test]

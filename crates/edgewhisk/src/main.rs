@@ -1,58 +1,10 @@
 //! `edgewhisk`: the one binary of the platform — `serve` runs controller and invoker in one
 //! process; every other subcommand is the `wsk`-compatible CLI. Invoked through a link named
-//! `wsk`, the binary is only the CLI.
-//!
-//! Exit codes: 0 success; 1 the server or CLI failed (message on stderr); 2 usage errors; CLI
-//! API errors exit as `wsk` does (HTTP status − 256).
+//! `wsk`, the binary is only the CLI. The work is done by the `edgewhisk` library; this file
+//! parses the arguments, sets up the allocator, logging and runtime, and dispatches.
 
-mod admin;
-mod bench;
-mod cli;
-mod config;
-mod serve;
-
-use clap::Parser;
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "edgewhisk",
-    version,
-    about = "A lean OpenWhisk-compatible serverless platform for edge devices"
-)]
-struct Cli {
-    #[command(flatten)]
-    global: cli::GlobalFlags,
-    #[command(subcommand)]
-    command: Top,
-}
-
-#[derive(Debug, clap::Subcommand)]
-enum Top {
-    /// Run the platform: REST API, invoker and store in one process.
-    Serve(serve::ServeArgs),
-    /// Measure a running server (latency, throughput, cold start).
-    #[command(subcommand)]
-    Bench(bench::BenchCommand),
-    /// Manage subjects, namespaces, keys and limits in the data directory (like `wskadmin`).
-    #[command(subcommand)]
-    Admin(admin::AdminCommand),
-    #[command(flatten)]
-    Wsk(cli::WskCommand),
-}
-
-/// The same CLI without `serve`, for a binary invoked as `wsk`.
-#[derive(Debug, Parser)]
-#[command(
-    name = "wsk",
-    version,
-    about = "OpenWhisk command-line interface (edgewhisk)"
-)]
-struct WskCli {
-    #[command(flatten)]
-    global: cli::GlobalFlags,
-    #[command(subcommand)]
-    command: cli::WskCommand,
-}
+use clap::Parser as _;
+use edgewhisk::{Cli, Command, admin, cli, config, serve};
 
 fn invoked_as_wsk() -> bool {
     std::env::args_os()
@@ -84,33 +36,35 @@ fn main() {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn real_main() -> anyhow::Result<i32> {
-    let (global, top) = if invoked_as_wsk() {
-        let c = WskCli::parse();
-        (c.global, Top::Wsk(c.command))
+    let (global, command) = if invoked_as_wsk() {
+        let c = Cli::parse_as_wsk();
+        (c.global, Command::Wsk(c.command))
     } else {
-        let c = Cli::parse();
+        let c = Cli::<Command>::parse();
         (c.global, c.command)
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    match top {
-        Top::Serve(args) => {
+    match command {
+        Command::Serve(args) => {
             init_tracing();
             runtime.block_on(serve::run(args))?;
             Ok(0)
         }
-        Top::Bench(cmd) => runtime.block_on(bench::run(global, cmd)),
-        Top::Admin(cmd) => runtime.block_on(admin::run(cmd)),
-        Top::Wsk(cmd) => runtime.block_on(cli::run(global, cmd)),
+        #[cfg(feature = "bench")]
+        Command::Bench(cmd) => {
+            let target = cli::bench_target(global)?;
+            runtime.block_on(edgewhisk_bench::run(target, cmd))
+        }
+        Command::Admin(cmd) => runtime.block_on(admin::run(cmd)),
+        Command::Wsk(cmd) => runtime.block_on(cli::run(global, cmd)),
     }
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("EW_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(config::log_filter())
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();

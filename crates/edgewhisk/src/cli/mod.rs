@@ -16,6 +16,7 @@
 //! - `1` a general failure (no API host configured, unreadable file, …);
 //! - `2` a usage error (clap's own errors, a `.zip` without `--kind`, an unknown file type);
 //! - `3` the server could not be reached;
+//! - `4` the server's answer could not be decoded;
 //! - an HTTP error status from the server exits as `status − 256` taken modulo 256, as `wsk`
 //!   does: 400 → 144, 401 → 145, 403 → 147, 404 → 148, 409 → 153, 500 → 244, 502 → 246;
 //!   a blocking invoke whose action failed (502 with the activation) also exits 246;
@@ -25,63 +26,50 @@
 //! optional value, so that `property get --apihost` (select the property) and
 //! `property set --apihost HOST` (set it) share one flag, as they do in `wsk`.
 
+mod error;
+mod flags;
 mod output;
 mod props;
 
-mod commands {
-    //! One module per noun.
-    pub(super) mod action;
-    pub(super) mod activation;
-    pub(super) mod list;
-    pub(super) mod namespace;
-    pub(super) mod package;
-    pub(super) mod property;
-    pub(super) mod rule;
-    pub(super) mod trigger;
+mod commands;
+
+pub use flags::GlobalFlags;
+
+use error::CliError;
+use props::Ctx;
+
+/// One `wsk` command line's noun, verb and arguments; what they are stays inside this module.
+#[derive(Debug)]
+pub struct WskCommand(Noun);
+
+/// Clap's view of [`WskCommand`]: the nouns' subcommands, parsed as `Noun`'s.
+impl clap::FromArgMatches for WskCommand {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Noun::from_arg_matches(matches).map(Self)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(matches)
+    }
 }
 
-use edgewhisk_client::{Client, ClientError};
-use std::path::PathBuf;
+impl clap::Subcommand for WskCommand {
+    fn augment_subcommands(cmd: clap::Command) -> clap::Command {
+        Noun::augment_subcommands(cmd)
+    }
 
-/// Flags accepted by every CLI command (before or after the subcommand).
-#[derive(clap::Args, Debug, Clone, Default)]
-pub(crate) struct GlobalFlags {
-    /// Whisk API host (overrides APIHOST and WHISK_APIHOST).
-    #[arg(long, global = true, value_name = "HOST", num_args = 0..=1, default_missing_value = "")]
-    pub(crate) apihost: Option<String>,
-    /// Authorization key `uuid:key` (overrides AUTH and WHISK_AUTH).
-    #[arg(short = 'u', long, global = true, value_name = "KEY", num_args = 0..=1, default_missing_value = "")]
-    pub(crate) auth: Option<String>,
-    /// Bypass certificate checking.
-    #[arg(short = 'i', long, global = true)]
-    pub(crate) insecure: bool,
-    /// Debug level output.
-    #[arg(short = 'd', long, global = true)]
-    pub(crate) debug: bool,
-    /// Verbose output.
-    #[arg(short = 'v', long, global = true)]
-    pub(crate) verbose: bool,
-    /// The properties file (default `~/.wskprops`).
-    #[arg(
-        long,
-        global = true,
-        hide = true,
-        env = "WSK_CONFIG_FILE",
-        value_name = "FILE"
-    )]
-    pub(crate) config_file: Option<PathBuf>,
-    /// `WHISK_APIHOST`, read through clap because only the config module may read the
-    /// environment directly.
-    #[arg(long, global = true, hide = true, env = "WHISK_APIHOST")]
-    pub(crate) env_apihost: Option<String>,
-    /// `WHISK_AUTH`.
-    #[arg(long, global = true, hide = true, env = "WHISK_AUTH")]
-    pub(crate) env_auth: Option<String>,
+    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
+        Noun::augment_subcommands_for_update(cmd)
+    }
+
+    fn has_subcommand(name: &str) -> bool {
+        Noun::has_subcommand(name)
+    }
 }
 
 /// The CLI's nouns.
 #[derive(clap::Subcommand, Debug)]
-pub(crate) enum WskCommand {
+enum Noun {
     /// Work with actions.
     #[command(subcommand)]
     Action(commands::action::ActionCommand),
@@ -109,24 +97,37 @@ pub(crate) enum WskCommand {
 
 /// Runs one CLI command and returns the process exit code. Failures are printed to stderr
 /// here, so the `Err` case is reserved for failures to even start (none today).
-pub(crate) async fn run(global: GlobalFlags, cmd: WskCommand) -> anyhow::Result<i32> {
+pub async fn run(global: GlobalFlags, cmd: WskCommand) -> anyhow::Result<i32> {
     let ctx = match Ctx::load(global) {
         Ok(ctx) => ctx,
         Err(e) => return Ok(report(&e, false)),
     };
-    let result = match cmd {
-        WskCommand::Action(c) => commands::action::run(&ctx, c).await,
-        WskCommand::Activation(c) => commands::activation::run(&ctx, c).await,
-        WskCommand::Namespace(c) => commands::namespace::run(&ctx, c).await,
-        WskCommand::Property(c) => commands::property::run(&ctx, c).await,
-        WskCommand::Package(c) => commands::package::run(&ctx, c).await,
-        WskCommand::Trigger(c) => commands::trigger::run(&ctx, c).await,
-        WskCommand::Rule(c) => commands::rule::run(&ctx, c).await,
-        WskCommand::List(a) => commands::list::run(&ctx, a).await,
+    let result = match cmd.0 {
+        Noun::Action(c) => commands::action::run(&ctx, c).await,
+        Noun::Activation(c) => commands::activation::run(&ctx, c).await,
+        Noun::Namespace(c) => commands::namespace::run(&ctx, c).await,
+        Noun::Property(c) => commands::property::run(&ctx, c).await,
+        Noun::Package(c) => commands::package::run(&ctx, c).await,
+        Noun::Trigger(c) => commands::trigger::run(&ctx, c).await,
+        Noun::Rule(c) => commands::rule::run(&ctx, c).await,
+        Noun::List(a) => commands::list::run(&ctx, a).await,
     };
     Ok(match result {
         Ok(code) => code,
         Err(e) => report(&e, ctx.global.debug),
+    })
+}
+
+/// The server `edgewhisk bench` measures: the API host and key resolved as for every other
+/// command (flags > `WHISK_*` environment > properties file).
+#[cfg(feature = "bench")]
+pub fn bench_target(global: GlobalFlags) -> anyhow::Result<edgewhisk_bench::Target> {
+    let ctx = Ctx::load(global).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(edgewhisk_bench::Target {
+        apihost: ctx.settings.apihost,
+        auth: ctx.settings.auth.unwrap_or_default(),
+        insecure: ctx.global.insecure,
+        verbose: ctx.global.verbose,
     })
 }
 
@@ -139,105 +140,13 @@ fn report(e: &CliError, debug: bool) -> i32 {
     e.exit_code()
 }
 
-/// A failed command.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum CliError {
-    /// A request failed; `context` is `wsk`'s "Unable to … 'name'" prefix.
-    #[error("{context}: {source}")]
-    Api {
-        /// What was being done.
-        context: String,
-        /// The client's error (HTTP status and server message, or transport failure).
-        source: ClientError,
-    },
-    /// The command line was valid for clap but not for the command.
-    #[error("{0}")]
-    Usage(String),
-    /// Anything else (missing configuration, unreadable file).
-    #[error("{0}")]
-    Failed(String),
-}
-
-impl CliError {
-    /// An API error with `wsk`'s context text.
-    pub(crate) fn api(context: impl Into<String>, source: ClientError) -> Self {
-        CliError::Api {
-            context: context.into(),
-            source,
-        }
-    }
-
-    /// The process exit code, as `wsk` computes it.
-    pub(crate) fn exit_code(&self) -> i32 {
-        match self {
-            CliError::Api { source, .. } => match source {
-                ClientError::Api { status, .. } => status_exit_code(*status),
-                ClientError::Transport(_) => 3,
-                ClientError::Decode(_) => 4,
-                ClientError::InvalidHost { .. } => 1,
-            },
-            CliError::Usage(_) => 2,
-            CliError::Failed(_) => 1,
-        }
-    }
-}
-
-/// `wsk` exits with `status - 256`, which the OS reports modulo 256.
-pub(crate) fn status_exit_code(status: u16) -> i32 {
-    (i32::from(status) - 256).rem_euclid(256)
-}
-
-/// What every command needs: the flags, the properties file and the resolved settings.
-#[derive(Debug)]
-pub(crate) struct Ctx {
-    pub(crate) global: GlobalFlags,
-    pub(crate) props: props::PropsFile,
-    pub(crate) settings: props::Settings,
-}
-
-impl Ctx {
-    pub(crate) fn load(global: GlobalFlags) -> Result<Self, CliError> {
-        let props = props::PropsFile::load(global.config_file.clone())?;
-        let settings = props::Settings::resolve(&props, &global);
-        Ok(Self {
-            global,
-            props,
-            settings,
-        })
-    }
-
-    /// A client for the configured host and key, addressing namespace `_`.
-    pub(crate) fn client(&self) -> Result<Client, CliError> {
-        let Some(host) = self.settings.apihost.as_deref() else {
-            return Err(CliError::Failed(
-                "The API host is not valid: An API host must be provided.".into(),
-            ));
-        };
-        if self.global.verbose {
-            eprintln!("REQUEST: API host {host}");
-        }
-        Client::new(
-            host,
-            self.settings.auth.as_deref().unwrap_or(""),
-            self.global.insecure,
-        )
-        .map_err(|e| CliError::Failed(format!("The API host is not valid: {e}")))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
 
-    /// The binary's shape, as `main.rs` wires this module.
-    #[derive(Debug, Parser)]
-    struct TestCli {
-        #[command(flatten)]
-        global: GlobalFlags,
-        #[command(subcommand)]
-        command: WskCommand,
-    }
+    /// The binary invoked as `wsk`.
+    type TestCli = crate::Cli<WskCommand>;
 
     #[test]
     fn the_command_tree_is_valid() {
@@ -267,35 +176,5 @@ mod tests {
     fn apihost_without_a_value_selects_the_property() {
         let cli = TestCli::try_parse_from(["wsk", "property", "get", "--apihost"]).unwrap();
         assert_eq!(cli.global.apihost.as_deref(), Some(""));
-    }
-
-    #[test]
-    fn http_errors_exit_like_wsk() {
-        assert_eq!(status_exit_code(400), 144);
-        assert_eq!(status_exit_code(401), 145);
-        assert_eq!(status_exit_code(404), 148);
-        assert_eq!(status_exit_code(409), 153);
-        assert_eq!(status_exit_code(502), 246);
-        assert_eq!(status_exit_code(500), 244);
-    }
-
-    #[test]
-    fn error_kinds_map_to_wsk_exit_codes() {
-        let api = CliError::api(
-            "Unable to get action 'x'",
-            ClientError::Api {
-                status: 404,
-                error: "The requested resource does not exist.".into(),
-                code: Some("c1".into()),
-                body: serde_json::Value::Null,
-            },
-        );
-        assert_eq!(api.exit_code(), 148);
-        assert_eq!(
-            api.to_string(),
-            "Unable to get action 'x': The requested resource does not exist. (code c1)"
-        );
-        assert_eq!(CliError::Usage("u".into()).exit_code(), 2);
-        assert_eq!(CliError::Failed("f".into()).exit_code(), 1);
     }
 }

@@ -1,7 +1,10 @@
 //! The `.wskprops` file and how the CLI's settings are resolved from it, the environment and
-//! the flags (flags > `WHISK_*` environment > file), as `wsk` does.
+//! the flags (flags > `WHISK_*` environment > file), as `wsk` does; and [`Ctx`], which every
+//! command gets: the flags, the file and the resolved settings.
 
-use super::{CliError, GlobalFlags};
+use super::error::CliError;
+use super::flags::GlobalFlags;
+use edgewhisk_client::Client;
 use std::path::{Path, PathBuf};
 
 /// The properties file: `KEY=VALUE` lines, kept in order so a rewrite changes only what was
@@ -16,7 +19,7 @@ pub(crate) struct PropsFile {
 impl PropsFile {
     /// Reads `path`, or `~/.wskprops` when `None`. A missing file is an empty one.
     pub(crate) fn load(path: Option<PathBuf>) -> Result<Self, CliError> {
-        let path = path.or_else(|| dirs::home_dir().map(|h| h.join(".wskprops")));
+        let path = path.or_else(crate::config::wskprops_path);
         let entries = match &path {
             Some(p) => match std::fs::read_to_string(p) {
                 Ok(text) => parse(&text),
@@ -152,6 +155,44 @@ fn non_empty(v: &Option<String>) -> Option<String> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
+}
+
+/// What every command needs: the flags, the properties file and the resolved settings.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    pub(crate) global: GlobalFlags,
+    pub(crate) props: PropsFile,
+    pub(crate) settings: Settings,
+}
+
+impl Ctx {
+    pub(crate) fn load(global: GlobalFlags) -> Result<Self, CliError> {
+        let props = PropsFile::load(global.config_file.clone())?;
+        let settings = Settings::resolve(&props, &global);
+        Ok(Self {
+            global,
+            props,
+            settings,
+        })
+    }
+
+    /// A client for the configured host and key, addressing namespace `_`.
+    pub(crate) fn client(&self) -> Result<Client, CliError> {
+        let Some(host) = self.settings.apihost.as_deref() else {
+            return Err(CliError::Failed(
+                "The API host is not valid: An API host must be provided.".into(),
+            ));
+        };
+        if self.global.verbose {
+            eprintln!("REQUEST: API host {host}");
+        }
+        Client::new(
+            host,
+            self.settings.auth.as_deref().unwrap_or(""),
+            self.global.insecure,
+        )
+        .map_err(|e| CliError::Failed(format!("The API host is not valid: {e}")))
+    }
 }
 
 #[cfg(test)]

@@ -1,40 +1,12 @@
 //! The accept loop: HTTP/1.1 connections served by hyper, with timeouts and a connection cap.
 //!
-//! `axum::serve` has neither timeouts nor a cap, which let a client take the device down: idle
-//! keep-alive connections were never closed, a client sending one byte a second held its
-//! connection forever, and enough of either exhausted the open-files limit so that `accept`
-//! failed for everyone. Here each connection is a hyper `http1` connection with:
-//!
-//! - a **header-read timeout** (hyper's `header_read_timeout`): from the moment the server
-//!   waits for a request (the connection is new, or the previous response was sent), the whole
-//!   request head must arrive within `header_read_timeout`, however slowly it trickles in. As
-//!   hyper starts that wait right after a response, it also bounds idle keep-alive time;
-//! - an **idle timeout**: a connection with no request in flight that has not sent or received
-//!   a byte for `idle_timeout` is closed;
-//! - a **cap** on open connections ([`super::fd_limit::connection_cap`]). At the cap the accept
-//!   loop stops taking connections from the listen queue (they wait there, the kernel keeps
-//!   them) and asks the open ones to make room: every connection with no request in flight
-//!   that has been quiet for [`RECLAIM_AFTER`] closes, as nginx reuses idle keep-alive
-//!   connections when it runs out. A request being handled is never cut off for this.
-//!
-//! A request head may be at most [`MAX_HEAD_BYTES`] (larger: 431), which also bounds each
-//! connection's read buffer, so a connection costs at most a few tens of KiB however its client
-//! behaves.
-//!
-//! A request "in flight" lasts from its complete head until its response body has been
-//! written (the guard travels inside the response body). While the server still waits for
-//! part of a request *body*, the connection counts as waiting on the client, like one between
-//! requests: it is closed after `idle_timeout` without a byte, and at the cap it is reclaimable
-//! when quiet for [`RECLAIM_AFTER`]. So a client trickling a body cannot hold a slot either,
-//! while a handler that is working (a blocking invoke) is never cut off.
-//!
-//! # Known caveats
-//!
-//! - Connections waiting in the listen queue are served in arrival order, so a client that
-//!   opens connections faster than [`RECLAIM_AFTER`] can reclaim them delays others by a few
-//!   rounds; it cannot lock them out.
-//! - A connection closed for idleness just as the client sends its next request sees the
-//!   connection close; HTTP clients retry idempotent requests on a reused connection for this.
+//! `axum::serve` has neither timeouts nor a cap, which let a client take the device down. Here
+//! each connection has a header-read timeout (which also bounds idle keep-alive time), an idle
+//! timeout while it waits on its client (between requests or inside a request body), and a
+//! bounded request head ([`MAX_HEAD_BYTES`]); at the cap on open connections
+//! ([`super::fd_limit::connection_cap`]) the loop stops accepting and reclaims connections that
+//! have been quiet for [`RECLAIM_AFTER`] with no request in flight. A request being handled is
+//! never cut off. The design and its known caveats: `docs/design/010-connections.md`.
 
 use axum::Router;
 use bytes::Bytes;

@@ -1,9 +1,13 @@
-//! `edgewhisk serve`: controller and invoker in one process (lean mode).
+//! `edgewhisk serve`: controller and invoker in one process (lean mode), started by
+//! [`Server::start`] (which tests also call in-process).
 //!
-//! Wiring: SQLite store (entities behind a cache, activations through the group-committing writer) →
-//! invoker with the configured isolation backend → lean balancer → controller router → HTTP.
-//! Shutdown on SIGINT/SIGTERM: stop accepting, let in-flight activations finish (or fail them
-//! with a record) within the grace period, kill every runner, flush the store.
+//! Wiring: SQLite store (entities behind a cache, activations through the group-committing
+//! writer) → invoker with the configured isolation backend (`runc` or `process`) → lean
+//! balancer → controller state, with the alarm and MQTT feed service → controller router →
+//! the accept loop (`connections`, optionally behind TLS). Shutdown ([`Server::shutdown`],
+//! on SIGINT/SIGTERM for `edgewhisk serve`): stop accepting, stop the feeds, let in-flight
+//! activations finish (or fail them with a record) within the grace period, kill every
+//! runner, flush the store.
 
 mod connections;
 mod exposure;
@@ -11,7 +15,7 @@ mod fd_limit;
 mod lean;
 mod tls;
 
-use crate::config::{Config, Isolation};
+use crate::config::{Config, Isolation, env};
 use anyhow::Context;
 use edgewhisk_controller::{AppState, BuildInfo};
 use edgewhisk_entity::RuntimeManifest;
@@ -27,176 +31,230 @@ use std::time::Duration;
 
 /// Flags of `edgewhisk serve`; each overrides the config file.
 #[derive(Debug, clap::Args)]
-pub(crate) struct ServeArgs {
+pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:3233].
-    #[arg(long, env = "EW_LISTEN")]
+    #[arg(long, env = env::LISTEN)]
     listen: Option<SocketAddr>,
     /// Data directory (SQLite store, unpacked action code) [default: user data dir].
-    #[arg(long, env = "EW_DATA_DIR")]
+    #[arg(long, env = env::DATA_DIR)]
     data_dir: Option<PathBuf>,
     /// TOML configuration file (keys: config/reference.toml).
-    #[arg(long, env = "EW_CONFIG")]
+    #[arg(long, env = env::CONFIG)]
     config: Option<PathBuf>,
     /// Isolation backend for action instances.
     #[arg(long, value_enum)]
     isolation: Option<Isolation>,
     /// PEM certificate chain to serve HTTPS with (with --tls-key).
-    #[arg(long, env = "EW_TLS_CERT")]
+    #[arg(long, env = env::TLS_CERT)]
     tls_cert: Option<PathBuf>,
     /// PEM private key of --tls-cert.
-    #[arg(long, env = "EW_TLS_KEY")]
+    #[arg(long, env = env::TLS_KEY)]
     tls_key: Option<PathBuf>,
 }
 
-/// Runs the server until a shutdown signal.
-pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = Config::load(args.config.as_deref())?;
-    if let Some(listen) = args.listen {
-        config.server.listen = listen;
-    }
-    if let Some(dir) = args.data_dir {
-        config.server.data_dir = dir;
-    }
-    if let Some(iso) = args.isolation {
-        config.server.isolation = iso;
-    }
-    if let Some(cert) = args.tls_cert {
-        config.server.tls_cert = cert;
-    }
-    if let Some(key) = args.tls_key {
-        config.server.tls_key = key;
-    }
-    config.validate()?;
-    // Before anything opens files, so runners and the store share the raised limit.
-    let nofile = fd_limit::raise_nofile_limit();
-    let max_connections = fd_limit::connection_cap(
-        config.server.max_connections,
-        nofile,
-        config.server.reserved_fds,
-    );
-
-    // Before anything else starts, so a bad certificate stops the server at once.
-    let tls = if config.server.tls() {
-        let acceptor = tls::acceptor(&config.server.tls_cert, &config.server.tls_key)?;
-        Some(acceptor)
-    } else {
-        None
-    };
-
-    let data_dir = config.data_dir();
-    let db_path = data_dir.join("edgewhisk.db");
-    // Only a directory that is ours (new, or already holding the store) is made private: an
-    // operator pointing --data-dir at a shared directory must not see its mode changed.
-    let ours = !data_dir.exists() || db_path.exists();
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
-    if ours {
-        set_mode(&data_dir, 0o700)?;
-    } else {
-        tracing::warn!(
-            data_dir = %data_dir.display(),
-            "the data directory existed without a store: its mode is left as it is"
-        );
-    }
-    // The guest and system keys are provisioned on the first start only, so an operator can
-    // delete them for good.
-    let first_start = !db_path.exists();
-    let store = Arc::new(
-        SqliteStore::open(&db_path, &config.store)
-            .with_context(|| format!("opening store {}", db_path.display()))?,
-    );
-    // The store holds every namespace's key: readable by its owner only (SQLite gives its
-    // WAL and shared-memory files the database's mode).
-    for suffix in ["", "-wal", "-shm"] {
-        let path = data_dir.join(format!("edgewhisk.db{suffix}"));
-        if path.exists() {
-            set_mode(&path, 0o600)?;
+impl ServeArgs {
+    /// The configuration: the `--config` file (or the defaults) with the flags applied.
+    pub fn config(self) -> anyhow::Result<Config> {
+        let mut config = Config::load(self.config.as_deref())?;
+        if let Some(listen) = self.listen {
+            config.server.listen = listen;
         }
+        if let Some(dir) = self.data_dir {
+            config.server.data_dir = dir;
+        }
+        if let Some(iso) = self.isolation {
+            config.server.isolation = iso;
+        }
+        if let Some(cert) = self.tls_cert {
+            config.server.tls_cert = cert;
+        }
+        if let Some(key) = self.tls_key {
+            config.server.tls_key = key;
+        }
+        Ok(config)
     }
-    let entities: Arc<dyn EntityStore> = Arc::new(
-        CachingEntityStore::new(store.clone()).with_max_bytes(config.store.entity_cache_bytes),
-    );
-    let activations: Arc<dyn ActivationStore> = store.clone();
-    if first_start {
-        provision_guest(entities.as_ref()).await?;
-        edgewhisk_controller::catalog::provision_system(entities.as_ref()).await?;
-    } else {
-        edgewhisk_controller::catalog::provision_catalog(entities.as_ref()).await?;
-    }
+}
 
-    // Bound before the invoker starts: instances learn the API's real port (`__OW_API_HOST`,
-    // and the one port the isolated network forwards), also when listening on port 0.
-    let listener = connections::bind(config.server.listen)
-        .with_context(|| format!("binding {}", config.server.listen))?;
-    let addr = listener.local_addr()?;
-
-    let factory = container_factory(&config, &data_dir, addr)?;
-    factory.cleanup().await;
-    let invoker = Invoker::start(config.pool.clone(), factory, activations.clone());
-
-    let state = AppState::new(
-        config.api.clone(),
-        entities.clone(),
-        activations.clone(),
-        Arc::new(lean::LeanBalancer::new(invoker.clone())),
-        RuntimeManifest::default(),
-        BuildInfo {
-            build: env!("CARGO_PKG_VERSION").to_owned(),
-            buildno: env!("CARGO_PKG_VERSION").to_owned(),
-        },
-    );
-    let feeds = edgewhisk_controller::feeds::FeedService::start(state.clone());
-    let app = edgewhisk_controller::router(state);
-    tracing::info!(
-        %addr,
-        data_dir = %data_dir.display(),
-        max_connections,
-        open_files_limit = nofile,
-        "edgewhisk serving"
-    );
-    exposure::warn_if_exposed(addr, tls.is_some(), entities.as_ref())
-        .await
-        .context("checking for well-known keys")?;
+/// `edgewhisk serve`: starts the server, prints the line scripts wait for, and runs until
+/// SIGINT or SIGTERM.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let server = Server::start(args.config()?).await?;
     // Tests and scripts read this line to learn the port when listening on port 0.
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    println!("edgewhisk: listening on {scheme}://{addr}");
-
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let grace = Duration::from_millis(config.server.shutdown_grace_ms);
-    let settings = connections::ConnectionSettings {
-        header_read_timeout: Duration::from_millis(config.server.header_read_timeout_ms),
-        idle_timeout: Duration::from_millis(config.server.idle_timeout_ms),
-        max_connections,
-        // In-flight blocking invokes end within the invoker's grace, then answer.
-        drain_timeout: grace + Duration::from_millis(config.server.header_read_timeout_ms),
-    };
-    let server = {
-        let mut stop_rx = stop_rx.clone();
-        connections::serve(listener, tls, app, settings, async move {
-            let _ = stop_rx.wait_for(|s| *s).await;
-        })
-    };
-    let drain = {
-        let invoker = invoker.clone();
-        let mut stop_rx = stop_rx;
-        async move {
-            let _ = stop_rx.wait_for(|s| *s).await;
-            feeds.shutdown().await;
-            invoker.shutdown(grace).await;
-        }
-    };
-    let signal = async move {
-        shutdown_signal().await;
-        tracing::info!("shutdown requested: finishing in-flight activations");
-        let _ = stop_tx.send(true);
-    };
-    let ((), (), ()) = tokio::join!(server, drain, signal);
-    activations
-        .flush()
-        .await
-        .context("flushing activation records")?;
+    println!("edgewhisk: listening on {}", server.url());
+    shutdown_signal().await;
+    tracing::info!("shutdown requested: finishing in-flight activations");
+    server.shutdown().await?;
     tracing::info!("edgewhisk stopped");
     Ok(())
+}
+
+/// A running server: accepting connections on [`Server::addr`] until [`Server::shutdown`].
+///
+/// Dropping it without `shutdown` also stops the server, in the background.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    tls: bool,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    /// Validates `config`, opens (and on the first start provisions) the store in the data
+    /// directory, binds the listener, starts the invoker with the configured isolation backend,
+    /// the feeds and the REST API, and returns once connections are accepted. Must be called
+    /// inside a Tokio runtime, which then runs the server.
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        config.validate()?;
+        // Before anything opens files, so runners and the store share the raised limit.
+        let nofile = fd_limit::raise_nofile_limit();
+        let max_connections = fd_limit::connection_cap(
+            config.server.max_connections,
+            nofile,
+            config.server.reserved_fds,
+        );
+
+        // Before anything else starts, so a bad certificate stops the server at once.
+        let tls = if config.server.tls() {
+            let acceptor = tls::acceptor(&config.server.tls_cert, &config.server.tls_key)?;
+            Some(acceptor)
+        } else {
+            None
+        };
+
+        let data_dir = config.data_dir();
+        let db_path = config.db_path();
+        // Only a directory that is ours (new, or already holding the store) is made private:
+        // an operator pointing --data-dir at a shared directory must not see its mode changed.
+        let ours = !data_dir.exists() || db_path.exists();
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+        if ours {
+            set_mode(&data_dir, 0o700)?;
+        } else {
+            tracing::warn!(
+                data_dir = %data_dir.display(),
+                "the data directory existed without a store: its mode is left as it is"
+            );
+        }
+        // The guest and system keys are provisioned on the first start only, so an operator
+        // can delete them for good.
+        let first_start = !db_path.exists();
+        let store = Arc::new(
+            SqliteStore::open(&db_path, &config.store)
+                .with_context(|| format!("opening store {}", db_path.display()))?,
+        );
+        // The store holds every namespace's key: readable by its owner only (SQLite gives its
+        // WAL and shared-memory files the database's mode).
+        for path in config.db_files() {
+            if path.exists() {
+                set_mode(&path, 0o600)?;
+            }
+        }
+        let entities: Arc<dyn EntityStore> = Arc::new(
+            CachingEntityStore::new(store.clone()).with_max_bytes(config.store.entity_cache_bytes),
+        );
+        let activations: Arc<dyn ActivationStore> = store.clone();
+        if first_start {
+            provision_guest(entities.as_ref()).await?;
+            edgewhisk_controller::catalog::provision_system(entities.as_ref()).await?;
+        } else {
+            edgewhisk_controller::catalog::provision_catalog(entities.as_ref()).await?;
+        }
+
+        // Bound before the invoker starts: instances learn the API's real port
+        // (`__OW_API_HOST`, and the one port the isolated network forwards), also when
+        // listening on port 0.
+        let listener = connections::bind(config.server.listen)
+            .with_context(|| format!("binding {}", config.server.listen))?;
+        let addr = listener.local_addr()?;
+
+        let factory = container_factory(&config, &data_dir, addr)?;
+        factory.cleanup().await;
+        let invoker = Invoker::start(config.pool.clone(), factory, activations.clone());
+
+        let state = AppState::new(
+            config.api.clone(),
+            entities.clone(),
+            activations.clone(),
+            Arc::new(lean::LeanBalancer::new(invoker.clone())),
+            RuntimeManifest::default(),
+            BuildInfo {
+                build: env!("CARGO_PKG_VERSION").to_owned(),
+                buildno: env!("CARGO_PKG_VERSION").to_owned(),
+            },
+        );
+        let feeds = edgewhisk_controller::feeds::FeedService::start(state.clone());
+        let app = edgewhisk_controller::router(state);
+        tracing::info!(
+            %addr,
+            data_dir = %data_dir.display(),
+            max_connections,
+            open_files_limit = nofile,
+            "edgewhisk serving"
+        );
+        exposure::warn_if_exposed(addr, tls.is_some(), entities.as_ref())
+            .await
+            .context("checking for well-known keys")?;
+
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let grace = Duration::from_millis(config.server.shutdown_grace_ms);
+        let settings = connections::ConnectionSettings {
+            header_read_timeout: Duration::from_millis(config.server.header_read_timeout_ms),
+            idle_timeout: Duration::from_millis(config.server.idle_timeout_ms),
+            max_connections,
+            // In-flight blocking invokes end within the invoker's grace, then answer.
+            drain_timeout: grace + Duration::from_millis(config.server.header_read_timeout_ms),
+        };
+        let has_tls = tls.is_some();
+        // A dropped `Server` closes the channel, which stops the server as `true` does.
+        let server = {
+            let mut stop_rx = stop_rx.clone();
+            connections::serve(listener, tls, app, settings, async move {
+                let _ = stop_rx.wait_for(|s| *s).await;
+            })
+        };
+        let drain = {
+            let mut stop_rx = stop_rx;
+            async move {
+                let _ = stop_rx.wait_for(|s| *s).await;
+                feeds.shutdown().await;
+                invoker.shutdown(grace).await;
+            }
+        };
+        let task = tokio::spawn(async move {
+            let ((), ()) = tokio::join!(server, drain);
+            activations
+                .flush()
+                .await
+                .context("flushing activation records")
+        });
+        Ok(Self {
+            addr,
+            tls: has_tls,
+            stop,
+            task,
+        })
+    }
+
+    /// The address the server listens on (the real port when configured with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The API's base URL, `http://` or `https://` and [`Server::addr`].
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Stops accepting, lets in-flight activations finish (or fails them with a record)
+    /// within the configured grace, kills every runner and flushes the store; returns when
+    /// all of that is done.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await.context("the server task panicked")?
+    }
 }
 
 /// Builds the configured isolation backend; `auto` picks runc where it can run.

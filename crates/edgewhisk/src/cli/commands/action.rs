@@ -1,9 +1,14 @@
 //! `wsk action create|update|get|list|delete|invoke`.
 
+use crate::cli::commands::shared::{
+    KeyValueArgs, ParamArgs, page, print_got, print_ok, put_verbs, short, to_key_value_array,
+    unable, unable_to_list,
+};
+use crate::cli::error::{CliError, status_exit_code};
 use crate::cli::output::{action_row, action_summary, annotation, entity_list, pretty_json};
-use crate::cli::{CliError, Ctx, status_exit_code};
+use crate::cli::props::Ctx;
 use base64::Engine;
-use edgewhisk_client::{Client, ClientError, InvokeOptions, ListPage, split_qualified};
+use edgewhisk_client::{Client, ClientError, InvokeOptions, split_qualified};
 use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
 
@@ -37,18 +42,8 @@ pub(crate) struct PutArgs {
     /// The name of the action entry point.
     #[arg(long)]
     main: Option<String>,
-    /// Parameter values in KEY VALUE format.
-    #[arg(short = 'p', long = "param", num_args = 2, value_names = ["KEY", "VALUE"])]
-    param: Vec<String>,
-    /// FILE containing parameter values in JSON format.
-    #[arg(short = 'P', long = "param-file", value_name = "FILE")]
-    param_file: Option<PathBuf>,
-    /// Annotation values in KEY VALUE format.
-    #[arg(short = 'a', long = "annotation", num_args = 2, value_names = ["KEY", "VALUE"])]
-    annotation: Vec<String>,
-    /// FILE containing annotation values in JSON format.
-    #[arg(short = 'A', long = "annotation-file", value_name = "FILE")]
-    annotation_file: Option<PathBuf>,
+    #[command(flatten)]
+    kv: KeyValueArgs,
     /// The timeout LIMIT in milliseconds after which the action is terminated.
     #[arg(short = 't', long, value_name = "LIMIT")]
     timeout: Option<u64>,
@@ -116,12 +111,8 @@ pub(crate) struct NameArg {
 pub(crate) struct InvokeArgs {
     /// Action name.
     name: String,
-    /// Parameter values in KEY VALUE format.
-    #[arg(short = 'p', long = "param", num_args = 2, value_names = ["KEY", "VALUE"])]
-    param: Vec<String>,
-    /// FILE containing parameter values in JSON format.
-    #[arg(short = 'P', long = "param-file", value_name = "FILE")]
-    param_file: Option<PathBuf>,
+    #[command(flatten)]
+    params: ParamArgs,
     /// Blocking invoke.
     #[arg(short = 'b', long)]
     blocking: bool,
@@ -139,11 +130,12 @@ pub(crate) async fn run(ctx: &Ctx, cmd: ActionCommand) -> Result<i32, CliError> 
         ActionCommand::Get(a) => get(ctx, &client, a).await,
         ActionCommand::List(a) => list(&client, a).await,
         ActionCommand::Delete(a) => {
+            // wsk names the action as given here, qualified or not.
             client
                 .delete_action(&a.name)
                 .await
                 .map_err(|e| CliError::api(format!("Unable to delete action '{}'", a.name), e))?;
-            println!("ok: deleted action {}", entity_name(&a.name));
+            print_ok("deleted", "action", &a.name);
             Ok(0)
         }
         ActionCommand::Invoke(a) => invoke(&client, a).await,
@@ -158,29 +150,18 @@ async fn put(client: &Client, args: PutArgs, update: bool) -> Result<i32, CliErr
         match client.get_action(&args.name, false).await {
             Ok(action) => existing = Some(action),
             Err(e) if e.status() == Some(404) => {}
-            Err(e) => {
-                return Err(CliError::api(
-                    format!("Unable to get action '{}'", entity_name(&args.name)),
-                    e,
-                ));
-            }
+            Err(e) => return Err(unable("get", "action", &args.name)(e)),
         }
     }
     if let Some(secret) = &args.web_secure {
         web_secure(&mut body, args.web.as_deref(), secret, existing.as_ref())?;
     }
+    // wsk says "create" for both verbs.
     client
         .put_action(&args.name, &body, update)
         .await
-        .map_err(|e| {
-            // wsk says "create" for both verbs.
-            CliError::api(
-                format!("Unable to create action '{}'", entity_name(&args.name)),
-                e,
-            )
-        })?;
-    let verb = if update { "updated" } else { "created" };
-    println!("ok: {verb} action {}", entity_name(&args.name));
+        .map_err(unable("create", "action", &args.name))?;
+    print_ok(put_verbs(update).1, "action", &args.name);
     Ok(0)
 }
 
@@ -206,15 +187,11 @@ fn put_body(args: &PutArgs, update: bool) -> Result<Value, CliError> {
         }
         None => {}
     }
-    let params = key_values(&args.param, args.param_file.as_deref(), "parameter")?;
+    let params = args.kv.params.read()?;
     if !params.is_empty() {
         body.insert("parameters".into(), to_key_value_array(params));
     }
-    let mut annotations = key_values(
-        &args.annotation,
-        args.annotation_file.as_deref(),
-        "annotation",
-    )?;
+    let mut annotations = args.kv.annotations()?;
     if let Some(web) = &args.web {
         web_annotations(web, &mut annotations)?;
     }
@@ -326,8 +303,6 @@ pub(crate) fn kind_for_extension(ext: &str) -> Option<&'static str> {
     })
 }
 
-/// The `exec` of a PUT body: code read from `file` (base64 for archives), kind from
-/// `--kind` or the extension.
 /// The exec of `--sequence a,b,c`: each component qualified as wsk does it (`a` →
 /// `/_/a`, `pkg/a` → `/_/pkg/a`, `/ns/a` as given).
 fn sequence_exec(list: &str) -> Result<Value, CliError> {
@@ -347,6 +322,8 @@ fn sequence_exec(list: &str) -> Result<Value, CliError> {
     Ok(json!({"kind": "sequence", "components": components}))
 }
 
+/// The `exec` of a PUT body: code read from `file` (base64 for archives), kind from
+/// `--kind` or the extension.
 fn exec_from_file(file: &Path, args: &PutArgs) -> Result<Value, CliError> {
     let ext = file
         .extension()
@@ -407,76 +384,23 @@ fn file_ext_label(ext: &str) -> String {
     }
 }
 
-/// A `-p`/`-a` value as `wsk` reads it: JSON when it parses as JSON, otherwise a string.
-pub(crate) fn parse_value(raw: &str) -> Value {
-    serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned()))
-}
-
-/// Pairs from a `KEY VALUE KEY VALUE …` list, after the JSON object of `file` (flags win).
-pub(crate) fn key_values(
-    flat: &[String],
-    file: Option<&Path>,
-    what: &str,
-) -> Result<Map<String, Value>, CliError> {
-    let mut out = Map::new();
-    if let Some(path) = file {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            CliError::Usage(format!(
-                "File '{}' is not a valid file or it does not exist: {e}",
-                path.display()
-            ))
-        })?;
-        match serde_json::from_str::<Value>(&text) {
-            Ok(Value::Object(m)) => out.extend(m),
-            Ok(_) | Err(_) => {
-                return Err(CliError::Usage(format!(
-                    "Invalid {what} argument '{}': the file must hold a JSON object",
-                    path.display()
-                )));
-            }
-        }
-    }
-    for pair in flat.chunks(2) {
-        if let [k, v] = pair {
-            out.insert(k.clone(), parse_value(v));
-        }
-    }
-    Ok(out)
-}
-
-fn to_key_value_array(m: Map<String, Value>) -> Value {
-    Value::Array(
-        m.into_iter()
-            .map(|(k, v)| json!({"key": k, "value": v}))
-            .collect(),
-    )
-}
-
-/// The name as wsk prints it in messages: the entity part of a qualified name.
-fn entity_name(name: &str) -> &str {
-    split_qualified(name).1
-}
-
 /// The namespace as wsk prints it in invoke messages: `_` unless qualified.
 fn namespace_of(name: &str) -> &str {
     split_qualified(name).0.unwrap_or("_")
 }
 
 async fn get(ctx: &Ctx, client: &Client, args: GetArgs) -> Result<i32, CliError> {
-    let action = client.get_action(&args.name, false).await.map_err(|e| {
-        CliError::api(
-            format!("Unable to get action '{}'", entity_name(&args.name)),
-            e,
-        )
-    })?;
+    let action = client
+        .get_action(&args.name, false)
+        .await
+        .map_err(unable("get", "action", &args.name))?;
     if args.summary {
         print!("{}", action_summary(&action));
     } else if args.url {
-        println!("ok: got action {}", entity_name(&args.name));
+        print_ok("got", "action", &args.name);
         println!("{}", action_url(ctx, client, &action));
     } else {
-        println!("ok: got action {}", entity_name(&args.name));
-        print!("{}", pretty_json(&action));
+        print_got("action", &args.name, &action);
     }
     Ok(0)
 }
@@ -503,10 +427,7 @@ fn action_url(ctx: &Ctx, client: &Client, action: &Value) -> String {
 }
 
 async fn list(client: &Client, args: ListArgs) -> Result<i32, CliError> {
-    let page = ListPage {
-        limit: Some(args.limit),
-        skip: Some(args.skip),
-    };
+    let page = page(args.limit, args.skip);
     let result = match args.target.as_deref() {
         None => client.list_actions(None, page).await,
         Some(t) => match split_qualified(t) {
@@ -520,12 +441,7 @@ async fn list(client: &Client, args: ListArgs) -> Result<i32, CliError> {
             _ => client.list_actions(Some(t), page).await,
         },
     };
-    let mut actions = result.map_err(|e| {
-        CliError::api(
-            "Unable to obtain the list of actions for namespace 'default'",
-            e,
-        )
-    })?;
+    let mut actions = result.map_err(unable_to_list("actions"))?;
     if args.name_sort {
         actions.sort_by(|a, b| {
             let key = |v: &Value| {
@@ -543,11 +459,7 @@ async fn list(client: &Client, args: ListArgs) -> Result<i32, CliError> {
 }
 
 async fn invoke(client: &Client, args: InvokeArgs) -> Result<i32, CliError> {
-    let params = Value::Object(key_values(
-        &args.param,
-        args.param_file.as_deref(),
-        "parameter",
-    )?);
+    let params = Value::Object(args.params.read()?);
     let blocking = args.blocking || args.result;
     let opts = InvokeOptions {
         blocking,
@@ -555,7 +467,7 @@ async fn invoke(client: &Client, args: InvokeArgs) -> Result<i32, CliError> {
         timeout: None,
     };
     let ns = namespace_of(&args.name);
-    let name = entity_name(&args.name);
+    let name = short(&args.name);
     let inv = client
         .invoke_action(&args.name, &params, opts)
         .await
@@ -630,31 +542,6 @@ mod tests {
     }
 
     #[test]
-    fn param_values_are_json_when_valid_else_strings() {
-        assert_eq!(parse_value("Edge"), json!("Edge"));
-        assert_eq!(parse_value("42"), json!(42));
-        assert_eq!(parse_value("true"), json!(true));
-        assert_eq!(parse_value(r#"{"a":[1]}"#), json!({"a":[1]}));
-        assert_eq!(parse_value(r#""quoted""#), json!("quoted"));
-        assert_eq!(parse_value("{not json"), json!("{not json"));
-    }
-
-    #[test]
-    fn flag_params_override_the_param_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("p.json");
-        std::fs::write(&f, r#"{"name":"file","other":1}"#).unwrap();
-        let flat = vec!["name".to_string(), "Edge".to_string()];
-        let m = key_values(&flat, Some(&f), "parameter").unwrap();
-        assert_eq!(Value::Object(m), json!({"name":"Edge","other":1}));
-        std::fs::write(&f, "[1]").unwrap();
-        assert!(matches!(
-            key_values(&[], Some(&f), "parameter"),
-            Err(CliError::Usage(_))
-        ));
-    }
-
-    #[test]
     fn kind_is_inferred_from_the_extension() {
         assert_eq!(kind_for_extension("js"), Some("nodejs:default"));
         assert_eq!(kind_for_extension("py"), Some("python:default"));
@@ -667,8 +554,8 @@ mod tests {
         let f = dir.path().join("hello.js");
         std::fs::write(&f, "function main() {}").unwrap();
         let mut a = args(Some(&f));
-        a.param = vec!["name".into(), "Edge".into()];
-        a.annotation = vec!["description".into(), "hi".into()];
+        a.kv.params.param = vec!["name".into(), "Edge".into()];
+        a.kv.annotation = vec!["description".into(), "hi".into()];
         a.memory = Some(128);
         a.timeout = Some(1000);
         a.main = Some("entry".into());
@@ -779,9 +666,9 @@ mod tests {
     #[test]
     fn names_split_into_namespace_and_entity_for_messages() {
         assert_eq!(namespace_of("hello"), "_");
-        assert_eq!(entity_name("hello"), "hello");
+        assert_eq!(short("hello"), "hello");
         assert_eq!(namespace_of("/guest/pkg/a"), "guest");
-        assert_eq!(entity_name("/guest/pkg/a"), "pkg/a");
+        assert_eq!(short("/guest/pkg/a"), "pkg/a");
     }
 
     #[test]

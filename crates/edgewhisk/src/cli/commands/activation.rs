@@ -1,7 +1,8 @@
 //! `wsk activation list|get|logs|result|poll`.
 
+use crate::cli::error::CliError;
 use crate::cli::output::{activation_table, datetime, pretty_json, strip_timestamp};
-use crate::cli::{CliError, Ctx};
+use crate::cli::props::Ctx;
 use edgewhisk_client::{ActivationQuery, Client};
 use serde_json::Value;
 use std::collections::HashSet;

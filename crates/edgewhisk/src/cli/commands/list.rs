@@ -1,7 +1,9 @@
 //! `wsk list`: every entity of the namespace, by collection.
 
-use crate::cli::output::{action_row, entity_list, package_or_trigger_row, rule_row};
-use crate::cli::{CliError, Ctx};
+use crate::cli::commands::shared::{rule_rows, sort_by_name};
+use crate::cli::error::CliError;
+use crate::cli::output::{action_row, entity_list, package_or_trigger_row};
+use crate::cli::props::Ctx;
 use edgewhisk_client::{Client, ClientError, ListPage, Method};
 use serde_json::Value;
 
@@ -42,29 +44,10 @@ pub(crate) async fn run(ctx: &Ctx, args: ListArgs) -> Result<i32, CliError> {
     let mut rules = collection(&client, "rules").await.map_err(fail)?;
     if args.name_sort {
         for list in [&mut packages, &mut actions, &mut triggers, &mut rules] {
-            list.sort_by(|a, b| name(a).cmp(name(b)));
+            sort_by_name(list);
         }
     }
-    let mut rule_rows = Vec::new();
-    for r in &rules {
-        // The list omits `status`; wsk gets each rule to show it.
-        let status = client
-            .send(
-                Method::GET,
-                &["namespaces", client.namespace(), "rules", name(r)],
-                &[],
-                None,
-            )
-            .await
-            .ok()
-            .and_then(|full| {
-                full.get("status")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            })
-            .unwrap_or_default();
-        rule_rows.push(rule_row(r, &status));
-    }
+    let rule_rows = rule_rows(&client, &rules).await;
     println!("Entities in namespace: {shown}");
     print!(
         "{}",
@@ -77,10 +60,6 @@ pub(crate) async fn run(ctx: &Ctx, args: ListArgs) -> Result<i32, CliError> {
     );
     print!("{}", entity_list("rules", rule_rows));
     Ok(0)
-}
-
-fn name(v: &Value) -> &str {
-    v.get("name").and_then(Value::as_str).unwrap_or("")
 }
 
 /// `GET <collection>?limit=0`, empty when the server does not serve the collection.

@@ -1,7 +1,8 @@
 //! `wsk namespace list`.
 
+use crate::cli::error::CliError;
 use crate::cli::output::entity_list;
-use crate::cli::{CliError, Ctx};
+use crate::cli::props::Ctx;
 
 /// `wsk namespace` subcommands.
 #[derive(clap::Subcommand, Debug)]

@@ -1,11 +1,13 @@
 //! `wsk package create|update|bind|get|delete|list`.
 
-use crate::cli::commands::action::key_values;
-use crate::cli::output::{annotation, entity_list, package_or_trigger_row, pretty_json};
-use crate::cli::{CliError, Ctx};
-use edgewhisk_client::{Client, ListPage, split_qualified};
-use serde_json::{Map, Value, json};
-use std::path::PathBuf;
+use crate::cli::commands::shared::{
+    KeyValueArgs, key_value_body, page, print_got, print_ok, put_verbs, short, sort_by_name, unable,
+};
+use crate::cli::error::CliError;
+use crate::cli::output::{annotation, entity_list, package_or_trigger_row};
+use crate::cli::props::Ctx;
+use edgewhisk_client::{Client, split_qualified};
+use serde_json::{Value, json};
 
 /// `wsk package` subcommands.
 #[derive(clap::Subcommand, Debug)]
@@ -22,23 +24,6 @@ pub(crate) enum PackageCommand {
     Delete(NameArg),
     /// List all packages of a namespace.
     List(ListArgs),
-}
-
-/// Parameters and annotations, as `-p KEY VALUE` / `-P FILE` and `-a KEY VALUE` / `-A FILE`.
-#[derive(clap::Args, Debug, Default)]
-pub(crate) struct KeyValueArgs {
-    /// Parameter values in KEY VALUE format.
-    #[arg(short = 'p', long = "param", num_args = 2, value_names = ["KEY", "VALUE"])]
-    param: Vec<String>,
-    /// FILE containing parameter values in JSON format.
-    #[arg(short = 'P', long = "param-file", value_name = "FILE")]
-    param_file: Option<PathBuf>,
-    /// Annotation values in KEY VALUE format.
-    #[arg(short = 'a', long = "annotation", num_args = 2, value_names = ["KEY", "VALUE"])]
-    annotation: Vec<String>,
-    /// FILE containing annotation values in JSON format.
-    #[arg(short = 'A', long = "annotation-file", value_name = "FILE")]
-    annotation_file: Option<PathBuf>,
 }
 
 /// Arguments of `package create` and `package update`.
@@ -106,42 +91,21 @@ pub(crate) async fn run(ctx: &Ctx, cmd: PackageCommand) -> Result<i32, CliError>
         PackageCommand::Bind(a) => bind(&client, a).await,
         PackageCommand::Get(a) => get(&client, a).await,
         PackageCommand::Delete(a) => {
-            client.delete_package(&a.name, false).await.map_err(|e| {
-                CliError::api(format!("Unable to delete package '{}'", short(&a.name)), e)
-            })?;
-            println!("ok: deleted package {}", short(&a.name));
+            client
+                .delete_package(&a.name, false)
+                .await
+                .map_err(unable("delete", "package", &a.name))?;
+            print_ok("deleted", "package", &a.name);
             Ok(0)
         }
         PackageCommand::List(a) => list(&client, a).await,
     }
 }
 
-/// The name as wsk prints it in messages: the entity part of a qualified name.
-fn short(name: &str) -> &str {
-    split_qualified(name).1
-}
-
-fn to_key_value_array(m: Map<String, Value>) -> Value {
-    Value::Array(
-        m.into_iter()
-            .map(|(k, v)| json!({"key": k, "value": v}))
-            .collect(),
-    )
-}
-
 /// `parameters` and `annotations` of a PUT body from the flags; omitted when not given on an
 /// update, so the server keeps the old ones.
-fn key_value_body(kv: &KeyValueArgs, update: bool) -> Result<Map<String, Value>, CliError> {
-    let mut body = Map::new();
-    let params = key_values(&kv.param, kv.param_file.as_deref(), "parameter")?;
-    let annots = key_values(&kv.annotation, kv.annotation_file.as_deref(), "annotation")?;
-    if !update || !params.is_empty() {
-        body.insert("parameters".into(), to_key_value_array(params));
-    }
-    if !update || !annots.is_empty() {
-        body.insert("annotations".into(), to_key_value_array(annots));
-    }
-    Ok(body)
+fn kv_body(kv: &KeyValueArgs, update: bool) -> Result<serde_json::Map<String, Value>, CliError> {
+    Ok(key_value_body(kv.params.read()?, kv.annotations()?, update))
 }
 
 /// `--shared yes|no` (also `true|false`) as `publish`.
@@ -158,7 +122,7 @@ fn publish_flag(shared: Option<&str>) -> Result<Option<bool>, CliError> {
 
 /// The PUT body of `package create|update`.
 fn put_body(args: &PutArgs, update: bool) -> Result<Value, CliError> {
-    let mut body = key_value_body(&args.kv, update)?;
+    let mut body = kv_body(&args.kv, update)?;
     if let Some(publish) = publish_flag(args.shared.as_deref())? {
         body.insert("publish".into(), Value::Bool(publish));
     }
@@ -175,7 +139,7 @@ fn bind_body(args: &BindArgs) -> Result<Value, CliError> {
             args.package
         )));
     }
-    let mut body = key_value_body(&args.kv, false)?;
+    let mut body = kv_body(&args.kv, false)?;
     body.insert(
         "binding".into(),
         json!({"namespace": ns.unwrap_or("_"), "name": pkg}),
@@ -185,18 +149,12 @@ fn bind_body(args: &BindArgs) -> Result<Value, CliError> {
 
 async fn put(client: &Client, args: PutArgs, update: bool) -> Result<i32, CliError> {
     let body = put_body(&args, update)?;
+    let (verb, done) = put_verbs(update);
     client
         .put_package(&args.name, &body, update)
         .await
-        .map_err(|e| {
-            let verb = if update { "update" } else { "create" };
-            CliError::api(
-                format!("Unable to {verb} package '{}'", short(&args.name)),
-                e,
-            )
-        })?;
-    let verb = if update { "updated" } else { "created" };
-    println!("ok: {verb} package {}", short(&args.name));
+        .map_err(unable(verb, "package", &args.name))?;
+    print_ok(done, "package", &args.name);
     Ok(0)
 }
 
@@ -219,12 +177,11 @@ async fn get(client: &Client, args: GetArgs) -> Result<i32, CliError> {
     let package = client
         .get_package(&args.name)
         .await
-        .map_err(|e| CliError::api(format!("Unable to get package '{}'", short(&args.name)), e))?;
+        .map_err(unable("get", "package", &args.name))?;
     if args.summary {
         print!("{}", package_summary(&package));
     } else {
-        println!("ok: got package {}", short(&args.name));
-        print!("{}", pretty_json(&package));
+        print_got("package", &args.name, &package);
     }
     Ok(0)
 }
@@ -272,25 +229,21 @@ fn package_summary(p: &Value) -> String {
 }
 
 async fn list(client: &Client, args: ListArgs) -> Result<i32, CliError> {
-    let page = ListPage {
-        limit: Some(args.limit),
-        skip: Some(args.skip),
-    };
     let ns = args.namespace.as_deref();
-    let mut packages = client.list_packages(ns, page).await.map_err(|e| {
-        CliError::api(
-            format!(
-                "Unable to obtain the list of packages for namespace '{}'",
-                ns.map_or("default", |n| n.trim_matches('/'))
-            ),
-            e,
-        )
-    })?;
+    let mut packages = client
+        .list_packages(ns, page(args.limit, args.skip))
+        .await
+        .map_err(|e| {
+            CliError::api(
+                format!(
+                    "Unable to obtain the list of packages for namespace '{}'",
+                    ns.map_or("default", |n| n.trim_matches('/'))
+                ),
+                e,
+            )
+        })?;
     if args.name_sort {
-        packages.sort_by(|a, b| {
-            let n = |v: &Value| v.get("name").and_then(Value::as_str).map(str::to_owned);
-            n(a).cmp(&n(b))
-        });
+        sort_by_name(&mut packages);
     }
     print!(
         "{}",
@@ -302,13 +255,17 @@ async fn list(client: &Client, args: ListArgs) -> Result<i32, CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::commands::shared::ParamArgs;
 
     #[test]
     fn create_body_carries_params_annotations_and_publish() {
         let args = PutArgs {
             name: "p".into(),
             kv: KeyValueArgs {
-                param: vec!["n".into(), "3".into(), "s".into(), "text".into()],
+                params: ParamArgs {
+                    param: vec!["n".into(), "3".into(), "s".into(), "text".into()],
+                    ..ParamArgs::default()
+                },
                 annotation: vec!["description".into(), "tools".into()],
                 ..KeyValueArgs::default()
             },
@@ -345,7 +302,10 @@ mod tests {
             package: "/whisk.system/utils".into(),
             binding: "myutils".into(),
             kv: KeyValueArgs {
-                param: vec!["payload".into(), "hi".into()],
+                params: ParamArgs {
+                    param: vec!["payload".into(), "hi".into()],
+                    ..ParamArgs::default()
+                },
                 ..KeyValueArgs::default()
             },
         };

@@ -3,7 +3,8 @@
 //! `--apihost` and `--auth` are the global flags: with a value they set (or override) the
 //! property, without one they select it (`property get --auth`, `property unset --apihost`).
 
-use crate::cli::{CliError, Ctx};
+use crate::cli::error::CliError;
+use crate::cli::props::Ctx;
 use serde_json::Value;
 
 /// `wsk property` subcommands.
@@ -197,7 +198,7 @@ async fn get(ctx: &Ctx, a: &GetArgs) -> Result<i32, CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::GlobalFlags;
+    use crate::cli::flags::GlobalFlags;
     use crate::cli::props::{PropsFile, Settings};
 
     fn ctx(global: GlobalFlags, dir: &std::path::Path) -> Ctx {

@@ -1,8 +1,13 @@
 //! `wsk rule create|update|enable|disable|get|delete|list`.
 
-use crate::cli::output::{entity_list, pretty_json, rule_row};
-use crate::cli::{CliError, Ctx};
-use edgewhisk_client::{Client, ListPage, split_qualified};
+use crate::cli::commands::shared::{
+    page, print_got, print_ok, put_verbs, qualified, rule_rows, short, sort_by_name, unable,
+    unable_to_list,
+};
+use crate::cli::error::CliError;
+use crate::cli::output::entity_list;
+use crate::cli::props::Ctx;
+use edgewhisk_client::Client;
 use serde_json::{Value, json};
 
 /// `wsk rule` subcommands.
@@ -75,36 +80,23 @@ pub(crate) async fn run(ctx: &Ctx, cmd: RuleCommand) -> Result<i32, CliError> {
         RuleCommand::Enable(a) => set_state(&client, &a.name, true).await,
         RuleCommand::Disable(a) => set_state(&client, &a.name, false).await,
         RuleCommand::Get(a) => {
-            let r = client.get_rule(&a.name).await.map_err(|e| {
-                CliError::api(format!("Unable to get rule '{}'", short(&a.name)), e)
-            })?;
-            println!("ok: got rule {}", short(&a.name));
-            print!("{}", pretty_json(&r));
+            let r = client
+                .get_rule(&a.name)
+                .await
+                .map_err(unable("get", "rule", &a.name))?;
+            print_got("rule", &a.name, &r);
             Ok(0)
         }
         RuleCommand::Delete(a) => {
-            let fail = |e| CliError::api(format!("Unable to delete rule '{}'", short(&a.name)), e);
+            let fail = unable("delete", "rule", &a.name);
             if a.disable {
-                client.set_rule_state(&a.name, false).await.map_err(fail)?;
+                client.set_rule_state(&a.name, false).await.map_err(&fail)?;
             }
             client.delete_rule(&a.name).await.map_err(fail)?;
-            println!("ok: deleted rule {}", short(&a.name));
+            print_ok("deleted", "rule", &a.name);
             Ok(0)
         }
         RuleCommand::List(a) => list(&client, a).await,
-    }
-}
-
-/// The name as wsk prints it in messages: the entity part of a qualified name.
-fn short(name: &str) -> &str {
-    split_qualified(name).1
-}
-
-/// A trigger or action name as wsk sends it in a rule: `/_/name` unless qualified.
-fn qualified(name: &str) -> String {
-    match split_qualified(name) {
-        (Some(ns), rest) => format!("/{ns}/{rest}"),
-        (None, rest) => format!("/_/{rest}"),
     }
 }
 
@@ -120,15 +112,12 @@ fn put_body(args: &PutArgs) -> Value {
 }
 
 async fn put(client: &Client, args: PutArgs, update: bool) -> Result<i32, CliError> {
+    let (verb, done) = put_verbs(update);
     client
         .put_rule(&args.name, &put_body(&args), update)
         .await
-        .map_err(|e| {
-            let verb = if update { "update" } else { "create" };
-            CliError::api(format!("Unable to {verb} rule '{}'", short(&args.name)), e)
-        })?;
-    let verb = if update { "updated" } else { "created" };
-    println!("ok: {verb} rule {}", short(&args.name));
+        .map_err(unable(verb, "rule", &args.name))?;
+    print_ok(done, "rule", &args.name);
     Ok(0)
 }
 
@@ -141,47 +130,21 @@ async fn set_state(client: &Client, name: &str, active: bool) -> Result<i32, Cli
     client
         .set_rule_state(name, active)
         .await
-        .map_err(|e| CliError::api(format!("Unable to {verb} rule '{}'", short(name)), e))?;
-    println!("ok: {done} rule {}", short(name));
+        .map_err(unable(verb, "rule", name))?;
+    print_ok(done, "rule", name);
     Ok(0)
 }
 
 async fn list(client: &Client, args: ListArgs) -> Result<i32, CliError> {
-    let page = ListPage {
-        limit: Some(args.limit),
-        skip: Some(args.skip),
-    };
-    let fail = |e| {
-        CliError::api(
-            "Unable to obtain the list of rules for namespace 'default'",
-            e,
-        )
-    };
-    let mut rules = client.list_rules(page).await.map_err(fail)?;
+    let mut rules = client
+        .list_rules(page(args.limit, args.skip))
+        .await
+        .map_err(unable_to_list("rules"))?;
     if args.name_sort {
-        rules.sort_by(|a, b| name(a).cmp(name(b)));
+        sort_by_name(&mut rules);
     }
-    let mut rows = Vec::with_capacity(rules.len());
-    for r in &rules {
-        // The list omits `status`; wsk gets each rule to show it.
-        let status = client
-            .get_rule(name(r))
-            .await
-            .ok()
-            .and_then(|full| {
-                full.get("status")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            })
-            .unwrap_or_default();
-        rows.push(rule_row(r, &status));
-    }
-    print!("{}", entity_list("rules", rows));
+    print!("{}", entity_list("rules", rule_rows(client, &rules).await));
     Ok(0)
-}
-
-fn name(v: &Value) -> &str {
-    v.get("name").and_then(Value::as_str).unwrap_or("")
 }
 
 #[cfg(test)]

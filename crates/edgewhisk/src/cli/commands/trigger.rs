@@ -6,12 +6,15 @@
 //! and deletes `T` again when that fails; `trigger delete` of a feed trigger invokes the feed
 //! with `DELETE` first.
 
-use crate::cli::commands::action::key_values;
-use crate::cli::output::{entity_list, package_or_trigger_row, pretty_json};
-use crate::cli::{CliError, Ctx};
-use edgewhisk_client::{Client, InvokeOptions, ListPage, split_qualified};
+use crate::cli::commands::shared::{
+    KeyValueArgs, ParamArgs, key_value_body, page, print_got, print_ok, put_verbs, qualified,
+    short, sort_by_name, unable, unable_to_list,
+};
+use crate::cli::error::CliError;
+use crate::cli::output::{entity_list, package_or_trigger_row};
+use crate::cli::props::Ctx;
+use edgewhisk_client::{Client, InvokeOptions};
 use serde_json::{Map, Value, json};
-use std::path::PathBuf;
 
 /// `wsk trigger` subcommands.
 #[derive(clap::Subcommand, Debug)]
@@ -30,30 +33,13 @@ pub(crate) enum TriggerCommand {
     List(ListArgs),
 }
 
-/// Parameters as `-p KEY VALUE` / `-P FILE`.
-#[derive(clap::Args, Debug, Default)]
-pub(crate) struct ParamArgs {
-    /// Parameter values in KEY VALUE format.
-    #[arg(short = 'p', long = "param", num_args = 2, value_names = ["KEY", "VALUE"])]
-    param: Vec<String>,
-    /// FILE containing parameter values in JSON format.
-    #[arg(short = 'P', long = "param-file", value_name = "FILE")]
-    param_file: Option<PathBuf>,
-}
-
 /// Arguments of `trigger create` and `trigger update`.
 #[derive(clap::Args, Debug, Default)]
 pub(crate) struct PutArgs {
     /// Trigger name.
     name: String,
     #[command(flatten)]
-    params: ParamArgs,
-    /// Annotation values in KEY VALUE format.
-    #[arg(short = 'a', long = "annotation", num_args = 2, value_names = ["KEY", "VALUE"])]
-    annotation: Vec<String>,
-    /// FILE containing annotation values in JSON format.
-    #[arg(short = 'A', long = "annotation-file", value_name = "FILE")]
-    annotation_file: Option<PathBuf>,
+    kv: KeyValueArgs,
     /// Trigger feed ACTION_NAME.
     #[arg(short = 'f', long, value_name = "ACTION_NAME")]
     feed: Option<String>,
@@ -100,44 +86,24 @@ pub(crate) async fn run(ctx: &Ctx, cmd: TriggerCommand) -> Result<i32, CliError>
         TriggerCommand::Update(a) => put(&client, a, true).await,
         TriggerCommand::Fire(a) => fire(&client, a).await,
         TriggerCommand::Get(a) => {
-            let t = client.get_trigger(&a.name).await.map_err(|e| {
-                CliError::api(format!("Unable to get trigger '{}'", short(&a.name)), e)
-            })?;
-            println!("ok: got trigger {}", short(&a.name));
-            print!("{}", pretty_json(&t));
+            let t = client
+                .get_trigger(&a.name)
+                .await
+                .map_err(unable("get", "trigger", &a.name))?;
+            print_got("trigger", &a.name, &t);
             Ok(0)
         }
         TriggerCommand::Delete(a) => {
             delete_feed(&client, &a.name, ctx.settings.auth.as_deref().unwrap_or("")).await?;
-            client.delete_trigger(&a.name).await.map_err(|e| {
-                CliError::api(format!("Unable to delete trigger '{}'", short(&a.name)), e)
-            })?;
-            println!("ok: deleted trigger {}", short(&a.name));
+            client
+                .delete_trigger(&a.name)
+                .await
+                .map_err(unable("delete", "trigger", &a.name))?;
+            print_ok("deleted", "trigger", &a.name);
             Ok(0)
         }
         TriggerCommand::List(a) => list(&client, a).await,
     }
-}
-
-/// The name as wsk prints it in messages: the entity part of a qualified name.
-fn short(name: &str) -> &str {
-    split_qualified(name).1
-}
-
-/// `/ns/name` as wsk prints a fired trigger: `_` unless the name was qualified.
-fn qualified(name: &str) -> String {
-    match split_qualified(name) {
-        (Some(ns), rest) => format!("/{ns}/{rest}"),
-        (None, rest) => format!("/_/{rest}"),
-    }
-}
-
-fn to_key_value_array(m: Map<String, Value>) -> Value {
-    Value::Array(
-        m.into_iter()
-            .map(|(k, v)| json!({"key": k, "value": v}))
-            .collect(),
-    )
 }
 
 /// The PUT body of `trigger create|update`: parameters and annotations, omitted on an update
@@ -149,57 +115,28 @@ fn put_body(args: &PutArgs, update: bool) -> Result<Value, CliError> {
             short(&args.name)
         )));
     }
-    let params = key_values(
-        &args.params.param,
-        args.params.param_file.as_deref(),
-        "parameter",
-    )?;
-    let mut annots = key_values(
-        &args.annotation,
-        args.annotation_file.as_deref(),
-        "annotation",
-    )?;
+    let params = args.kv.params.read()?;
+    let mut annots = args.kv.annotations()?;
     // With a feed, the parameters are the feed's; the trigger is annotated with it.
     let params = match &args.feed {
         Some(feed) => {
-            annots.insert("feed".into(), Value::String(feed_name(feed)));
+            annots.insert("feed".into(), Value::String(qualified(feed)));
             Map::new()
         }
         None => params,
     };
-    let mut body = Map::new();
-    if !update || !params.is_empty() {
-        body.insert("parameters".into(), to_key_value_array(params));
-    }
-    if !update || !annots.is_empty() {
-        body.insert("annotations".into(), to_key_value_array(annots));
-    }
-    Ok(Value::Object(body))
+    Ok(Value::Object(key_value_body(params, annots, update)))
 }
 
 async fn put(client: &Client, args: PutArgs, update: bool) -> Result<i32, CliError> {
     let body = put_body(&args, update)?;
+    let (verb, done) = put_verbs(update);
     client
         .put_trigger(&args.name, &body, update)
         .await
-        .map_err(|e| {
-            let verb = if update { "update" } else { "create" };
-            CliError::api(
-                format!("Unable to {verb} trigger '{}'", short(&args.name)),
-                e,
-            )
-        })?;
-    let verb = if update { "updated" } else { "created" };
-    println!("ok: {verb} trigger {}", short(&args.name));
+        .map_err(unable(verb, "trigger", &args.name))?;
+    print_ok(done, "trigger", &args.name);
     Ok(0)
-}
-
-/// The feed action as the annotation names it: `/ns/pkg/action` (`_` when unqualified).
-fn feed_name(feed: &str) -> String {
-    match split_qualified(feed) {
-        (Some(ns), rest) => format!("/{ns}/{rest}"),
-        (None, rest) => format!("/_/{rest}"),
-    }
 }
 
 /// The feed invocation body: the lifecycle fields over `params`.
@@ -234,12 +171,9 @@ async fn invoke_feed(client: &Client, feed: &str, body: &Value) -> Result<String
 
 /// `trigger create T --feed F`: create, run the feed's CREATE, delete `T` when it fails.
 async fn create_with_feed(client: &Client, args: PutArgs, auth: &str) -> Result<i32, CliError> {
-    let feed = feed_name(args.feed.as_deref().unwrap_or_default());
-    let params = key_values(
-        &args.params.param,
-        args.params.param_file.as_deref(),
-        "parameter",
-    )?;
+    // The feed action as the annotation names it: `/ns/pkg/action` (`_` when unqualified).
+    let feed = qualified(args.feed.as_deref().unwrap_or_default());
+    let params = args.kv.params.read()?;
     let body = put_body(&args, false)?;
     let name = short(&args.name).to_owned();
     client
@@ -290,15 +224,11 @@ async fn delete_feed(client: &Client, name: &str, auth: &str) -> Result<(), CliE
 }
 
 async fn fire(client: &Client, args: FireArgs) -> Result<i32, CliError> {
-    let params = key_values(
-        &args.params.param,
-        args.params.param_file.as_deref(),
-        "parameter",
-    )?;
+    let params = args.params.read()?;
     let id = client
         .fire_trigger(&args.name, &Value::Object(params))
         .await
-        .map_err(|e| CliError::api(format!("Unable to fire trigger '{}'", short(&args.name)), e))?;
+        .map_err(unable("fire", "trigger", &args.name))?;
     match id {
         Some(id) => println!("ok: triggered {} with id {id}", qualified(&args.name)),
         // 204: no active rule, so nothing was activated.
@@ -308,21 +238,12 @@ async fn fire(client: &Client, args: FireArgs) -> Result<i32, CliError> {
 }
 
 async fn list(client: &Client, args: ListArgs) -> Result<i32, CliError> {
-    let page = ListPage {
-        limit: Some(args.limit),
-        skip: Some(args.skip),
-    };
-    let mut triggers = client.list_triggers(page).await.map_err(|e| {
-        CliError::api(
-            "Unable to obtain the list of triggers for namespace 'default'",
-            e,
-        )
-    })?;
+    let mut triggers = client
+        .list_triggers(page(args.limit, args.skip))
+        .await
+        .map_err(unable_to_list("triggers"))?;
     if args.name_sort {
-        triggers.sort_by(|a, b| {
-            let n = |v: &Value| v.get("name").and_then(Value::as_str).map(str::to_owned);
-            n(a).cmp(&n(b))
-        });
+        sort_by_name(&mut triggers);
     }
     print!(
         "{}",
@@ -345,7 +266,7 @@ mod tests {
     #[test]
     fn create_sends_parameters_and_annotations_and_update_omits_empty_ones() {
         let mut a = args("t");
-        a.params.param = vec!["k".into(), "v".into(), "n".into(), "3".into()];
+        a.kv.params.param = vec!["k".into(), "v".into(), "n".into(), "3".into()];
         let body = put_body(&a, false).unwrap();
         assert_eq!(
             body,
@@ -359,7 +280,7 @@ mod tests {
     fn a_feed_trigger_is_annotated_with_its_feed_and_keeps_the_parameters_for_the_feed() {
         let mut a = args("t");
         a.feed = Some("/whisk.system/alarms/alarm".into());
-        a.params.param = vec!["cron".into(), "* * * * *".into()];
+        a.kv.params.param = vec!["cron".into(), "* * * * *".into()];
         let body = put_body(&a, false).unwrap();
         assert_eq!(
             body,
@@ -377,7 +298,7 @@ mod tests {
             body,
             json!({"minutes": 1, "lifecycleEvent": "CREATE", "triggerName": "/_/t", "authKey": "u:k"})
         );
-        assert_eq!(feed_name("alarms/once"), "/_/alarms/once");
+        assert_eq!(qualified("alarms/once"), "/_/alarms/once");
     }
 
     #[test]

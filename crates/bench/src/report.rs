@@ -195,24 +195,23 @@ pub(crate) fn headline(tables: &[Table]) -> Table {
             .cloned()
             .collect()
     };
-    let p50_c1 = conc.and_then(|t| {
-        at_clients(t, 1.0)
-            .iter()
-            .filter_map(|r| f(t, r, "p50_ratio"))
-            .reduce(f64::min)
-    });
+    // The best value of `column` over the capacities measured at `clients` clients.
+    let best_at = |clients: f64, column: &str, best: fn(f64, f64) -> f64| {
+        conc.and_then(|t| {
+            at_clients(t, clients)
+                .iter()
+                .filter_map(|r| f(t, r, column))
+                .reduce(best)
+        })
+    };
+    let p50_c1 = best_at(1.0, "p50_ratio", f64::min);
     add(
         "warm p50 at 1 client / bare Node.js p50",
         "<= 1.5",
         p50_c1,
         &|m| m <= 1.5,
     );
-    let thr_c16 = conc.and_then(|t| {
-        at_clients(t, 16.0)
-            .iter()
-            .filter_map(|r| f(t, r, "throughput_ratio"))
-            .reduce(f64::max)
-    });
+    let thr_c16 = best_at(16.0, "throughput_ratio", f64::max);
     add(
         "throughput at 16 clients / bare Node.js (best capacity)",
         ">= 0.60",
@@ -345,7 +344,7 @@ pub(crate) fn rss_mib(pid: u32) -> Option<f64> {
         .next()?
         .parse()
         .ok()?;
-    Some(crate::bench::load::as_f64(kib) / 1024.0)
+    Some(crate::load::as_f64(kib) / 1024.0)
 }
 
 /// Private dirty memory of process `pid`, MiB, from /proc/PID/smaps_rollup.
@@ -359,7 +358,7 @@ pub(crate) fn private_mib(pid: u32) -> Option<f64> {
         .filter(|l| l.starts_with("Private_Dirty:"))
         .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         .sum();
-    Some(crate::bench::load::as_f64(kib) / 1024.0)
+    Some(crate::load::as_f64(kib) / 1024.0)
 }
 
 /// Every descendant of `pid` whose program is named `needle` (from the ppid field of

@@ -1,5 +1,5 @@
-//! SVG line charts like the seed's (Concurrency–Latency, Payload–Throughput, …), drawn with
-//! plotters' SVG backend: x on a log scale (concurrencies and sizes span decades), one line per
+//! SVG line charts like the Raspberry Pi study's (Concurrency–Latency, Payload–Throughput, …;
+//! see `docs/benchmarks.md`), drawn with plotters' SVG backend: x on a log scale (concurrencies and sizes span decades), one line per
 //! series, the baseline in black.
 
 use anyhow::anyhow;

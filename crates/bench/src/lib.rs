@@ -1,15 +1,20 @@
 //! `edgewhisk bench`: measures a running server from the outside, over its REST API.
 //!
-//! `bench invoke` is the quick measurement of the lean-platform issue: N blocking invocations of
-//! a hello action by C closed-loop clients on keep-alive connections, per-request latency in an
-//! HDR histogram, throughput over the wall time; `--cold N` times the first invocation of N
-//! freshly created actions.
+//! `bench invoke` is the quick measurement: N blocking invocations of a hello action by C
+//! closed-loop clients on keep-alive connections, per-request latency in an HDR histogram,
+//! throughput over the wall time; `--cold N` times the first invocation of N freshly created
+//! actions.
 //!
-//! The seed's experiments: `concurrency` (A), `payload` (B), `transfer` (C), `coldstart` and
-//! `all`, each against the server named by `.wskprops`/flags or, with `--spawn`, against
-//! private `edgewhisk serve` processes this command starts and stops; each also measures the
+//! The experiments of the Raspberry Pi study (Lean OpenWhisk) that `docs/benchmarks.md`
+//! compares against: `concurrency` (A), `payload` (B), `transfer` (C), `coldstart` and `all`,
+//! each against the server the CLI's settings name ([`Target`]) or, with `--spawn`, against
+//! private `edgewhisk serve` processes this command starts and stops (the current executable,
+//! so this crate is linked into the `edgewhisk` binary and spawns it). Each also measures the
 //! same function behind a bare Node.js `http` server (the baseline) with the same load
 //! generator, and reports edgewhisk/baseline ratios. `--out DIR` gets CSV, JSON and SVG charts.
+//!
+//! A crate of its own so that the server binary built without the `bench` feature carries no
+//! chart, histogram or progress-bar code.
 
 mod chart;
 mod experiments;
@@ -18,7 +23,8 @@ mod report;
 mod target;
 mod trigger;
 
-use crate::cli::{Ctx, GlobalFlags};
+pub use trigger::TriggerArgs;
+
 use anyhow::{Context, bail};
 use edgewhisk_client::{Client, InvokeOptions};
 use experiments::{ColdstartSettings, ConcurrencySettings, Env, PayloadSettings, TransferSettings};
@@ -28,12 +34,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The action every bench uses: the seed's hello, answering the size of what it got.
+/// The action every bench uses: the Raspberry Pi study's hello action.
 const HELLO: &str = "function main(params) {\n  return { payload: 'Hello, ' + (params.name || 'World') + '!' };\n}\n";
 
 /// `edgewhisk bench …`
 #[derive(Debug, clap::Subcommand)]
-pub(crate) enum BenchCommand {
+pub enum BenchCommand {
     /// Warm blocking invocations of a hello action: latency percentiles and throughput.
     Invoke(InvokeArgs),
     /// Experiment A: latency and throughput vs backend capacity and client concurrency.
@@ -52,7 +58,7 @@ pub(crate) enum BenchCommand {
 
 /// Flags every experiment takes.
 #[derive(Debug, Clone, clap::Args)]
-pub(crate) struct CommonArgs {
+pub struct CommonArgs {
     /// Start private `edgewhisk serve` processes (temp data dir, loopback port) instead of
     /// using the server named by .wskprops/flags.
     #[arg(long)]
@@ -84,7 +90,7 @@ pub(crate) struct CommonArgs {
 
 /// Flags of `bench concurrency`.
 #[derive(Debug, Clone, clap::Args)]
-pub(crate) struct ConcurrencyArgs {
+pub struct ConcurrencyArgs {
     #[command(flatten)]
     common: CommonArgs,
     /// Backend capacities (instances of 256 MB), with --spawn [default: 1,2,3,4,5,8,11].
@@ -96,14 +102,14 @@ pub(crate) struct ConcurrencyArgs {
     /// Requests per point.
     #[arg(long, short = 'n')]
     requests: Option<u64>,
-    /// The action sleeps this long before answering, ms (the seed's `sleepy`: 30).
+    /// The action sleeps this long before answering, ms (the Raspberry Pi study's `sleepy`: 30).
     #[arg(long, default_value_t = 0)]
     sleep_ms: u64,
 }
 
 /// Flags of `bench payload`.
 #[derive(Debug, Clone, clap::Args)]
-pub(crate) struct PayloadArgs {
+pub struct PayloadArgs {
     #[command(flatten)]
     common: CommonArgs,
     /// Request body sizes, bytes [default: 17,1024,10240,102400,204800,512000,1048000].
@@ -119,7 +125,7 @@ pub(crate) struct PayloadArgs {
 
 /// Flags of `bench transfer`.
 #[derive(Debug, Clone, clap::Args)]
-pub(crate) struct TransferArgs {
+pub struct TransferArgs {
     #[command(flatten)]
     common: CommonArgs,
     /// Payload sizes passed head → tail, bytes [default: 0 … 1040000].
@@ -132,7 +138,7 @@ pub(crate) struct TransferArgs {
 
 /// Flags of `bench coldstart`.
 #[derive(Debug, Clone, clap::Args)]
-pub(crate) struct ColdstartArgs {
+pub struct ColdstartArgs {
     #[command(flatten)]
     common: CommonArgs,
     /// Runtime kinds [default: nodejs:20,python:3].
@@ -148,7 +154,7 @@ pub(crate) struct ColdstartArgs {
 
 /// Flags of `bench invoke`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct InvokeArgs {
+pub struct InvokeArgs {
     /// Invocations to measure (after the warm-up).
     #[arg(long, short = 'n', default_value_t = 2000)]
     requests: u64,
@@ -172,23 +178,47 @@ pub(crate) struct InvokeArgs {
     action_concurrency: u32,
 }
 
-/// Runs a bench command; returns the process exit code.
-pub(crate) async fn run(global: GlobalFlags, cmd: BenchCommand) -> anyhow::Result<i32> {
-    let ctx = Ctx::load(global).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let make_client = || ctx.client().map_err(|e| anyhow::anyhow!("{e}"));
+/// The server a bench measures unless it spawns its own: what `.wskprops`, the `WHISK_*`
+/// environment and the global flags name, resolved by the CLI.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    /// The API host; `None` when none is configured.
+    pub apihost: Option<String>,
+    /// The `uuid:key` to authenticate with; empty when none is configured.
+    pub auth: String,
+    /// Skip certificate checks.
+    pub insecure: bool,
+    /// Print each client's API host on stderr, as the CLI's `--verbose` does.
+    pub verbose: bool,
+}
+
+impl Target {
+    /// A client for the API host, with the CLI's message when none is configured.
+    fn client(&self) -> anyhow::Result<Client> {
+        let Some(host) = self.apihost.as_deref() else {
+            bail!("The API host is not valid: An API host must be provided.");
+        };
+        if self.verbose {
+            eprintln!("REQUEST: API host {host}");
+        }
+        Client::new(host, &self.auth, self.insecure)
+            .map_err(|e| anyhow::anyhow!("The API host is not valid: {e}"))
+    }
+}
+
+/// Runs a bench command against `target` (or spawned servers); returns the process exit code.
+pub async fn run(target: Target, cmd: BenchCommand) -> anyhow::Result<i32> {
+    let make_client = || target.client();
     let machine = report::machine();
     let mut tables = Vec::new();
     let env_of = |c: &CommonArgs| -> anyhow::Result<Env> {
         experiments::prepare_out(c.out.as_deref())?;
         Ok(Env {
             spawn: c.spawn,
-            external: ctx.settings.apihost.clone().map(|h| {
-                (
-                    h,
-                    ctx.settings.auth.clone().unwrap_or_default(),
-                    ctx.global.insecure,
-                )
-            }),
+            external: target
+                .apihost
+                .clone()
+                .map(|h| (h, target.auth.clone(), target.insecure)),
             isolation: c.isolation.clone(),
             node: c.node.clone(),
             python: c.python.clone(),

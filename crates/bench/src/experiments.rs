@@ -1,4 +1,5 @@
-//! The seed's experiments, each measured side by side with the bare Node.js baseline:
+//! The experiments of the Raspberry Pi study (Lean OpenWhisk) that `docs/benchmarks.md`
+//! compares against, each measured side by side with the bare Node.js baseline:
 //! A `concurrency` (backend capacity × client concurrency), B `payload` (request size),
 //! C `transfer` (a two-step sequence's hop time, after ServerlessBench Testcase 5), and
 //! `coldstart` (first invocation of a new action, with and without a stem cell).
@@ -19,7 +20,8 @@ const HELLO_ACTION: &str = "ew-bench-hello";
 const HOP_ACTION: &str = "ew-bench-hop";
 const HOP_SEQUENCE: &str = "ew-bench-hop-seq";
 
-/// The seed's hello action; with `sleep_ms` > 0 the seed's `sleepy` action (answers after a timer).
+/// The study's hello action; with `sleep_ms` > 0 the study's `sleepy` action (answers after a
+/// timer).
 pub(crate) fn hello_code(sleep_ms: u64) -> String {
     format!(
         "const SLEEP_MS = {sleep_ms};\n\
@@ -191,12 +193,12 @@ pub(crate) struct ConcurrencySettings {
     pub(crate) clients: Vec<u64>,
     /// Requests per point.
     pub(crate) requests: u64,
-    /// The action's sleep, ms (the seed's `sleepy` used 30).
+    /// The action's sleep, ms (the study's `sleepy` used 30).
     pub(crate) sleep_ms: u64,
 }
 
 impl ConcurrencySettings {
-    /// The seed's sweep, or a small one for CI.
+    /// The study's sweep, or a small one for CI.
     pub(crate) fn defaults(quick: bool) -> Self {
         if quick {
             Self {
@@ -435,7 +437,7 @@ pub(crate) struct PayloadSettings {
 }
 
 impl PayloadSettings {
-    /// The seed's sizes (17 B … just under 1 MB), or a few for CI.
+    /// The study's sizes (17 B … just under 1 MB), or a few for CI.
     pub(crate) fn defaults(quick: bool) -> Self {
         if quick {
             Self {
@@ -1084,7 +1086,7 @@ mod tests {
     }
 
     #[test]
-    fn full_sweeps_match_the_seed() {
+    fn full_sweeps_match_the_study() {
         let a = ConcurrencySettings::defaults(false);
         assert_eq!(a.capacities, [1, 2, 3, 4, 5, 8, 11]);
         assert_eq!(a.clients.last(), Some(&64));

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// Flags of `bench trigger`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct TriggerArgs {
+pub struct TriggerArgs {
     /// Fires to measure (after one warm-up fire).
     #[arg(long, short = 'n', default_value_t = 50)]
     fires: u64,
