@@ -130,18 +130,10 @@ impl Package {
         format!("{}/{}", self.namespace, self.name)
     }
 
-    /// The full JSON (`binding` is `{}` for a plain package).
+    /// The full JSON (`binding` is `{}` for a plain package): the serialised form, as for the
+    /// other entities.
     pub fn to_json(&self) -> Value {
-        json!({
-            "namespace": self.namespace,
-            "name": self.name,
-            "version": self.version,
-            "publish": self.publish,
-            "parameters": self.parameters,
-            "annotations": self.annotations,
-            "binding": self.binding.as_ref().map_or_else(|| json!({}), |b| json!(b)),
-            "updated": self.updated,
-        })
+        serde_json::to_value(self).unwrap_or_default()
     }
 
     /// The JSON of a list item: no parameters, `binding` is `false` or the bound package.
