@@ -72,13 +72,16 @@ struct CacheState {
     entity_bytes: u64,
     /// Ticks on every entity hit and insert; orders entries by last use.
     clock: u64,
-    /// Keyed by key UUID, with the instant the entry expires.
-    identities: HashMap<String, (Identity, Instant)>,
+    /// Keyed by key UUID; only found identities are kept.
+    identities: Expiring<Option<Identity>>,
     /// Keyed by namespace; `None` caches "no overrides".
-    limits: HashMap<String, (Option<NamespaceLimits>, Instant)>,
+    limits: Expiring<Option<NamespaceLimits>>,
     /// The identities of a namespace (web actions look up their owner on every request).
-    members: HashMap<String, (Vec<Identity>, Instant)>,
+    members: Expiring<Vec<Identity>>,
 }
+
+/// Values served until the instant stored with them, keyed by key UUID or namespace.
+type Expiring<V> = HashMap<String, (V, Instant)>;
 
 /// One cached entity lookup.
 #[derive(Debug)]
@@ -98,6 +101,14 @@ impl CacheState {
     fn clear_entities(&mut self) {
         self.entities.clear();
         self.entity_bytes = 0;
+    }
+
+    /// Forgets entities, identities, limits and namespace members alike.
+    fn clear_all(&mut self) {
+        self.clear_entities();
+        self.identities.clear();
+        self.limits.clear();
+        self.members.clear();
     }
 
     fn remove_entity(&mut self, key: &(String, String)) {
@@ -230,18 +241,44 @@ impl<S: EntityStore> CachingEntityStore<S> {
     pub fn clear(&self) {
         let mut state = self.state.lock();
         state.generation += 1;
-        state.clear_entities();
-        state.identities.clear();
-        state.limits.clear();
+        state.clear_all();
+    }
+
+    /// The value of `key` in the expiring map `map` while it is fresh, else `read` from the
+    /// inner store. What `read` finds is kept for the identity TTL when `keep` says so and no
+    /// write happened meanwhile; what it should not keep is forgotten.
+    async fn expiring<V: Clone>(
+        &self,
+        map: fn(&mut CacheState) -> &mut Expiring<V>,
+        key: &str,
+        read: impl Future<Output = Result<V, StoreError>>,
+        keep: fn(&V) -> bool,
+    ) -> Result<V, StoreError> {
+        let generation = {
+            let mut state = self.state.lock();
+            if let Some((hit, expires)) = map(&mut state).get(key) {
+                if Instant::now() < *expires {
+                    return Ok(hit.clone());
+                }
+            }
+            state.generation
+        };
+        let value = read.await?;
+        let mut state = self.state.lock();
+        if !keep(&value) {
+            map(&mut state).remove(key);
+        } else if state.generation == generation {
+            self.make_room(&mut state);
+            let expires = Instant::now() + self.identity_ttl;
+            map(&mut state).insert(key.to_owned(), (value.clone(), expires));
+        }
+        Ok(value)
     }
 
     /// Makes room for one more entry.
     fn make_room(&self, state: &mut CacheState) {
         if state.len() >= self.capacity {
-            state.clear_entities();
-            state.identities.clear();
-            state.limits.clear();
-            state.members.clear();
+            state.clear_all();
         }
     }
 }
@@ -328,32 +365,14 @@ impl<S: EntityStore> EntityStore for CachingEntityStore<S> {
     }
 
     async fn identity(&self, uuid: &str) -> Result<Option<Identity>, StoreError> {
-        let generation = {
-            let state = self.state.lock();
-            if let Some((hit, expires)) = state.identities.get(uuid) {
-                if Instant::now() < *expires {
-                    return Ok(Some(hit.clone()));
-                }
-            }
-            state.generation
-        };
         // Misses are not cached: a key provisioned by an admin tool must work at once.
-        let identity = self.inner.identity(uuid).await?;
-        let mut state = self.state.lock();
-        match &identity {
-            Some(identity) if state.generation == generation => {
-                self.make_room(&mut state);
-                let expires = Instant::now() + self.identity_ttl;
-                state
-                    .identities
-                    .insert(identity.uuid.clone(), (identity.clone(), expires));
-            }
-            Some(_) => {}
-            None => {
-                state.identities.remove(uuid);
-            }
-        }
-        Ok(identity)
+        self.expiring(
+            |state| &mut state.identities,
+            uuid,
+            self.inner.identity(uuid),
+            Option::is_some,
+        )
+        .await
     }
 
     async fn put_identity(&self, identity: Identity) -> Result<(), StoreError> {
@@ -381,48 +400,26 @@ impl<S: EntityStore> EntityStore for CachingEntityStore<S> {
     }
 
     async fn identities_in(&self, namespace: &str) -> Result<Vec<Identity>, StoreError> {
-        let generation = {
-            let state = self.state.lock();
-            if let Some((hit, expires)) = state.members.get(namespace) {
-                if Instant::now() < *expires {
-                    return Ok(hit.clone());
-                }
-            }
-            state.generation
-        };
-        let members = self.inner.identities_in(namespace).await?;
-        let mut state = self.state.lock();
-        if state.generation == generation {
-            self.make_room(&mut state);
-            let expires = Instant::now() + self.identity_ttl;
-            state
-                .members
-                .insert(namespace.to_owned(), (members.clone(), expires));
-        }
-        Ok(members)
+        self.expiring(
+            |state| &mut state.members,
+            namespace,
+            self.inner.identities_in(namespace),
+            |_| true,
+        )
+        .await
     }
 
     async fn namespace_limits(
         &self,
         namespace: &str,
     ) -> Result<Option<NamespaceLimits>, StoreError> {
-        let generation = {
-            let state = self.state.lock();
-            if let Some((hit, expires)) = state.limits.get(namespace) {
-                if Instant::now() < *expires {
-                    return Ok(*hit);
-                }
-            }
-            state.generation
-        };
-        let limits = self.inner.namespace_limits(namespace).await?;
-        let mut state = self.state.lock();
-        if state.generation == generation {
-            self.make_room(&mut state);
-            let expires = Instant::now() + self.identity_ttl;
-            state.limits.insert(namespace.to_owned(), (limits, expires));
-        }
-        Ok(limits)
+        self.expiring(
+            |state| &mut state.limits,
+            namespace,
+            self.inner.namespace_limits(namespace),
+            |_| true,
+        )
+        .await
     }
 
     async fn put_namespace_limits(

@@ -263,6 +263,24 @@ impl SqliteStore {
             .map_err(|e| classify(e, &self.space))
     }
 
+    /// The identities `query` (one `?1` parameter, the columns of [`identity_row`]) selects
+    /// for `value`.
+    async fn identities_where(
+        &self,
+        query: &'static str,
+        value: &str,
+    ) -> Result<Vec<Identity>, StoreError> {
+        let value = value.to_owned();
+        self.with_entities(move |conn| {
+            let rows = conn
+                .prepare_cached(query)?
+                .query_map(params![value], identity_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
     /// As `with_entities`, holding the store's write lock around `f`: for every entity or
     /// identity write.
     async fn write_entities<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -505,6 +523,18 @@ fn identity_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Identity> {
     })
 }
 
+/// The identity of one key UUID, read by [`identity_row`].
+const IDENTITY_BY_UUID: &str =
+    "SELECT uuid, subject, namespace, key FROM identities WHERE uuid = ?1";
+
+/// The identities of a subject, by namespace then UUID.
+const IDENTITIES_OF_SUBJECT: &str = "SELECT uuid, subject, namespace, key FROM identities \
+     WHERE subject = ?1 ORDER BY namespace, uuid";
+
+/// The identities of a namespace, by subject then UUID.
+const IDENTITIES_IN_NAMESPACE: &str = "SELECT uuid, subject, namespace, key FROM identities \
+     WHERE namespace = ?1 ORDER BY subject, uuid";
+
 #[async_trait]
 impl EntityStore for SqliteStore {
     async fn get(&self, path: &str, name: &str) -> Result<Option<EntityDoc>, StoreError> {
@@ -627,9 +657,7 @@ impl EntityStore for SqliteStore {
         let uuid = uuid.to_owned();
         self.with_entities(move |conn| {
             Ok(conn
-                .prepare_cached(
-                    "SELECT uuid, subject, namespace, key FROM identities WHERE uuid = ?1",
-                )?
+                .prepare_cached(IDENTITY_BY_UUID)?
                 .query_row(params![uuid], identity_row)
                 .optional()?)
         })
@@ -658,18 +686,7 @@ impl EntityStore for SqliteStore {
     }
 
     async fn identities_of(&self, subject: &str) -> Result<Vec<Identity>, StoreError> {
-        let subject = subject.to_owned();
-        self.with_entities(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT uuid, subject, namespace, key FROM identities WHERE subject = ?1 \
-                 ORDER BY namespace, uuid",
-            )?;
-            let rows = stmt
-                .query_map(params![subject], identity_row)?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })
-        .await
+        self.identities_where(IDENTITIES_OF_SUBJECT, subject).await
     }
 
     async fn delete_identity(&self, uuid: &str) -> Result<Option<Identity>, StoreError> {
@@ -677,9 +694,7 @@ impl EntityStore for SqliteStore {
         self.write_entities(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let row = tx
-                .prepare_cached(
-                    "SELECT uuid, subject, namespace, key FROM identities WHERE uuid = ?1",
-                )?
+                .prepare_cached(IDENTITY_BY_UUID)?
                 .query_row(params![uuid], identity_row)
                 .optional()?;
             if row.is_some() {
@@ -693,18 +708,8 @@ impl EntityStore for SqliteStore {
     }
 
     async fn identities_in(&self, namespace: &str) -> Result<Vec<Identity>, StoreError> {
-        let namespace = namespace.to_owned();
-        self.with_entities(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT uuid, subject, namespace, key FROM identities WHERE namespace = ?1 \
-                 ORDER BY subject, uuid",
-            )?;
-            let rows = stmt
-                .query_map(params![namespace], identity_row)?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })
-        .await
+        self.identities_where(IDENTITIES_IN_NAMESPACE, namespace)
+            .await
     }
 
     async fn namespace_limits(
