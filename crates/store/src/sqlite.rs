@@ -253,14 +253,24 @@ impl SqliteStore {
         Ok(())
     }
 
-    async fn with_entities<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        run_blocking(Arc::clone(&self.entities), f)
+    /// Runs `f` on `conn` on tokio's blocking pool; a full disk is recorded in `space`.
+    async fn run_on<T: Send + 'static>(
+        &self,
+        conn: &Arc<Mutex<Connection>>,
+        f: impl ConnectionJob<T>,
+    ) -> Result<T, StoreError> {
+        let conn = Arc::clone(conn);
+        tokio::task::spawn_blocking(move || f(&mut conn.lock()))
             .await
+            .map_err(|_| StoreError::Closed)?
             .map_err(|e| classify(e, &self.space))
+    }
+
+    async fn with_entities<T: Send + 'static>(
+        &self,
+        f: impl ConnectionJob<T>,
+    ) -> Result<T, StoreError> {
+        self.run_on(&self.entities, f).await
     }
 
     /// The identities `query` (one `?1` parameter, the columns of [`identity_row`]) selects
@@ -283,11 +293,10 @@ impl SqliteStore {
 
     /// As `with_entities`, holding the store's write lock around `f`: for every entity or
     /// identity write.
-    async fn write_entities<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
-    {
+    async fn write_entities<T: Send + 'static>(
+        &self,
+        f: impl ConnectionJob<T>,
+    ) -> Result<T, StoreError> {
         let write_lock = Arc::clone(&self.write_lock);
         self.with_entities(move |conn| {
             let _writing = write_lock.lock();
@@ -296,14 +305,11 @@ impl SqliteStore {
         .await
     }
 
-    async fn with_reader<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        run_blocking(Arc::clone(&self.reader), f)
-            .await
-            .map_err(|e| classify(e, &self.space))
+    async fn with_reader<T: Send + 'static>(
+        &self,
+        f: impl ConnectionJob<T>,
+    ) -> Result<T, StoreError> {
+        self.run_on(&self.reader, f).await
     }
 
     /// A page of entities; with `summaries`, action code is left out (see [`summary_doc`]).
@@ -409,17 +415,12 @@ fn open_connection(
     Ok(conn)
 }
 
-async fn run_blocking<T, F>(conn: Arc<Mutex<Connection>>, f: F) -> Result<T, StoreError>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+/// Work on one connection, run on tokio's blocking pool by `SqliteStore::run_on`.
+trait ConnectionJob<T>: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static {}
+
+impl<T, F> ConnectionJob<T> for F where
+    F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static
 {
-    tokio::task::spawn_blocking(move || {
-        let mut conn = conn.lock();
-        f(&mut conn)
-    })
-    .await
-    .map_err(|_| StoreError::Closed)?
 }
 
 fn collection_from_str(s: &str) -> Option<Collection> {
