@@ -1,27 +1,12 @@
 //! `CachingEntityStore`: entities and keys served from memory, invalidated on write.
 //!
-//! The controller looks up an identity and at least one entity per request; with this wrapper
-//! a warm request does not touch SQLite. Only writes made *through the wrapper* keep it
-//! coherent: a write straight to the inner store (or by another process) is not seen until
-//! the entry is replaced or the cache is cleared.
-//!
-//! A read that misses fills the cache only when no write happened while it read the inner
-//! store (a generation counter), so a slow read cannot put back a value a write just replaced.
-//! Entities are bounded in bytes ([`DEFAULT_CACHE_BYTES`], `store.entity_cache_bytes`): the
-//! least recently used ones are evicted to make room, and a document larger than
-//! 1/[`MAX_ENTRY_SHARE`] of the budget (a large action's code) is not cached at all, because
-//! a handful of them would otherwise hold hundreds of MB. Entries are shared: a hit hands out
-//! the cached document behind an `Arc` ([`EntityStore::get_shared`]) rather than a copy of its
-//! JSON tree. The whole cache is also cleared when it outgrows its entry count, bounding the
-//! small entries that clients probing names that do not exist leave behind.
-//!
-//! Identities and namespace limits are different: `edgewhisk admin` changes them in the SQLite
-//! file while the server runs, behind this cache. So they are cached for a short time only
-//! ([`DEFAULT_IDENTITY_TTL`], 5 s): a regenerated or deleted key stops working, and new limits
-//! apply, at most that long after the admin command returns. Identity misses are not cached
-//! at all, so a newly created key works at once. A warm request still does not touch SQLite:
-//! at most one lookup per key (and per namespace's limits) every 5 s does. Identities are
-//! cached in their stored (hashed) form; checking a presented secret is one SHA-256.
+//! A warm request does not touch SQLite. Entities are kept until a write *through the wrapper*
+//! replaces them (a write straight to the inner store is not seen), bounded in bytes
+//! ([`DEFAULT_CACHE_BYTES`], `store.entity_cache_bytes`; a document over 1/[`MAX_ENTRY_SHARE`]
+//! of the budget is not cached) and shared behind an `Arc` ([`EntityStore::get_shared`]).
+//! Identities, namespace members and limits, which `edgewhisk admin` changes behind the cache,
+//! are kept for [`DEFAULT_IDENTITY_TTL`] only, and identity misses not at all. The design and
+//! its trade-offs: `docs/design/013-embedded-store.md`.
 
 use crate::{Collection, EntityDoc, EntityStore, ListScope, PutMode, StoreError};
 use async_trait::async_trait;

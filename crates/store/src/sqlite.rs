@@ -1,29 +1,12 @@
 //! The embedded store: one SQLite file in WAL mode.
 //!
-//! Four connections, each with one job:
-//! - the **entity** connection (behind a mutex, used inside `spawn_blocking`) runs entity and
-//!   identity reads and writes with `synchronous=FULL`, so a write is on disk, power loss
-//!   included, when its future resolves;
-//! - the **writer** connection belongs to one background thread that commits activation
-//!   records in batches (one transaction per batch) with `synchronous=NORMAL`: a committed batch
-//!   survives a process crash, and the last batches may be lost on power loss;
-//! - the **reader** connection (behind a mutex, used inside `spawn_blocking`) serves activation
-//!   reads; WAL lets it read while the writer commits;
-//! - the **maintenance** connection belongs to a background thread that checkpoints the WAL
-//!   every second (the writer never does, so no commit waits for a checkpoint's fsync) and
-//!   deletes records beyond the retention limits in small batches.
-//!
-//! Activation records are group-committed: `store` encodes the record, queues it for the
-//! writer and resolves only once the transaction holding it has committed (or failed). Every
-//! record that queued up while the previous commit ran goes into the next one, so a busy
-//! server still commits many records per transaction, while an idle one commits at once.
-//! Nothing is acknowledged before it is in the WAL, so a process crash loses no record whose
-//! `store` returned (docs/durability.md).
-//!
-//! SQLite lets one connection write at a time. Both writing connections take the in-process
-//! `write_lock` before they begin a write transaction, so the activation writer waits for an
-//! entity write exactly as long as that write holds the database, and is woken when it ends;
-//! SQLite's own busy handler would instead poll with sleeps growing to 100 ms.
+//! Four connections, each with one job: the **entity** connection (durable writes,
+//! `synchronous=FULL`), the **writer** thread that group-commits activation records
+//! (`synchronous=NORMAL`: `store` resolves once the transaction holding the record committed),
+//! the **reader** connection for activation reads, and the **maintenance** thread that
+//! checkpoints the WAL and applies retention. Both writing connections take the in-process
+//! `write_lock` rather than SQLite's polling busy handler. Why, and what it costs:
+//! `docs/design/013-embedded-store.md`; what an answer promises: `docs/durability.md`.
 
 use crate::config::StoreConfig;
 use crate::matching::activation_match_name;
