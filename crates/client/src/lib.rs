@@ -253,35 +253,23 @@ impl Client {
         package: Option<&str>,
         page: ListPage,
     ) -> Result<Vec<Value>, ClientError> {
-        let mut query = Vec::new();
-        push_page(&mut query, page);
-        let v = match package {
+        match package {
             Some(pkg) => {
                 let (ns, pkg) = self.resolve(pkg);
                 let pkg = pkg.trim_end_matches('/');
                 // The trailing empty segment gives the `actions/<pkg>/` route.
-                self.send(
-                    Method::GET,
-                    &["namespaces", &ns, "actions", pkg, ""],
-                    &query,
-                    None,
-                )
-                .await?
+                self.list_at(&["namespaces", &ns, "actions", pkg, ""], page)
+                    .await
             }
-            None => {
-                let ns = self.namespace.clone();
-                self.send(Method::GET, &["namespaces", &ns, "actions"], &query, None)
-                    .await?
-            }
-        };
-        Ok(serde_json::from_value(v)?)
+            None => self.list_in_namespace("actions", page).await,
+        }
     }
 
     /// `GET actions/<name>?code=<code>`: the full action.
     pub async fn get_action(&self, name: &str, code: bool) -> Result<Value, ClientError> {
-        let segs = self.entity_segments("actions", name);
         let query = [("code", code.to_string())];
-        self.send(Method::GET, &as_strs(&segs), &query, None).await
+        self.on_entity(Method::GET, "actions", name, &query, None)
+            .await
     }
 
     /// `PUT actions/<name>?overwrite=<overwrite>` with an `ActionPut`-shaped body.
@@ -291,16 +279,13 @@ impl Client {
         body: &Value,
         overwrite: bool,
     ) -> Result<Value, ClientError> {
-        let segs = self.entity_segments("actions", name);
-        let query = [("overwrite", overwrite.to_string())];
-        self.send(Method::PUT, &as_strs(&segs), &query, Some(body))
-            .await
+        self.put_entity("actions", name, body, overwrite).await
     }
 
     /// `DELETE actions/<name>`: returns the deleted action.
     pub async fn delete_action(&self, name: &str) -> Result<Value, ClientError> {
-        let segs = self.entity_segments("actions", name);
-        self.send(Method::DELETE, &as_strs(&segs), &[], None).await
+        self.on_entity(Method::DELETE, "actions", name, &[], None)
+            .await
     }
 
     /// `GET packages` of the client's namespace, or of `namespace` when given (another
@@ -310,21 +295,14 @@ impl Client {
         namespace: Option<&str>,
         page: ListPage,
     ) -> Result<Vec<Value>, ClientError> {
-        let mut query = Vec::new();
-        push_page(&mut query, page);
-        let ns = namespace
-            .map(|n| n.trim_matches('/').to_owned())
-            .unwrap_or_else(|| self.namespace.clone());
-        let v = self
-            .send(Method::GET, &["namespaces", &ns, "packages"], &query, None)
-            .await?;
-        Ok(serde_json::from_value(v)?)
+        let ns = namespace.map_or(self.namespace.as_str(), |n| n.trim_matches('/'));
+        self.list_at(&["namespaces", ns, "packages"], page).await
     }
 
     /// `GET packages/<name>`: the package with its `actions` and `feeds`.
     pub async fn get_package(&self, name: &str) -> Result<Value, ClientError> {
-        let segs = self.entity_segments("packages", name);
-        self.send(Method::GET, &as_strs(&segs), &[], None).await
+        self.on_entity(Method::GET, "packages", name, &[], None)
+            .await
     }
 
     /// `PUT packages/<name>?overwrite=<overwrite>` with a `PackagePut`-shaped body (a
@@ -335,22 +313,18 @@ impl Client {
         body: &Value,
         overwrite: bool,
     ) -> Result<Value, ClientError> {
-        let segs = self.entity_segments("packages", name);
-        let query = [("overwrite", overwrite.to_string())];
-        self.send(Method::PUT, &as_strs(&segs), &query, Some(body))
-            .await
+        self.put_entity("packages", name, body, overwrite).await
     }
 
     /// `DELETE packages/<name>` (with `force=true` also deleting its actions): returns the
     /// deleted package.
     pub async fn delete_package(&self, name: &str, force: bool) -> Result<Value, ClientError> {
-        let segs = self.entity_segments("packages", name);
         let query: Vec<(&str, String)> = if force {
             vec![("force", "true".to_owned())]
         } else {
             Vec::new()
         };
-        self.send(Method::DELETE, &as_strs(&segs), &query, None)
+        self.on_entity(Method::DELETE, "packages", name, &query, None)
             .await
     }
 
@@ -532,6 +506,51 @@ impl Client {
         segs
     }
 
+    /// `method namespaces/<ns>/<collection>/[<pkg>/]<name>` for a possibly fully qualified
+    /// `name`.
+    async fn on_entity(
+        &self,
+        method: Method,
+        collection: &str,
+        name: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Value, ClientError> {
+        let segs = self.entity_segments(collection, name);
+        self.send(method, &as_strs(&segs), query, body).await
+    }
+
+    /// `PUT <collection>/<name>?overwrite=<overwrite>` with `body`: the stored entity.
+    async fn put_entity(
+        &self,
+        collection: &str,
+        name: &str,
+        body: &Value,
+        overwrite: bool,
+    ) -> Result<Value, ClientError> {
+        let query = [("overwrite", overwrite.to_string())];
+        self.on_entity(Method::PUT, collection, name, &query, Some(body))
+            .await
+    }
+
+    /// `GET <segs>` with `limit` and `skip`: the list items.
+    async fn list_at(&self, segs: &[&str], page: ListPage) -> Result<Vec<Value>, ClientError> {
+        let mut query = Vec::new();
+        push_page(&mut query, page);
+        let v = self.send(Method::GET, segs, &query, None).await?;
+        Ok(serde_json::from_value(v)?)
+    }
+
+    /// `GET <collection>` of the client's namespace, paged.
+    async fn list_in_namespace(
+        &self,
+        collection: &str,
+        page: ListPage,
+    ) -> Result<Vec<Value>, ClientError> {
+        self.list_at(&["namespaces", &self.namespace, collection], page)
+            .await
+    }
+
     fn url(&self, segs: &[&str]) -> Url {
         self.url_with(segs, &[])
     }
@@ -602,19 +621,13 @@ fn api_error(status: StatusCode, text: &str) -> ClientError {
 impl Client {
     /// `GET triggers`: trigger summaries.
     pub async fn list_triggers(&self, page: ListPage) -> Result<Vec<Value>, ClientError> {
-        let mut query = Vec::new();
-        push_page(&mut query, page);
-        let ns = self.namespace.clone();
-        let v = self
-            .send(Method::GET, &["namespaces", &ns, "triggers"], &query, None)
-            .await?;
-        Ok(serde_json::from_value(v)?)
+        self.list_in_namespace("triggers", page).await
     }
 
     /// `GET triggers/<name>`: the trigger with its `rules` map.
     pub async fn get_trigger(&self, name: &str) -> Result<Value, ClientError> {
-        let segs = self.entity_segments("triggers", name);
-        self.send(Method::GET, &as_strs(&segs), &[], None).await
+        self.on_entity(Method::GET, "triggers", name, &[], None)
+            .await
     }
 
     /// `PUT triggers/<name>?overwrite=<overwrite>` with a `TriggerPut`-shaped body.
@@ -624,16 +637,13 @@ impl Client {
         body: &Value,
         overwrite: bool,
     ) -> Result<Value, ClientError> {
-        let segs = self.entity_segments("triggers", name);
-        let query = [("overwrite", overwrite.to_string())];
-        self.send(Method::PUT, &as_strs(&segs), &query, Some(body))
-            .await
+        self.put_entity("triggers", name, body, overwrite).await
     }
 
     /// `DELETE triggers/<name>`: returns the deleted trigger.
     pub async fn delete_trigger(&self, name: &str) -> Result<Value, ClientError> {
-        let segs = self.entity_segments("triggers", name);
-        self.send(Method::DELETE, &as_strs(&segs), &[], None).await
+        self.on_entity(Method::DELETE, "triggers", name, &[], None)
+            .await
     }
 
     /// `POST triggers/<name>` with `params` as the body: the trigger activation's id, or
@@ -643,9 +653,8 @@ impl Client {
         name: &str,
         params: &Value,
     ) -> Result<Option<String>, ClientError> {
-        let segs = self.entity_segments("triggers", name);
         let v = self
-            .send(Method::POST, &as_strs(&segs), &[], Some(params))
+            .on_entity(Method::POST, "triggers", name, &[], Some(params))
             .await?;
         Ok(v.get("activationId")
             .and_then(Value::as_str)
@@ -654,19 +663,12 @@ impl Client {
 
     /// `GET rules`: rules without their status.
     pub async fn list_rules(&self, page: ListPage) -> Result<Vec<Value>, ClientError> {
-        let mut query = Vec::new();
-        push_page(&mut query, page);
-        let ns = self.namespace.clone();
-        let v = self
-            .send(Method::GET, &["namespaces", &ns, "rules"], &query, None)
-            .await?;
-        Ok(serde_json::from_value(v)?)
+        self.list_in_namespace("rules", page).await
     }
 
     /// `GET rules/<name>`: the rule with its `status`.
     pub async fn get_rule(&self, name: &str) -> Result<Value, ClientError> {
-        let segs = self.entity_segments("rules", name);
-        self.send(Method::GET, &as_strs(&segs), &[], None).await
+        self.on_entity(Method::GET, "rules", name, &[], None).await
     }
 
     /// `PUT rules/<name>?overwrite=<overwrite>` with `{trigger, action}` (names such as
@@ -677,16 +679,13 @@ impl Client {
         body: &Value,
         overwrite: bool,
     ) -> Result<Value, ClientError> {
-        let segs = self.entity_segments("rules", name);
-        let query = [("overwrite", overwrite.to_string())];
-        self.send(Method::PUT, &as_strs(&segs), &query, Some(body))
-            .await
+        self.put_entity("rules", name, body, overwrite).await
     }
 
     /// `DELETE rules/<name>`: returns the deleted rule (status `inactive`).
     pub async fn delete_rule(&self, name: &str) -> Result<Value, ClientError> {
-        let segs = self.entity_segments("rules", name);
-        self.send(Method::DELETE, &as_strs(&segs), &[], None).await
+        self.on_entity(Method::DELETE, "rules", name, &[], None)
+            .await
     }
 
     /// `POST rules/<name>` with `{"status": "active"|"inactive"}`. The server answers a plain

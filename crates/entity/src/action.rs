@@ -10,28 +10,21 @@ use serde_json::json;
 /// The body of `PUT actions/{name}`; every field may be omitted. `namespace` and `name` in the
 /// body are ignored, as OpenWhisk ignores them.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct ActionPut {
     /// New code.
-    #[serde(default)]
     pub exec: Option<ExecPut>,
     /// Replaces the parameters wholesale.
-    #[serde(default)]
     pub parameters: Option<Parameters>,
     /// Merged field by field into the current limits.
-    #[serde(default)]
     pub limits: Option<ActionLimitsPut>,
     /// Explicit version; otherwise the patch number is bumped.
-    #[serde(default)]
     pub version: Option<String>,
     /// Shared with other namespaces.
-    #[serde(default)]
     pub publish: Option<bool>,
     /// Merged into the current annotations (new keys win).
-    #[serde(default)]
     pub annotations: Option<Parameters>,
     /// Annotation keys to remove before merging.
-    #[serde(default)]
     pub del_annotations: Option<Vec<String>>,
 }
 

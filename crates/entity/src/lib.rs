@@ -1,9 +1,11 @@
 //! Domain types of edgewhisk and their exact OpenWhisk wire JSON.
 //!
-//! This crate owns names and ids, limits, exec kinds, actions, activations, parameters and
-//! annotations, and the messages the controller and the invoker exchange (`connector`). It does
-//! no I/O, reads no configuration and depends on no async runtime: bounds (such as the allowed
-//! memory range) are passed in by the caller.
+//! This crate owns names and ids, limits, exec kinds and the runtime manifest; actions,
+//! packages, triggers and rules, each as its PUT body and its stored document; activation
+//! records; parameters and annotations; identities and the stored form of their keys; and the
+//! messages the controller and the invoker exchange (`connector`). It does no I/O, reads no
+//! configuration and depends on no async runtime: bounds (such as the allowed memory range) are
+//! passed in by the caller.
 
 pub mod action;
 pub mod activation;

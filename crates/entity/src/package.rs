@@ -69,21 +69,18 @@ fn ser_binding<S: Serializer>(b: &Option<Binding>, s: S) -> Result<S::Ok, S::Err
 /// The body of `PUT packages/{name}`; every field may be omitted. `namespace` and `name` in
 /// the body are ignored, as OpenWhisk ignores them.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct PackagePut {
     /// The package to bind to; `{}` or absent for a plain package.
-    #[serde(default, deserialize_with = "de_binding")]
+    #[serde(deserialize_with = "de_binding")]
     pub binding: Option<Binding>,
     /// Replaces the parameters wholesale.
-    #[serde(default)]
     pub parameters: Option<Parameters>,
     /// Explicit version; otherwise the patch number is bumped.
-    #[serde(default)]
     pub version: Option<String>,
     /// Shared with other namespaces.
-    #[serde(default)]
     pub publish: Option<bool>,
     /// Replaces the annotations (the `binding` annotation is always set by the server).
-    #[serde(default)]
     pub annotations: Option<Parameters>,
 }
 
@@ -130,18 +127,10 @@ impl Package {
         format!("{}/{}", self.namespace, self.name)
     }
 
-    /// The full JSON (`binding` is `{}` for a plain package).
+    /// The full JSON (`binding` is `{}` for a plain package): the serialised form, as for the
+    /// other entities.
     pub fn to_json(&self) -> Value {
-        json!({
-            "namespace": self.namespace,
-            "name": self.name,
-            "version": self.version,
-            "publish": self.publish,
-            "parameters": self.parameters,
-            "annotations": self.annotations,
-            "binding": self.binding.as_ref().map_or_else(|| json!({}), |b| json!(b)),
-            "updated": self.updated,
-        })
+        serde_json::to_value(self).unwrap_or_default()
     }
 
     /// The JSON of a list item: no parameters, `binding` is `false` or the bound package.

@@ -74,21 +74,19 @@ fn de_entity_ref<'de, D: Deserializer<'de>>(
 /// The body of `PUT rules/{name}`; every field may be omitted. Clients also send `name`,
 /// `status` (`""`) and `namespace`, which are ignored, as OpenWhisk ignores them.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct RulePut {
     /// The trigger, possibly with namespace `_`.
-    #[serde(default, deserialize_with = "de_entity_ref")]
+    #[serde(deserialize_with = "de_entity_ref")]
     pub trigger: Option<FullyQualifiedEntityName>,
     /// The action, possibly with namespace `_`.
-    #[serde(default, deserialize_with = "de_entity_ref")]
+    #[serde(deserialize_with = "de_entity_ref")]
     pub action: Option<FullyQualifiedEntityName>,
     /// Explicit version; otherwise the patch number is bumped.
-    #[serde(default)]
     pub version: Option<String>,
     /// Shared with other namespaces.
-    #[serde(default)]
     pub publish: Option<bool>,
     /// Replaces the annotations wholesale.
-    #[serde(default)]
     pub annotations: Option<Parameters>,
 }
 

@@ -63,21 +63,17 @@ pub struct TriggerLimits {}
 /// The body of `PUT triggers/{name}`; every field may be omitted. `namespace`, `name` and
 /// `rules` in the body are ignored, as OpenWhisk ignores them.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct TriggerPut {
     /// Replaces the parameters wholesale.
-    #[serde(default)]
     pub parameters: Option<Parameters>,
     /// Replaces the limits (always `{}`).
-    #[serde(default)]
     pub limits: Option<TriggerLimits>,
     /// Explicit version; otherwise the patch number is bumped.
-    #[serde(default)]
     pub version: Option<String>,
     /// Shared with other namespaces.
-    #[serde(default)]
     pub publish: Option<bool>,
     /// Replaces the annotations wholesale (a feed trigger carries `feed`).
-    #[serde(default)]
     pub annotations: Option<Parameters>,
 }
 

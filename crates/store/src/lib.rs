@@ -3,7 +3,8 @@
 //! group-committing activation writer, and a caching wrapper for entities and keys.
 //!
 //! It knows nothing about HTTP. Entities are stored as JSON documents keyed by their path
-//! (`namespace` or `namespace/package`) and name; the controller owns their typed form.
+//! (`namespace` or `namespace/package`) and name; their typed forms are `edgewhisk-entity`'s,
+//! and the controller decodes the documents into them.
 
 use async_trait::async_trait;
 use edgewhisk_entity::identity::NamespaceLimits;

@@ -1,29 +1,12 @@
 //! The embedded store: one SQLite file in WAL mode.
 //!
-//! Four connections, each with one job:
-//! - the **entity** connection (behind a mutex, used inside `spawn_blocking`) runs entity and
-//!   identity reads and writes with `synchronous=FULL`, so a write is on disk, power loss
-//!   included, when its future resolves;
-//! - the **writer** connection belongs to one background thread that commits activation
-//!   records in batches (one transaction per batch) with `synchronous=NORMAL`: a committed batch
-//!   survives a process crash, and the last batches may be lost on power loss;
-//! - the **reader** connection (behind a mutex, used inside `spawn_blocking`) serves activation
-//!   reads; WAL lets it read while the writer commits;
-//! - the **maintenance** connection belongs to a background thread that checkpoints the WAL
-//!   every second (the writer never does, so no commit waits for a checkpoint's fsync) and
-//!   deletes records beyond the retention limits in small batches.
-//!
-//! Activation records are group-committed: `store` encodes the record, queues it for the
-//! writer and resolves only once the transaction holding it has committed (or failed). Every
-//! record that queued up while the previous commit ran goes into the next one, so a busy
-//! server still commits many records per transaction, while an idle one commits at once.
-//! Nothing is acknowledged before it is in the WAL, so a process crash loses no record whose
-//! `store` returned (docs/durability.md).
-//!
-//! SQLite lets one connection write at a time. Both writing connections take the in-process
-//! `write_lock` before they begin a write transaction, so the activation writer waits for an
-//! entity write exactly as long as that write holds the database, and is woken when it ends;
-//! SQLite's own busy handler would instead poll with sleeps growing to 100 ms.
+//! Four connections, each with one job: the **entity** connection (durable writes,
+//! `synchronous=FULL`), the **writer** thread that group-commits activation records
+//! (`synchronous=NORMAL`: `store` resolves once the transaction holding the record committed),
+//! the **reader** connection for activation reads, and the **maintenance** thread that
+//! checkpoints the WAL and applies retention. Both writing connections take the in-process
+//! `write_lock` rather than SQLite's polling busy handler. Why, and what it costs:
+//! `docs/design/013-embedded-store.md`; what an answer promises: `docs/durability.md`.
 
 use crate::config::StoreConfig;
 use crate::matching::activation_match_name;
@@ -253,23 +236,50 @@ impl SqliteStore {
         Ok(())
     }
 
-    async fn with_entities<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        run_blocking(Arc::clone(&self.entities), f)
+    /// Runs `f` on `conn` on tokio's blocking pool; a full disk is recorded in `space`.
+    async fn run_on<T: Send + 'static>(
+        &self,
+        conn: &Arc<Mutex<Connection>>,
+        f: impl ConnectionJob<T>,
+    ) -> Result<T, StoreError> {
+        let conn = Arc::clone(conn);
+        tokio::task::spawn_blocking(move || f(&mut conn.lock()))
             .await
+            .map_err(|_| StoreError::Closed)?
             .map_err(|e| classify(e, &self.space))
+    }
+
+    async fn with_entities<T: Send + 'static>(
+        &self,
+        f: impl ConnectionJob<T>,
+    ) -> Result<T, StoreError> {
+        self.run_on(&self.entities, f).await
+    }
+
+    /// The identities `query` (one `?1` parameter, the columns of [`identity_row`]) selects
+    /// for `value`.
+    async fn identities_where(
+        &self,
+        query: &'static str,
+        value: &str,
+    ) -> Result<Vec<Identity>, StoreError> {
+        let value = value.to_owned();
+        self.with_entities(move |conn| {
+            let rows = conn
+                .prepare_cached(query)?
+                .query_map(params![value], identity_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
     }
 
     /// As `with_entities`, holding the store's write lock around `f`: for every entity or
     /// identity write.
-    async fn write_entities<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
-    {
+    async fn write_entities<T: Send + 'static>(
+        &self,
+        f: impl ConnectionJob<T>,
+    ) -> Result<T, StoreError> {
         let write_lock = Arc::clone(&self.write_lock);
         self.with_entities(move |conn| {
             let _writing = write_lock.lock();
@@ -278,14 +288,11 @@ impl SqliteStore {
         .await
     }
 
-    async fn with_reader<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        run_blocking(Arc::clone(&self.reader), f)
-            .await
-            .map_err(|e| classify(e, &self.space))
+    async fn with_reader<T: Send + 'static>(
+        &self,
+        f: impl ConnectionJob<T>,
+    ) -> Result<T, StoreError> {
+        self.run_on(&self.reader, f).await
     }
 
     /// A page of entities; with `summaries`, action code is left out (see [`summary_doc`]).
@@ -391,17 +398,12 @@ fn open_connection(
     Ok(conn)
 }
 
-async fn run_blocking<T, F>(conn: Arc<Mutex<Connection>>, f: F) -> Result<T, StoreError>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+/// Work on one connection, run on tokio's blocking pool by `SqliteStore::run_on`.
+trait ConnectionJob<T>: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static {}
+
+impl<T, F> ConnectionJob<T> for F where
+    F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static
 {
-    tokio::task::spawn_blocking(move || {
-        let mut conn = conn.lock();
-        f(&mut conn)
-    })
-    .await
-    .map_err(|_| StoreError::Closed)?
 }
 
 fn collection_from_str(s: &str) -> Option<Collection> {
@@ -504,6 +506,18 @@ fn identity_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Identity> {
         key: row.get(3)?,
     })
 }
+
+/// The identity of one key UUID, read by [`identity_row`].
+const IDENTITY_BY_UUID: &str =
+    "SELECT uuid, subject, namespace, key FROM identities WHERE uuid = ?1";
+
+/// The identities of a subject, by namespace then UUID.
+const IDENTITIES_OF_SUBJECT: &str = "SELECT uuid, subject, namespace, key FROM identities \
+     WHERE subject = ?1 ORDER BY namespace, uuid";
+
+/// The identities of a namespace, by subject then UUID.
+const IDENTITIES_IN_NAMESPACE: &str = "SELECT uuid, subject, namespace, key FROM identities \
+     WHERE namespace = ?1 ORDER BY subject, uuid";
 
 #[async_trait]
 impl EntityStore for SqliteStore {
@@ -627,9 +641,7 @@ impl EntityStore for SqliteStore {
         let uuid = uuid.to_owned();
         self.with_entities(move |conn| {
             Ok(conn
-                .prepare_cached(
-                    "SELECT uuid, subject, namespace, key FROM identities WHERE uuid = ?1",
-                )?
+                .prepare_cached(IDENTITY_BY_UUID)?
                 .query_row(params![uuid], identity_row)
                 .optional()?)
         })
@@ -658,18 +670,7 @@ impl EntityStore for SqliteStore {
     }
 
     async fn identities_of(&self, subject: &str) -> Result<Vec<Identity>, StoreError> {
-        let subject = subject.to_owned();
-        self.with_entities(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT uuid, subject, namespace, key FROM identities WHERE subject = ?1 \
-                 ORDER BY namespace, uuid",
-            )?;
-            let rows = stmt
-                .query_map(params![subject], identity_row)?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })
-        .await
+        self.identities_where(IDENTITIES_OF_SUBJECT, subject).await
     }
 
     async fn delete_identity(&self, uuid: &str) -> Result<Option<Identity>, StoreError> {
@@ -677,9 +678,7 @@ impl EntityStore for SqliteStore {
         self.write_entities(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let row = tx
-                .prepare_cached(
-                    "SELECT uuid, subject, namespace, key FROM identities WHERE uuid = ?1",
-                )?
+                .prepare_cached(IDENTITY_BY_UUID)?
                 .query_row(params![uuid], identity_row)
                 .optional()?;
             if row.is_some() {
@@ -693,18 +692,8 @@ impl EntityStore for SqliteStore {
     }
 
     async fn identities_in(&self, namespace: &str) -> Result<Vec<Identity>, StoreError> {
-        let namespace = namespace.to_owned();
-        self.with_entities(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT uuid, subject, namespace, key FROM identities WHERE namespace = ?1 \
-                 ORDER BY subject, uuid",
-            )?;
-            let rows = stmt
-                .query_map(params![namespace], identity_row)?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })
-        .await
+        self.identities_where(IDENTITIES_IN_NAMESPACE, namespace)
+            .await
     }
 
     async fn namespace_limits(

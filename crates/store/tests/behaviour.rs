@@ -2,12 +2,16 @@
 //! tests. Each `case` is an async fn over any store; `suite!` instantiates it per store.
 
 #[cfg(test)]
+mod support;
+
+#[cfg(test)]
 mod store_behaviour {
+    use crate::support::{self, filter, gathering_writer_config, id};
     use edgewhisk_entity::identity::{NamespaceLimits, verify_stored};
-    use edgewhisk_entity::{Activation, ActivationId, ActivationResponse, Identity, Parameters};
+    use edgewhisk_entity::{Activation, ActivationId, Identity};
     use edgewhisk_store::{
         ActivationFilter, ActivationStore, Collection, EntityDoc, EntityStore, ListScope,
-        MemoryStore, PutMode, SqliteStore, StoreConfig, StoreError,
+        MemoryStore, PutMode, SqliteStore, StoreError,
     };
     use serde_json::json;
 
@@ -15,17 +19,39 @@ mod store_behaviour {
     impl<T: EntityStore + ActivationStore> Store for T {}
 
     fn entity(collection: Collection, path: &str, name: &str, updated: u64) -> EntityDoc {
-        EntityDoc {
-            collection,
-            path: path.into(),
-            name: name.into(),
-            updated,
-            doc: json!({ "namespace": path, "name": name, "version": "0.0.1" }),
-        }
+        let doc = json!({ "namespace": path, "name": name, "version": "0.0.1" });
+        support::entity(collection, path, name, updated, doc)
     }
 
-    fn id(n: u64) -> ActivationId {
-        ActivationId::parse(&format!("{n:032x}")).unwrap()
+    /// Creates `entity(collection, path, name, updated)`, which must not exist yet.
+    async fn create(s: &impl Store, collection: Collection, path: &str, name: &str, updated: u64) {
+        s.put(entity(collection, path, name, updated), PutMode::Create)
+            .await
+            .unwrap();
+    }
+
+    /// Writes `entity(collection, path, name, updated)` over the document last read with
+    /// `expected_updated`.
+    async fn replace(
+        s: &impl Store,
+        collection: Collection,
+        name: &str,
+        updated: u64,
+        expected_updated: u64,
+    ) -> Result<(), StoreError> {
+        let mode = PutMode::Replace { expected_updated };
+        s.put(entity(collection, "guest", name, updated), mode)
+            .await
+    }
+
+    /// The identity with key UUID `uuid`, its key `key-of-<uuid>`.
+    fn identity(uuid: &str, subject: &str, namespace: &str) -> Identity {
+        Identity {
+            subject: subject.into(),
+            namespace: namespace.into(),
+            uuid: uuid.into(),
+            key: format!("key-of-{uuid}"),
+        }
     }
 
     /// An activation `n` of `name` in `namespace`, with a `path` annotation when given.
@@ -36,32 +62,15 @@ mod store_behaviour {
         path: Option<&str>,
         start: u64,
     ) -> Activation {
-        let mut annotations = Parameters::default();
-        if let Some(path) = path {
-            annotations.set("path", json!(path));
-        }
+        let mut annotations = path.map_or_else(Default::default, support::path_annotation);
         annotations.set("kind", json!("nodejs:20"));
         Activation {
-            namespace: namespace.into(),
             name: name.into(),
-            version: "0.0.1".into(),
-            subject: namespace.into(),
-            activation_id: id(n),
-            cause: None,
-            start,
             end: start + 5,
             duration: Some(5),
-            response: ActivationResponse::success(json!({ "n": n })),
             logs: vec![format!("log of {n}")],
             annotations,
-            publish: false,
-        }
-    }
-
-    fn filter(namespace: &str) -> ActivationFilter {
-        ActivationFilter {
-            namespace: namespace.into(),
-            ..ActivationFilter::default()
+            ..support::activation(n, namespace, start)
         }
     }
 
@@ -75,23 +84,27 @@ mod store_behaviour {
             .collect()
     }
 
-    /// A config whose writer gathers each batch for a while, so that concurrent records share
-    /// transactions; `store` still returns only after its record committed.
-    fn gathering_writer_config() -> StoreConfig {
-        StoreConfig {
-            activation_batch_size: 65_536,
-            activation_flush_interval_ms: 5,
-            ..StoreConfig::default()
-        }
+    /// `path/name` of a list page of `collection` in `scope`.
+    async fn listed(
+        s: &impl Store,
+        collection: Collection,
+        scope: &ListScope,
+        skip: usize,
+        limit: usize,
+    ) -> Vec<String> {
+        names(
+            &EntityStore::list(s, collection, scope, skip, limit)
+                .await
+                .unwrap(),
+        )
+    }
+
+    async fn count(s: &impl Store, collection: Collection, scope: &ListScope) -> usize {
+        EntityStore::count(s, collection, scope).await.unwrap()
     }
 
     async fn create_of_an_existing_name_conflicts_across_collections(s: &impl Store) {
-        s.put(
-            entity(Collection::Actions, "guest", "hello", 1),
-            PutMode::Create,
-        )
-        .await
-        .unwrap();
+        create(s, Collection::Actions, "guest", "hello", 1).await;
         let err = s
             .put(
                 entity(Collection::Packages, "guest", "hello", 2),
@@ -106,12 +119,7 @@ mod store_behaviour {
             }
         ));
         // The same name under another path is a different document.
-        s.put(
-            entity(Collection::Actions, "guest/pkg", "hello", 3),
-            PutMode::Create,
-        )
-        .await
-        .unwrap();
+        create(s, Collection::Actions, "guest/pkg", "hello", 3).await;
         let got = EntityStore::get(s, "guest", "hello")
             .await
             .unwrap()
@@ -120,56 +128,20 @@ mod store_behaviour {
     }
 
     async fn replace_requires_the_updated_value_that_was_read(s: &impl Store) {
-        let missing = s
-            .put(
-                entity(Collection::Actions, "guest", "a", 5),
-                PutMode::Replace {
-                    expected_updated: 1,
-                },
-            )
-            .await
-            .unwrap_err();
-        assert!(matches!(missing, StoreError::ConcurrentModification));
-        s.put(
-            entity(Collection::Actions, "guest", "a", 10),
-            PutMode::Create,
-        )
-        .await
-        .unwrap();
-        let stale = s
-            .put(
-                entity(Collection::Actions, "guest", "a", 20),
-                PutMode::Replace {
-                    expected_updated: 9,
-                },
-            )
-            .await
-            .unwrap_err();
-        assert!(matches!(stale, StoreError::ConcurrentModification));
-        s.put(
-            entity(Collection::Actions, "guest", "a", 20),
-            PutMode::Replace {
-                expected_updated: 10,
-            },
-        )
-        .await
-        .unwrap();
+        let missing = replace(s, Collection::Actions, "a", 5, 1).await;
+        assert!(matches!(missing, Err(StoreError::ConcurrentModification)));
+        create(s, Collection::Actions, "guest", "a", 10).await;
+        let stale = replace(s, Collection::Actions, "a", 20, 9).await;
+        assert!(matches!(stale, Err(StoreError::ConcurrentModification)));
+        replace(s, Collection::Actions, "a", 20, 10).await.unwrap();
         let got = EntityStore::get(s, "guest", "a").await.unwrap().unwrap();
         assert_eq!(got.updated, 20);
-        let other_collection = s
-            .put(
-                entity(Collection::Triggers, "guest", "a", 30),
-                PutMode::Replace {
-                    expected_updated: 20,
-                },
-            )
-            .await
-            .unwrap_err();
+        let other_collection = replace(s, Collection::Triggers, "a", 30, 20).await;
         assert!(matches!(
             other_collection,
-            StoreError::Conflict {
+            Err(StoreError::Conflict {
                 existing: Collection::Actions
-            }
+            })
         ));
     }
 
@@ -182,39 +154,16 @@ mod store_behaviour {
             ("guest2", "other", 7),
             ("guest2/pkg", "other2", 8),
         ] {
-            s.put(
-                entity(Collection::Actions, path, name, updated),
-                PutMode::Create,
-            )
-            .await
-            .unwrap();
+            create(s, Collection::Actions, path, name, updated).await;
         }
-        s.put(
-            entity(Collection::Rules, "guest", "rule", 99),
-            PutMode::Create,
-        )
-        .await
-        .unwrap();
+        create(s, Collection::Rules, "guest", "rule", 99).await;
         let scope = ListScope::Namespace("guest".into());
-        let list = EntityStore::list(s, Collection::Actions, &scope, 0, 0)
-            .await
-            .unwrap();
         assert_eq!(
-            names(&list),
+            listed(s, Collection::Actions, &scope, 0, 0).await,
             ["guest/pkg/c", "guest/a", "guest/b", "guest/old"]
         );
-        assert_eq!(
-            EntityStore::count(s, Collection::Actions, &scope)
-                .await
-                .unwrap(),
-            4
-        );
-        assert_eq!(
-            EntityStore::count(s, Collection::Rules, &scope)
-                .await
-                .unwrap(),
-            1
-        );
+        assert_eq!(count(s, Collection::Actions, &scope).await, 4);
+        assert_eq!(count(s, Collection::Rules, &scope).await, 1);
     }
 
     async fn path_scope_lists_exactly_one_path(s: &impl Store) {
@@ -224,68 +173,41 @@ mod store_behaviour {
             ("guest/pkg2", "next"),
             ("guest/pk_", "wild"),
         ] {
-            s.put(entity(Collection::Actions, path, name, 1), PutMode::Create)
-                .await
-                .unwrap();
+            create(s, Collection::Actions, path, name, 1).await;
         }
-        let list = EntityStore::list(
-            s,
-            Collection::Actions,
-            &ListScope::Path("guest/pkg".into()),
-            0,
-            0,
-        )
-        .await
-        .unwrap();
-        assert_eq!(names(&list), ["guest/pkg/in"]);
-        let wild = ListScope::Path("guest/pk_".into());
+        let pkg = ListScope::Path("guest/pkg".into());
         assert_eq!(
-            EntityStore::count(s, Collection::Actions, &wild)
-                .await
-                .unwrap(),
-            1
+            listed(s, Collection::Actions, &pkg, 0, 0).await,
+            ["guest/pkg/in"]
         );
+        let wild = ListScope::Path("guest/pk_".into());
+        assert_eq!(count(s, Collection::Actions, &wild).await, 1);
     }
 
     async fn namespace_names_with_like_wildcards_match_literally(s: &impl Store) {
         for path in ["gu_st", "gu_st/pkg", "guXst", "guXst/pkg", "gu%"] {
-            s.put(entity(Collection::Actions, path, "a", 1), PutMode::Create)
-                .await
-                .unwrap();
+            create(s, Collection::Actions, path, "a", 1).await;
         }
         let scope = ListScope::Namespace("gu_st".into());
-        let list = EntityStore::list(s, Collection::Actions, &scope, 0, 0)
-            .await
-            .unwrap();
-        let mut got = names(&list);
+        let mut got = listed(s, Collection::Actions, &scope, 0, 0).await;
         got.sort();
         assert_eq!(got, ["gu_st/a", "gu_st/pkg/a"]);
     }
 
     async fn skip_and_limit_page_the_list_while_count_ignores_them(s: &impl Store) {
         for i in 0..7u64 {
-            s.put(
-                entity(Collection::Triggers, "guest", &format!("t{i}"), i),
-                PutMode::Create,
-            )
-            .await
-            .unwrap();
+            create(s, Collection::Triggers, "guest", &format!("t{i}"), i).await;
         }
         let scope = ListScope::Namespace("guest".into());
-        let page = EntityStore::list(s, Collection::Triggers, &scope, 2, 3)
-            .await
-            .unwrap();
-        assert_eq!(names(&page), ["guest/t4", "guest/t3", "guest/t2"]);
-        let rest = EntityStore::list(s, Collection::Triggers, &scope, 5, 0)
-            .await
-            .unwrap();
-        assert_eq!(names(&rest), ["guest/t1", "guest/t0"]);
         assert_eq!(
-            EntityStore::count(s, Collection::Triggers, &scope)
-                .await
-                .unwrap(),
-            7
+            listed(s, Collection::Triggers, &scope, 2, 3).await,
+            ["guest/t4", "guest/t3", "guest/t2"]
         );
+        assert_eq!(
+            listed(s, Collection::Triggers, &scope, 5, 0).await,
+            ["guest/t1", "guest/t0"]
+        );
+        assert_eq!(count(s, Collection::Triggers, &scope).await, 7);
     }
 
     async fn delete_returns_the_deleted_document_once(s: &impl Store) {
@@ -295,51 +217,42 @@ mod store_behaviour {
         assert_eq!(s.delete("guest", "pkg").await.unwrap(), None);
         assert_eq!(EntityStore::get(s, "guest", "pkg").await.unwrap(), None);
         // The name is free again, in any collection.
-        s.put(
-            entity(Collection::Actions, "guest", "pkg", 4),
-            PutMode::Create,
-        )
-        .await
-        .unwrap();
+        create(s, Collection::Actions, "guest", "pkg", 4).await;
     }
 
     async fn identities_are_found_by_uuid_and_by_subject(s: &impl Store) {
-        let mk = |uuid: &str, subject: &str, namespace: &str| Identity {
-            subject: subject.into(),
-            namespace: namespace.into(),
-            uuid: uuid.into(),
-            key: format!("key-of-{uuid}"),
-        };
-        s.put_identity(mk("u1", "alice", "alice")).await.unwrap();
-        s.put_identity(mk("u2", "alice", "shared")).await.unwrap();
-        s.put_identity(mk("u3", "bob", "bob")).await.unwrap();
+        s.put_identity(identity("u1", "alice", "alice"))
+            .await
+            .unwrap();
+        s.put_identity(identity("u2", "alice", "shared"))
+            .await
+            .unwrap();
+        s.put_identity(identity("u3", "bob", "bob")).await.unwrap();
         // Keys are stored hashed: the stored form verifies the secret but is not it.
         let stored = s.identity("u2").await.unwrap().unwrap();
         assert_ne!(stored.key, "key-of-u2");
         assert_eq!(
             verify_stored(&stored, "key-of-u2"),
-            Some(mk("u2", "alice", "shared"))
+            Some(identity("u2", "alice", "shared"))
         );
         assert_eq!(s.identity("nope").await.unwrap(), None);
         let alice = s.identities_of("alice").await.unwrap();
         assert_eq!(alice.len(), 2);
         assert!(alice.iter().all(|i| i.subject == "alice"));
         // Replacing by UUID moves the key.
-        s.put_identity(mk("u2", "bob", "bob2")).await.unwrap();
+        s.put_identity(identity("u2", "bob", "bob2")).await.unwrap();
         assert_eq!(s.identities_of("alice").await.unwrap().len(), 1);
         assert_eq!(s.identities_of("bob").await.unwrap().len(), 2);
     }
 
     async fn identities_are_listed_by_namespace_and_deleted_by_uuid(s: &impl Store) {
-        let mk = |uuid: &str, subject: &str, namespace: &str| Identity {
-            subject: subject.into(),
-            namespace: namespace.into(),
-            uuid: uuid.into(),
-            key: format!("key-of-{uuid}"),
-        };
-        s.put_identity(mk("u1", "bob", "team")).await.unwrap();
-        s.put_identity(mk("u2", "alice", "team")).await.unwrap();
-        s.put_identity(mk("u3", "alice", "alice")).await.unwrap();
+        s.put_identity(identity("u1", "bob", "team")).await.unwrap();
+        s.put_identity(identity("u2", "alice", "team"))
+            .await
+            .unwrap();
+        s.put_identity(identity("u3", "alice", "alice"))
+            .await
+            .unwrap();
         let team: Vec<String> = s
             .identities_in("team")
             .await
@@ -499,31 +412,24 @@ mod store_behaviour {
     async fn stored_records_are_readable_before_and_after_flush(s: &impl Store) {
         let a = activation(7, "guest", "a", Some("guest/a"), 70);
         s.store(a.clone()).await.unwrap();
-        assert_eq!(
-            ActivationStore::get(s, "guest", &id(7)).await.unwrap(),
-            Some(a.clone())
-        );
-        assert_eq!(
-            ActivationStore::count(s, &filter("guest")).await.unwrap(),
-            1
-        );
-        assert_eq!(
-            ActivationStore::list(s, &filter("guest")).await.unwrap(),
-            std::slice::from_ref(&a)
-        );
-        s.flush().await.unwrap();
-        assert_eq!(
-            ActivationStore::get(s, "guest", &id(7)).await.unwrap(),
-            Some(a.clone())
-        );
-        assert_eq!(
-            ActivationStore::count(s, &filter("guest")).await.unwrap(),
-            1
-        );
-        assert_eq!(
-            ActivationStore::list(s, &filter("guest")).await.unwrap(),
-            [a]
-        );
+        for flushed in [false, true] {
+            if flushed {
+                s.flush().await.unwrap();
+            }
+            assert_eq!(
+                ActivationStore::get(s, "guest", &id(7)).await.unwrap(),
+                Some(a.clone()),
+                "flushed: {flushed}"
+            );
+            assert_eq!(
+                ActivationStore::count(s, &filter("guest")).await.unwrap(),
+                1
+            );
+            assert_eq!(
+                ActivationStore::list(s, &filter("guest")).await.unwrap(),
+                std::slice::from_ref(&a)
+            );
+        }
     }
 
     macro_rules! suite {

@@ -3,32 +3,22 @@
 //! page of the fully sorted list.
 
 #[cfg(test)]
+mod support;
+
+#[cfg(test)]
 mod list_paging {
-    use edgewhisk_entity::{Activation, ActivationId, ActivationResponse, Parameters};
+    use crate::support;
+    use edgewhisk_entity::Activation;
     use edgewhisk_store::{
         ActivationFilter, ActivationStore, MemoryStore, SqliteStore, StoreConfig,
     };
     use proptest::prelude::*;
-    use serde_json::json;
     use std::collections::BTreeMap;
 
     fn activation(n: u64, start: u64) -> Activation {
-        let mut annotations = Parameters::default();
-        annotations.set("path", json!("guest/a"));
         Activation {
-            namespace: "guest".into(),
-            name: "a".into(),
-            version: "0.0.1".into(),
-            subject: "guest".into(),
-            activation_id: ActivationId::parse(&format!("{n:032x}")).unwrap(),
-            cause: None,
-            start,
-            end: start + 1,
-            duration: None,
-            response: ActivationResponse::success(json!({ "n": n })),
-            logs: Vec::new(),
-            annotations,
-            publish: false,
+            annotations: support::path_annotation("guest/a"),
+            ..support::activation(n, "guest", start)
         }
     }
 
@@ -40,10 +30,9 @@ mod list_paging {
 
     fn filter(skip: usize, limit: usize) -> ActivationFilter {
         ActivationFilter {
-            namespace: "guest".into(),
             skip,
             limit,
-            ..ActivationFilter::default()
+            ..support::filter("guest")
         }
     }
 
@@ -164,27 +153,8 @@ mod list_paging {
 
 #[cfg(test)]
 mod reads_only_the_page {
-    use edgewhisk_entity::{Activation, ActivationId, ActivationResponse, Parameters};
+    use crate::support::{activation, filter};
     use edgewhisk_store::{ActivationFilter, ActivationStore, SqliteStore, StoreConfig};
-    use serde_json::json;
-
-    fn activation(n: u64) -> Activation {
-        Activation {
-            namespace: "guest".into(),
-            name: "a".into(),
-            version: "0.0.1".into(),
-            subject: "guest".into(),
-            activation_id: ActivationId::parse(&format!("{n:032x}")).unwrap(),
-            cause: None,
-            start: 1_000 + n,
-            end: 1_001 + n,
-            duration: None,
-            response: ActivationResponse::success(json!({ "n": n })),
-            logs: Vec::new(),
-            annotations: Parameters::default(),
-            publish: false,
-        }
-    }
 
     /// A record that does not decode sits before the page: a store that reads only the page
     /// never touches it, one that reads `skip + limit` records and drops the first fails.
@@ -194,7 +164,10 @@ mod reads_only_the_page {
         let path = dir.path().join("s.db");
         let store = SqliteStore::open(&path, &StoreConfig::default()).unwrap();
         for n in 0..50 {
-            store.store(activation(n)).await.unwrap();
+            store
+                .store(activation(n, "guest", 1_000 + n))
+                .await
+                .unwrap();
         }
         store.flush().await.unwrap();
         let newest = format!("{:032x}", 49);
@@ -207,10 +180,9 @@ mod reads_only_the_page {
             .unwrap();
         let page = store
             .list(&ActivationFilter {
-                namespace: "guest".into(),
                 skip: 10,
                 limit: 5,
-                ..ActivationFilter::default()
+                ..filter("guest")
             })
             .await
             .expect("a page after the broken record reads");
@@ -222,19 +194,15 @@ mod reads_only_the_page {
 
 #[cfg(test)]
 mod summaries {
+    use crate::support::entity;
     use edgewhisk_store::{
         Collection, EntityDoc, EntityStore, ListScope, PutMode, SqliteStore, StoreConfig,
     };
     use serde_json::{Value, json};
 
     fn doc(name: &str, updated: u64, exec: Value) -> EntityDoc {
-        EntityDoc {
-            collection: Collection::Actions,
-            path: "guest".into(),
-            name: name.into(),
-            updated,
-            doc: json!({ "name": name, "version": "0.0.1", "exec": exec, "annotations": [] }),
-        }
+        let doc = json!({ "name": name, "version": "0.0.1", "exec": exec, "annotations": [] });
+        entity(Collection::Actions, "guest", name, updated, doc)
     }
 
     #[tokio::test]

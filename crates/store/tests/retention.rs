@@ -2,9 +2,13 @@
 //! age or per-namespace count are deleted by the background task, and the space is reused.
 
 #[cfg(test)]
+mod support;
+
+#[cfg(test)]
 mod retention {
-    use edgewhisk_entity::{Activation, ActivationId, ActivationResponse, Parameters};
-    use edgewhisk_store::{ActivationFilter, ActivationStore, SqliteStore, StoreConfig};
+    use crate::support::{self, filter, id};
+    use edgewhisk_entity::{Activation, ActivationId, ActivationResponse};
+    use edgewhisk_store::{ActivationStore, SqliteStore, StoreConfig};
     use serde_json::json;
     use std::path::Path;
     use std::time::{Duration, Instant};
@@ -12,32 +16,10 @@ mod retention {
     /// How long a test waits for the background task.
     const PATIENCE: Duration = Duration::from_secs(10);
 
-    fn id(n: u64) -> ActivationId {
-        ActivationId::parse(&format!("{n:032x}")).unwrap()
-    }
-
     fn activation(n: u64, namespace: &str, start: u64, result_bytes: usize) -> Activation {
         Activation {
-            namespace: namespace.into(),
-            name: "a".into(),
-            version: "0.0.1".into(),
-            subject: namespace.into(),
-            activation_id: id(n),
-            cause: None,
-            start,
-            end: start + 1,
-            duration: None,
             response: ActivationResponse::success(json!({ "blob": "x".repeat(result_bytes) })),
-            logs: vec![],
-            annotations: Parameters::default(),
-            publish: false,
-        }
-    }
-
-    fn filter(namespace: &str) -> ActivationFilter {
-        ActivationFilter {
-            namespace: namespace.into(),
-            ..ActivationFilter::default()
+            ..support::activation(n, namespace, start)
         }
     }
 

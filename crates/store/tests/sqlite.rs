@@ -1,9 +1,13 @@
 //! SQLite-only behaviour: durability across reopen, the batching writer, close.
 
 #[cfg(test)]
+mod support;
+
+#[cfg(test)]
 mod sqlite_store {
+    use crate::support::{self, entity, filter, gathering_writer_config, id};
     use edgewhisk_entity::identity::{KeyHash, verify_stored};
-    use edgewhisk_entity::{Activation, ActivationId, ActivationResponse, Identity, Parameters};
+    use edgewhisk_entity::{Activation, ActivationResponse, Identity};
     use edgewhisk_store::{
         ActivationFilter, ActivationStore, Collection, EntityDoc, EntityStore, ListScope, PutMode,
         SqliteStore, StoreConfig, StoreError,
@@ -12,54 +16,18 @@ mod sqlite_store {
     use std::path::Path;
     use std::sync::Arc;
 
-    fn id(n: u64) -> ActivationId {
-        ActivationId::parse(&format!("{n:032x}")).unwrap()
-    }
-
     fn activation(n: u64, start: u64) -> Activation {
-        let mut annotations = Parameters::default();
-        annotations.set("path", json!("guest/pkg/a"));
         Activation {
-            namespace: "guest".into(),
-            name: "a".into(),
-            version: "0.0.1".into(),
-            subject: "guest".into(),
-            activation_id: id(n),
-            cause: None,
-            start,
-            end: start + 1,
-            duration: None,
             response: ActivationResponse::success(json!({ "n": n, "text": "ünïcödé" })),
             logs: vec!["2024-01-01T00:00:00.000000000Z stdout: hi".into()],
-            annotations,
-            publish: false,
+            annotations: support::path_annotation("guest/pkg/a"),
+            ..support::activation(n, "guest", start)
         }
     }
 
     fn action(name: &str, updated: u64) -> EntityDoc {
-        EntityDoc {
-            collection: Collection::Actions,
-            path: "guest".into(),
-            name: name.into(),
-            updated,
-            doc: json!({ "name": name, "exec": { "kind": "nodejs:20", "code": "x" } }),
-        }
-    }
-
-    fn guest_filter() -> ActivationFilter {
-        ActivationFilter {
-            namespace: "guest".into(),
-            ..ActivationFilter::default()
-        }
-    }
-
-    /// Gathers each batch for a while, so that concurrent records share transactions.
-    fn gathering_writer_config() -> StoreConfig {
-        StoreConfig {
-            activation_batch_size: 65_536,
-            activation_flush_interval_ms: 5,
-            ..StoreConfig::default()
-        }
+        let doc = json!({ "name": name, "exec": { "kind": "nodejs:20", "code": "x" } });
+        entity(Collection::Actions, "guest", name, updated, doc)
     }
 
     /// Committed activation rows, as a separate connection (another process) sees them.
@@ -96,7 +64,7 @@ mod sqlite_store {
         );
         let stored = store.identity("u-1").await.unwrap().unwrap();
         assert_eq!(verify_stored(&stored, "secret"), Some(identity));
-        let list = ActivationStore::list(&store, &guest_filter())
+        let list = ActivationStore::list(&store, &filter("guest"))
             .await
             .unwrap();
         assert_eq!(list, [activation(2, 200), activation(1, 100)]);
@@ -119,7 +87,7 @@ mod sqlite_store {
         store.store(activation(2, 200)).await.unwrap();
         assert_eq!(committed_rows(&path), 2);
         assert_eq!(
-            ActivationStore::count(&store, &guest_filter())
+            ActivationStore::count(&store, &filter("guest"))
                 .await
                 .unwrap(),
             2
@@ -240,7 +208,7 @@ mod sqlite_store {
         let f = ActivationFilter {
             name: Some("pkg/a".into()),
             limit: 10,
-            ..guest_filter()
+            ..filter("guest")
         };
         assert_eq!(ActivationStore::count(&*store, &f).await.unwrap(), 100);
         let page = ActivationStore::list(&*store, &f).await.unwrap();
