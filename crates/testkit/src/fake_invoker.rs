@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 #[derive(Debug, Clone)]
 pub enum Answer {
     /// A finished activation with this status and result (see
-    /// [`activation_record`](crate::fixtures::activation_record)).
+    /// [`activation_record`]).
     Finished(Status, Value),
     /// A successful activation whose result is the message's content.
     Echo,
