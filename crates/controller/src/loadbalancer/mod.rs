@@ -5,6 +5,9 @@
 //! over a tokio channel (OpenWhisk `LeanBalancer.scala`); a cluster mode would publish the same
 //! [`ActivationMessage`] on a NATS subject. The controller never depends on the invoker.
 
+pub mod health;
+pub mod sharding;
+
 use async_trait::async_trait;
 use edgewhisk_entity::connector::{ActivationMessage, CompletionMessage};
 use tokio::sync::oneshot;
