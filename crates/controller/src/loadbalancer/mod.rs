@@ -4,7 +4,13 @@
 //! receiver for its completion. In lean mode the server wires this to the in-process invoker
 //! over a tokio channel (OpenWhisk `LeanBalancer.scala`); a cluster mode would publish the same
 //! [`ActivationMessage`] on a NATS subject. The controller never depends on the invoker.
+//!
+//! The rules such a cluster balancer follows (OpenWhisk's `ShardingContainerPoolBalancer` and
+//! `InvokerSupervision`) are pure functions here, each tested on its own: [`sharding`] (which
+//! invoker), [`capacity`] (the memory slots a controller holds on an invoker) and [`health`]
+//! (offline, unhealthy, healthy).
 
+pub mod capacity;
 pub mod health;
 pub mod sharding;
 
