@@ -13,9 +13,13 @@
 //! same function behind a bare Node.js `http` server (the baseline) with the same load
 //! generator, and reports edgewhisk/baseline ratios. `--out DIR` gets CSV, JSON and SVG charts.
 //!
+//! `bench balancer` simulates cluster placement without servers: the sharding balancer's
+//! rules against random placement, for a Zipf mix of actions (module `balancer`).
+//!
 //! A crate of its own so that the server binary built without the `bench` feature carries no
 //! chart, histogram or progress-bar code.
 
+mod balancer;
 mod chart;
 mod experiments;
 mod load;
@@ -54,6 +58,35 @@ pub enum BenchCommand {
     All(CommonArgs),
     /// Trigger fire → rule action start latency (against the .wskprops server).
     Trigger(trigger::TriggerArgs),
+    /// Simulated cluster placement: warm hits and load spread of the sharding balancer vs
+    /// random placement, for a Zipf action mix (pure functions, no servers).
+    Balancer(BalancerArgs),
+}
+
+/// Flags of `bench balancer`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BalancerArgs {
+    /// Invoker counts to simulate.
+    #[arg(long, value_delimiter = ',', default_value = "10,20,50,100")]
+    invokers: Vec<usize>,
+    /// User memory of each invoker, MB (instances of 256 MB).
+    #[arg(long, default_value_t = 2048)]
+    memory_mb: u64,
+    /// Distinct actions in the mix.
+    #[arg(long, default_value_t = 1000)]
+    actions: usize,
+    /// Zipf exponent of the action mix.
+    #[arg(long, default_value_t = 1.0)]
+    zipf: f64,
+    /// Share of the cluster's instance slots asked for each tick.
+    #[arg(long, default_value_t = 0.7)]
+    load: f64,
+    /// Ticks simulated (each activation lasts one).
+    #[arg(long, default_value_t = 400)]
+    ticks: usize,
+    /// Seed of the simulation.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 /// Flags every experiment takes.
@@ -228,6 +261,10 @@ pub async fn run(target: Target, cmd: BenchCommand) -> anyhow::Result<i32> {
         })
     };
     match cmd {
+        BenchCommand::Balancer(a) => {
+            balancer_table(&a);
+            return Ok(0);
+        }
         BenchCommand::Invoke(args) => {
             invoke(&make_client()?, make_client, &args).await?;
             return Ok(0);
@@ -466,4 +503,46 @@ fn precision_loss(v: u64) -> f64 {
 
 fn ms(us: u64) -> f64 {
     precision_loss(us) / 1000.0
+}
+
+/// Prints the balancer simulation, one row per invoker count and policy.
+fn balancer_table(a: &BalancerArgs) {
+    println!(
+        "balancer simulation: {} actions, Zipf s={}, load {:.0} %, {} MB per invoker, {} ticks",
+        a.actions,
+        a.zipf,
+        a.load * 100.0,
+        a.memory_mb,
+        a.ticks
+    );
+    println!(
+        "{:>8}  {:<8}  {:>11}  {:>9}  {:>12}  {:>10}",
+        "invokers", "policy", "activations", "warm hit", "max / mean", "overloaded"
+    );
+    for &invokers in &a.invokers {
+        let scenario = balancer::Scenario {
+            invokers,
+            memory_mb: a.memory_mb,
+            actions: a.actions,
+            zipf_s: a.zipf,
+            load: a.load,
+            ticks: a.ticks,
+            seed: a.seed,
+        };
+        for (name, policy) in [
+            ("sharding", balancer::Policy::Sharding),
+            ("random", balancer::Policy::Random),
+        ] {
+            let o = balancer::simulate(&scenario, policy);
+            println!(
+                "{:>8}  {:<8}  {:>11}  {:>8.1}%  {:>12.2}  {:>9.1}%",
+                invokers,
+                name,
+                o.activations,
+                o.warm_hit_rate * 100.0,
+                o.max_over_mean,
+                o.overloaded_rate * 100.0
+            );
+        }
+    }
 }
