@@ -1,0 +1,1 @@
+//! A throwaway `nats-server` on loopback (written with the cluster messaging).

@@ -1,0 +1,1 @@
+//! A throwaway PostgreSQL cluster on loopback (written with the PostgreSQL store).
