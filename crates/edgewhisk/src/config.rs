@@ -16,6 +16,8 @@
 //! | `EW_CONFIG`       | `serve --config`, `admin … --config`         | clap                  |
 //! | `EW_TLS_CERT`     | `serve --tls-cert`                           | clap                  |
 //! | `EW_TLS_KEY`      | `serve --tls-key`                            | clap                  |
+//! | `EW_NATS`         | `serve --nats`                               | clap                  |
+//! | `EW_POSTGRES`     | `serve --postgres`                           | clap                  |
 //! | `WSK_CONFIG_FILE` | the CLI's properties file                    | clap                  |
 //! | `WHISK_APIHOST`   | the CLI's API host (over `APIHOST`)          | clap                  |
 //! | `WHISK_AUTH`      | the CLI's key (over `AUTH`)                  | clap                  |
@@ -145,6 +147,104 @@ impl Default for ServerConfig {
     }
 }
 
+/// Which parts of edgewhisk this process runs (`serve --role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Controller and invoker in one process: the lean mode (with SQLite when no `nats` and
+    /// `postgres` are set), or one machine of a cluster that serves the API and runs actions.
+    All,
+    /// The REST API, authentication, throttles, sequences, feeds and load balancing; any
+    /// number of them behind an HTTP load balancer. Needs `nats` and `postgres`.
+    Controller,
+    /// Runs action instances for the controllers; one per machine. Needs `nats` and
+    /// `postgres`, serves no API.
+    Invoker,
+}
+
+impl Role {
+    /// Whether this role serves the REST API.
+    pub fn controls(self) -> bool {
+        matches!(self, Role::All | Role::Controller)
+    }
+
+    /// Whether this role runs action instances.
+    pub fn invokes(self) -> bool {
+        matches!(self, Role::All | Role::Invoker)
+    }
+}
+
+/// `[cluster]`: the role of this process and the cluster's backends. With neither `nats` nor
+/// `postgres` set (the default), edgewhisk runs in the lean mode: one process, SQLite.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// What this process runs.
+    pub role: Role,
+    /// NATS server URL(s) (`nats://host:4222`, comma separated); empty in the lean mode.
+    pub nats: String,
+    /// PostgreSQL connection URL (`postgres://user:password@host/db`); empty in the lean mode.
+    pub postgres: String,
+    /// This invoker's number, unique in the cluster: `invoker0`, `invoker1`, … in
+    /// `GET /invokers`. The home invoker of an action is computed over these numbers.
+    pub invoker_id: u32,
+    /// Prefix of every NATS subject, so that clusters can share one NATS server.
+    pub subject_prefix: String,
+}
+
+/// Why `[cluster]` was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ClusterConfigError {
+    /// A controller or invoker role without the cluster backends.
+    #[error("role '{0}' needs both nats and postgres (--nats, --postgres)")]
+    BackendsMissing(&'static str),
+    /// Only one of the two backends is set.
+    #[error("nats and postgres must be set together (the cluster needs both)")]
+    HalfCluster,
+    /// The subject prefix is empty or not a NATS token.
+    #[error("subject_prefix must be letters, digits, '-' or '_', got '{0}'")]
+    BadPrefix(String),
+}
+
+impl ClusterConfig {
+    /// Whether the cluster backends (NATS and PostgreSQL) are configured.
+    pub fn clustered(&self) -> bool {
+        !self.nats.is_empty() && !self.postgres.is_empty()
+    }
+
+    /// Checks that the role has what it needs.
+    pub fn validate(&self) -> Result<(), ClusterConfigError> {
+        if self.nats.is_empty() != self.postgres.is_empty() {
+            return Err(ClusterConfigError::HalfCluster);
+        }
+        let role = match self.role {
+            Role::All => None,
+            Role::Controller => Some("controller"),
+            Role::Invoker => Some("invoker"),
+        };
+        if let (Some(role), false) = (role, self.clustered()) {
+            return Err(ClusterConfigError::BackendsMissing(role));
+        }
+        let token = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        if self.subject_prefix.is_empty() || !self.subject_prefix.chars().all(token) {
+            return Err(ClusterConfigError::BadPrefix(self.subject_prefix.clone()));
+        }
+        Ok(())
+    }
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            role: Role::All,
+            nats: String::new(),
+            postgres: String::new(),
+            invoker_id: 0,
+            subject_prefix: "edgewhisk".to_owned(),
+        }
+    }
+}
+
 /// The name of the store's database file in the data directory.
 const DB_FILE: &str = "edgewhisk.db";
 
@@ -164,6 +264,8 @@ pub struct Config {
     pub runc: RuncConfig,
     /// The process backend's unprivileged user (when edgewhisk runs as root).
     pub process: ProcessUserConfig,
+    /// Role and cluster backends.
+    pub cluster: ClusterConfig,
 }
 
 impl Config {
@@ -191,6 +293,9 @@ impl Config {
         self.process
             .validate()
             .context("invalid [process] section")?;
+        self.cluster
+            .validate()
+            .context("invalid [cluster] section")?;
         Ok(())
     }
 
@@ -256,6 +361,10 @@ pub mod env {
     pub const TLS_CERT: &str = "EW_TLS_CERT";
     /// `edgewhisk serve --tls-key`.
     pub const TLS_KEY: &str = "EW_TLS_KEY";
+    /// `edgewhisk serve --nats`.
+    pub const NATS: &str = "EW_NATS";
+    /// `edgewhisk serve --postgres` (and `edgewhisk admin --postgres`).
+    pub const POSTGRES: &str = "EW_POSTGRES";
     /// The server's log filter (`tracing` directives, e.g. `warn` or `edgewhisk_invoker=debug`).
     pub const LOG: &str = "EW_LOG";
     /// The CLI's properties file, as `wsk` reads it.
@@ -305,6 +414,33 @@ mod tests {
             config.db_files(),
             ["edgewhisk.db", "edgewhisk.db-wal", "edgewhisk.db-shm"]
                 .map(|f| Path::new("/srv/ew").join(f))
+        );
+    }
+
+    #[test]
+    fn a_cluster_role_needs_both_backends_and_the_lean_mode_neither() {
+        let mut cluster = ClusterConfig::default();
+        assert_eq!(cluster.validate(), Ok(()));
+        assert!(!cluster.clustered());
+        cluster.role = Role::Invoker;
+        assert_eq!(
+            cluster.validate(),
+            Err(ClusterConfigError::BackendsMissing("invoker"))
+        );
+        cluster.nats = "nats://127.0.0.1:4222".into();
+        assert_eq!(cluster.validate(), Err(ClusterConfigError::HalfCluster));
+        cluster.postgres = "postgres://edgewhisk@127.0.0.1/edgewhisk".into();
+        assert_eq!(cluster.validate(), Ok(()));
+        cluster.role = Role::All;
+        assert_eq!(
+            cluster.validate(),
+            Ok(()),
+            "one machine of a cluster runs both"
+        );
+        cluster.subject_prefix = "a.b".into();
+        assert_eq!(
+            cluster.validate(),
+            Err(ClusterConfigError::BadPrefix("a.b".into()))
         );
     }
 

@@ -15,7 +15,7 @@ mod fd_limit;
 mod lean;
 mod tls;
 
-use crate::config::{Config, Isolation, env};
+use crate::config::{Config, Isolation, Role, env};
 use anyhow::Context;
 use edgewhisk_controller::{AppState, BuildInfo};
 use edgewhisk_entity::RuntimeManifest;
@@ -50,6 +50,19 @@ pub struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, env = env::TLS_KEY)]
     tls_key: Option<PathBuf>,
+    /// What this process runs: the API and the action instances (`all`, the default), or
+    /// one part of a cluster.
+    #[arg(long, value_enum)]
+    role: Option<Role>,
+    /// NATS server URL of the cluster (with --postgres).
+    #[arg(long, env = env::NATS)]
+    nats: Option<String>,
+    /// PostgreSQL URL of the cluster's store (with --nats).
+    #[arg(long, env = env::POSTGRES)]
+    postgres: Option<String>,
+    /// This invoker's number, unique in the cluster.
+    #[arg(long)]
+    invoker_id: Option<u32>,
 }
 
 impl ServeArgs {
@@ -70,6 +83,18 @@ impl ServeArgs {
         }
         if let Some(key) = self.tls_key {
             config.server.tls_key = key;
+        }
+        if let Some(role) = self.role {
+            config.cluster.role = role;
+        }
+        if let Some(nats) = self.nats {
+            config.cluster.nats = nats;
+        }
+        if let Some(postgres) = self.postgres {
+            config.cluster.postgres = postgres;
+        }
+        if let Some(id) = self.invoker_id {
+            config.cluster.invoker_id = id;
         }
         Ok(config)
     }
