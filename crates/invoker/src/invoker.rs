@@ -68,6 +68,11 @@ impl Invoker {
         }
     }
 
+    /// Whether [`shutdown`](Self::shutdown) was called: no new work is taken.
+    pub fn is_shutting_down(&self) -> bool {
+        self.completer.is_shutting_down()
+    }
+
     /// Stops taking work, lets in-flight activations finish for up to `grace`, then destroys
     /// every instance. Queued and cut-off activations are recorded as whisk errors ("The
     /// invoker is shutting down."). Returns when every accepted activation has its record

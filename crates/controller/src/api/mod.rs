@@ -50,6 +50,8 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/", get(deployment_info))
         .route("/ping", get(|| async { "pong" }))
+        .route("/invokers", get(invokers))
+        .route("/invokers/healthy/count", get(healthy_invokers))
         .route("/api/v1", get(api_info))
         .route("/api/v1/", get(api_info))
         .route("/api/v1/namespaces", get(namespaces::list))
@@ -184,6 +186,24 @@ fn unshaped_error(res: &Response) -> Option<String> {
 /// `GET /api/v1`: API and build information, no authentication (`wsk property get`).
 ///
 /// 200.
+/// `GET /invokers`: every invoker the balancer knows and its health, as OpenWhisk's controller
+/// answers it (`{"invoker0/0": "up", "invoker1/1": "down"}`).
+async fn invokers(State(state): State<AppState>) -> Json<Value> {
+    let health: serde_json::Map<String, Value> = state
+        .balancer()
+        .invoker_health()
+        .into_iter()
+        .map(|(name, health)| (name, Value::from(health)))
+        .collect();
+    Json(Value::Object(health))
+}
+
+/// `GET /invokers/healthy/count`: how many invokers are up.
+async fn healthy_invokers(State(state): State<AppState>) -> Json<usize> {
+    let health = state.balancer().invoker_health();
+    Json(health.iter().filter(|(_, h)| *h == "up").count())
+}
+
 async fn api_info(State(state): State<AppState>) -> Json<Value> {
     let b = state.build();
     Json(json!({

@@ -42,4 +42,11 @@ pub trait LoadBalancer: Send + Sync + std::fmt::Debug + 'static {
         &self,
         msg: ActivationMessage,
     ) -> Result<oneshot::Receiver<CompletionMessage>, LoadBalancerError>;
+
+    /// The invokers this balancer knows, by name, with their health as OpenWhisk's
+    /// `GET /invokers` shows it: `("invoker0/0", "up")`; the states are `up`, `unhealthy`
+    /// and `down` (offline).
+    fn invoker_health(&self) -> Vec<(String, &'static str)> {
+        Vec::new()
+    }
 }

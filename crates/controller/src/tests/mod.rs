@@ -48,6 +48,14 @@ impl LoadBalancer for FakeInvoker {
             .await
             .map_err(|_| LoadBalancerError::Unavailable)
     }
+
+    /// One invoker that takes work and one that is gone, for the `/invokers` routes.
+    fn invoker_health(&self) -> Vec<(String, &'static str)> {
+        vec![
+            ("invoker0/0".to_owned(), "up"),
+            ("invoker1/1".to_owned(), "down"),
+        ]
+    }
 }
 
 /// The router over the memory store (with the guest and `other` identities) and a fake

@@ -19,6 +19,19 @@ async fn api_info_is_served_without_credentials_with_build_info() {
 }
 
 #[tokio::test]
+async fn invokers_lists_each_invoker_with_its_health_and_counts_the_healthy_ones() {
+    let h = Harness::new().await;
+    let r = h.raw(Method::GET, "/invokers", None, None, &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, json!({"invoker0/0": "up", "invoker1/1": "down"}));
+    let r = h
+        .raw(Method::GET, "/invokers/healthy/count", None, None, &[])
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, json!(1));
+}
+
+#[tokio::test]
 async fn deployment_info_reports_limits_in_bytes_and_runtimes_by_family() {
     let h = Harness::new().await;
     let r = h.raw(Method::GET, "/", None, None, &[]).await;

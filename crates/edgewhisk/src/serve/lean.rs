@@ -30,4 +30,13 @@ impl LoadBalancer for LeanBalancer {
             .submit(msg)
             .map_err(|_| LoadBalancerError::Unavailable)
     }
+
+    fn invoker_health(&self) -> Vec<(String, &'static str)> {
+        let state = if self.invoker.is_shutting_down() {
+            "down"
+        } else {
+            "up"
+        };
+        vec![("invoker0/0".to_owned(), state)]
+    }
 }
