@@ -13,17 +13,16 @@ mod connections;
 mod exposure;
 mod fd_limit;
 mod lean;
+mod parts;
+mod stores;
 mod tls;
 
 use crate::config::{Config, Isolation, Role, env};
 use anyhow::Context;
-use edgewhisk_controller::{AppState, BuildInfo};
-use edgewhisk_entity::RuntimeManifest;
 use edgewhisk_invoker::Invoker;
 use edgewhisk_invoker::container::ContainerFactory;
 use edgewhisk_invoker::container::process::{ProcessConfig, ProcessFactory};
 use edgewhisk_invoker::container::runc::{RuncFactory, runc_available};
-use edgewhisk_store::{ActivationStore, CachingEntityStore, EntityStore, SqliteStore};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -147,45 +146,12 @@ impl Server {
             None
         };
 
-        let data_dir = config.data_dir();
-        let db_path = config.db_path();
-        // Only a directory that is ours (new, or already holding the store) is made private:
-        // an operator pointing --data-dir at a shared directory must not see its mode changed.
-        let ours = !data_dir.exists() || db_path.exists();
-        std::fs::create_dir_all(&data_dir)
-            .with_context(|| format!("creating data directory {}", data_dir.display()))?;
-        if ours {
-            set_mode(&data_dir, 0o700)?;
-        } else {
-            tracing::warn!(
-                data_dir = %data_dir.display(),
-                "the data directory existed without a store: its mode is left as it is"
-            );
-        }
-        // The guest and system keys are provisioned on the first start only, so an operator
-        // can delete them for good.
-        let first_start = !db_path.exists();
-        let store = Arc::new(
-            SqliteStore::open(&db_path, &config.store)
-                .with_context(|| format!("opening store {}", db_path.display()))?,
-        );
-        // The store holds every namespace's key: readable by its owner only (SQLite gives its
-        // WAL and shared-memory files the database's mode).
-        for path in config.db_files() {
-            if path.exists() {
-                set_mode(&path, 0o600)?;
-            }
-        }
-        let entities: Arc<dyn EntityStore> = Arc::new(
-            CachingEntityStore::new(store.clone()).with_max_bytes(config.store.entity_cache_bytes),
-        );
-        let activations: Arc<dyn ActivationStore> = store.clone();
-        if first_start {
-            provision_guest(entities.as_ref()).await?;
-            edgewhisk_controller::catalog::provision_system(entities.as_ref()).await?;
-        } else {
-            edgewhisk_controller::catalog::provision_catalog(entities.as_ref()).await?;
-        }
+        let stores = stores::open(&config).await?;
+        let stores::Stores {
+            entities,
+            activations,
+            ..
+        } = stores.clone();
 
         // Bound before the invoker starts: instances learn the API's real port
         // (`__OW_API_HOST`, and the one port the isolated network forwards), also when
@@ -194,26 +160,23 @@ impl Server {
             .with_context(|| format!("binding {}", config.server.listen))?;
         let addr = listener.local_addr()?;
 
-        let factory = container_factory(&config, &data_dir, addr)?;
-        factory.cleanup().await;
-        let invoker = Invoker::start(config.pool.clone(), factory, activations.clone());
-
-        let state = AppState::new(
-            config.api.clone(),
-            entities.clone(),
-            activations.clone(),
-            Arc::new(lean::LeanBalancer::new(invoker.clone())),
-            RuntimeManifest::default(),
-            BuildInfo {
-                build: env!("CARGO_PKG_VERSION").to_owned(),
-                buildno: env!("CARGO_PKG_VERSION").to_owned(),
-            },
-        );
-        let feeds = edgewhisk_controller::feeds::FeedService::start(state.clone());
-        let app = edgewhisk_controller::router(state);
+        let role = config.cluster.role;
+        let invoker = if role.invokes() {
+            let factory = container_factory(&config, &stores.data_dir, addr)?;
+            factory.cleanup().await;
+            Some(Invoker::start(
+                config.pool.clone(),
+                factory,
+                activations.clone(),
+            ))
+        } else {
+            None
+        };
+        let parts = parts::start(&config, &stores, invoker).await?;
         tracing::info!(
             %addr,
-            data_dir = %data_dir.display(),
+            role = ?role,
+            data_dir = %stores.data_dir.display(),
             max_connections,
             open_files_limit = nofile,
             "edgewhisk serving"
@@ -221,6 +184,7 @@ impl Server {
         exposure::warn_if_exposed(addr, tls.is_some(), entities.as_ref())
             .await
             .context("checking for well-known keys")?;
+        let app = parts.router();
 
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let grace = Duration::from_millis(config.server.shutdown_grace_ms);
@@ -243,8 +207,7 @@ impl Server {
             let mut stop_rx = stop_rx;
             async move {
                 let _ = stop_rx.wait_for(|s| *s).await;
-                feeds.shutdown().await;
-                invoker.shutdown(grace).await;
+                parts.shutdown(grace).await;
             }
         };
         let task = tokio::spawn(async move {
@@ -345,7 +308,7 @@ fn container_factory(
                     .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
                     .unwrap_or(0o700);
                 if mode == 0o700 {
-                    set_mode(data_dir, 0o711)?;
+                    stores::set_mode(data_dir, 0o711)?;
                 }
                 factory = factory
                     .with_user(config.process.clone())
@@ -359,22 +322,6 @@ fn container_factory(
             Arc::new(factory)
         }
     })
-}
-
-/// Sets the permission bits of `path`.
-fn set_mode(path: &std::path::Path, mode: u32) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("setting mode {mode:o} on {}", path.display()))
-}
-
-async fn provision_guest(entities: &dyn EntityStore) -> anyhow::Result<()> {
-    let guest = edgewhisk_entity::identity::guest();
-    if entities.identity(&guest.uuid).await?.is_none() {
-        entities.put_identity(guest).await?;
-        tracing::info!("provisioned the default guest key for namespace 'guest'");
-    }
-    Ok(())
 }
 
 async fn shutdown_signal() {
