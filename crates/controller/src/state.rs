@@ -105,6 +105,12 @@ impl AppState {
         &self.inner.feeds
     }
 
+    /// Tells the feed scheduler that the stored feeds changed outside this process (another
+    /// controller of a cluster ran a feed lifecycle event), so that it reloads them.
+    pub fn feeds_changed_elsewhere(&self) {
+        self.inner.feeds.changed();
+    }
+
     /// Largest entity (PUT) body: code plus parameters plus annotations plus some room for
     /// the JSON around them. Fields are checked one by one after parsing.
     pub(crate) fn entity_body_limit(&self) -> u64 {
