@@ -156,7 +156,7 @@ async fn open(args: &StoreArgs) -> anyhow::Result<SqliteStore> {
 /// Runs `f` on the store, then closes it whatever `f` returned.
 async fn with_store<T>(
     args: &StoreArgs,
-    f: impl AsyncFnOnce(&SqliteStore) -> anyhow::Result<T>,
+    f: impl AsyncFnOnce(&dyn EntityStore) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     let store = open(args).await?;
     let result = f(&store).await;
@@ -194,7 +194,7 @@ fn check_names(subject: &str, namespace: &str) -> anyhow::Result<()> {
 }
 
 /// The identities of `who.subject`, restricted to `who.namespace` when given.
-async fn identities(store: &SqliteStore, who: &SubjectArgs) -> anyhow::Result<Vec<Identity>> {
+async fn identities(store: &dyn EntityStore, who: &SubjectArgs) -> anyhow::Result<Vec<Identity>> {
     let mut ids = store.identities_of(&who.subject).await?;
     if let Some(ns) = &who.namespace {
         ids.retain(|i| &i.namespace == ns);

@@ -71,6 +71,29 @@ fn truncate(text: &str) -> String {
     text.chars().take(2000).collect()
 }
 
+/// Where the API is: a server, or a cluster's load balancer (its base URL).
+pub(crate) trait Endpoint {
+    /// The base URL + `path` (`path` starts with `/`).
+    fn url(&self, path: &str) -> String;
+
+    /// The URL of a route under `/api/v1/namespaces/_/` (`rest` without a leading slash).
+    fn ns_url(&self, rest: &str) -> String {
+        self.url(&format!("/api/v1/namespaces/_/{rest}"))
+    }
+}
+
+impl Endpoint for ServerGuard {
+    fn url(&self, path: &str) -> String {
+        ServerGuard::url(self, path)
+    }
+}
+
+impl Endpoint for str {
+    fn url(&self, path: &str) -> String {
+        format!("{self}{path}")
+    }
+}
+
 /// An HTTP client with a generous timeout (blocking invokes wait up to 60 s).
 pub(crate) fn http() -> reqwest::Client {
     reqwest::Client::builder()
@@ -95,7 +118,7 @@ pub(crate) async fn send_raw(req: reqwest::RequestBuilder) -> Reply {
 }
 
 /// `PUT actions/{name}?overwrite=true` with `body`.
-pub(crate) async fn put_action(s: &ServerGuard, name: &str, body: Value) -> Reply {
+pub(crate) async fn put_action(s: &(impl Endpoint + ?Sized), name: &str, body: Value) -> Reply {
     send(
         http()
             .put(s.ns_url(&format!("actions/{name}?overwrite=true")))
@@ -105,24 +128,38 @@ pub(crate) async fn put_action(s: &ServerGuard, name: &str, body: Value) -> Repl
 }
 
 /// Creates a code action of `kind` and panics unless that answers 200.
-pub(crate) async fn create_action(s: &ServerGuard, name: &str, kind: &str, code: &str) -> Value {
+pub(crate) async fn create_action(
+    s: &(impl Endpoint + ?Sized),
+    name: &str,
+    kind: &str,
+    code: &str,
+) -> Value {
     create_action_with(s, name, json!({"exec": {"kind": kind, "code": code}})).await
 }
 
 /// Creates an action from a full PUT body and panics unless that answers 200.
-pub(crate) async fn create_action_with(s: &ServerGuard, name: &str, body: Value) -> Value {
+pub(crate) async fn create_action_with(
+    s: &(impl Endpoint + ?Sized),
+    name: &str,
+    body: Value,
+) -> Value {
     let reply = put_action(s, name, body).await;
     reply.expect_status(200, &format!("create action {name}"));
     reply.body
 }
 
 /// Creates the healthy hello action ([`HELLO`]) under [`HELLO_NAME`].
-pub(crate) async fn create_hello(s: &ServerGuard) {
+pub(crate) async fn create_hello(s: &(impl Endpoint + ?Sized)) {
     create_action(s, HELLO_NAME, "nodejs:20", HELLO).await;
 }
 
 /// `POST actions/{name}?{query}` with `args` as the body.
-pub(crate) async fn invoke(s: &ServerGuard, name: &str, query: &str, args: Value) -> Reply {
+pub(crate) async fn invoke(
+    s: &(impl Endpoint + ?Sized),
+    name: &str,
+    query: &str,
+    args: Value,
+) -> Reply {
     send(
         http()
             .post(s.ns_url(&format!("actions/{name}?{query}")))
@@ -132,12 +169,16 @@ pub(crate) async fn invoke(s: &ServerGuard, name: &str, query: &str, args: Value
 }
 
 /// Blocking invoke returning the full activation.
-pub(crate) async fn invoke_blocking(s: &ServerGuard, name: &str, args: Value) -> Reply {
+pub(crate) async fn invoke_blocking(
+    s: &(impl Endpoint + ?Sized),
+    name: &str,
+    args: Value,
+) -> Reply {
     invoke(s, name, "blocking=true", args).await
 }
 
 /// Asserts that the server still serves: the hello action answers 200 with its greeting.
-pub(crate) async fn assert_healthy(s: &ServerGuard, after: &str) {
+pub(crate) async fn assert_healthy(s: &(impl Endpoint + ?Sized), after: &str) {
     let reply = invoke(
         s,
         HELLO_NAME,
