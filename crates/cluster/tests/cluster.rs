@@ -27,6 +27,8 @@ mod tests {
     struct Node {
         agent: Option<InvokerAgent>,
         client: async_nats::Client,
+        url: String,
+        id: u32,
         invoker: Invoker,
         factory: FakeContainerFactory,
     }
@@ -55,6 +57,8 @@ mod tests {
             Node {
                 agent: Some(agent),
                 client,
+                url: nats.url(),
+                id,
                 invoker,
                 factory,
             }
@@ -74,6 +78,21 @@ mod tests {
         async fn kill(&mut self) {
             self.agent.take();
             self.client.drain().await.unwrap();
+            // Until the server has dropped the subscription, a message sent there is lost
+            // (the ambiguous case); the test wants the moment after.
+            let probe = edgewhisk_cluster::connect(&self.url).await.unwrap();
+            let subject = edgewhisk_cluster::wire::Subjects::default().activate(self.id);
+            loop {
+                let request = async_nats::Request::new()
+                    .payload("probe".into())
+                    .timeout(Some(Duration::from_millis(100)));
+                match probe.send_request(subject.clone(), request).await {
+                    Err(e) if e.kind() == async_nats::client::RequestErrorKind::NoResponders => {
+                        break;
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(10)).await,
+                }
+            }
         }
     }
 
@@ -92,6 +111,22 @@ mod tests {
         ClusterBalancer::start(client, store, settings())
             .await
             .unwrap()
+    }
+
+    /// A server, invoker 0 with 1024 MB and a balancer that sees it up; `None` to skip.
+    async fn one_invoker() -> Option<(Nats, Node, ClusterBalancer)> {
+        let nats = Nats::start_or_skip().await?;
+        let node = Node::start(&nats, 0, 1024).await;
+        let b = balancer(&nats, Arc::new(MemoryStore::new())).await;
+        all_up(&b, 1).await;
+        Some((nats, node, b))
+    }
+
+    /// Publishes one activation of `action` and asserts it succeeds.
+    async fn runs_fine(b: &ClusterBalancer, action: &Arc<ExecutableAction>) {
+        let msg = fixtures::activation_message(action).build();
+        let c = done(b.publish(msg).await.unwrap()).await;
+        assert_eq!(c.activation.response.status, Status::Success);
     }
 
     async fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
@@ -128,6 +163,27 @@ mod tests {
             .into_iter()
             .map(|i| i as usize)
             .collect()
+    }
+
+    /// Invokers 0 and 1 with `memory_mb` each, on which `action` takes `delay`; with the
+    /// index of its home and of the other.
+    async fn two_slow_invokers(
+        nats: &Nats,
+        memory_mb: u64,
+        action: &ExecutableAction,
+        delay: Duration,
+    ) -> (Vec<Node>, usize, usize) {
+        let nodes = vec![
+            Node::start(nats, 0, memory_mb).await,
+            Node::start(nats, 1, memory_mb).await,
+        ];
+        let path = format!("/{}", action.name.path_string());
+        for node in &nodes {
+            node.factory
+                .reply_for_action(&path, FakeReply::delayed(delay, FakeReply::Echo));
+        }
+        let order = order(action, 2);
+        (nodes, order[0], order[1])
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,21 +252,10 @@ mod tests {
             return;
         };
         let action = hello();
-        let nodes = [
-            Node::start(&nats, 0, 512).await,
-            Node::start(&nats, 1, 512).await,
-        ];
-        for node in &nodes {
-            node.factory.reply_for_action(
-                "/guest/hello",
-                FakeReply::delayed(Duration::from_millis(1500), FakeReply::Echo),
-            );
-        }
+        let (nodes, home, other) =
+            two_slow_invokers(&nats, 512, &action, Duration::from_millis(1500)).await;
         let b = balancer(&nats, Arc::new(MemoryStore::new())).await;
         all_up(&b, 2).await;
-        let [home, other] = order(&action, 2)[..] else {
-            unreachable!()
-        };
         let mut pending = Vec::new();
         for i in 0..4 {
             let msg = fixtures::activation_message(&action).build();
@@ -244,22 +289,11 @@ mod tests {
             .memory(256)
             .timeout(10_000)
             .build();
-        let mut nodes = vec![
-            Node::start(&nats, 0, 1024).await,
-            Node::start(&nats, 1, 1024).await,
-        ];
-        for node in &nodes {
-            node.factory.reply_for_action(
-                "/guest/slow",
-                FakeReply::delayed(Duration::from_secs(8), FakeReply::Echo),
-            );
-        }
+        let (mut nodes, home, other) =
+            two_slow_invokers(&nats, 1024, &action, Duration::from_secs(8)).await;
         let store = Arc::new(MemoryStore::new());
         let b = balancer(&nats, store.clone()).await;
         all_up(&b, 2).await;
-        let [home, other] = order(&action, 2)[..] else {
-            unreachable!()
-        };
         let first = fixtures::activation_message(&action).build();
         let first_id = first.activation_id.clone();
         let first_rx = b.publish(first).await.unwrap();
@@ -332,12 +366,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn three_system_errors_make_an_invoker_unhealthy_until_health_tests_succeed() {
-        let Some(nats) = Nats::start_or_skip().await else {
+        let Some((_nats, node, b)) = one_invoker().await else {
             return;
         };
-        let node = Node::start(&nats, 0, 1024).await;
-        let b = balancer(&nats, Arc::new(MemoryStore::new())).await;
-        all_up(&b, 1).await;
         node.factory.fail_creates(3);
         let action = hello();
         for _ in 0..3 {
@@ -365,31 +396,16 @@ mod tests {
             unhealthy.elapsed(),
             tests.len()
         );
-        let c = done(
-            b.publish(fixtures::activation_message(&action).build())
-                .await
-                .unwrap(),
-        )
-        .await;
-        assert_eq!(c.activation.response.status, Status::Success);
+        runs_fine(&b, &action).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_cluster_recovers_by_itself_after_a_nats_server_restart() {
-        let Some(mut nats) = Nats::start_or_skip().await else {
+        let Some((mut nats, _node, b)) = one_invoker().await else {
             return;
         };
-        let _node = Node::start(&nats, 0, 1024).await;
-        let b = balancer(&nats, Arc::new(MemoryStore::new())).await;
-        all_up(&b, 1).await;
         let action = hello();
-        let c = done(
-            b.publish(fixtures::activation_message(&action).build())
-                .await
-                .unwrap(),
-        )
-        .await;
-        assert_eq!(c.activation.response.status, Status::Success);
+        runs_fine(&b, &action).await;
 
         nats.kill();
         let down = Instant::now();
@@ -436,12 +452,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn large_messages_travel_and_oversize_ones_are_refused_with_a_clear_error() {
-        let Some(nats) = Nats::start_or_skip().await else {
+        let Some((_nats, node, b)) = one_invoker().await else {
             return;
         };
-        let node = Node::start(&nats, 0, 1024).await;
-        let b = balancer(&nats, Arc::new(MemoryStore::new())).await;
-        all_up(&b, 1).await;
         let action = hello();
         node.factory
             .reply_for_action("/guest/hello", FakeReply::ok(json!({"ok": true})));
@@ -467,16 +480,13 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_agent_shutting_down_finishes_its_work_and_takes_no_more() {
-        let Some(nats) = Nats::start_or_skip().await else {
+        let Some((_nats, mut node, b)) = one_invoker().await else {
             return;
         };
-        let mut node = Node::start(&nats, 0, 1024).await;
         node.factory.reply_for_action(
             "/guest/hello",
             FakeReply::delayed(Duration::from_millis(500), FakeReply::Echo),
         );
-        let b = balancer(&nats, Arc::new(MemoryStore::new())).await;
-        all_up(&b, 1).await;
         let action = hello();
         let rx = b
             .publish(fixtures::activation_message(&action).build())
