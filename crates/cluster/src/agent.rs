@@ -3,7 +3,7 @@
 //! once, runs it on the [`Invoker`] and publishes its completion to the controller that sent
 //! it. Pings `<p>.health` every ping interval.
 
-use crate::ClusterError;
+use crate::connection::ClusterError;
 use crate::wire::{
     self, Ack, ActivateEnvelope, CompletionEnvelope, DEFAULT_PREFIX, InvokerPing, Subjects,
 };

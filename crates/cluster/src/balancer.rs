@@ -5,7 +5,7 @@
 //! with a whisk-error record of its own (a forced completion). Failure handling is described
 //! in `docs/design/015-cluster-messaging.md`.
 
-use crate::ClusterError;
+use crate::connection::ClusterError;
 use crate::wire::{
     self, Ack, ActivateEnvelope, CompletionEnvelope, ControllerPing, DEFAULT_PREFIX, InvokerPing,
     Subjects,

@@ -54,7 +54,7 @@ impl Nats {
             )
         })?;
         let dir = tempfile::tempdir()?;
-        let port = super::free_port()?;
+        let port = free_port()?;
         let config = dir.path().join("nats.conf");
         std::fs::write(
             &config,
@@ -162,6 +162,13 @@ impl Drop for Nats {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago. (`services::free_port` does the same,
+/// but a child module may not reach back into its parent's items.)
+fn free_port() -> io::Result<u16> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    Ok(listener.local_addr()?.port())
 }
 
 /// Whether the tests run in CI (`CI=true`), where a missing service is a failure.
