@@ -16,6 +16,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// How long a stopping agent keeps refusing the activations that arrived before it
+/// unsubscribed.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// How an invoker takes part in the cluster.
 #[derive(Debug, Clone)]
 pub struct AgentSettings {
@@ -167,7 +171,20 @@ async fn consume(
             },
         }
     }
-    let _ = subscriber.unsubscribe().await;
+    // Unsubscribe, then refuse what had already arrived, so its controllers place it
+    // elsewhere at once instead of waiting out the ack timeout.
+    if subscriber.drain().await.is_ok() {
+        let refuse = async {
+            while let Some(message) = subscriber.next().await {
+                if let Some(reply) = message.reply {
+                    shared
+                        .ack(reply, &Ack::refused("the invoker is shutting down"))
+                        .await;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, refuse).await;
+    }
 }
 
 /// Answers one activate request: refused when malformed or when the invoker does not take
@@ -207,18 +224,23 @@ async fn take(shared: &Arc<Shared>, message: Message) {
         }
     };
     if let Some(reply) = message.reply {
-        match wire::encode(&ack) {
+        shared.ack(reply, &ack).await;
+    }
+}
+
+impl Shared {
+    /// Answers an activate request.
+    async fn ack(&self, reply: async_nats::Subject, ack: &Ack) {
+        match wire::encode(ack) {
             Ok(bytes) => {
-                if let Err(e) = shared.client.publish(reply, bytes).await {
+                if let Err(e) = self.client.publish(reply, bytes).await {
                     tracing::warn!(error = %e, "could not acknowledge an activation");
                 }
             }
             Err(e) => tracing::error!(error = %e, "could not encode an acknowledgement"),
         }
     }
-}
 
-impl Shared {
     /// Publishes a completion to the controller that asked for it.
     async fn complete(
         &self,
