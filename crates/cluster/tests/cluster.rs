@@ -4,21 +4,27 @@
 
 #[cfg(test)]
 mod tests {
+    use edgewhisk_cluster::wire::{self, Ack, ActivateEnvelope, InvokerPing, Subjects};
     use edgewhisk_cluster::{
-        AgentSettings, BalancerSettings, ClusterBalancer, INVOKER_LOST, InvokerAgent,
+        AgentSettings, BalancerSettings, COMPLETION_TIMED_OUT, ClusterBalancer, INVOKER_LOST,
+        InvokerAgent,
     };
     use edgewhisk_controller::loadbalancer::sharding::{placement_hash, probe_order};
     use edgewhisk_controller::loadbalancer::{LoadBalancer, LoadBalancerError};
+    use edgewhisk_entity::ActivationId;
     use edgewhisk_entity::Status;
     use edgewhisk_entity::connector::{CompletionMessage, ExecutableAction};
     use edgewhisk_invoker::{Invoker, PoolConfig};
     use edgewhisk_store::{ActivationStore, MemoryStore};
     use edgewhisk_testkit::services::nats::Nats;
     use edgewhisk_testkit::{FakeContainerFactory, FakeReply, fixtures};
+    use futures_util::StreamExt;
+    use parking_lot::Mutex;
     use serde_json::json;
     use std::sync::Arc;
     use std::time::{Duration, Instant};
     use tokio::sync::oneshot;
+    use tokio::task::JoinHandle;
 
     const PING: Duration = Duration::from_millis(100);
     const OFFLINE_AFTER: Duration = Duration::from_secs(1);
@@ -92,6 +98,76 @@ mod tests {
                     }
                     _ => tokio::time::sleep(Duration::from_millis(10)).await,
                 }
+            }
+        }
+    }
+
+    /// A hand-made invoker 0 on plain NATS: it pings as its current instance, records the
+    /// activations it receives, acknowledges the first `acks` of them and completes none.
+    struct SilentInvoker {
+        received: Arc<Mutex<Vec<ActivationId>>>,
+        instance: Arc<Mutex<String>>,
+        tasks: Vec<JoinHandle<()>>,
+    }
+
+    impl SilentInvoker {
+        async fn start(nats: &Nats, acks: usize) -> SilentInvoker {
+            let client = edgewhisk_cluster::connect(&nats.url()).await.unwrap();
+            let subjects = Subjects::default();
+            let mut activations = client.subscribe(subjects.activate(0)).await.unwrap();
+            let received = Arc::new(Mutex::new(Vec::new()));
+            let instance = Arc::new(Mutex::new("first".to_owned()));
+            let (seen, replier) = (Arc::clone(&received), client.clone());
+            let taker = tokio::spawn(async move {
+                while let Some(m) = activations.next().await {
+                    let env: ActivateEnvelope = wire::decode(&m.payload).unwrap();
+                    let count = {
+                        let mut seen = seen.lock();
+                        seen.push(env.message.activation_id.clone());
+                        seen.len()
+                    };
+                    if let (true, Some(reply)) = (count <= acks, m.reply) {
+                        let ack = wire::encode(&Ack::accepted()).unwrap();
+                        replier.publish(reply, ack).await.unwrap();
+                    }
+                }
+            });
+            let current = Arc::clone(&instance);
+            let pinger = tokio::spawn(async move {
+                loop {
+                    let ping = InvokerPing {
+                        invoker_id: 0,
+                        instance: current.lock().clone(),
+                        user_memory_mb: 1024,
+                        in_flight: 0,
+                        draining: false,
+                    };
+                    let bytes = wire::encode(&ping).unwrap();
+                    client.publish(subjects.health(), bytes).await.unwrap();
+                    tokio::time::sleep(PING).await;
+                }
+            });
+            SilentInvoker {
+                received,
+                instance,
+                tasks: vec![taker, pinger],
+            }
+        }
+
+        /// From now on it pings as a new process.
+        fn restart(&self) {
+            *self.instance.lock() = "second".to_owned();
+        }
+
+        fn received(&self) -> Vec<ActivationId> {
+            self.received.lock().clone()
+        }
+    }
+
+    impl Drop for SilentInvoker {
+        fn drop(&mut self) {
+            for task in &self.tasks {
+                task.abort();
             }
         }
     }
@@ -236,6 +312,11 @@ mod tests {
             one.slots(0) == Some((512, 512)) && two.slots(0) == Some((512, 512))
         })
         .await;
+        // Each gets the completions of its own activations.
+        let action = hello();
+        runs_fine(&one, &action).await;
+        runs_fine(&two, &action).await;
+        assert_eq!((one.in_flight(), two.in_flight()), (0, 0));
         // The other controller goes away: after the offline window this one holds it all again.
         two.shutdown().await;
         drop(two);
@@ -514,50 +595,11 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_completion_that_never_comes_ends_with_a_whisk_error_and_nothing_is_sent_twice() {
-        use edgewhisk_cluster::COMPLETION_TIMED_OUT;
-        use edgewhisk_cluster::wire::{self, Ack, ActivateEnvelope, InvokerPing, Subjects};
-        use futures_util::StreamExt;
-
         let Some(nats) = Nats::start_or_skip().await else {
             return;
         };
-        // A fake invoker 0 that pings and takes activations but never completes one: it
-        // acknowledges the first and stays silent on the others.
-        let fake = edgewhisk_cluster::connect(&nats.url()).await.unwrap();
-        let subjects = Subjects::default();
-        let mut activations = fake.subscribe(subjects.activate(0)).await.unwrap();
-        let received = Arc::new(parking_lot::Mutex::new(Vec::new()));
-        let seen = Arc::clone(&received);
-        let replier = fake.clone();
-        let taker = tokio::spawn(async move {
-            while let Some(m) = activations.next().await {
-                let env: ActivateEnvelope = wire::decode(&m.payload).unwrap();
-                let first = seen.lock().is_empty();
-                seen.lock().push(env.message.activation_id.clone());
-                if let (true, Some(reply)) = (first, m.reply) {
-                    let ack = wire::encode(&Ack::accepted()).unwrap();
-                    replier.publish(reply, ack).await.unwrap();
-                }
-            }
-        });
-        let pinger_client = fake.clone();
-        let pinger = tokio::spawn(async move {
-            loop {
-                let ping = InvokerPing {
-                    invoker_id: 0,
-                    instance: "fake".into(),
-                    user_memory_mb: 1024,
-                    in_flight: 0,
-                    draining: false,
-                };
-                let bytes = wire::encode(&ping).unwrap();
-                pinger_client
-                    .publish(subjects.health(), bytes)
-                    .await
-                    .unwrap();
-                tokio::time::sleep(PING).await;
-            }
-        });
+        // Acknowledges the first activation and stays silent on the others.
+        let fake = SilentInvoker::start(&nats, 1).await;
         let store = Arc::new(MemoryStore::new());
         let b = balancer(&nats, store.clone()).await;
         all_up(&b, 1).await;
@@ -596,13 +638,41 @@ mod tests {
         eprintln!(
             "lost completions ended after {answered:?} (twice the time limit + margin: {wait:?})"
         );
-        let received = received.lock().clone();
+        let received = fake.received();
         assert_eq!(received.len(), 2, "each sent once");
         assert!(received.contains(&silent_id));
         assert_eq!(b.in_flight(), 0);
         assert_eq!(b.slots(0), Some((1024, 1024)));
-        taker.abort();
-        pinger.abort();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_invoker_that_restarts_ends_the_work_it_had_at_once() {
+        let Some(nats) = Nats::start_or_skip().await else {
+            return;
+        };
+        let fake = SilentInvoker::start(&nats, usize::MAX).await;
+        let store = Arc::new(MemoryStore::new());
+        let b = balancer(&nats, store.clone()).await;
+        all_up(&b, 1).await;
+        let rx = b
+            .publish(fixtures::activation_message(&hello()).build())
+            .await
+            .unwrap();
+        let restarted = Instant::now();
+        fake.restart();
+        let c = done(rx).await;
+        assert_eq!(
+            c.activation.response.result,
+            Some(json!({"error": INVOKER_LOST}))
+        );
+        assert!(
+            restarted.elapsed() < OFFLINE_AFTER / 2,
+            "{:?}",
+            restarted.elapsed()
+        );
+        assert_eq!(fake.received().len(), 1);
+        assert_eq!(b.invokers(), vec![("invoker0/0".to_owned(), "up")]);
+        assert_eq!(b.slots(0), Some((1024, 1024)));
     }
 
     /// An invoker index as an invoker id.
