@@ -371,7 +371,9 @@ impl Inner {
                 }
                 Sent::Refused(why) => {
                     tracing::info!(invoker, %why, "the invoker refused an activation; placing it elsewhere");
-                    self.unplace(&msg.activation_id);
+                    if !self.unplace(&msg.activation_id) {
+                        return Ok(rx);
+                    }
                     excluded.insert(invoker);
                 }
                 Sent::NoResponders => {
@@ -379,15 +381,20 @@ impl Inner {
                         invoker,
                         "the invoker does not listen any more; placing the activation elsewhere"
                     );
-                    self.unplace(&msg.activation_id);
+                    let waiting = self.unplace(&msg.activation_id);
                     if let Some(e) = self.state.lock().invokers.get_mut(&invoker) {
                         e.gone = true;
+                    }
+                    if !waiting {
+                        return Ok(rx);
                     }
                     excluded.insert(invoker);
                 }
                 Sent::Failed(why) => {
                     tracing::warn!(invoker, %why, "could not publish an activation");
-                    self.unplace(&msg.activation_id);
+                    if !self.unplace(&msg.activation_id) {
+                        return Ok(rx);
+                    }
                     return Err(LoadBalancerError::Unavailable);
                 }
             }
@@ -446,10 +453,15 @@ impl Inner {
     }
 
     /// Takes back an activation that never reached its invoker.
-    fn unplace(&self, id: &ActivationId) {
+    /// False when it had already ended meanwhile (forced: its caller has the answer).
+    fn unplace(&self, id: &ActivationId) -> bool {
         let mut state = self.state.lock();
-        if let Some(flight) = state.in_flight.remove(id) {
-            release(&mut state, &flight);
+        match state.in_flight.remove(id) {
+            Some(flight) => {
+                release(&mut state, &flight);
+                true
+            }
+            None => false,
         }
     }
 
@@ -729,12 +741,14 @@ impl Inner {
         match self.send(invoker, bytes).await {
             Sent::Accepted | Sent::Ambiguous => {}
             Sent::NoResponders => {
-                self.unplace(&msg.activation_id);
+                let _ = self.unplace(&msg.activation_id);
                 if let Some(e) = self.state.lock().invokers.get_mut(&invoker) {
                     e.gone = true;
                 }
             }
-            Sent::Refused(_) | Sent::Failed(_) => self.unplace(&msg.activation_id),
+            Sent::Refused(_) | Sent::Failed(_) => {
+                let _ = self.unplace(&msg.activation_id);
+            }
         }
     }
 }
