@@ -95,6 +95,10 @@ impl ApiError {
             | ApiError::TooManyRequests(m) => m.clone(),
             ApiError::Unauthorized(m) | ApiError::Conflict(m) => (*m).to_owned(),
             ApiError::NotFound => messages::RESOURCE_DOES_NOT_EXIST.to_owned(),
+            ApiError::Unavailable(LoadBalancerError::NoInvokers) => {
+                messages::NO_INVOKERS_AVAILABLE.to_owned()
+            }
+            ApiError::Unavailable(e @ LoadBalancerError::MessageTooLarge { .. }) => e.to_string(),
             ApiError::Unavailable(_) => messages::SERVICE_UNAVAILABLE.to_owned(),
             ApiError::Store(StoreError::Full) => messages::STORE_FULL.to_owned(),
             ApiError::Store(_) | ApiError::CorruptEntity { .. } => {
@@ -438,6 +442,11 @@ mod tests {
                 ApiError::Unavailable(LoadBalancerError::Unavailable),
                 503,
                 messages::SERVICE_UNAVAILABLE,
+            ),
+            (
+                ApiError::Unavailable(LoadBalancerError::NoInvokers),
+                503,
+                messages::NO_INVOKERS_AVAILABLE,
             ),
             (
                 ApiError::Store(StoreError::Closed),

@@ -25,6 +25,8 @@ pub const INTERNAL_SERVER_ERROR: &str = "Internal Server Error";
 /// 503 when the load balancer cannot take the activation.
 pub const SERVICE_UNAVAILABLE: &str =
     "The server is currently unavailable (because it is overloaded or down for maintenance).";
+/// 503 when a cluster balancer has no healthy invoker (OpenWhisk's text).
+pub const NO_INVOKERS_AVAILABLE: &str = "No invokers available.";
 /// 507 while the store refuses writes: its disk is full or below the configured free-space
 /// floor. Reads keep working; writes work again once space is freed.
 pub const STORE_FULL: &str = "The server is out of storage space: the request was not stored. Delete \

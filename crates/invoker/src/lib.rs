@@ -20,3 +20,4 @@ mod seam;
 
 pub use config::PoolConfig;
 pub use invoker::{Invoker, InvokerError};
+pub use record::whisk_error_record;

@@ -4,7 +4,7 @@
 
 use crate::container::Interval;
 use edgewhisk_entity::connector::ActivationMessage;
-use edgewhisk_entity::{Activation, ActivationResponse, Parameters};
+use edgewhisk_entity::{Activation, ActivationResponse, Parameters, Status};
 use serde_json::json;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -91,6 +91,15 @@ pub(crate) fn activation_record(msg: &ActivationMessage, facts: RunFacts) -> Act
         annotations,
         publish: false,
     }
+}
+
+/// The record of an activation that never reached an instance and ended in a whisk error
+/// with `message` (status "whisk internal error", `{"error": message}`): what the invoker
+/// stores for work it cannot run, and what a cluster controller stores when an invoker's
+/// completion never comes.
+pub fn whisk_error_record(msg: &ActivationMessage, message: &str) -> Activation {
+    let response = ActivationResponse::error(Status::WhiskError, message);
+    activation_record(msg, RunFacts::unstarted(response))
 }
 
 #[cfg(test)]

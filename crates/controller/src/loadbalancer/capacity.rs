@@ -80,6 +80,25 @@ impl Capacity {
         true
     }
 
+    /// Changes the slots held from `from_mb` to `to_mb` (the invoker's memory or the number of
+    /// controllers sharing it changed): the difference is added to or taken from the free
+    /// slots, which never exceed `to_mb`.
+    pub fn resize(&mut self, from_mb: u64, to_mb: u64) {
+        if to_mb >= from_mb {
+            self.free_mb += to_mb - from_mb;
+        } else {
+            self.free_mb = self.free_mb.saturating_sub(from_mb - to_mb);
+        }
+        self.free_mb = self.free_mb.min(to_mb);
+    }
+
+    /// Like [`Capacity::release`], but the free slots never exceed `total_mb` (an overloaded
+    /// placement took memory that was not free, and gives it back).
+    pub fn release_within(&mut self, need: Need<'_>, total_mb: u64) {
+        self.release(need);
+        self.free_mb = self.free_mb.min(total_mb);
+    }
+
     /// Gives back the slots of one completed (or timed-out) activation.
     pub fn release(&mut self, need: Need<'_>) {
         if need.concurrency <= 1 {
@@ -133,6 +152,25 @@ mod tests {
         assert_eq!(c.free_mb(), 0);
         c.release(need(1));
         assert_eq!(c.free_mb(), 256);
+    }
+
+    #[test]
+    fn resizing_keeps_the_slots_in_use_and_releases_stay_within_the_total() {
+        let mut c = Capacity::new(1024);
+        assert!(c.acquire(need(1), false));
+        c.resize(1024, 512);
+        assert_eq!(c.free_mb(), 256);
+        c.resize(512, 1024);
+        assert_eq!(c.free_mb(), 768);
+        assert!(c.acquire(need(1), true));
+        assert!(c.acquire(need(1), true));
+        assert!(c.acquire(need(1), true));
+        assert!(c.acquire(need(1), true));
+        assert_eq!(c.free_mb(), 0);
+        for _ in 0..5 {
+            c.release_within(need(1), 1024);
+        }
+        assert_eq!(c.free_mb(), 1024);
     }
 
     #[test]

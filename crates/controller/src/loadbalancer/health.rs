@@ -72,8 +72,14 @@ impl InvokerHealth {
 
     /// The invoker's health at `now`.
     pub fn at(&self, now: u64) -> Health {
+        self.at_with(now, OFFLINE_AFTER_MS)
+    }
+
+    /// The invoker's health at `now` when it goes offline `offline_after_ms` after its last
+    /// ping (a deployment's setting; [`OFFLINE_AFTER_MS`] upstream).
+    pub fn at_with(&self, now: u64, offline_after_ms: u64) -> Health {
         match self.last_ping {
-            Some(t) if now.saturating_sub(t) < OFFLINE_AFTER_MS => {}
+            Some(t) if now.saturating_sub(t) < offline_after_ms => {}
             _ => return Health::Offline,
         }
         if self.system_errors() >= UNHEALTHY_ERRORS {
@@ -131,6 +137,14 @@ mod tests {
         h.record(Outcome::Ran);
         assert_eq!(h.system_errors(), 2);
         assert_eq!(h.at(1), Health::Healthy);
+    }
+
+    #[test]
+    fn the_offline_window_can_be_configured() {
+        let mut h = InvokerHealth::default();
+        h.ping(1_000);
+        assert_eq!(h.at_with(1_999, 1_000), Health::Healthy);
+        assert_eq!(h.at_with(2_000, 1_000), Health::Offline);
     }
 
     #[test]

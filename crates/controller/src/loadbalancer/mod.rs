@@ -27,6 +27,20 @@ pub enum LoadBalancerError {
     /// The invoker's queue is full.
     #[error("the invoker queue is full")]
     Overloaded,
+    /// A cluster balancer knows no healthy invoker (OpenWhisk's "No invokers available.").
+    #[error("no healthy invoker is known")]
+    NoInvokers,
+    /// The activation message is larger than the messaging system carries.
+    #[error(
+        "The activation message is {size} bytes, more than the {limit} bytes the messaging \
+         server accepts (raise nats-server's max_payload)."
+    )]
+    MessageTooLarge {
+        /// The encoded message's size in bytes.
+        size: usize,
+        /// The largest message the server accepts, bytes.
+        limit: usize,
+    },
 }
 
 /// Sends activations to an invoker.
