@@ -299,6 +299,10 @@ impl LoadBalancer for ClusterBalancer {
     ) -> Result<oneshot::Receiver<CompletionMessage>, LoadBalancerError> {
         self.inner.publish(msg).await
     }
+
+    fn invoker_health(&self) -> Vec<(String, &'static str)> {
+        self.invokers()
+    }
 }
 
 impl Inner {
