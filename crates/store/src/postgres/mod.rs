@@ -274,7 +274,10 @@ impl PostgresStore {
         self.query(&sql, &[&collection.as_str(), &p2, &p3, &p4, &limit, &skip])
             .await?
             .iter()
-            .map(entity_doc)
+            .map(|row| {
+                let doc = entity_doc(row)?;
+                Ok(if summaries { blank_code(doc) } else { doc })
+            })
             .collect()
     }
 }
@@ -324,9 +327,19 @@ fn entity_doc(row: &tokio_postgres::Row) -> Result<EntityDoc, StoreError> {
     })
 }
 
-/// The document with a string `exec.code` replaced by `""`.
-const SUMMARY_DOC: &str = "CASE WHEN jsonb_typeof(e.doc::jsonb -> 'exec' -> 'code') = 'string' \
+/// The document with a string `exec.code` replaced by `""`. A document with an escaped NUL,
+/// which `jsonb` refuses, comes back whole (and [`blank_code`] leaves its code out).
+const SUMMARY_DOC: &str = "CASE WHEN strpos(e.doc, '\\u0000') = 0 \
+     AND jsonb_typeof(e.doc::jsonb -> 'exec' -> 'code') = 'string' \
      THEN jsonb_set(e.doc::jsonb, '{exec,code}', '\"\"')::text ELSE e.doc END";
+
+/// Replaces a string `exec.code` by `""`.
+fn blank_code(mut doc: EntityDoc) -> EntityDoc {
+    if let Some(code) = doc.doc.pointer_mut("/exec/code").filter(|c| c.is_string()) {
+        *code = serde_json::Value::String(String::new());
+    }
+    doc
+}
 
 /// `$1` collection, `$2` exact path, `$3`..`$4` the range of paths below a namespace.
 const SCOPE_WHERE: &str = "collection = $1 AND (path = $2 OR (path >= $3 AND path < $4))";
