@@ -21,7 +21,7 @@ pub use leader::Leadership;
 pub use notify::{CHANNEL, follow_changes};
 
 use crate::config::StoreConfig;
-use crate::matching::activation_match_name;
+use crate::matching::{activation_match_name, collection_from_str, scope_params};
 use crate::memory::check_put;
 use crate::{
     ActivationFilter, ActivationStore, Change, Collection, EntityDoc, EntityStore, ListScope,
@@ -303,23 +303,18 @@ fn sql_u64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn collection_from_str(s: &str) -> Result<Collection, StoreError> {
-    [
-        Collection::Actions,
-        Collection::Packages,
-        Collection::Triggers,
-        Collection::Rules,
-    ]
-    .into_iter()
-    .find(|c| c.as_str() == s)
-    .ok_or_else(|| StoreError::Corrupt(serde::de::Error::custom(format!("unknown collection {s}"))))
+/// The collection named `s`, or the document is corrupt.
+fn parse_collection(s: &str) -> Result<Collection, StoreError> {
+    collection_from_str(s).ok_or_else(|| {
+        StoreError::Corrupt(serde::de::Error::custom(format!("unknown collection {s}")))
+    })
 }
 
 /// Decodes a row selected as `collection, path, name, updated, doc`.
 fn entity_doc(row: &tokio_postgres::Row) -> Result<EntityDoc, StoreError> {
     let doc: &str = row.get(4);
     Ok(EntityDoc {
-        collection: collection_from_str(row.get(0))?,
+        collection: parse_collection(row.get(0))?,
         path: row.get(1),
         name: row.get(2),
         updated: u64::try_from(row.get::<_, i64>(3)).unwrap_or(0),
@@ -343,17 +338,6 @@ fn blank_code(mut doc: EntityDoc) -> EntityDoc {
 
 /// `$1` collection, `$2` exact path, `$3`..`$4` the range of paths below a namespace.
 const SCOPE_WHERE: &str = "collection = $1 AND (path = $2 OR (path >= $3 AND path < $4))";
-
-/// The text parameters of [`SCOPE_WHERE`] for a list scope.
-fn scope_params(scope: &ListScope) -> (String, String, String) {
-    match scope {
-        // `ns/` <= path < `ns0` selects every path below `ns/` ('0' follows '/' in ASCII, and
-        // the columns compare bytes) without LIKE, whose wildcards may appear in names.
-        ListScope::Namespace(ns) => (ns.clone(), format!("{ns}/"), format!("{ns}0")),
-        // An empty range: only the exact path matches.
-        ListScope::Path(p) => (p.clone(), String::from("1"), String::from("0")),
-    }
-}
 
 fn identity_row(row: &tokio_postgres::Row) -> Identity {
     Identity {
@@ -469,7 +453,7 @@ impl EntityStore for PostgresStore {
                 .first()
                 .map(|row| {
                     let updated = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
-                    collection_from_str(row.get(0)).map(|c| (c, updated))
+                    parse_collection(row.get(0)).map(|c| (c, updated))
                 })
                 .transpose()?;
             check_put(existing, &doc, mode)?;
