@@ -11,6 +11,15 @@ use tokio_postgres::{Client, NoTls};
 /// connection (and with it the lock) is still there.
 const POLL: Duration = Duration::from_secs(1);
 
+/// Asks the server to end the session (and so free the lock) once it has not heard from this
+/// process for 10 s, so that a leader cut off by the network is replaced, and
+/// only after it noticed (within `POLL` + 3 × `POLL`) and stopped. `idle_session_timeout`
+/// needs PostgreSQL 14; older servers fall back on the TCP keepalive settings.
+const SESSION_SETTINGS: [&str; 2] = [
+    "SET idle_session_timeout = '10s'",
+    "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3",
+];
+
 /// The advisory lock key of `name`, computed by the server.
 const TRY_LOCK: &str = "SELECT pg_try_advisory_lock(hashtextextended('edgewhisk:' || $1, 0))";
 
@@ -71,6 +80,11 @@ pub(super) async fn lead(config: &tokio_postgres::Config, name: &str) -> Leaders
                     }
                     on_close.send_replace(true);
                 });
+                for setting in SESSION_SETTINGS {
+                    if let Err(e) = client.batch_execute(setting).await {
+                        tracing::debug!(error = %e, setting, "leadership session setting refused");
+                    }
+                }
                 if wait_for_lock(&client, name).await {
                     let watchdog = tokio::spawn(watch_connection(client, lost_tx));
                     return Leadership {

@@ -18,14 +18,14 @@ mod schema;
 mod writer;
 
 pub use leader::Leadership;
-pub use notify::{CHANNEL, follow_changes};
+pub use notify::CHANNEL;
 
 use crate::config::StoreConfig;
 use crate::matching::{activation_match_name, collection_from_str, scope_params};
 use crate::memory::check_put;
 use crate::{
-    ActivationFilter, ActivationStore, Change, Collection, EntityDoc, EntityStore, ListScope,
-    PutMode, StoreError,
+    ActivationFilter, ActivationStore, CachingEntityStore, Change, Collection, EntityDoc,
+    EntityStore, ListScope, PutMode, StoreError,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -33,6 +33,7 @@ use edgewhisk_entity::identity::{KeyHash, NamespaceLimits};
 use edgewhisk_entity::{Activation, ActivationId, Identity};
 use error::{classify, pool_error};
 use parking_lot::Mutex;
+use std::sync::Weak;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -280,6 +281,29 @@ impl PostgresStore {
             })
             .collect()
     }
+}
+
+/// Spawns a task that applies every change announced through `store` to `cache`, until the
+/// cache is dropped or the store's listener ends: a controller's whole cache wiring. A
+/// subscriber that fell behind forgets everything.
+pub fn follow_changes<S: EntityStore>(
+    store: &PostgresStore,
+    cache: Weak<CachingEntityStore<S>>,
+) -> JoinHandle<()> {
+    let mut changes = store.changes();
+    tokio::spawn(async move {
+        loop {
+            let change = match changes.recv().await {
+                Ok(change) => change,
+                Err(broadcast::error::RecvError::Lagged(_)) => Change::All,
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            let Some(cache) = cache.upgrade() else {
+                return;
+            };
+            cache.invalidate(&change);
+        }
+    })
 }
 
 impl Drop for PostgresStore {

@@ -4,11 +4,9 @@
 //! subscriber, and says [`Change::All`] whenever it (re)connects, since it may have missed
 //! some meanwhile.
 
-use crate::{CachingEntityStore, Change, EntityStore};
-use std::sync::Weak;
+use crate::Change;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
-use tokio::task::JoinHandle;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 /// The notification channel of entity, identity and limits writes.
@@ -17,8 +15,8 @@ pub const CHANNEL: &str = "edgewhisk_entities";
 /// PostgreSQL refuses payloads of 8000 bytes or more; a longer change is announced as "all".
 const MAX_PAYLOAD: usize = 7900;
 
-/// Changes kept for a subscriber that is behind; one that falls further behind is told
-/// "all" (see [`follow_changes`]).
+/// Changes kept for a subscriber that is behind; one that falls further behind gets
+/// `RecvError::Lagged`.
 pub(super) const CHANGES_BUFFER: usize = 1024;
 
 /// How often the listener checks that its connection still answers; a connection that does
@@ -110,29 +108,6 @@ async fn forward(
             }
         }
     }
-}
-
-/// Spawns a task that applies every change announced through `store` to `cache`, until the
-/// cache is dropped or the store's listener ends: a controller's whole cache wiring. A
-/// subscriber that fell behind forgets everything.
-pub fn follow_changes<S: EntityStore>(
-    store: &super::PostgresStore,
-    cache: Weak<CachingEntityStore<S>>,
-) -> JoinHandle<()> {
-    let mut changes = store.changes();
-    tokio::spawn(async move {
-        loop {
-            let change = match changes.recv().await {
-                Ok(change) => change,
-                Err(broadcast::error::RecvError::Lagged(_)) => Change::All,
-                Err(broadcast::error::RecvError::Closed) => return,
-            };
-            let Some(cache) = cache.upgrade() else {
-                return;
-            };
-            cache.invalidate(&change);
-        }
-    })
 }
 
 #[cfg(test)]

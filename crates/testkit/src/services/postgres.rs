@@ -6,7 +6,6 @@
 //! is killed when dropped. As root, the server runs as the `postgres` user, which owns the
 //! temporary directory (PostgreSQL refuses to run as root).
 
-use super::free_port;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Pid, User};
 use std::os::unix::process::CommandExt;
@@ -341,6 +340,12 @@ fn find_bin() -> Result<PathBuf, ServiceError> {
                 .into(),
         )
     })
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> std::io::Result<u16> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    Ok(listener.local_addr()?.port())
 }
 
 /// Blocks this thread for `d`: the helper is synchronous (a test calls it before its runtime
