@@ -207,6 +207,29 @@ mod postgres_store {
         assert_eq!(page[0].doc["parameters"], odd.doc["parameters"]);
     }
 
+    #[tokio::test]
+    async fn connecting_to_no_server_is_unavailable() {
+        // Needs no PostgreSQL: nothing listens on a port that was just free.
+        let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let options = PostgresOptions {
+            connect_timeout: Duration::from_secs(1),
+            ..PostgresOptions::default()
+        };
+        let url = format!("postgres://edgewhisk@127.0.0.1:{port}/edgewhisk");
+        let err = PostgresStore::connect_with(&url, &StoreConfig::default(), options)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        let err = PostgresStore::connect("not a url", &StoreConfig::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Postgres(_)), "{err:?}");
+    }
+
     /// Calls `get` until it succeeds; returns how long that took.
     async fn until_reachable(store: &PostgresStore, limit: Duration) -> Duration {
         let started = Instant::now();
