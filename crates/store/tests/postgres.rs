@@ -258,7 +258,11 @@ mod postgres_store {
             .unwrap();
         store.put(action("a", 1), PutMode::Create).await.unwrap();
         store.store(record(1, "before")).await.unwrap();
+        let mut changes = store.changes();
+        let listening = tokio::time::timeout(Duration::from_secs(5), changes.recv()).await;
+        assert_eq!(listening.unwrap().unwrap(), Change::All);
         for crash in [false, true] {
+            let leader = store.lead("alarms").await;
             if crash {
                 tokio::task::block_in_place(|| pg.kill()).unwrap();
             } else {
@@ -276,6 +280,9 @@ mod postgres_store {
                 "{stored:?}"
             );
             assert!(started.elapsed() < Duration::from_secs(5));
+            tokio::time::timeout(Duration::from_secs(5), leader.lost())
+                .await
+                .expect("a leader that lost its server must learn it");
             tokio::task::block_in_place(|| pg.restart()).unwrap();
             let took = until_reachable(&store, Duration::from_secs(5)).await;
             println!(
@@ -286,6 +293,9 @@ mod postgres_store {
                 Some(action("a", 1))
             );
             store.store(record(3, "after")).await.unwrap();
+            // The change listener is back, and says that it may have missed changes.
+            let back = tokio::time::timeout(Duration::from_secs(5), changes.recv()).await;
+            assert_eq!(back.unwrap().unwrap(), Change::All);
         }
     }
 
