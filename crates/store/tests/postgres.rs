@@ -475,8 +475,35 @@ mod postgres_store {
             }
             [median(gets), median(puts), median(stores)]
         }
-        let pg = measure(&pg).await;
-        let sqlite = measure(&sqlite).await;
+        /// Records per second stored by 32 concurrent callers (group commit at work).
+        async fn throughput<S: ActivationStore>(s: Arc<S>) -> f64 {
+            let started = Instant::now();
+            let tasks: Vec<_> = (0..32u64)
+                .map(|t| {
+                    let s = Arc::clone(&s);
+                    tokio::spawn(async move {
+                        for n in 0..100u64 {
+                            let mut a = record(0, "bench");
+                            a.activation_id = id(1_000_000 + t * 1000 + n);
+                            s.store(a).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+            3200.0 / started.elapsed().as_secs_f64()
+        }
+        let pg = Arc::new(pg);
+        let sqlite = Arc::new(sqlite);
+        let pg_rate = throughput(Arc::clone(&pg)).await;
+        let sqlite_rate = throughput(Arc::clone(&sqlite)).await;
+        println!(
+            "activation store, 32 concurrent callers: postgres {pg_rate:.0}/s, sqlite {sqlite_rate:.0}/s"
+        );
+        let pg = measure(&*pg).await;
+        let sqlite = measure(&*sqlite).await;
         for (i, op) in ["entity get", "entity put", "activation store"]
             .iter()
             .enumerate()

@@ -198,6 +198,10 @@ impl PostgresStore {
     /// [`Change::All`] each time it (re)connects, since it may have missed changes meanwhile.
     /// Subscribe before filling a cache. A receiver that falls more than a thousand changes
     /// behind gets `RecvError::Lagged` and should forget everything.
+    ///
+    /// # Panics
+    ///
+    /// On the first call outside a tokio runtime.
     pub fn changes(&self) -> broadcast::Receiver<Change> {
         let mut listener = self.listener.lock();
         let (tx, _) = listener.get_or_insert_with(|| {

@@ -181,16 +181,20 @@ impl Postgres {
         }
     }
 
-    /// Starts a watchdog process that shuts the server down (SIGQUIT, then SIGKILL) once this
-    /// process has exited: for a server kept in a `static`, which is never dropped.
+    /// Starts a watchdog process that, once this process has exited, shuts the server down
+    /// (SIGQUIT, then SIGKILL) and removes its directory: for a server kept in a `static`,
+    /// which is never dropped. It watches the server process running now (call it again after
+    /// a restart).
     pub fn kill_on_exit(&self) -> Result<(), ServiceError> {
         let Some(pid) = self.pid() else {
             return Ok(());
         };
         let script = format!(
-            "while kill -0 {me} 2>/dev/null; do sleep 1; done; \
-             kill -QUIT {pid} 2>/dev/null; sleep 3; kill -KILL {pid} 2>/dev/null",
-            me = std::process::id()
+            "while kill -0 {me} 2>/dev/null; do sleep 1; done; kill -QUIT {pid} 2>/dev/null; \
+             for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 {pid} 2>/dev/null || break; sleep 0.5; done; \
+             kill -KILL {pid} 2>/dev/null; sleep 0.5; rm -rf '{dir}'",
+            me = std::process::id(),
+            dir = self.dir.path().display()
         );
         Command::new("sh")
             .args(["-c", &script])
