@@ -8,6 +8,7 @@ use super::error::{classify, pool_error};
 use crate::StoreError;
 use deadpool_postgres::Pool;
 use std::time::Duration;
+use tokio_postgres::types::ToSql;
 
 /// The retention settings of a store.
 #[derive(Debug, Clone)]
@@ -60,6 +61,7 @@ impl Retention {
             .iter()
             .map(|row| (row.get(0), row.get(1)))
             .collect();
+        let rows = u64::try_from(self.batch_size).unwrap_or(u64::MAX);
         let batch = i64::try_from(self.batch_size).unwrap_or(i64::MAX);
         let cutoff = edgewhisk_entity::time::now_millis().saturating_sub(self.max_age_ms);
         let cutoff = i64::try_from(cutoff).unwrap_or(i64::MAX);
@@ -69,30 +71,35 @@ impl Retention {
         let mut deleted = 0;
         for (namespace, count) in namespaces {
             if self.max_age_ms > 0 {
-                loop {
-                    let n = client
-                        .execute(&by_age, &[&namespace, &cutoff, &batch])
-                        .await
-                        .map_err(db)?;
-                    deleted += n;
-                    if n < u64::try_from(batch).unwrap_or(u64::MAX) {
-                        break;
-                    }
-                }
+                let params: [&(dyn ToSql + Sync); 3] = [&namespace, &cutoff, &batch];
+                deleted += drain(&client, &by_age, &params, rows).await?;
             }
             if keep > 0 && count > keep {
-                loop {
-                    let n = client
-                        .execute(&by_count, &[&namespace, &keep, &batch])
-                        .await
-                        .map_err(db)?;
-                    deleted += n;
-                    if n < u64::try_from(batch).unwrap_or(u64::MAX) {
-                        break;
-                    }
-                }
+                let params: [&(dyn ToSql + Sync); 3] = [&namespace, &keep, &batch];
+                deleted += drain(&client, &by_count, &params, rows).await?;
             }
         }
         Ok(deleted)
+    }
+}
+
+/// Runs a delete of at most `batch` rows until it deletes fewer; returns how many rows it
+/// deleted.
+async fn drain(
+    client: &tokio_postgres::Client,
+    stmt: &tokio_postgres::Statement,
+    params: &[&(dyn ToSql + Sync)],
+    batch: u64,
+) -> Result<u64, StoreError> {
+    let mut deleted = 0;
+    loop {
+        let n = client
+            .execute(stmt, params)
+            .await
+            .map_err(|e| classify(&e))?;
+        deleted += n;
+        if n < batch {
+            return Ok(deleted);
+        }
     }
 }
