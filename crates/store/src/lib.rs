@@ -1,6 +1,7 @@
 //! Persistence for edgewhisk: the `EntityStore` and `ActivationStore` traits, an in-memory
 //! implementation (also the test fake), the embedded SQLite implementation with a
-//! group-committing activation writer, and a caching wrapper for entities and keys.
+//! group-committing activation writer, the PostgreSQL implementation that the controllers and
+//! invokers of a cluster share, and a caching wrapper for entities and keys.
 //!
 //! It knows nothing about HTTP. Entities are stored as JSON documents keyed by their path
 //! (`namespace` or `namespace/package`) and name; their typed forms are `edgewhisk-entity`'s,
@@ -15,13 +16,15 @@ pub mod cache;
 pub mod config;
 mod matching;
 pub mod memory;
+pub mod postgres;
 mod shared;
 mod space;
 pub mod sqlite;
 
-pub use cache::CachingEntityStore;
+pub use cache::{CachingEntityStore, Change};
 pub use config::{StoreConfig, StoreConfigError};
 pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Which REST collection an entity belongs to. Names are unique per path across collections.
@@ -119,6 +122,15 @@ pub enum StoreError {
     /// SQLite failed.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL answered a query with an error (its SQLSTATE and message).
+    #[error("postgres: {0}")]
+    Postgres(String),
+    /// The database cannot be reached: connection refused or lost, no pooled connection in
+    /// time, or the server shutting down or starting up. Nothing of the operation is known to
+    /// be stored (a write may or may not have committed); the same call may succeed once the
+    /// database is back, which the store notices by itself. The controller answers 503.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
     /// A stored document did not decode.
     #[error("corrupt document: {0}")]
     Corrupt(#[from] serde_json::Error),

@@ -1,7 +1,7 @@
 //! Matching and ordering rules shared by every store implementation, so that the memory store
-//! (the test fake) and the SQLite store cannot drift apart.
+//! (the test fake), the SQLite store and the PostgreSQL store cannot drift apart.
 
-use crate::{ActivationFilter, EntityDoc, ListScope};
+use crate::{ActivationFilter, Collection, EntityDoc, ListScope};
 use edgewhisk_entity::Activation;
 use serde_json::Value;
 use std::cmp::Ordering;
@@ -16,6 +16,30 @@ pub(crate) fn scope_matches(scope: &ListScope, path: &str) -> bool {
                     .is_some_and(|rest| rest.starts_with('/'))
         }
         ListScope::Path(p) => path == p,
+    }
+}
+
+/// The collection named `s` (as [`Collection::as_str`] spells it).
+pub(crate) fn collection_from_str(s: &str) -> Option<Collection> {
+    [
+        Collection::Actions,
+        Collection::Packages,
+        Collection::Triggers,
+        Collection::Rules,
+    ]
+    .into_iter()
+    .find(|c| c.as_str() == s)
+}
+
+/// The text parameters that select a list scope in SQL: the exact path, and the range of
+/// paths below a namespace (`path = p OR (path >= lo AND path < hi)`; bytewise comparison).
+pub(crate) fn scope_params(scope: &ListScope) -> (String, String, String) {
+    match scope {
+        // `ns/` <= path < `ns0` selects every path below `ns/` ('0' follows '/' in ASCII)
+        // without LIKE, whose wildcards `_` and `%` may appear in names.
+        ListScope::Namespace(ns) => (ns.clone(), format!("{ns}/"), format!("{ns}0")),
+        // An empty range: only the exact path matches.
+        ListScope::Path(p) => (p.clone(), String::from("1"), String::from("0")),
     }
 }
 

@@ -9,7 +9,7 @@
 //! `docs/design/013-embedded-store.md`; what an answer promises: `docs/durability.md`.
 
 use crate::config::StoreConfig;
-use crate::matching::activation_match_name;
+use crate::matching::{activation_match_name, collection_from_str, scope_params};
 use crate::memory::check_put;
 use crate::space::{SpaceGuard, classify, is_disk_full};
 use crate::{
@@ -406,17 +406,6 @@ impl<T, F> ConnectionJob<T> for F where
 {
 }
 
-fn collection_from_str(s: &str) -> Option<Collection> {
-    [
-        Collection::Actions,
-        Collection::Packages,
-        Collection::Triggers,
-        Collection::Rules,
-    ]
-    .into_iter()
-    .find(|c| c.as_str() == s)
-}
-
 fn sql_limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -447,17 +436,6 @@ fn entity_doc(
         updated,
         doc: serde_json::from_str(&doc)?,
     })
-}
-
-/// The `WHERE` clause and its text parameters for a list scope (`?2`, `?3`, `?4`).
-fn scope_params(scope: &ListScope) -> (String, String, String) {
-    match scope {
-        // `ns/` <= path < `ns0` selects every path below `ns/` ('0' follows '/' in ASCII)
-        // without LIKE, whose wildcards `_` and `%` may appear in names.
-        ListScope::Namespace(ns) => (ns.clone(), format!("{ns}/"), format!("{ns}0")),
-        // An empty range: only the exact path matches.
-        ListScope::Path(p) => (p.clone(), String::from("1"), String::from("0")),
-    }
 }
 
 /// A stored document with its action code (`exec.code`, when a string) replaced by `""`. The

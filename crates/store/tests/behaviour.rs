@@ -1,5 +1,6 @@
-//! One behaviour suite, run against every store implementation, plus SQLite-only durability
-//! tests. Each `case` is an async fn over any store; `suite!` instantiates it per store.
+//! One behaviour suite, run against every store implementation (PostgreSQL's cases skip when
+//! it is not installed, outside CI). Each `case` is an async fn over any store; `suite!`
+//! instantiates it per store.
 
 #[cfg(test)]
 mod support;
@@ -452,6 +453,20 @@ mod store_behaviour {
                     let store =
                         SqliteStore::open(&dir.path().join("store.db"), &gathering_writer_config())
                             .unwrap();
+                    super::$case(&store).await;
+                }
+            )*
+        }
+        mod postgres_store {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let Some(store) =
+                        support::postgres_store(&gathering_writer_config()).await
+                    else {
+                        return;
+                    };
                     super::$case(&store).await;
                 }
             )*

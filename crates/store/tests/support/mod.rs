@@ -74,3 +74,35 @@ pub(crate) fn gathering_writer_config() -> StoreConfig {
         ..StoreConfig::default()
     }
 }
+
+/// A fresh, empty database on the test binary's one PostgreSQL server (started on first use,
+/// shut down when the binary exits), or `None` with the reason printed when PostgreSQL is not
+/// installed outside CI.
+pub(crate) fn postgres_database() -> Option<String> {
+    use edgewhisk_testkit::services::postgres::Postgres;
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static SERVER: OnceLock<Option<Postgres>> = OnceLock::new();
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let server = SERVER
+        .get_or_init(|| {
+            let pg = Postgres::start_or_skip()?;
+            pg.kill_on_exit()
+                .expect("watchdog for the PostgreSQL server");
+            Some(pg)
+        })
+        .as_ref()?;
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    Some(server.create_database(&format!("test{n}")).unwrap())
+}
+
+/// A PostgreSQL store on a fresh database with `config`, or `None` (see
+/// [`postgres_database`]).
+pub(crate) async fn postgres_store(config: &StoreConfig) -> Option<edgewhisk_store::PostgresStore> {
+    let url = postgres_database()?;
+    Some(
+        edgewhisk_store::PostgresStore::connect(&url, config)
+            .await
+            .unwrap(),
+    )
+}
