@@ -48,7 +48,8 @@ pub enum ApiError {
     #[error("load balancer: {0}")]
     Unavailable(#[from] LoadBalancerError),
     /// 500: the store failed; logged, never shown. 507 when it failed for lack of disk space
-    /// ([`StoreError::Full`]), with a message that says so.
+    /// ([`StoreError::Full`]), and 503 when it cannot reach its database
+    /// ([`StoreError::Unavailable`]), each with a message that says so.
     #[error("store: {0}")]
     Store(#[from] StoreError),
     /// 500: a stored document did not decode as its type; logged, never shown.
@@ -80,6 +81,7 @@ impl ApiError {
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(StoreError::Full) => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(_) | ApiError::CorruptEntity { .. } => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -101,6 +103,7 @@ impl ApiError {
             ApiError::Unavailable(e @ LoadBalancerError::MessageTooLarge { .. }) => e.to_string(),
             ApiError::Unavailable(_) => messages::SERVICE_UNAVAILABLE.to_owned(),
             ApiError::Store(StoreError::Full) => messages::STORE_FULL.to_owned(),
+            ApiError::Store(StoreError::Unavailable(_)) => messages::STORE_UNAVAILABLE.to_owned(),
             ApiError::Store(_) | ApiError::CorruptEntity { .. } => {
                 messages::INTERNAL_SERVER_ERROR.to_owned()
             }
@@ -454,6 +457,11 @@ mod tests {
                 "Internal Server Error",
             ),
             (ApiError::Store(StoreError::Full), 507, messages::STORE_FULL),
+            (
+                ApiError::Store(StoreError::Unavailable("connection refused".into())),
+                503,
+                messages::STORE_UNAVAILABLE,
+            ),
         ];
         for (err, status, text) in cases {
             assert_eq!(err.status().as_u16(), status);

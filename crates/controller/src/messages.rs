@@ -31,6 +31,10 @@ pub const NO_INVOKERS_AVAILABLE: &str = "No invokers available.";
 /// floor. Reads keep working; writes work again once space is freed.
 pub const STORE_FULL: &str = "The server is out of storage space: the request was not stored. Delete \
 activations or entities, or free disk space on the server, then retry.";
+/// 503 while the store cannot reach its database (a cluster's PostgreSQL is down or
+/// unreachable). The controller reconnects by itself.
+pub const STORE_UNAVAILABLE: &str = "The server cannot reach its database: the request may not \
+have been carried out. Retry shortly.";
 /// 400 when a body defines parameters that a `final` action already fixes.
 pub const PARAMETERS_NOT_ALLOWED: &str =
     "Request defines parameters that are not allowed (e.g., reserved properties).";

@@ -2,11 +2,14 @@
 //! `edgewhisk serve` on a loopback port. Each test starts its own server in its own temporary
 //! directory (data, props file, action sources), so tests are independent and run in parallel.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+use support::cluster::{Backends, Cluster, shared_services};
 
 const BIN: &str = env!("CARGO_BIN_EXE_edgewhisk");
 
@@ -19,11 +22,13 @@ const HELLO_JS: &str = r"function main(params) {
 }
 ";
 
-/// A running server plus a props file pointing at it. Dropping it stops the server by PID
-/// (SIGTERM, so it can stop its runners; SIGKILL if it does not exit in time).
+/// A running server (or cluster) plus a props file pointing at it. Dropping it stops the
+/// server by PID (SIGTERM, so it can stop its runners; SIGKILL if it does not exit in time),
+/// or every process of the cluster.
 struct Env {
     dir: tempfile::TempDir,
     server: Option<Child>,
+    cluster: Option<Cluster>,
 }
 
 impl Env {
@@ -50,6 +55,7 @@ impl Env {
         let env = Self {
             dir,
             server: Some(server),
+            cluster: None,
         };
         let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
             panic!(
@@ -62,16 +68,42 @@ impl Env {
             .unwrap_or_else(|| panic!("unexpected first line from serve: {line}"))
             .trim()
             .to_owned();
+        env.point_at(&url);
+        env
+    }
+
+    /// Two controllers and two invokers on the test binary's PostgreSQL and NATS, the CLI
+    /// pointed at their load balancer; `None` when those services cannot run here.
+    async fn start_cluster() -> Option<Self> {
+        let backends = {
+            let services = shared_services()
+                .await?
+                .lock()
+                .expect("the shared services");
+            Backends::fresh(&services)
+        };
+        let cluster = Cluster::start(backends, 2, 2, "").ready().await;
+        let url = cluster.base();
+        let env = Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            server: None,
+            cluster: Some(cluster),
+        };
+        env.point_at(&url);
+        Some(env)
+    }
+
+    /// Writes the props file for the API at `url`, and the hello action's source.
+    fn point_at(&self, url: &str) {
         std::fs::write(
-            env.props_path(),
+            self.props_path(),
             format!(
                 "APIHOST={url}\nAUTH={}\n",
                 edgewhisk_entity::identity::GUEST_AUTH
             ),
         )
         .expect("write props");
-        std::fs::write(env.path("hello.js"), HELLO_JS).expect("write hello.js");
-        env
+        std::fs::write(self.path("hello.js"), HELLO_JS).expect("write hello.js");
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -83,7 +115,10 @@ impl Env {
     }
 
     fn server_log(&self) -> String {
-        std::fs::read_to_string(self.path("server.log")).unwrap_or_default()
+        match &self.cluster {
+            Some(cluster) => cluster.log_tails(),
+            None => std::fs::read_to_string(self.path("server.log")).unwrap_or_default(),
+        }
     }
 
     /// Runs the CLI through `program` (the binary or a link to it).
@@ -177,9 +212,40 @@ fn invoked_id(line: &str) -> String {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn hello_flow_creates_and_invokes_with_result_and_params() {
-        let env = Env::start();
+    /// Each case runs against the lean server and against a cluster of two controllers and
+    /// two invokers behind a load balancer (`support::cluster`).
+    macro_rules! lean_and_cluster {
+        ($($case:ident),* $(,)?) => {
+            mod lean {
+                $(
+                    #[tokio::test]
+                    async fn $case() {
+                        super::$case(super::Env::start()).await;
+                    }
+                )*
+            }
+            mod cluster {
+                $(
+                    #[tokio::test]
+                    async fn $case() {
+                        if let Some(env) = super::Env::start_cluster().await {
+                            super::$case(env).await;
+                        }
+                    }
+                )*
+            }
+        };
+    }
+
+    lean_and_cluster!(
+        hello_flow_creates_and_invokes_with_result_and_params,
+        update_get_list_and_delete_round_trip,
+        activation_list_get_logs_and_result_show_the_invocation,
+        conflicts_and_missing_entities_exit_with_wsk_codes,
+        an_application_error_exits_246_and_prints_the_activation_to_stderr,
+    );
+
+    async fn hello_flow_creates_and_invokes_with_result_and_params(env: Env) {
         let run = env.wsk(&["action", "create", "hello", "hello.js"]).ok();
         assert_eq!(run.stdout, "ok: created action hello\n");
 
@@ -209,9 +275,7 @@ mod tests {
         invoked_id(run.stdout.trim_end());
     }
 
-    #[tokio::test]
-    async fn update_get_list_and_delete_round_trip() {
-        let env = Env::start();
+    async fn update_get_list_and_delete_round_trip(env: Env) {
         // update creates when missing (the GET 404 is tolerated)
         let run = env
             .wsk(&["action", "update", "hello", "hello.js", "-m", "128"])
@@ -246,9 +310,7 @@ mod tests {
         assert_eq!(env.wsk(&["action", "list"]).ok().stdout, "actions\n");
     }
 
-    #[tokio::test]
-    async fn activation_list_get_logs_and_result_show_the_invocation() {
-        let env = Env::start();
+    async fn activation_list_get_logs_and_result_show_the_invocation(env: Env) {
         env.wsk(&["action", "create", "hello", "hello.js"]).ok();
         let run = env
             .wsk(&["action", "invoke", "hello", "-b", "-p", "name", "Logs"])
@@ -288,9 +350,7 @@ mod tests {
         assert_eq!(run.stdout, "{\n    \"payload\": \"Hello, Logs!\"\n}\n");
     }
 
-    #[tokio::test]
-    async fn conflicts_and_missing_entities_exit_with_wsk_codes() {
-        let env = Env::start();
+    async fn conflicts_and_missing_entities_exit_with_wsk_codes(env: Env) {
         env.wsk(&["action", "create", "hello", "hello.js"]).ok();
 
         let run = env.wsk(&["action", "create", "hello", "hello.js"]);
@@ -318,9 +378,7 @@ mod tests {
         assert_eq!(run.code, 2, "{run:?}");
     }
 
-    #[tokio::test]
-    async fn an_application_error_exits_246_and_prints_the_activation_to_stderr() {
-        let env = Env::start();
+    async fn an_application_error_exits_246_and_prints_the_activation_to_stderr(env: Env) {
         std::fs::write(
             env.path("fail.js"),
             "function main() { return {error: 'boom'}; }\n",

@@ -8,6 +8,7 @@ mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
+use support::cluster::{Backends, Cluster, shared_services};
 use support::{repo_path, spawn_server};
 
 fn run(cmd: &mut Command, what: &str) -> Output {
@@ -52,6 +53,27 @@ mod tests {
 
     #[test]
     fn official_openwhisk_npm_client_passes_its_compatibility_suite() {
+        let server = spawn_server(None);
+        run_suite(server.base());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn official_openwhisk_npm_client_passes_its_compatibility_suite_against_a_cluster() {
+        let Some(services) = shared_services().await else {
+            return;
+        };
+        let backends = Backends::fresh(&services.lock().expect("the shared services"));
+        let cluster = Cluster::start(backends, 2, 2, "").ready().await;
+        let base = cluster.base();
+        let suite = tokio::task::spawn_blocking(move || run_suite(&base)).await;
+        if let Err(e) = suite {
+            eprintln!("{}", cluster.log_tails());
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+
+    /// Runs every `tests/npm/*.test.mjs` against the API at `base`.
+    fn run_suite(base: &str) {
         let dir = repo_path("tests/npm");
         let version = run(Command::new("node").arg("--version"), "node --version");
         assert!(
@@ -61,7 +83,6 @@ mod tests {
         );
         ensure_node_modules(&dir);
 
-        let server = spawn_server(None);
         let mut test_files: Vec<String> = std::fs::read_dir(&dir)
             .expect("list tests/npm")
             .filter_map(|e| e.ok())
@@ -80,7 +101,7 @@ mod tests {
                 .arg("--test")
                 .arg("--test-reporter=tap")
                 .args(&test_files)
-                .env("EW_APIHOST", server.base())
+                .env("EW_APIHOST", base)
                 .current_dir(&dir),
             "node --test",
         );
@@ -89,9 +110,8 @@ mod tests {
         println!("{report}");
         assert!(
             output.status.success(),
-            "node --test failed ({}) against {}\n{report}",
+            "node --test failed ({}) against {base}\n{report}",
             output.status,
-            server.base()
         );
         let stdout = String::from_utf8_lossy(&output.stdout);
         let count = |label: &str| -> Option<u32> {

@@ -110,7 +110,7 @@ mod postgres_store {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn controllers_starting_at_once_migrate_once() {
+    async fn controllers_starting_at_once_migrate_once_and_one_of_them_provisions() {
         let Some(url) = support::postgres_database() else {
             return;
         };
@@ -120,7 +120,15 @@ mod postgres_store {
             PostgresStore::connect(&url, &config),
             PostgresStore::connect(&url, &config)
         );
-        let (a, _b, _c) = (a.unwrap(), b.unwrap(), c.unwrap());
+        let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+        let created = [&a, &b, &c].map(PostgresStore::created_schema);
+        assert_eq!(
+            created.iter().filter(|c| **c).count(),
+            1,
+            "exactly one created the schema: {created:?}"
+        );
+        let again = PostgresStore::connect(&url, &config).await.unwrap();
+        assert!(!again.created_schema(), "a later start finds the schema");
         a.put(action("a", 1), PutMode::Create).await.unwrap();
         let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
             .await

@@ -9,6 +9,7 @@
 //! activations finish (or fail them with a record) within the grace period, kill every
 //! runner, flush the store.
 
+mod cluster;
 mod connections;
 mod exposure;
 mod fd_limit;

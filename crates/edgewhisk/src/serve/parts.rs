@@ -1,10 +1,14 @@
 //! The parts a server runs, by role: the controller (REST API, balancer, feeds) and the
 //! invoker. In the lean mode the controller's balancer hands activations to the in-process
-//! invoker.
+//! invoker; in a cluster, activations travel over NATS to the invokers' agents, and the feeds
+//! run on the one controller that leads them.
 
+use super::cluster::{self, FeedLeader};
 use super::lean::LeanBalancer;
 use super::stores::Stores;
 use crate::config::Config;
+use anyhow::Context;
+use edgewhisk_cluster::{AgentSettings, BalancerSettings, ClusterBalancer, InvokerAgent};
 use edgewhisk_controller::feeds::FeedService;
 use edgewhisk_controller::loadbalancer::LoadBalancer;
 use edgewhisk_controller::{AppState, BuildInfo};
@@ -13,18 +17,31 @@ use edgewhisk_invoker::Invoker;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The kind of the health test action a controller sends an unhealthy invoker: a runtime
+/// every invoker has.
+const HEALTH_TEST_KIND: &str = "nodejs:20";
+
 /// What a running server is made of, to be served and then shut down in order.
 #[derive(Debug)]
 pub(super) struct Parts {
     controller: Option<Controller>,
     invoker: Option<Invoker>,
+    agent: Option<InvokerAgent>,
 }
 
 /// The controller's running pieces.
 #[derive(Debug)]
 struct Controller {
     state: AppState,
-    feeds: FeedService,
+    feeds: Feeds,
+    balancer: Option<Arc<ClusterBalancer>>,
+}
+
+/// Who runs the feeds: this controller alone (lean), or the cluster's leader.
+#[derive(Debug)]
+enum Feeds {
+    Alone(FeedService),
+    Leader(FeedLeader),
 }
 
 /// Starts the controller (for roles that serve the API) over `invoker` (for roles that run
@@ -34,11 +51,46 @@ pub(super) async fn start(
     stores: &Stores,
     invoker: Option<Invoker>,
 ) -> anyhow::Result<Parts> {
+    let nats = match &stores.postgres {
+        Some(_) => Some(cluster::connect_nats(config).await?),
+        None => None,
+    };
+    let agent = match (&nats, &invoker) {
+        (Some(nats), Some(invoker)) => {
+            let mut settings =
+                AgentSettings::new(config.cluster.invoker_id, config.pool.user_memory_mb);
+            settings.prefix.clone_from(&config.cluster.subject_prefix);
+            let agent = InvokerAgent::start(nats.clone(), settings, invoker.clone())
+                .await
+                .context("starting the invoker agent")?;
+            tracing::info!(
+                invoker_id = config.cluster.invoker_id,
+                "invoker taking activations over NATS"
+            );
+            Some(agent)
+        }
+        _ => None,
+    };
     let controller = if config.cluster.role.controls() {
-        let Some(invoker) = invoker.clone() else {
-            anyhow::bail!("a controller without an invoker needs the cluster backends");
+        let (balancer, cluster_balancer): (Arc<dyn LoadBalancer>, _) = match (&nats, &invoker) {
+            (Some(nats), _) => {
+                let settings = BalancerSettings {
+                    prefix: config.cluster.subject_prefix.clone(),
+                    health_test_kind: HEALTH_TEST_KIND.to_owned(),
+                    ..BalancerSettings::default()
+                };
+                let balancer = Arc::new(
+                    ClusterBalancer::start(nats.clone(), stores.activations.clone(), settings)
+                        .await
+                        .context("starting the cluster balancer")?,
+                );
+                (balancer.clone(), Some(balancer))
+            }
+            (None, Some(invoker)) => (Arc::new(LeanBalancer::new(invoker.clone())), None),
+            (None, None) => {
+                anyhow::bail!("a controller without an invoker needs the cluster backends")
+            }
         };
-        let balancer: Arc<dyn LoadBalancer> = Arc::new(LeanBalancer::new(invoker));
         let state = AppState::new(
             config.api.clone(),
             stores.entities.clone(),
@@ -50,14 +102,22 @@ pub(super) async fn start(
                 buildno: env!("CARGO_PKG_VERSION").to_owned(),
             },
         );
-        let feeds = FeedService::start(state.clone());
-        Some(Controller { state, feeds })
+        let feeds = match &stores.postgres {
+            Some(pg) => Feeds::Leader(FeedLeader::start(pg.clone(), state.clone())),
+            None => Feeds::Alone(FeedService::start(state.clone())),
+        };
+        Some(Controller {
+            state,
+            feeds,
+            balancer: cluster_balancer,
+        })
     } else {
         None
     };
     Ok(Parts {
         controller,
         invoker,
+        agent,
     })
 }
 
@@ -71,14 +131,32 @@ impl Parts {
         }
     }
 
-    /// Stops the feeds, then lets in-flight activations finish (or fails them with a record)
-    /// within `grace` and kills every runner.
+    /// Stops the feeds; stops taking activations from NATS; lets in-flight activations
+    /// finish (or fails them with a record) within `grace` and kills every runner; then stops
+    /// the cluster balancer.
     pub(super) async fn shutdown(self, grace: Duration) {
+        let mut balancer = None;
         if let Some(c) = self.controller {
-            c.feeds.shutdown().await;
+            match c.feeds {
+                Feeds::Alone(feeds) => feeds.shutdown().await,
+                Feeds::Leader(leader) => leader.shutdown().await,
+            }
+            balancer = c.balancer;
         }
-        if let Some(invoker) = self.invoker {
-            invoker.shutdown(grace).await;
+        // The agent waits for the completions of what it took, which the invoker finishes.
+        let agent = async {
+            if let Some(agent) = self.agent {
+                agent.shutdown().await;
+            }
+        };
+        let invoker = async {
+            if let Some(invoker) = self.invoker {
+                invoker.shutdown(grace).await;
+            }
+        };
+        tokio::join!(agent, invoker);
+        if let Some(balancer) = balancer {
+            balancer.shutdown().await;
         }
     }
 }

@@ -1,8 +1,11 @@
 //! Opening the stores a server runs on: the SQLite store in the data directory (the lean
-//! mode), provisioned with the guest key and the system catalog on its first start.
+//! mode), or the cluster's PostgreSQL; provisioned with the guest key and the system catalog
+//! on their first start.
 
+use super::cluster;
 use crate::config::Config;
 use anyhow::Context;
+use edgewhisk_store::postgres::PostgresStore;
 use edgewhisk_store::{ActivationStore, CachingEntityStore, EntityStore, SqliteStore};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,10 +19,25 @@ pub(super) struct Stores {
     pub(super) activations: Arc<dyn ActivationStore>,
     /// The data directory (store files in the lean mode, unpacked action code).
     pub(super) data_dir: PathBuf,
+    /// The cluster's database, which also carries the feeds' leadership; `None` in the lean
+    /// mode.
+    pub(super) postgres: Option<Arc<PostgresStore>>,
 }
 
 /// Opens the configured store and provisions it.
 pub(super) async fn open(config: &Config) -> anyhow::Result<Stores> {
+    if config.cluster.clustered() {
+        let data_dir = config.data_dir();
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+        let opened = cluster::open_store(config).await?;
+        return Ok(Stores {
+            entities: opened.cache,
+            activations: opened.store.clone(),
+            data_dir,
+            postgres: Some(opened.store),
+        });
+    }
     let data_dir = config.data_dir();
     let db_path = config.db_path();
     // Only a directory that is ours (new, or already holding the store) is made private:
@@ -57,6 +75,7 @@ pub(super) async fn open(config: &Config) -> anyhow::Result<Stores> {
         entities,
         activations: store,
         data_dir,
+        postgres: None,
     })
 }
 

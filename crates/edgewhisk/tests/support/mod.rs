@@ -10,9 +10,11 @@
 pub(crate) mod admin;
 pub(crate) mod api;
 pub(crate) mod cli;
+pub(crate) mod cluster;
 pub(crate) mod floods;
 pub(crate) mod host;
 pub(crate) mod net;
+pub(crate) mod proxy;
 pub(crate) mod tmpfs;
 
 use nix::sys::signal::{Signal, kill};
@@ -144,6 +146,11 @@ impl ServerGuard {
     /// The server's temporary directory (data directory, config file, log).
     pub(crate) fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Whether the server process was started and not stopped or killed since.
+    pub(crate) fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// Process id of the running server.

@@ -87,6 +87,8 @@ pub struct PostgresStore {
     retention: Option<JoinHandle<()>>,
     /// The change listener, started by the first [`changes`](Self::changes).
     listener: Mutex<Option<(broadcast::Sender<Change>, JoinHandle<()>)>>,
+    /// Whether this connection created the schema in an empty database.
+    created: bool,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -147,7 +149,7 @@ impl PostgresStore {
             .recycle_timeout(Some(options.connect_timeout))
             .build()
             .map_err(|e| StoreError::Postgres(e.to_string()))?;
-        {
+        let created = {
             let mut client = pool.get().await.map_err(pool_error)?;
             let applied = schema::migrate(&mut client)
                 .await
@@ -155,7 +157,9 @@ impl PostgresStore {
             if applied > 0 {
                 tracing::info!(migrations = applied, "PostgreSQL schema migrated");
             }
-        }
+            // Only an empty database gets every migration at once.
+            applied == schema::MIGRATIONS.len()
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         let writer = Writer {
             pool: pool.clone(),
@@ -179,7 +183,15 @@ impl PostgresStore {
             writer: Mutex::new(Some(writer)),
             retention,
             listener: Mutex::new(None),
+            created,
         })
+    }
+
+    /// Whether this [`connect`](Self::connect) created the schema in an empty database: of
+    /// several processes connecting to a new database at once, exactly one sees `true`, and
+    /// provisions it (the guest key, the system namespace).
+    pub fn created_schema(&self) -> bool {
+        self.created
     }
 
     /// Commits every queued activation record and stops the writer. Later `store` and `flush`

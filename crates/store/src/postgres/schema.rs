@@ -11,7 +11,7 @@ const MIGRATION_LOCK: i64 = 0x0065_6467_6577_6869;
 ///
 /// Text columns that are compared or sorted use the "C" collation, so that order and range
 /// scans are by bytes whatever the database's locale, as in SQLite and the memory store.
-const MIGRATIONS: &[(i32, &str)] = &[(
+pub(super) const MIGRATIONS: &[(i32, &str)] = &[(
     1,
     r#"
 CREATE TABLE entities (

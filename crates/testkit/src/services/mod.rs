@@ -6,11 +6,6 @@
 
 pub mod nats;
 pub mod postgres;
+mod process;
 
-use std::net::TcpListener;
-
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-pub fn free_port() -> std::io::Result<u16> {
-    let listener = TcpListener::bind(("127.0.0.1", 0))?;
-    Ok(listener.local_addr()?.port())
-}
+pub use process::{free_port, in_ci};

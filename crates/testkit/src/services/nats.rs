@@ -6,6 +6,7 @@
 //! deployment must raise it the same way (see `docs/design/015-cluster-messaging.md`).
 //! [`Nats::kill`] and [`Nats::restart`] simulate a crash and a restart on the same port.
 
+use super::process::{free_port, in_ci, stop_at_exit};
 use std::io;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -112,6 +113,16 @@ impl Nats {
         self.kill();
     }
 
+    /// Starts a watchdog process that, once this process has exited, stops the server (SIGTERM,
+    /// then SIGKILL) and removes its directory: for a server kept in a `static`, which is never
+    /// dropped. It watches the server process running now (call it again after a restart).
+    pub fn kill_on_exit(&self) -> io::Result<()> {
+        match &self.child {
+            Some(child) => stop_at_exit(child.id(), "TERM", self._dir.path()),
+            None => Ok(()),
+        }
+    }
+
     /// Starts it again on the same port (killing it first if it still runs).
     pub async fn restart(&mut self) -> io::Result<()> {
         self.kill();
@@ -162,16 +173,4 @@ impl Drop for Nats {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// A TCP port on 127.0.0.1 that was free a moment ago. (`services::free_port` does the same,
-/// but a child module may not reach back into its parent's items.)
-fn free_port() -> io::Result<u16> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
-    Ok(listener.local_addr()?.port())
-}
-
-/// Whether the tests run in CI (`CI=true`), where a missing service is a failure.
-fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| v == "true")
 }

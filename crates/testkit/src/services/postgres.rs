@@ -6,6 +6,7 @@
 //! is killed when dropped. As root, the server runs as the `postgres` user, which owns the
 //! temporary directory (PostgreSQL refuses to run as root).
 
+use super::process::{free_port, in_ci, stop_at_exit};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Pid, User};
 use std::os::unix::process::CommandExt;
@@ -189,19 +190,7 @@ impl Postgres {
         let Some(pid) = self.pid() else {
             return Ok(());
         };
-        let script = format!(
-            "while kill -0 {me} 2>/dev/null; do sleep 1; done; kill -QUIT {pid} 2>/dev/null; \
-             for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 {pid} 2>/dev/null || break; sleep 0.5; done; \
-             kill -KILL {pid} 2>/dev/null; sleep 0.5; rm -rf '{dir}'",
-            me = std::process::id(),
-            dir = self.dir.path().display()
-        );
-        Command::new("sh")
-            .args(["-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
+        stop_at_exit(pid, "QUIT", self.dir.path())?;
         Ok(())
     }
 
@@ -347,11 +336,6 @@ fn find_bin() -> Result<PathBuf, ServiceError> {
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
-fn free_port() -> std::io::Result<u16> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
-    Ok(listener.local_addr()?.port())
-}
-
 /// Blocks this thread for `d`: the helper is synchronous (a test calls it before its runtime
 /// starts, or from a `static` initialiser), and its waits are short.
 #[allow(clippy::disallowed_methods)]
@@ -361,10 +345,6 @@ fn pause(d: Duration) {
 
 /// Whether this runs in CI (`CI=true`), where a missing service is a failure, not a skip.
 #[allow(clippy::disallowed_methods)]
-pub fn in_ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-}
-
 /// Runs `cmd` to completion; a failure carries its output.
 fn run(cmd: &mut Command, name: &str) -> Result<(), ServiceError> {
     let out = cmd.stdin(Stdio::null()).output()?;

@@ -1,0 +1,367 @@
+//! End-to-end tests of the cluster mode with real processes: controllers and invokers started
+//! as `edgewhisk serve --role …` over a `nats-server` and a PostgreSQL that each test starts
+//! on loopback (`docs/cluster.md`). They check what the cluster promises: one store and one
+//! API whichever controller answers, and what happens when each piece fails — an invoker
+//! killed under load, a controller killed, nats-server and PostgreSQL restarted.
+//!
+//! Timings (time to mark an invoker offline, the callers' worst wait, recovery times) are
+//! printed; run with `--nocapture` to see them.
+
+mod support;
+
+#[cfg(test)]
+mod cluster {
+    use crate::support::GUEST_KEY;
+    use crate::support::api::{Endpoint, create_action, http, invoke_blocking, send};
+    use crate::support::cluster::{Backends, Cluster, Services, shared_services};
+    use serde_json::{Value, json};
+    use std::time::{Duration, Instant};
+
+    /// Sleeps `ms` (default 0) and answers which process ran it.
+    const SLEEPER: &str = "function main(p) {\n  return new Promise(r => setTimeout(() => \
+        r({slept: p.ms || 0, pid: process.pid}), p.ms || 0));\n}\n";
+
+    /// Throttles out of the way: the tests invoke in bursts.
+    const FAST: &str = "";
+
+    /// A cluster of `controllers` and `invokers` on the binary's shared services, or `None`
+    /// when they cannot run here.
+    async fn shared_cluster(controllers: usize, invokers: u32) -> Option<Cluster> {
+        let backends = {
+            let services = shared_services()
+                .await?
+                .lock()
+                .expect("the shared services");
+            Backends::fresh(&services)
+        };
+        Some(
+            Cluster::start(backends, controllers, invokers, FAST)
+                .ready()
+                .await,
+        )
+    }
+
+    /// Creates the sleeper action `name` with the time limit `timeout_ms`.
+    async fn create_sleeper(api: &str, name: &str, timeout_ms: u64) {
+        let body = json!({"exec": {"kind": "nodejs:20", "code": SLEEPER},
+                          "limits": {"timeout": timeout_ms}});
+        let reply = send(
+            http()
+                .put(api.ns_url(&format!("actions/{name}?overwrite=true")))
+                .json(&body),
+        )
+        .await;
+        reply.expect_status(200, &format!("create {name}"));
+    }
+
+    #[tokio::test]
+    async fn either_controller_serves_what_the_other_stored_and_runs_it_on_the_invokers() {
+        let Some(cluster) = shared_cluster(2, 2).await else {
+            return;
+        };
+        let (a, b) = (&cluster.controllers[0], &cluster.controllers[1]);
+        create_action(a, "hello", "nodejs:20", crate::support::api::HELLO).await;
+        // Read and run through the other controller at once: its cache learns of the write.
+        let got = send(http().get(b.ns_url("actions/hello"))).await;
+        got.expect_status(200, "get the action through the other controller");
+        let run = invoke_blocking(b, "hello", json!({"name": "cluster"})).await;
+        run.expect_status(200, "invoke through the other controller");
+        assert_eq!(
+            run.body["response"]["result"],
+            json!({"payload": "Hello, cluster!"})
+        );
+        let id = run.body["activationId"].as_str().expect("an id").to_owned();
+        let record = send(http().get(a.ns_url(&format!("activations/{id}")))).await;
+        record.expect_status(200, "the record through the first controller");
+        assert_eq!(record.body["response"]["success"], json!(true));
+
+        // An update through one controller is what the other runs next.
+        create_action(
+            b,
+            "hello",
+            "nodejs:20",
+            "function main() { return {v: 2}; }",
+        )
+        .await;
+        let run = invoke_blocking(a, "hello", json!({})).await;
+        run.expect_status(200, "invoke the updated action");
+        assert_eq!(run.body["response"]["result"], json!({"v": 2}));
+
+        let seen = cluster.invokers_seen_by(0).await;
+        assert_eq!(seen, json!({"invoker0/0": "up", "invoker1/1": "up"}));
+        let count = send(http().get(a.url("/invokers/healthy/count"))).await;
+        assert_eq!(count.body, json!(2));
+    }
+
+    #[tokio::test]
+    async fn an_invoker_killed_under_load_fails_its_activations_with_a_record_and_work_moves_on() {
+        let Some(mut cluster) = shared_cluster(2, 2).await else {
+            return;
+        };
+        let api = cluster.base();
+        // Several actions, so that both invokers are some action's home.
+        let names: Vec<String> = (0..6).map(|i| format!("sleep{i}")).collect();
+        for name in &names {
+            create_sleeper(&api, name, 20_000).await;
+        }
+        let started = Instant::now();
+        let calls: Vec<_> = names
+            .iter()
+            .map(|name| {
+                let api = api.clone();
+                let name = name.clone();
+                tokio::spawn(async move {
+                    let t = Instant::now();
+                    let reply = invoke_blocking(api.as_str(), &name, json!({"ms": 4000})).await;
+                    (name, reply, t.elapsed())
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        cluster.invokers[0].sigkill();
+        let killed = Instant::now();
+        let offline = cluster
+            .wait_for_invokers(&[0], "down", Duration::from_secs(15))
+            .await;
+        println!("invoker0 marked down by every controller {offline:?} after SIGKILL");
+
+        let mut failed = Vec::new();
+        let mut worst = Duration::ZERO;
+        for call in calls {
+            let (name, reply, waited) = call.await.expect("the caller task");
+            worst = worst.max(waited);
+            match reply.status.as_u16() {
+                200 => assert_eq!(reply.body["response"]["result"]["slept"], json!(4000)),
+                // OpenWhisk answers a blocking invoke that ended in a whisk error with 500.
+                500 => {
+                    assert_eq!(
+                        reply.body["response"]["status"],
+                        json!("whisk internal error"),
+                        "{name}: {}",
+                        reply.body
+                    );
+                    failed.push(reply.body["activationId"].as_str().expect("id").to_owned());
+                }
+                other => panic!("{name}: unexpected {other}: {}", reply.text),
+            }
+        }
+        println!(
+            "{} of {} callers got a whisk error; worst wait {worst:?} (kill at {:?})",
+            failed.len(),
+            names.len(),
+            killed - started
+        );
+        assert!(
+            !failed.is_empty(),
+            "some action must have run on the killed invoker"
+        );
+        // Each failed activation has its one record: the whisk error the caller saw.
+        for id in &failed {
+            let record = send(http().get(api.ns_url(&format!("activations/{id}")))).await;
+            record.expect_status(200, "the failed activation's record");
+            assert_eq!(
+                record.body["response"]["status"],
+                json!("whisk internal error")
+            );
+        }
+        // New work goes to the invoker that is left.
+        for name in &names {
+            let reply = invoke_blocking(api.as_str(), name, json!({"ms": 1})).await;
+            reply.expect_status(200, &format!("{name} after the kill"));
+        }
+        // The killed invoker comes back and is used again.
+        cluster.invokers[0].restart();
+        let back = cluster
+            .wait_for_invokers(&[0], "up", Duration::from_secs(20))
+            .await;
+        println!("invoker0 up again {back:?} after its restart");
+        for name in &names {
+            let reply = invoke_blocking(api.as_str(), name, json!({"ms": 1})).await;
+            reply.expect_status(200, &format!("{name} after the rejoin"));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_killed_controller_leaves_the_other_serving_every_entity() {
+        let Some(mut cluster) = shared_cluster(2, 1).await else {
+            return;
+        };
+        for i in 0..4 {
+            let c = &cluster.controllers[i % 2];
+            create_action(
+                c,
+                &format!("a{i}"),
+                "nodejs:20",
+                "function main() { return {}; }",
+            )
+            .await;
+        }
+        cluster.controllers[0].sigkill();
+        cluster.point_proxy_at_controllers();
+        let api = cluster.base();
+        let list = send(http().get(api.ns_url("actions?limit=0"))).await;
+        list.expect_status(200, "list through the remaining controller");
+        let mut names: Vec<&str> = list
+            .body
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter_map(|a| a["name"].as_str())
+            .collect();
+        names.sort_unstable();
+        assert_eq!(names, ["a0", "a1", "a2", "a3"]);
+        for name in names {
+            invoke_blocking(api.as_str(), name, json!({}))
+                .await
+                .expect_status(200, name);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_cluster_recovers_by_itself_after_nats_server_restarts() {
+        let Some(mut services) = Services::start().await else {
+            return;
+        };
+        let cluster = Cluster::start(Backends::fresh(&services), 1, 1, FAST)
+            .ready()
+            .await;
+        let api = cluster.base();
+        create_sleeper(&api, "s", 10_000).await;
+        invoke_blocking(api.as_str(), "s", json!({}))
+            .await
+            .expect_status(200, "before the restart");
+        services.nats.restart().await.expect("restart nats-server");
+        let restarted = Instant::now();
+        let recovered = loop {
+            let reply = invoke_blocking(api.as_str(), "s", json!({})).await;
+            if reply.status == 200 {
+                break restarted.elapsed();
+            }
+            assert!(
+                reply.status == 503 || reply.status == 502,
+                "while NATS comes back: {} {}",
+                reply.status,
+                reply.text
+            );
+            reply.expect_error_body("while NATS comes back");
+            assert!(
+                restarted.elapsed() < Duration::from_secs(30),
+                "not recovered 30 s after nats-server restarted"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        println!("invokes work again {recovered:?} after nats-server restarted");
+    }
+
+    #[tokio::test]
+    async fn requests_fail_with_503_while_postgres_is_down_and_work_again_after() {
+        let Some(mut services) = Services::start().await else {
+            return;
+        };
+        let cluster = Cluster::start(Backends::fresh(&services), 1, 1, FAST)
+            .ready()
+            .await;
+        let api = cluster.base();
+        create_sleeper(&api, "s", 10_000).await;
+        services.pg.stop().expect("stop PostgreSQL");
+        // A write and a list need the database: 503 with the error body, at once.
+        let t = Instant::now();
+        let put = send(
+            http()
+                .put(api.ns_url("actions/t"))
+                .json(&json!({"exec": {"kind": "nodejs:20", "code": "function main(){}"}})),
+        )
+        .await;
+        put.expect_status(503, "create while PostgreSQL is down");
+        put.expect_error_body("create while PostgreSQL is down");
+        let list = send(http().get(api.ns_url("activations"))).await;
+        list.expect_status(503, "list while PostgreSQL is down");
+        println!(
+            "503s answered in {:?} while PostgreSQL was down",
+            t.elapsed()
+        );
+
+        services.pg.restart().expect("restart PostgreSQL");
+        let restarted = Instant::now();
+        loop {
+            let reply = send(http().get(api.ns_url("activations"))).await;
+            if reply.status == 200 {
+                break;
+            }
+            assert!(
+                restarted.elapsed() < Duration::from_secs(30),
+                "not recovered 30 s after PostgreSQL restarted: {}",
+                reply.text
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        println!(
+            "served again {:?} after PostgreSQL restarted",
+            restarted.elapsed()
+        );
+        invoke_blocking(api.as_str(), "s", json!({}))
+            .await
+            .expect_status(200, "invoke after PostgreSQL is back");
+    }
+
+    #[tokio::test]
+    async fn an_alarm_fires_once_per_tick_with_two_controllers() {
+        let Some(cluster) = shared_cluster(2, 1).await else {
+            return;
+        };
+        let api = cluster.base();
+        create_action(
+            api.as_str(),
+            "echo",
+            "nodejs:20",
+            "function main(p) { return p; }",
+        )
+        .await;
+        send(http().put(api.ns_url("triggers/tick")).json(&json!({})))
+            .await
+            .expect_status(200, "create trigger");
+        send(
+            http()
+                .put(api.ns_url("rules/r"))
+                .json(&json!({"trigger": "/_/tick", "action": "/_/echo"})),
+        )
+        .await
+        .expect_status(200, "create rule");
+        let body = json!({"lifecycleEvent": "CREATE", "triggerName": "/_/tick",
+                          "authKey": GUEST_KEY, "seconds": 1});
+        let url = api.url("/api/v1/namespaces/whisk.system/actions/alarms/interval?blocking=true");
+        send(http().post(url).json(&body))
+            .await
+            .expect_status(200, "create the interval alarm");
+        tokio::time::sleep(Duration::from_millis(4500)).await;
+        let triggers = list_records(&api, "tick").await;
+        let starts: Vec<u64> = triggers
+            .iter()
+            .filter_map(|t| t["start"].as_u64())
+            .collect();
+        // One fire per second, not one per controller per second.
+        assert!(
+            (2..=6).contains(&starts.len()),
+            "expected about 4 fires in 4.5 s, got {}: {starts:?}",
+            starts.len()
+        );
+        let mut sorted = starts.clone();
+        sorted.sort_unstable();
+        for pair in sorted.windows(2) {
+            assert!(
+                pair[1] - pair[0] >= 500,
+                "two fires {} ms apart: {sorted:?}",
+                pair[1] - pair[0]
+            );
+        }
+    }
+
+    /// The records of `name` (newest first).
+    async fn list_records(api: &str, name: &str) -> Vec<Value> {
+        let reply =
+            send(http().get(api.ns_url(&format!("activations?name={name}&docs=true&limit=200"))))
+                .await;
+        reply.expect_status(200, "list activations");
+        reply.body.as_array().cloned().unwrap_or_default()
+    }
+}
