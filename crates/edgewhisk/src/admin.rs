@@ -1,5 +1,6 @@
 //! `edgewhisk admin`: subjects, namespaces, keys and per-namespace limits, like OpenWhisk's
-//! `wskadmin`, working directly on the data directory's SQLite store.
+//! `wskadmin`, working directly on the data directory's SQLite store, or with `--postgres` on
+//! a cluster's database (whose controllers then drop their cached keys and limits at once).
 //!
 //! It may run while `edgewhisk serve` runs on the same data directory (SQLite's WAL lets both
 //! write). The server caches identities and namespace limits for at most 5 s, so a created key
@@ -14,7 +15,7 @@ use anyhow::{Context, bail};
 use edgewhisk_entity::Identity;
 use edgewhisk_entity::identity::{KEY_LENGTH, NamespaceLimits, generate_key};
 use edgewhisk_entity::names::validate_name;
-use edgewhisk_store::{EntityStore, SqliteStore};
+use edgewhisk_store::{EntityStore, PostgresStore, SqliteStore};
 use std::path::PathBuf;
 
 /// Shortest subject name OpenWhisk accepts (`Subject.MIN_LENGTH`).
@@ -37,9 +38,13 @@ pub struct StoreArgs {
     /// Data directory holding `edgewhisk.db` [default: user data dir].
     #[arg(long, env = env::DATA_DIR)]
     data_dir: Option<PathBuf>,
-    /// TOML configuration file (its `server.data_dir` and `[store]` apply).
+    /// TOML configuration file (its `server.data_dir`, `cluster.postgres` and `[store]`
+    /// apply).
     #[arg(long, env = env::CONFIG)]
     config: Option<PathBuf>,
+    /// A cluster's PostgreSQL URL: work on that database instead of a data directory.
+    #[arg(long, env = env::POSTGRES)]
+    postgres: Option<String>,
 }
 
 /// A subject and, optionally, one of its namespaces.
@@ -142,15 +147,31 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<i32> {
     }
 }
 
-async fn open(args: &StoreArgs) -> anyhow::Result<SqliteStore> {
+/// The store an admin command works on: a data directory's, or a cluster's.
+enum AdminStore {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+async fn open(args: &StoreArgs) -> anyhow::Result<AdminStore> {
     let mut config = Config::load(args.config.as_deref())?;
     if let Some(dir) = &args.data_dir {
         config.server.data_dir.clone_from(dir);
     }
+    if let Some(url) = &args.postgres {
+        config.cluster.postgres.clone_from(url);
+    }
     config.store.validate().context("invalid [store] section")?;
+    if !config.cluster.postgres.is_empty() {
+        let store = PostgresStore::connect(&config.cluster.postgres, &config.store)
+            .await
+            .context("connecting to the cluster's PostgreSQL")?;
+        return Ok(AdminStore::Postgres(store));
+    }
     let path = config.db_path();
-    SqliteStore::open(&path, &config.store)
-        .with_context(|| format!("opening store {}", path.display()))
+    let store = SqliteStore::open(&path, &config.store)
+        .with_context(|| format!("opening store {}", path.display()))?;
+    Ok(AdminStore::Sqlite(store))
 }
 
 /// Runs `f` on the store, then closes it whatever `f` returned.
@@ -158,9 +179,17 @@ async fn with_store<T>(
     args: &StoreArgs,
     f: impl AsyncFnOnce(&dyn EntityStore) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let store = open(args).await?;
-    let result = f(&store).await;
-    store.close().await.context("closing store")?;
+    let result;
+    match open(args).await? {
+        AdminStore::Sqlite(store) => {
+            result = f(&store).await;
+            store.close().await.context("closing store")?;
+        }
+        AdminStore::Postgres(store) => {
+            result = f(&store).await;
+            store.close().await.context("closing store")?;
+        }
+    }
     result
 }
 

@@ -356,6 +356,115 @@ mod cluster {
         }
     }
 
+    #[tokio::test]
+    async fn sequences_rules_web_actions_and_admin_keys_work_across_controllers() {
+        let Some(cluster) = shared_cluster(2, 2).await else {
+            return;
+        };
+        let (a, b) = (&cluster.controllers[0], &cluster.controllers[1]);
+        // Components, sequence and web action made on one controller, run through the other.
+        create_action(
+            a,
+            "inc",
+            "nodejs:20",
+            "function main(p) { return {n: (p.n || 0) + 1}; }",
+        )
+        .await;
+        send(
+            http()
+                .put(a.ns_url("actions/twice?overwrite=true"))
+                .json(&json!({
+                    "exec": {"kind": "sequence", "components": ["/_/inc", "/_/inc"]}
+                })),
+        )
+        .await
+        .expect_status(200, "create the sequence");
+        let run = invoke_blocking(b, "twice", json!({"n": 1})).await;
+        run.expect_status(200, "the sequence through the other controller");
+        assert_eq!(run.body["response"]["result"], json!({"n": 3}));
+
+        send(http().put(a.ns_url("actions/page?overwrite=true")).json(&json!({
+            "exec": {"kind": "nodejs:20", "code": "function main(p) { return {body: 'hi ' + p.who}; }"},
+            "annotations": [{"key": "web-export", "value": true}]
+        })))
+        .await
+        .expect_status(200, "create the web action");
+        let page = http()
+            .get(b.url("/api/v1/web/guest/default/page.http?who=edge"))
+            .send()
+            .await
+            .expect("the web action");
+        assert_eq!(page.status(), 200);
+        assert_eq!(page.text().await.expect("its body"), "hi edge");
+
+        // A trigger and rule made on one controller fire through the other.
+        send(http().put(a.ns_url("triggers/t")).json(&json!({})))
+            .await
+            .expect_status(200, "create the trigger");
+        send(
+            http()
+                .put(a.ns_url("rules/t-inc"))
+                .json(&json!({"trigger": "/_/t", "action": "/_/inc"})),
+        )
+        .await
+        .expect_status(200, "create the rule");
+        send(http().post(b.ns_url("triggers/t")).json(&json!({"n": 41})))
+            .await
+            .expect_status(202, "fire through the other controller");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let fired = list_records(&cluster.base(), "inc").await;
+            if fired
+                .iter()
+                .any(|r| r["response"]["result"] == json!({"n": 42}))
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the rule's action did not run: {fired:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        // A key made with `edgewhisk admin --postgres` works on every controller at once, and
+        // a regenerated one stops working at once (the controllers' caches hear of it).
+        let admin = |args: &[&str]| {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_edgewhisk"))
+                .arg("admin")
+                .args(args)
+                .args(["--postgres", &cluster.backends.postgres])
+                .output()
+                .expect("run edgewhisk admin");
+            assert!(out.status.success(), "admin {args:?}: {out:?}");
+            String::from_utf8(out.stdout)
+                .expect("utf-8")
+                .trim()
+                .to_owned()
+        };
+        let key = admin(&["user", "create", "alice"]);
+        let (uuid, secret) = key.split_once(':').expect("uuid:key");
+        for c in [a, b] {
+            let reply = crate::support::api::send_raw(
+                http()
+                    .get(c.ns_url("actions"))
+                    .basic_auth(uuid, Some(secret)),
+            )
+            .await;
+            reply.expect_status(200, "the new key on each controller");
+        }
+        admin(&["user", "regenerate", "alice"]);
+        for c in [a, b] {
+            let reply = crate::support::api::send_raw(
+                http()
+                    .get(c.ns_url("actions"))
+                    .basic_auth(uuid, Some(secret)),
+            )
+            .await;
+            reply.expect_status(401, "the old key right after regenerate");
+        }
+    }
+
     /// The records of `name` (newest first).
     async fn list_records(api: &str, name: &str) -> Vec<Value> {
         let reply =
