@@ -75,6 +75,8 @@ pub struct CachingEntityStore<S: EntityStore> {
     capacity: usize,
     max_bytes: u64,
     identity_ttl: Duration,
+    /// Whether every entity hit is checked against the inner store's `updated` first.
+    revalidate: bool,
     state: Mutex<CacheState>,
 }
 
@@ -189,8 +191,22 @@ impl<S: EntityStore> CachingEntityStore<S> {
             capacity: capacity.max(1),
             max_bytes: DEFAULT_CACHE_BYTES,
             identity_ttl: DEFAULT_IDENTITY_TTL,
+            revalidate: false,
             state: Mutex::new(CacheState::default()),
         }
+    }
+
+    /// For a store that other processes write too (a cluster's database): every entity hit is
+    /// first checked against the inner store's [`EntityStore::updated`], and identities and
+    /// namespace limits are not kept at all. A write made anywhere is then seen by the very
+    /// next read here, whether or not its change notification arrived yet; what the cache
+    /// still saves is reading and decoding the documents (an action's code) again. Two writes
+    /// of one document within the same millisecond carry the same `updated`: the second is
+    /// seen when its notification arrives ([`invalidate`](Self::invalidate)).
+    pub fn with_revalidation(mut self) -> Self {
+        self.revalidate = true;
+        self.identity_ttl = Duration::ZERO;
+        self
     }
 
     /// Keeps at most `max_bytes` of entity documents (default [`DEFAULT_CACHE_BYTES`]); 0
@@ -301,7 +317,7 @@ impl<S: EntityStore> CachingEntityStore<S> {
         };
         let value = read.await?;
         let mut state = self.state.lock();
-        if !keep(&value) {
+        if !keep(&value) || self.identity_ttl.is_zero() {
             map(&mut state).remove(key);
         } else if state.generation == generation {
             self.make_room(&mut state);
@@ -331,13 +347,19 @@ impl<S: EntityStore> EntityStore for CachingEntityStore<S> {
         name: &str,
     ) -> Result<Option<Arc<EntityDoc>>, StoreError> {
         let key = (path.to_owned(), name.to_owned());
-        let generation = {
+        let (generation, hit) = {
             let mut state = self.state.lock();
-            if let Some(hit) = Self::hit(&mut state, &key) {
+            (state.generation, Self::hit(&mut state, &key))
+        };
+        if let Some(hit) = hit {
+            if !self.revalidate {
                 return Ok(hit);
             }
-            state.generation
-        };
+            let current = self.inner.updated(path, name).await?;
+            if current == hit.as_ref().map(|d| d.updated) {
+                return Ok(hit);
+            }
+        }
         let doc = self.inner.get(path, name).await?.map(Arc::new);
         let mut state = self.state.lock();
         if state.generation == generation {
@@ -812,6 +834,45 @@ mod tests {
             .unwrap();
         let doc = cache.get("guest", "small").await.unwrap().unwrap();
         assert_eq!(doc, sized("small", 20_000));
+    }
+
+    #[tokio::test]
+    async fn with_revalidation_a_write_behind_the_cache_is_seen_by_the_next_read() {
+        let inner = Arc::new(MemoryStore::new());
+        let plain = CachingEntityStore::new(inner.clone());
+        let checked = CachingEntityStore::new(inner.clone()).with_revalidation();
+        inner.put(sized("a", 10), PutMode::Create).await.unwrap();
+        for cache in [&plain, &checked] {
+            assert_eq!(cache.get("guest", "a").await.unwrap().unwrap().updated, 1);
+            assert!(cache.get("guest", "b").await.unwrap().is_none());
+        }
+        // Another process writes: a replaced document and a new one.
+        let mut newer = sized("a", 20);
+        newer.updated = 2;
+        inner
+            .put(
+                newer,
+                PutMode::Replace {
+                    expected_updated: 1,
+                },
+            )
+            .await
+            .unwrap();
+        inner.put(sized("b", 10), PutMode::Create).await.unwrap();
+        // The plain cache serves what it holds; the revalidating one what is stored.
+        assert_eq!(plain.get("guest", "a").await.unwrap().unwrap().updated, 1);
+        assert!(plain.get("guest", "b").await.unwrap().is_none());
+        assert_eq!(checked.get("guest", "a").await.unwrap().unwrap().updated, 2);
+        assert!(checked.get("guest", "b").await.unwrap().is_some());
+        inner.delete("guest", "a").await.unwrap();
+        assert!(checked.get("guest", "a").await.unwrap().is_none());
+
+        // Keys: a deleted one stops working at the next lookup.
+        let guest = edgewhisk_entity::identity::guest();
+        inner.put_identity(guest.clone()).await.unwrap();
+        assert!(checked.identity(&guest.uuid).await.unwrap().is_some());
+        inner.delete_identity(&guest.uuid).await.unwrap();
+        assert!(checked.identity(&guest.uuid).await.unwrap().is_none());
     }
 
     #[tokio::test]

@@ -173,6 +173,12 @@ pub trait EntityStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Option<std::sync::Arc<EntityDoc>>, StoreError> {
         Ok(self.get(path, name).await?.map(std::sync::Arc::new))
     }
+    /// The `updated` value of the document at `(path, name)`, or `None` when there is none:
+    /// what a cache compares with its copy to know whether it is current, without reading
+    /// the document.
+    async fn updated(&self, path: &str, name: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.get(path, name).await?.map(|d| d.updated))
+    }
     /// Writes a document.
     async fn put(&self, doc: EntityDoc, mode: PutMode) -> Result<(), StoreError>;
     /// Deletes `(path, name)`; returns the deleted document.

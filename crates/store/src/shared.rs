@@ -24,6 +24,10 @@ impl<T: EntityStore + ?Sized> EntityStore for Arc<T> {
         T::get_shared(self, path, name).await
     }
 
+    async fn updated(&self, path: &str, name: &str) -> Result<Option<u64>, StoreError> {
+        T::updated(self, path, name).await
+    }
+
     async fn put(&self, doc: EntityDoc, mode: PutMode) -> Result<(), StoreError> {
         T::put(self, doc, mode).await
     }

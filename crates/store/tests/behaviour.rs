@@ -221,6 +221,16 @@ mod store_behaviour {
         create(s, Collection::Actions, "guest", "pkg", 4).await;
     }
 
+    async fn updated_is_the_stored_version_or_none(s: &impl Store) {
+        assert_eq!(s.updated("guest", "a").await.unwrap(), None);
+        create(s, Collection::Actions, "guest", "a", 5).await;
+        assert_eq!(s.updated("guest", "a").await.unwrap(), Some(5));
+        replace(s, Collection::Actions, "a", 9, 5).await.unwrap();
+        assert_eq!(s.updated("guest", "a").await.unwrap(), Some(9));
+        s.delete("guest", "a").await.unwrap();
+        assert_eq!(s.updated("guest", "a").await.unwrap(), None);
+    }
+
     async fn identities_are_found_by_uuid_and_by_subject(s: &impl Store) {
         s.put_identity(identity("u1", "alice", "alice"))
             .await
@@ -482,6 +492,7 @@ mod store_behaviour {
         namespace_names_with_like_wildcards_match_literally,
         skip_and_limit_page_the_list_while_count_ignores_them,
         delete_returns_the_deleted_document_once,
+        updated_is_the_stored_version_or_none,
         identities_are_found_by_uuid_and_by_subject,
         identities_are_listed_by_namespace_and_deleted_by_uuid,
         namespace_limits_are_set_replaced_and_removed,

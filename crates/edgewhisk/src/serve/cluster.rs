@@ -1,5 +1,6 @@
 //! The cluster side of `edgewhisk serve` (`docs/cluster.md`): the PostgreSQL store, whose
-//! cache follows the database's change notifications; the NATS connection; and the feed
+//! cache checks every hit against the database and follows its change notifications; the
+//! NATS connection; and the feed
 //! service, which one controller at a time runs while it holds the feeds' leadership.
 
 use crate::config::Config;
@@ -44,8 +45,13 @@ pub(super) async fn open_store(config: &Config) -> anyhow::Result<ClusterStore> 
             Err(e) => return Err(e).context("connecting to PostgreSQL"),
         }
     };
+    // Other processes write the same database: every hit is checked against it, so that a
+    // write anywhere is seen by the next request here (the notifications keep the cache small
+    // and fresh, but may arrive after that request).
     let cache = Arc::new(
-        CachingEntityStore::new(store.clone()).with_max_bytes(config.store.entity_cache_bytes),
+        CachingEntityStore::new(store.clone())
+            .with_max_bytes(config.store.entity_cache_bytes)
+            .with_revalidation(),
     );
     // Before the cache is filled, so that no change is missed.
     follow_changes(&store, Arc::downgrade(&cache));

@@ -451,6 +451,18 @@ impl EntityStore for PostgresStore {
         .transpose()
     }
 
+    async fn updated(&self, path: &str, name: &str) -> Result<Option<u64>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT updated FROM entities WHERE path = $1 AND name = $2",
+                &[&path, &name],
+            )
+            .await?;
+        Ok(rows
+            .first()
+            .map(|row| u64::try_from(row.get::<_, i64>(0)).unwrap_or(0)))
+    }
+
     async fn put(&self, doc: EntityDoc, mode: PutMode) -> Result<(), StoreError> {
         let text = serde_json::to_string(&doc.doc)?;
         let change = notify::payload(&Change::Entity {
