@@ -305,8 +305,8 @@ mod cluster {
     }
 
     #[tokio::test]
-    async fn an_alarm_fires_once_per_tick_with_two_controllers() {
-        let Some(cluster) = shared_cluster(2, 1).await else {
+    async fn an_alarm_fires_once_per_tick_with_two_controllers_and_on_after_one_dies() {
+        let Some(mut cluster) = shared_cluster(2, 1).await else {
             return;
         };
         let api = cluster.base();
@@ -354,6 +354,29 @@ mod cluster {
                 pair[1] - pair[0]
             );
         }
+
+        // The controller that leads the feeds dies: the other takes them over.
+        let leader = (0..2)
+            .find(|i| {
+                cluster.controllers[*i]
+                    .log_tail()
+                    .contains("runs the alarm and MQTT feeds")
+            })
+            .expect("one controller leads the feeds");
+        cluster.controllers[leader].sigkill();
+        cluster.point_proxy_at_controllers();
+        let killed = edgewhisk_entity::time::now_millis();
+        tokio::time::sleep(Duration::from_millis(4500)).await;
+        let after: Vec<u64> = list_records(&cluster.base(), "tick")
+            .await
+            .iter()
+            .filter_map(|t| t["start"].as_u64())
+            .filter(|start| *start > killed + 1500)
+            .collect();
+        assert!(
+            (1..=4).contains(&after.len()),
+            "expected the alarm to go on after its leader died: {after:?}"
+        );
     }
 
     #[tokio::test]
