@@ -165,7 +165,8 @@ impl Cluster {
         let started = Instant::now();
         let n = u32::try_from(self.invokers.len())?;
         loop {
-            let seen: Value = match http.get(url.clone()).send().await {
+            let ask = http.get(url.clone()).timeout(Duration::from_secs(5)).send();
+            let seen: Value = match ask.await {
                 Ok(r) => r.json().await.unwrap_or(Value::Null),
                 Err(_) => Value::Null,
             };
