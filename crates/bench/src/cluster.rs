@@ -121,10 +121,7 @@ impl Cluster {
             prewarm: vec![],
             isolation: Some(s.isolation.clone()),
         };
-        let config = format!(
-            "{}\n[cluster]\nsubject_prefix = \"{prefix}\"\n",
-            settings.config_toml()
-        );
+        let config = config_toml(&settings, prefix);
         let backends = ["--nats", &s.nats, "--postgres", &s.postgres].map(str::to_owned);
         let role = |role: &str| {
             let mut args = backends.to_vec();
@@ -202,6 +199,15 @@ impl Cluster {
         }
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// The config file of every process of a cluster: the bench's raised throttles, the invokers'
+/// memory, and the point's subject prefix.
+fn config_toml(settings: &ServeSettings, prefix: &str) -> String {
+    format!(
+        "{}\n[cluster]\nsubject_prefix = \"{prefix}\"\n",
+        settings.config_toml()
+    )
 }
 
 /// The table's columns.
@@ -389,6 +395,22 @@ mod tests {
         let s = settings(Budget::Seconds(10.0));
         assert_eq!(s.requests(1), 400);
         assert_eq!(s.requests(2), 800);
+    }
+
+    #[test]
+    fn config_names_the_prefix_and_the_invoker_memory() {
+        let settings = ServeSettings {
+            user_memory_mb: 512,
+            prewarm: vec![],
+            isolation: Some("process".into()),
+        };
+        let v: toml::Value = toml::from_str(&config_toml(&settings, "ew-bench-1-0")).unwrap();
+        assert_eq!(
+            v["cluster"]["subject_prefix"].as_str(),
+            Some("ew-bench-1-0")
+        );
+        assert_eq!(v["pool"]["user_memory_mb"].as_integer(), Some(512));
+        assert!(v["api"]["concurrent_invocations"].as_integer().unwrap() >= 1_000_000);
     }
 
     #[test]
