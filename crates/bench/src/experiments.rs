@@ -121,7 +121,8 @@ impl Env {
     }
 }
 
-fn progress(len: u64, what: &str) -> ProgressBar {
+/// A progress bar of `len` requests labelled `what`.
+pub(crate) fn progress(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
     pb.set_style(
         ProgressStyle::with_template(
@@ -134,7 +135,8 @@ fn progress(len: u64, what: &str) -> ProgressBar {
     pb
 }
 
-fn warn_errors(what: &str, r: &LoadResult) {
+/// Warns on stderr when some requests of `r` failed.
+pub(crate) fn warn_errors(what: &str, r: &LoadResult) {
     if r.errors > 0 {
         eprintln!(
             "warning: {what}: {} requests failed; first: {}",
@@ -144,7 +146,8 @@ fn warn_errors(what: &str, r: &LoadResult) {
     }
 }
 
-async fn create_action(
+/// Creates (or overwrites) action `name`: concurrency 1, `memory_mb`, a 60 s timeout.
+pub(crate) async fn create_action(
     p: &Platform,
     name: &str,
     kind: &str,
@@ -168,7 +171,12 @@ pub(crate) fn name_body(size: usize) -> bytes::Bytes {
     bytes::Bytes::from(format!(r#"{{"name":"{}"}}"#, "x".repeat(pad)))
 }
 
-fn edge_request(p: &Platform, action: &str, body: bytes::Bytes) -> anyhow::Result<Request> {
+/// A blocking, result-only invoke of `action` on `p` with `body`.
+pub(crate) fn edge_request(
+    p: &Platform,
+    action: &str,
+    body: bytes::Bytes,
+) -> anyhow::Result<Request> {
     Ok(Request {
         url: p.invoke_url(action)?,
         auth: p.auth.clone(),
@@ -380,7 +388,8 @@ pub(crate) async fn concurrency(env: &Env, s: &ConcurrencySettings) -> anyhow::R
     Ok(table)
 }
 
-fn spec(clients: u64, requests: u64, rate: Option<f64>) -> LoadSpec {
+/// A load of `requests` requests from `clients` clients, open loop at `rate` if given.
+pub(crate) fn spec(clients: u64, requests: u64, rate: Option<f64>) -> LoadSpec {
     LoadSpec {
         clients,
         requests,

@@ -13,6 +13,10 @@
 //! same function behind a bare Node.js `http` server (the baseline) with the same load
 //! generator, and reports edgewhisk/baseline ratios. `--out DIR` gets CSV, JSON and SVG charts.
 //!
+//! `bench cluster` starts clusters of one controller and 1, 2, 4, … invokers on a given
+//! PostgreSQL and NATS server and measures how the throughput of a capacity-bound action
+//! grows with the invokers (module `cluster`).
+//!
 //! `bench balancer` simulates cluster placement without servers: the sharding balancer's
 //! rules against random placement, for a Zipf mix of actions (module `balancer`).
 //!
@@ -21,6 +25,7 @@
 
 mod balancer;
 mod chart;
+mod cluster;
 mod experiments;
 mod load;
 mod report;
@@ -61,6 +66,48 @@ pub enum BenchCommand {
     /// Simulated cluster placement: warm hits and load spread of the sharding balancer vs
     /// random placement, for a Zipf action mix (pure functions, no servers).
     Balancer(BalancerArgs),
+    /// Throughput of a capacity-bound action against the number of invokers: spawns one
+    /// controller and N invokers per point on the given PostgreSQL and NATS server.
+    Cluster(ClusterArgs),
+}
+
+/// Flags of `bench cluster`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClusterArgs {
+    /// NATS URL the spawned processes connect to (`nats://HOST:PORT`).
+    #[arg(long, env = "EW_NATS")]
+    nats: String,
+    /// PostgreSQL URL of the database the spawned processes share.
+    #[arg(long, env = "EW_POSTGRES")]
+    postgres: String,
+    /// Invoker counts, one cluster each.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+    invokers: Vec<u32>,
+    /// The action sleeps this long before answering, ms.
+    #[arg(long, default_value_t = 50)]
+    sleep_ms: u64,
+    /// Closed-loop clients [default: 4 × the largest cluster's capacity].
+    #[arg(long, short = 'c')]
+    clients: Option<u64>,
+    /// Requests per point and repetition.
+    #[arg(long, short = 'n', conflicts_with = "seconds")]
+    requests: Option<u64>,
+    /// Requests per point and repetition as the point's ideal throughput times this many
+    /// seconds (about that long when the cluster keeps up).
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// `[pool] user_memory_mb` of each invoker: 256 MB per instance.
+    #[arg(long, default_value_t = 512)]
+    invoker_memory_mb: u64,
+    /// Isolation backend of the invokers (auto, runc, process).
+    #[arg(long, default_value = "process")]
+    isolation: String,
+    /// Measurements per point on the same cluster; the table shows their medians.
+    #[arg(long, default_value_t = 1)]
+    repeat: u64,
+    /// Write CSV, JSON and an SVG chart into this directory.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 /// Flags of `bench balancer`.
@@ -264,6 +311,26 @@ pub async fn run(target: Target, cmd: BenchCommand) -> anyhow::Result<i32> {
         BenchCommand::Balancer(a) => {
             balancer_table(&a);
             return Ok(0);
+        }
+        BenchCommand::Cluster(a) => {
+            experiments::prepare_out(a.out.as_deref())?;
+            let budget = a.requests.map_or(
+                cluster::Budget::Seconds(a.seconds),
+                cluster::Budget::Requests,
+            );
+            let s = cluster::ClusterSettings {
+                nats: a.nats,
+                postgres: a.postgres,
+                invokers: a.invokers,
+                sleep_ms: a.sleep_ms,
+                clients: a.clients,
+                budget,
+                invoker_memory_mb: a.invoker_memory_mb,
+                isolation: a.isolation,
+                repeat: a.repeat.max(1),
+                out: a.out.clone(),
+            };
+            tables.push((a.out, cluster::run(&s).await?));
         }
         BenchCommand::Invoke(args) => {
             invoke(&make_client()?, make_client, &args).await?;

@@ -191,30 +191,13 @@ impl Platform {
 
     /// Starts the current executable as `edgewhisk serve` on a loopback port with a temp data dir.
     pub(crate) async fn spawn(settings: &ServeSettings) -> anyhow::Result<Self> {
-        let dir = ScratchDir::new("serve")?;
-        let config = dir.path().join("bench.toml");
-        std::fs::write(&config, settings.config_toml())
-            .with_context(|| format!("writing {}", config.display()))?;
-        let exe = std::env::current_exe().context("locating the edgewhisk executable")?;
-        let mut cmd = Command::new(exe);
-        cmd.arg("serve")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .arg("--config")
-            .arg(&config)
-            .env("EW_LOG", "warn");
-        if let Some(iso) = &settings.isolation {
-            cmd.arg("--isolation").arg(iso);
-        }
-        let server = ChildServer::start(
-            "edgewhisk serve",
-            cmd,
-            "edgewhisk: listening on ",
-            &dir.path().join("serve.log"),
-        )
-        .await?;
+        let (server, dir) =
+            spawn_serve("edgewhisk serve", &settings.config_toml(), settings, &[]).await?;
+        Self::over(server, dir)
+    }
+
+    /// The API of a server the bench started, with the guest key every fresh store provisions.
+    pub(crate) fn over(server: ChildServer, dir: ScratchDir) -> anyhow::Result<Self> {
         let auth = edgewhisk_entity::identity::GUEST_AUTH;
         let client = Client::new(server.base.as_str(), auth, false).context("spawned server")?;
         Ok(Self {
@@ -246,6 +229,43 @@ impl Platform {
         }
         Ok(())
     }
+}
+
+/// Starts the current executable as `edgewhisk serve` on a loopback port, with a temp data
+/// dir and `config` as its config file, `settings.isolation` and then `args` as extra flags
+/// (`--role invoker …` for a cluster process). `name` labels it in errors.
+pub(crate) async fn spawn_serve(
+    name: &'static str,
+    config: &str,
+    settings: &ServeSettings,
+    args: &[String],
+) -> anyhow::Result<(ChildServer, ScratchDir)> {
+    let dir = ScratchDir::new("serve")?;
+    let config_path = dir.path().join("bench.toml");
+    std::fs::write(&config_path, config)
+        .with_context(|| format!("writing {}", config_path.display()))?;
+    let exe = std::env::current_exe().context("locating the edgewhisk executable")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("serve")
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(&config_path)
+        .env("EW_LOG", "warn");
+    if let Some(iso) = &settings.isolation {
+        cmd.arg("--isolation").arg(iso);
+    }
+    cmd.args(args);
+    let server = ChildServer::start(
+        name,
+        cmd,
+        "edgewhisk: listening on ",
+        &dir.path().join("serve.log"),
+    )
+    .await?;
+    Ok((server, dir))
 }
 
 fn basic_auth(auth: &str) -> anyhow::Result<Option<HeaderValue>> {

@@ -1,7 +1,10 @@
-//! Smoke test of `edgewhisk bench all --quick --spawn`: the real binary spawns its own servers
-//! and the Node.js baseline, runs every experiment with small counts, and writes its outputs.
-//! Nothing here is a timing assertion: it checks that the run completes and that every CSV,
-//! JSON and SVG it writes is well formed and holds the measured rows.
+//! Smoke tests of the real binary's benches. `edgewhisk bench all --quick --spawn` spawns its
+//! own servers and the Node.js baseline, runs every experiment with small counts, and writes
+//! its outputs; nothing there is a timing assertion: it checks that the run completes and that
+//! every CSV, JSON and SVG it writes is well formed and holds the measured rows.
+//! `edgewhisk bench cluster` runs clusters of 1 and 2 invokers on a PostgreSQL and a NATS
+//! server the test starts, and checks the one claim the bench exists for, loosely: twice the
+//! invokers give clearly more throughput to an action bound by their capacity.
 
 use serde_json::Value;
 use std::path::Path;
@@ -146,5 +149,70 @@ mod tests {
         let all: Value =
             serde_json::from_str(&std::fs::read_to_string(out.join("all.json")).unwrap()).unwrap();
         assert_eq!(all["experiments"].as_array().unwrap().len(), 5);
+    }
+
+    #[tokio::test]
+    async fn bench_cluster_throughput_grows_with_the_invokers() {
+        use edgewhisk_testkit::services::nats::Nats;
+        use edgewhisk_testkit::services::postgres::Postgres;
+        let Some(pg) = tokio::task::spawn_blocking(Postgres::start_or_skip)
+            .await
+            .expect("the PostgreSQL start")
+        else {
+            return;
+        };
+        let Some(nats) = Nats::start_or_skip().await else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgewhisk"));
+        cmd.args(["bench", "cluster", "--invokers", "1,2", "--sleep-ms", "20"])
+            .args([
+                "--requests",
+                "300",
+                "--nats",
+                &nats.url(),
+                "--postgres",
+                &pg.url(),
+            ])
+            .arg("--out")
+            .arg(&out)
+            .env("WSK_CONFIG_FILE", dir.path().join("wskprops"));
+        let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "bench failed: {}\nstdout: {stdout}\nstderr: {}\nPostgreSQL log: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr),
+            pg.log()
+        );
+        assert!(stdout.contains("== cluster =="), "{stdout}");
+
+        let (header, rows) = read_csv(&out.join("cluster.csv"));
+        let col = |c: &str| header.iter().position(|h| h == c).unwrap();
+        let cell = |r: &[String], c: &str| r[col(c)].parse::<f64>().unwrap();
+        assert_eq!(rows.len(), 2, "{stdout}");
+        assert_eq!(rows[0][col("invokers")], "1");
+        assert_eq!(rows[1][col("invokers")], "2");
+        // 256 MB instances in the default 512 MB of each invoker: capacity 2 per invoker.
+        assert_eq!(rows[1][col("capacity")], "4");
+        for r in &rows {
+            assert_eq!(r[col("errors")], "0", "{stdout}");
+            assert!(cell(r, "p50_ms") >= 20.0, "{stdout}");
+        }
+        let (one, two) = (
+            cell(&rows[0], "throughput_rps"),
+            cell(&rows[1], "throughput_rps"),
+        );
+        assert!(
+            two > 1.3 * one,
+            "1 invoker {one} req/s, 2 invokers {two} req/s\n{stdout}"
+        );
+        let svg = std::fs::read_to_string(out.join("cluster_throughput.svg")).unwrap();
+        assert!(svg.contains("<polyline"), "the chart has lines");
     }
 }
