@@ -21,9 +21,6 @@ mod cluster {
     const SLEEPER: &str = "function main(p) {\n  return new Promise(r => setTimeout(() => \
         r({slept: p.ms || 0, pid: process.pid}), p.ms || 0));\n}\n";
 
-    /// Throttles out of the way: the tests invoke in bursts.
-    const FAST: &str = "";
-
     /// A cluster of `controllers` and `invokers` on the binary's shared services, or `None`
     /// when they cannot run here.
     async fn shared_cluster(controllers: usize, invokers: u32) -> Option<Cluster> {
@@ -35,10 +32,25 @@ mod cluster {
             Backends::fresh(&services)
         };
         Some(
-            Cluster::start(backends, controllers, invokers, FAST)
+            Cluster::start(backends, controllers, invokers, "")
                 .ready()
                 .await,
         )
+    }
+
+    /// A controller and an invoker on services of their own (for tests that stop them), with
+    /// the sleeper action `s` created and run once; and the cluster's API URL.
+    async fn own_cluster() -> Option<(Services, Cluster, String)> {
+        let services = Services::start().await?;
+        let cluster = Cluster::start(Backends::fresh(&services), 1, 1, "")
+            .ready()
+            .await;
+        let api = cluster.base();
+        create_sleeper(&api, "s", 10_000).await;
+        invoke_blocking(api.as_str(), "s", json!({}))
+            .await
+            .expect_status(200, "the first invoke");
+        Some((services, cluster, api))
     }
 
     /// Creates the sleeper action `name` with the time limit `timeout_ms`.
@@ -219,17 +231,9 @@ mod cluster {
 
     #[tokio::test]
     async fn the_cluster_recovers_by_itself_after_nats_server_restarts() {
-        let Some(mut services) = Services::start().await else {
+        let Some((mut services, _cluster, api)) = own_cluster().await else {
             return;
         };
-        let cluster = Cluster::start(Backends::fresh(&services), 1, 1, FAST)
-            .ready()
-            .await;
-        let api = cluster.base();
-        create_sleeper(&api, "s", 10_000).await;
-        invoke_blocking(api.as_str(), "s", json!({}))
-            .await
-            .expect_status(200, "before the restart");
         services.nats.restart().await.expect("restart nats-server");
         let restarted = Instant::now();
         let recovered = loop {
@@ -255,14 +259,9 @@ mod cluster {
 
     #[tokio::test]
     async fn requests_fail_with_503_while_postgres_is_down_and_work_again_after() {
-        let Some(mut services) = Services::start().await else {
+        let Some((mut services, _cluster, api)) = own_cluster().await else {
             return;
         };
-        let cluster = Cluster::start(Backends::fresh(&services), 1, 1, FAST)
-            .ready()
-            .await;
-        let api = cluster.base();
-        create_sleeper(&api, "s", 10_000).await;
         services.pg.stop().expect("stop PostgreSQL");
         // A write and a list need the database: 503 with the error body, at once.
         let t = Instant::now();
