@@ -292,19 +292,30 @@ fn same_content(a: &Value, b: &Value) -> bool {
 }
 
 /// Writes `doc` unless an equal one is stored; leaves a name of another collection alone.
+/// Another process provisioning the same store at the same time (the controllers and invokers
+/// of a cluster starting together) may write first: the write is then tried again on what it
+/// wrote, which is usually already the same document.
 async fn ensure(entities: &dyn EntityStore, doc: EntityDoc) -> Result<(), StoreError> {
-    let mode = match entities.get(&doc.path, &doc.name).await? {
-        None => PutMode::Create,
-        Some(old) if old.collection != doc.collection => {
-            tracing::warn!(path = %doc.path, name = %doc.name, "catalog name taken; not replaced");
-            return Ok(());
+    const ATTEMPTS: usize = 3;
+    for attempt in 1..=ATTEMPTS {
+        let mode = match entities.get(&doc.path, &doc.name).await? {
+            None => PutMode::Create,
+            Some(old) if old.collection != doc.collection => {
+                tracing::warn!(path = %doc.path, name = %doc.name, "catalog name taken; not replaced");
+                return Ok(());
+            }
+            Some(old) if same_content(&old.doc, &doc.doc) => return Ok(()),
+            Some(old) => PutMode::Replace {
+                expected_updated: old.updated,
+            },
+        };
+        match entities.put(doc.clone(), mode).await {
+            Err(StoreError::Conflict { .. } | StoreError::ConcurrentModification)
+                if attempt < ATTEMPTS => {}
+            result => return result,
         }
-        Some(old) if same_content(&old.doc, &doc.doc) => return Ok(()),
-        Some(old) => PutMode::Replace {
-            expected_updated: old.updated,
-        },
-    };
-    entities.put(doc, mode).await
+    }
+    unreachable!("the last attempt returns")
 }
 
 /// Provisions a new store: the `whisk.system` identity with [`SYSTEM_AUTH`] (unless the
@@ -382,6 +393,60 @@ mod tests {
     use super::*;
     use edgewhisk_entity::{Action, Package};
     use edgewhisk_store::{ListScope, MemoryStore};
+
+    /// A store where another process creates each document first: every create finds its
+    /// name just taken by the same document.
+    #[derive(Debug)]
+    struct BeatenToIt(MemoryStore);
+
+    #[async_trait::async_trait]
+    impl EntityStore for BeatenToIt {
+        async fn get(&self, path: &str, name: &str) -> Result<Option<EntityDoc>, StoreError> {
+            self.0.get(path, name).await
+        }
+        async fn put(&self, doc: EntityDoc, mode: PutMode) -> Result<(), StoreError> {
+            if mode == PutMode::Create {
+                self.0.put(doc.clone(), PutMode::Create).await?;
+            }
+            self.0.put(doc, mode).await
+        }
+        async fn delete(&self, path: &str, name: &str) -> Result<Option<EntityDoc>, StoreError> {
+            self.0.delete(path, name).await
+        }
+        async fn list(
+            &self,
+            c: Collection,
+            scope: &edgewhisk_store::ListScope,
+            skip: usize,
+            limit: usize,
+        ) -> Result<Vec<EntityDoc>, StoreError> {
+            self.0.list(c, scope, skip, limit).await
+        }
+        async fn count(
+            &self,
+            c: Collection,
+            scope: &edgewhisk_store::ListScope,
+        ) -> Result<usize, StoreError> {
+            self.0.count(c, scope).await
+        }
+        async fn identity(&self, uuid: &str) -> Result<Option<Identity>, StoreError> {
+            self.0.identity(uuid).await
+        }
+        async fn put_identity(&self, identity: Identity) -> Result<(), StoreError> {
+            self.0.put_identity(identity).await
+        }
+        async fn identities_of(&self, subject: &str) -> Result<Vec<Identity>, StoreError> {
+            self.0.identities_of(subject).await
+        }
+    }
+
+    #[tokio::test]
+    async fn provisioning_that_another_process_does_at_the_same_time_succeeds() {
+        let store = BeatenToIt(MemoryStore::new());
+        provision_system(&store).await.unwrap();
+        assert!(store.get("whisk.system", "utils").await.unwrap().is_some());
+        assert!(store.get("whisk.system", "alarms").await.unwrap().is_some());
+    }
 
     #[tokio::test]
     async fn provisioning_creates_the_system_key_and_the_published_utils_package() {

@@ -123,14 +123,31 @@ impl Cluster {
             "{TEST_DEFAULTS}\n{extra_toml}\n[cluster]\nsubject_prefix = \"{}\"\n",
             backends.prefix
         );
-        // The first controller migrates and provisions the database before the others race.
-        let mut started = Vec::new();
-        for _ in 0..controllers {
-            started.push(spawn(&backends, &config, Role::Controller));
-        }
-        let invokers: Vec<ServerGuard> = (0..invokers)
-            .map(|id| spawn(&backends, &config, Role::Invoker(id)))
-            .collect();
+        // All at once, as after a power cut: whichever process reaches the empty database
+        // first migrates and provisions it while the others start.
+        let spawn_all = |roles: Vec<Role>| -> Vec<ServerGuard> {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = roles
+                    .into_iter()
+                    .map(|role| {
+                        let (backends, config) = (&backends, &config);
+                        scope.spawn(move || spawn(backends, config, role))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a cluster process started"))
+                    .collect()
+            })
+        };
+        let mut processes = spawn_all(
+            (0..controllers)
+                .map(|_| Role::Controller)
+                .chain((0..invokers).map(Role::Invoker))
+                .collect(),
+        );
+        let invokers = processes.split_off(controllers);
+        let started = processes;
         let proxy = Proxy::start(started.iter().map(addr_of).collect());
         Cluster {
             controllers: started,
