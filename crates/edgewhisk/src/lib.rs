@@ -20,13 +20,24 @@ pub mod cli;
 pub mod config;
 pub mod serve;
 
+/// The git revision the binary was built from (`unknown` outside a git checkout).
+pub const GIT_REVISION: &str = env!("EW_GIT_REVISION");
+
+/// What `edgewhisk --version` prints after the name: the package version and the git revision.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("EW_GIT_REVISION"),
+    ")"
+);
+
 /// The command line: the CLI's global flags and a command. `Cli<Command>` is the `edgewhisk`
 /// binary; `Cli<cli::WskCommand>` is the same CLI without `serve`, `admin` and `bench`, for a
 /// binary invoked as `wsk` (see [`Cli::parse_as_wsk`]).
 #[derive(Debug, clap::Parser)]
 #[command(
     name = "edgewhisk",
-    version,
+    version = VERSION,
     about = "A lean OpenWhisk-compatible serverless platform for edge devices"
 )]
 pub struct Cli<C: clap::Subcommand> {

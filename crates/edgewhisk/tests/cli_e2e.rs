@@ -237,6 +237,40 @@ mod tests {
         };
     }
 
+    #[tokio::test]
+    async fn version_names_the_git_revision_the_server_reports_as_its_build_number() {
+        let out = Command::new(BIN)
+            .arg("--version")
+            .output()
+            .expect("--version");
+        let line = String::from_utf8(out.stdout).expect("utf-8");
+        let revision = line
+            .trim()
+            .strip_prefix(concat!("edgewhisk ", env!("CARGO_PKG_VERSION"), " ("))
+            .and_then(|rest| rest.strip_suffix(')'))
+            .unwrap_or_else(|| panic!("unexpected --version line: {line:?}"))
+            .to_owned();
+        let head = Command::new("git")
+            .args(["rev-parse", "--short=12", "HEAD"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+        match head {
+            // The binary is built from this checkout (`-dirty` with uncommitted changes).
+            Some(head) => assert!(revision.starts_with(&head), "{revision} vs HEAD {head}"),
+            None => assert_eq!(revision, "unknown"),
+        }
+        let env = Env::start();
+        let run = env.wsk(&["property", "get", "--apibuildno"]).ok();
+        assert!(
+            run.stdout.trim_end().ends_with(&revision),
+            "buildno of the server: {:?}",
+            run.stdout
+        );
+    }
+
     lean_and_cluster!(
         hello_flow_creates_and_invokes_with_result_and_params,
         update_get_list_and_delete_round_trip,

@@ -99,7 +99,7 @@ pub(super) async fn start(
             RuntimeManifest::default(),
             BuildInfo {
                 build: env!("CARGO_PKG_VERSION").to_owned(),
-                buildno: env!("CARGO_PKG_VERSION").to_owned(),
+                buildno: crate::GIT_REVISION.to_owned(),
             },
         );
         let feeds = match &stores.postgres {

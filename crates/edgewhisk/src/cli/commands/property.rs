@@ -165,7 +165,7 @@ async fn get(ctx: &Ctx, a: &GetArgs) -> Result<i32, CliError> {
         println!("whisk namespace\t\t{ns}");
     }
     if all || a.cliversion {
-        println!("whisk CLI version\t{}", env!("CARGO_PKG_VERSION"));
+        println!("whisk CLI version\t{}", crate::VERSION);
     }
     if all || a.apibuild || a.apibuildno {
         let info = match ctx.client() {
