@@ -47,6 +47,17 @@ pub enum Isolation {
     Runc,
 }
 
+/// How the server writes its log lines (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line (timestamp, level, target, fields, spans), for journald,
+    /// Loki and other collectors.
+    Json,
+}
+
 /// `[server]`: process-level settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -81,6 +92,8 @@ pub struct ServerConfig {
     pub tls_cert: PathBuf,
     /// PEM private key of `tls_cert`; empty means plain HTTP.
     pub tls_key: PathBuf,
+    /// Log line format.
+    pub log_format: LogFormat,
 }
 
 /// The ceiling of the automatic connection cap: each open connection holds roughly 16 KiB of
@@ -143,6 +156,7 @@ impl Default for ServerConfig {
             reserved_fds: 256,
             tls_cert: PathBuf::new(),
             tls_key: PathBuf::new(),
+            log_format: LogFormat::Text,
         }
     }
 }

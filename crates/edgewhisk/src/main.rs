@@ -48,8 +48,9 @@ fn real_main() -> anyhow::Result<i32> {
         .build()?;
     match command {
         Command::Serve(args) => {
-            init_tracing();
-            runtime.block_on(serve::run(args))?;
+            let config = args.config()?;
+            init_tracing(config.server.log_format);
+            runtime.block_on(serve::run(config))?;
             Ok(0)
         }
         #[cfg(feature = "bench")]
@@ -62,10 +63,14 @@ fn real_main() -> anyhow::Result<i32> {
     }
 }
 
-fn init_tracing() {
-    tracing_subscriber::fmt()
+fn init_tracing(format: config::LogFormat) {
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(config::log_filter())
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        config::LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        config::LogFormat::Json => builder.json().with_current_span(true).init(),
+    }
 }

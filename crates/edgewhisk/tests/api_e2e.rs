@@ -112,6 +112,33 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn with_log_format_json_every_log_line_is_one_json_object() {
+        let s = support::spawn_server_with(support::ServerOptions {
+            extra_args: &["--log-format", "json"],
+            ..support::ServerOptions::default()
+        });
+        create_hello(&s).await;
+        invoke_blocking(&s, HELLO_NAME, json!({}))
+            .await
+            .expect_status(200, "invoke");
+        let log = s.log_tail();
+        let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert!(
+            lines.len() >= 3,
+            "expected the start-up lines at least: {log}"
+        );
+        for line in lines {
+            let v: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+            assert!(v["timestamp"].is_string(), "{line}");
+            assert!(v["level"].is_string(), "{line}");
+            assert!(v["target"].is_string(), "{line}");
+            assert!(v["fields"].is_object(), "{line}");
+        }
+        assert!(log.contains("\"message\":\"edgewhisk serving\""), "{log}");
+    }
+
+    #[tokio::test]
     async fn info_namespaces_and_limits_routes_answer_as_openwhisk_does() {
         let s = spawn_server(None);
 

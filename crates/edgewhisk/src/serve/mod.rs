@@ -18,7 +18,7 @@ mod parts;
 mod stores;
 mod tls;
 
-use crate::config::{Config, Isolation, Role, env};
+use crate::config::{Config, Isolation, LogFormat, Role, env};
 use anyhow::Context;
 use edgewhisk_invoker::Invoker;
 use edgewhisk_invoker::container::ContainerFactory;
@@ -63,6 +63,9 @@ pub struct ServeArgs {
     /// This invoker's number, unique in the cluster.
     #[arg(long)]
     invoker_id: Option<u32>,
+    /// Log line format on stderr.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
 }
 
 impl ServeArgs {
@@ -96,14 +99,17 @@ impl ServeArgs {
         if let Some(id) = self.invoker_id {
             config.cluster.invoker_id = id;
         }
+        if let Some(format) = self.log_format {
+            config.server.log_format = format;
+        }
         Ok(config)
     }
 }
 
-/// `edgewhisk serve`: starts the server, prints the line scripts wait for, and runs until
-/// SIGINT or SIGTERM.
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let server = Server::start(args.config()?).await?;
+/// `edgewhisk serve` with `config` (from [`ServeArgs::config`]): starts the server, prints the
+/// line scripts wait for, and runs until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let server = Server::start(config).await?;
     // Tests and scripts read this line to learn the port when listening on port 0.
     println!("edgewhisk: listening on {}", server.url());
     shutdown_signal().await;
