@@ -99,6 +99,17 @@ mod cluster {
         run.expect_status(200, "invoke the updated action");
         assert_eq!(run.body["response"]["result"], json!({"v": 2}));
 
+        // Each process's data directory (unpacked action code) is private: at most traversable
+        // by the unprivileged action user, never listable or readable by others.
+        for process in cluster.controllers.iter().chain(&cluster.invokers) {
+            let mode = std::os::unix::fs::PermissionsExt::mode(
+                &std::fs::metadata(process.data_dir())
+                    .expect("the data directory")
+                    .permissions(),
+            );
+            assert_eq!(mode & 0o066, 0, "data directory mode {mode:o}");
+        }
+
         let seen = cluster.invokers_seen_by(0).await;
         assert_eq!(seen, json!({"invoker0/0": "up", "invoker1/1": "up"}));
         let count = send(http().get(a.url("/invokers/healthy/count"))).await;
@@ -316,16 +327,7 @@ mod cluster {
             "function main(p) { return p; }",
         )
         .await;
-        send(http().put(api.ns_url("triggers/tick")).json(&json!({})))
-            .await
-            .expect_status(200, "create trigger");
-        send(
-            http()
-                .put(api.ns_url("rules/r"))
-                .json(&json!({"trigger": "/_/tick", "action": "/_/echo"})),
-        )
-        .await
-        .expect_status(200, "create rule");
+        trigger_with_rule(api.as_str(), "tick", "echo").await;
         let body = json!({"lifecycleEvent": "CREATE", "triggerName": "/_/tick",
                           "authKey": GUEST_KEY, "seconds": 1});
         let url = api.url("/api/v1/namespaces/whisk.system/actions/alarms/interval?blocking=true");
@@ -420,16 +422,7 @@ mod cluster {
         assert_eq!(page.text().await.expect("its body"), "hi edge");
 
         // A trigger and rule made on one controller fire through the other.
-        send(http().put(a.ns_url("triggers/t")).json(&json!({})))
-            .await
-            .expect_status(200, "create the trigger");
-        send(
-            http()
-                .put(a.ns_url("rules/t-inc"))
-                .json(&json!({"trigger": "/_/t", "action": "/_/inc"})),
-        )
-        .await
-        .expect_status(200, "create the rule");
+        trigger_with_rule(a, "t", "inc").await;
         send(http().post(b.ns_url("triggers/t")).json(&json!({"n": 41})))
             .await
             .expect_status(202, "fire through the other controller");
@@ -485,6 +478,26 @@ mod cluster {
             .await;
             reply.expect_status(401, "the old key right after regenerate");
         }
+    }
+
+    /// Creates trigger `trigger` and a rule `<trigger>-<action>` from it to `action`.
+    async fn trigger_with_rule(api: &(impl Endpoint + ?Sized), trigger: &str, action: &str) {
+        send(
+            http()
+                .put(api.ns_url(&format!("triggers/{trigger}")))
+                .json(&json!({})),
+        )
+        .await
+        .expect_status(200, "create the trigger");
+        send(
+            http()
+                .put(api.ns_url(&format!("rules/{trigger}-{action}")))
+                .json(
+                    &json!({"trigger": format!("/_/{trigger}"), "action": format!("/_/{action}")}),
+                ),
+        )
+        .await
+        .expect_status(200, "create the rule");
     }
 
     /// The records of `name` (newest first).

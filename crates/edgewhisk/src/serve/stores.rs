@@ -27,9 +27,14 @@ pub(super) struct Stores {
 /// Opens the configured store and provisions it.
 pub(super) async fn open(config: &Config) -> anyhow::Result<Stores> {
     if config.cluster.clustered() {
+        // Only unpacked action code lives here: private when we create it, as in the lean mode.
         let data_dir = config.data_dir();
+        let ours = !data_dir.exists();
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+        if ours {
+            set_mode(&data_dir, 0o700)?;
+        }
         let opened = cluster::open_store(config).await?;
         return Ok(Stores {
             entities: opened.cache,

@@ -230,12 +230,6 @@ impl Cluster {
         self
     }
 
-    /// Starts controller `i` again after it was stopped or killed.
-    pub(crate) fn restart_controller(&mut self, i: usize) {
-        self.controllers[i].restart();
-        self.point_proxy_at_controllers();
-    }
-
     /// Sends new connections to the running controllers' current ports.
     pub(crate) fn point_proxy_at_controllers(&self) {
         let running = self.controllers.iter().filter(|c| c.is_running());
