@@ -45,6 +45,7 @@ fn archive_server(isolation: &str, extra_toml: &str) -> ServerGuard {
         extra_args: &["--isolation", isolation],
         // Not under /tmp: a runc instance gets a private /tmp.
         temp_parent: Some(Path::new(env!("CARGO_TARGET_TMPDIR"))),
+        ..ServerOptions::default()
     })
 }
 

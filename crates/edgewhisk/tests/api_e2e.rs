@@ -139,6 +139,53 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn every_log_line_of_an_activation_names_its_request_id() {
+        let s = support::spawn_server_with(support::ServerOptions {
+            extra_args: &["--log-format", "json"],
+            // The invoker's debug lines (a cold start) are lines of the activation too.
+            log_filter: Some("info,edgewhisk_invoker=debug"),
+            ..support::ServerOptions::default()
+        });
+        // A runner that dies in the middle of its run makes the invoker log about that
+        // activation.
+        create_action(
+            &s,
+            "dies",
+            "nodejs:20",
+            "function main() { process.exit(3) }",
+        )
+        .await;
+        let tid = format!("log-test-{}", uuid::Uuid::new_v4().simple());
+        let reply = send(
+            http()
+                .post(s.ns_url("actions/dies?blocking=true"))
+                .header("X-Request-ID", &tid)
+                .json(&json!({})),
+        )
+        .await;
+        assert_eq!(reply.headers["x-request-id"], tid.as_str());
+        let id = reply.body["activationId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("an activation record: {}", reply.text))
+            .to_owned();
+        let log = s.log_tail();
+        let about: Vec<&str> = log.lines().filter(|l| l.contains(&id)).collect();
+        assert!(
+            !about.is_empty(),
+            "expected the invoker to log about activation {id}:\n{log}"
+        );
+        for line in about {
+            let v: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+            let spans = v["spans"].as_array().map(Vec::as_slice).unwrap_or_default();
+            assert!(
+                spans.iter().any(|span| span["tid"] == tid.as_str()),
+                "a line about activation {id} without its request id {tid}: {line}"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn info_namespaces_and_limits_routes_answer_as_openwhisk_does() {
         let s = spawn_server(None);
 

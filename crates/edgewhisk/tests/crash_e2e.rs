@@ -130,6 +130,7 @@ mod crash {
             config_toml: Some(TEST_DEFAULTS),
             extra_args: &["--isolation", "process"],
             temp_parent: None,
+            ..ServerOptions::default()
         }))
         .await;
     }
@@ -145,6 +146,7 @@ mod crash {
             extra_args: &["--isolation", "runc"],
             // Not under /tmp, which instances get a private copy of.
             temp_parent: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))),
+            ..ServerOptions::default()
         }))
         .await;
     }

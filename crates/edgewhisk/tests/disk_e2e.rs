@@ -36,6 +36,7 @@ mod disk {
             config_toml: Some(&config),
             extra_args: &["--isolation", isolation],
             temp_parent: Some(Path::new(env!("CARGO_TARGET_TMPDIR"))),
+            ..ServerOptions::default()
         });
         s.stop();
         let data = s.data_dir();
@@ -289,6 +290,7 @@ mod disk {
             config_toml: Some(&config),
             extra_args: &["--isolation", "process"],
             temp_parent: None,
+            ..ServerOptions::default()
         });
         create_hello(&s).await;
         let mut ids = Vec::new();

@@ -48,6 +48,7 @@ fn runc_server(extra_toml: &str) -> Option<ServerGuard> {
         config_toml: Some(&config),
         extra_args: &["--isolation", "runc"],
         temp_parent: Some(Path::new(env!("CARGO_TARGET_TMPDIR"))),
+        ..ServerOptions::default()
     }))
 }
 

@@ -28,6 +28,7 @@ fn runc_server(extra_toml: &str) -> Option<ServerGuard> {
         config_toml: Some(&config),
         extra_args: &["--isolation", "runc"],
         temp_parent: Some(Path::new(env!("CARGO_TARGET_TMPDIR"))),
+        ..ServerOptions::default()
     }))
 }
 
@@ -336,6 +337,7 @@ def main(args):
             config_toml,
             extra_args: &["--isolation", isolation],
             temp_parent: Some(Path::new(env!("CARGO_TARGET_TMPDIR"))),
+            ..ServerOptions::default()
         }))
     }
 

@@ -15,6 +15,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinSet};
+use tracing::Instrument;
 
 /// Where an instance is in its life (OpenWhisk's proxy states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -167,7 +168,10 @@ impl ContainerProxy {
                     self.run_finished(done).await;
                 }
                 cmd = self.commands.recv(), if !removing => match cmd {
-                    Some(ProxyCommand::Run(job)) => self.accept(job).await,
+                    Some(ProxyCommand::Run(job)) => {
+                        let span = job.span().clone();
+                        self.accept(job).instrument(span).await;
+                    }
                     Some(ProxyCommand::Remove) | None => {
                         self.runs.abort_all();
                         while self.runs.join_next().await.is_some() {}
@@ -267,7 +271,9 @@ impl ContainerProxy {
             }
         };
         self.set_state(ContainerState::Running);
-        self.runs.spawn(run_job(container, job, init));
+        let span = job.span().clone();
+        self.runs
+            .spawn(run_job(container, job, init).instrument(span));
     }
 
     /// Answers `job` and every job buffered for this instance with the same failure, and goes

@@ -19,6 +19,7 @@ use edgewhisk_store::ActivationStore;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{oneshot, watch};
+use tracing::Instrument;
 
 /// The pool's id of one instance. Ids grow with creation order and are never reused.
 pub type InstanceId = u64;
@@ -127,6 +128,9 @@ pub(crate) struct Job {
     msg: Box<ActivationMessage>,
     reply: Option<oneshot::Sender<CompletionMessage>>,
     completer: Arc<Completer>,
+    /// Every log line of the job's work runs in it: it names the transaction id and the
+    /// activation id (a child of the request's span when the controller is in this process).
+    span: tracing::Span,
 }
 
 impl Job {
@@ -138,7 +142,13 @@ impl Job {
     ) -> (Job, oneshot::Receiver<CompletionMessage>) {
         let (tx, rx) = oneshot::channel();
         completer.pending.send_modify(|n| *n += 1);
+        let span = tracing::info_span!(
+            "activation",
+            tid = %msg.transaction_id,
+            id = %msg.activation_id
+        );
         let job = Job {
+            span,
             msg: Box::new(msg),
             reply: Some(tx),
             completer: Arc::clone(completer),
@@ -151,13 +161,21 @@ impl Job {
         &self.msg
     }
 
+    /// The span of the job's work (see [`Job::accept`]).
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
     /// Stores `activation` and answers with it once its record is committed. The wait for the
     /// commit runs in a task of its own, so the instance's proxy goes on to its next job at
     /// once instead of waiting for the store.
     pub(crate) async fn complete(mut self, activation: Activation) {
         if let Some(reply) = self.reply.take() {
             let completer = Arc::clone(&self.completer);
-            tokio::spawn(async move { completer.finish(activation, reply).await });
+            tokio::spawn(
+                async move { completer.finish(activation, reply).await }
+                    .instrument(self.span.clone()),
+            );
         }
     }
 
@@ -195,7 +213,10 @@ impl Drop for Job {
         let completer = Arc::clone(&self.completer);
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                handle.spawn(async move { completer.finish(activation, reply).await });
+                handle.spawn(
+                    async move { completer.finish(activation, reply).await }
+                        .instrument(self.span.clone()),
+                );
             }
             Err(_) => {
                 tracing::error!(id = %activation.activation_id, "activation dropped outside a runtime; not stored");

@@ -20,6 +20,7 @@ use edgewhisk_entity::{
     RuleStatus, Trigger,
 };
 use serde_json::{Map, Value};
+use tracing::Instrument;
 
 /// A fire of the trigger `namespace/trigger` with `payload`, by `identity`.
 #[derive(Debug)]
@@ -73,7 +74,7 @@ pub async fn fire(state: &AppState, req: FireRequest) -> Result<FireOutcome, Api
         activation_id: activation_id.clone(),
         start: req.received_at,
     };
-    tokio::spawn(fired.run());
+    tokio::spawn(fired.run().in_current_span());
     Ok(FireOutcome::Accepted(activation_id))
 }
 

@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 /// A code action as the invoker needs it; `None` for a sequence.
 pub(crate) fn executable(action: Action) -> Option<ExecutableAction> {
@@ -124,10 +125,13 @@ pub(super) fn release_later(
     slot: InFlight,
     bound: Duration,
 ) {
-    tokio::spawn(async move {
-        let _ = tokio::time::timeout(bound, completion).await;
-        drop(slot);
-    });
+    tokio::spawn(
+        async move {
+            let _ = tokio::time::timeout(bound, completion).await;
+            drop(slot);
+        }
+        .in_current_span(),
+    );
 }
 
 #[cfg(test)]

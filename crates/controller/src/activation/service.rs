@@ -16,6 +16,7 @@ use serde_json::value::RawValue;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 /// Runs one activation (OpenWhisk `Actions.scala` `activate` and `PrimitiveActions.scala`).
 ///
@@ -127,14 +128,17 @@ impl Composed {
     async fn start(self, wait: Option<Duration>) -> Result<Outcome, ApiError> {
         let id = self.id.clone();
         let (tx, rx) = oneshot::channel();
-        tokio::spawn(async move {
-            let record = self
-                .runner
-                .run_topmost(self.action, self.id, self.content)
-                .await;
-            drop(self.slot);
-            let _ = tx.send(record);
-        });
+        tokio::spawn(
+            async move {
+                let record = self
+                    .runner
+                    .run_topmost(self.action, self.id, self.content)
+                    .await;
+                drop(self.slot);
+                let _ = tx.send(record);
+            }
+            .in_current_span(),
+        );
         let Some(wait) = wait else {
             return Ok(Outcome::Pending(id));
         };

@@ -28,6 +28,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 /// The transaction id header, read from requests and set on every response.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -125,7 +126,10 @@ async fn transaction(mut req: Request, next: Next) -> Response {
         StatusCode::OK.into_response()
     } else {
         req.extensions_mut().insert(tid.clone());
-        next.run(req).await
+        // Every log line of the request, and of the activations it starts (their tasks carry
+        // the span on), names the transaction id the client sees as `X-Request-ID`.
+        let span = tracing::info_span!("request", tid = %tid.0);
+        next.run(req).instrument(span).await
     };
     let message = match res.extensions_mut().remove::<ErrorBody>() {
         Some(ErrorBody(m)) => Some(m),

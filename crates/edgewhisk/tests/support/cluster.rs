@@ -260,7 +260,7 @@ fn spawn(backends: &Backends, config: &str, role: Role) -> ServerGuard {
     spawn_server_with(ServerOptions {
         config_toml: Some(config),
         extra_args: &args,
-        temp_parent: None,
+        ..ServerOptions::default()
     })
 }
 

@@ -62,6 +62,8 @@ concurrent_invocations = 1000
 pub(crate) struct ServerGuard {
     dir: tempfile::TempDir,
     extra_args: Vec<String>,
+    /// `EW_LOG` of every start.
+    log_filter: String,
     child: Option<Child>,
     base: String,
 }
@@ -76,6 +78,8 @@ pub(crate) struct ServerOptions<'a> {
     /// Where the server's temporary directory is created; `None` means the system's temporary
     /// directory.
     pub(crate) temp_parent: Option<&'a Path>,
+    /// The server's `EW_LOG` filter; `None` means `info`.
+    pub(crate) log_filter: Option<&'a str>,
 }
 
 /// Starts `edgewhisk serve` on `127.0.0.1:0` with a fresh data directory.
@@ -118,6 +122,7 @@ impl ServerGuard {
         ServerGuard {
             dir,
             extra_args: options.extra_args.iter().map(|a| (*a).to_owned()).collect(),
+            log_filter: options.log_filter.unwrap_or("info").to_owned(),
             child: None,
             base: String::new(),
         }

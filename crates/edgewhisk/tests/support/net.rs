@@ -59,7 +59,7 @@ impl ServerGuard {
             .arg("--config")
             .arg(self.dir.path().join("config.toml"))
             .args(&start.args)
-            .env("EW_LOG", "info")
+            .env("EW_LOG", &self.log_filter)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))

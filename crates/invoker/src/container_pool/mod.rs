@@ -318,7 +318,8 @@ impl ContainerPool {
             memory_mb: action.limits.memory,
             allow_concurrent: action.limits.concurrency > 1,
         };
-        tracing::debug!(instance = id, name = %spec.name, "cold start");
+        job.span()
+            .in_scope(|| tracing::debug!(instance = id, name = %spec.name, "cold start"));
         let proxy = self.start_proxy(id, spec, Some(job));
         self.instances.insert(
             id,
