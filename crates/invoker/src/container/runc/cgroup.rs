@@ -4,6 +4,12 @@
 //! in every v1 hierarchy (cgroup v1) or in the unified one (v2). To find them again without
 //! hard-coding either layout, the directories are derived from `/proc/self/cgroup` (our path
 //! per hierarchy) and `/proc/self/mountinfo` (where each hierarchy is mounted).
+//!
+//! On a unified-only (v2) system runc resolves a relative `cgroupsPath` against the *parent*
+//! of its own cgroup, not the cgroup itself: the process's own cgroup holds processes, and v2
+//! lets no cgroup with processes enable controllers for children. Under systemd the instances
+//! of `edgewhisk.service` therefore live in `system.slice/edgewhisk/…`, beside the service's
+//! cgroup. On v1 and hybrid systems they are below our own path in every hierarchy.
 
 use std::path::{Path, PathBuf};
 
@@ -82,6 +88,7 @@ fn unescape(field: &str) -> String {
 /// The host directories of `relative` (a path below our own cgroup) in every hierarchy we
 /// are a member of.
 fn dirs_of(memberships: &[Membership], mounts: &[CgroupMount], relative: &str) -> Vec<PathBuf> {
+    let unified_only = mounts.iter().all(|mount| mount.v2);
     let mut dirs = Vec::new();
     for m in memberships {
         let mount = if m.hierarchy == 0 && m.controllers.is_empty() {
@@ -97,6 +104,11 @@ fn dirs_of(memberships: &[Membership], mounts: &[CgroupMount], relative: &str) -
             .strip_prefix(mount.root.as_str())
             .unwrap_or(&m.path)
             .trim_start_matches('/');
+        let within = if unified_only {
+            Path::new(within).parent().unwrap_or(Path::new(""))
+        } else {
+            Path::new(within)
+        };
         let dir = mount.mount_point.join(within).join(relative);
         if !dirs.contains(&dir) {
             dirs.push(dir);
@@ -203,7 +215,7 @@ mod tests {
     }
 
     #[test]
-    fn v2_directory_is_below_our_unified_path_and_namespace_root() {
+    fn v2_directory_is_below_the_parent_of_our_path_as_runc_puts_it() {
         let dirs = dirs_of(
             &parse_memberships("0::/system.slice/edgewhisk.service\n"),
             &parse_mounts("40 1 0:25 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"),
@@ -211,10 +223,15 @@ mod tests {
         );
         assert_eq!(
             dirs,
-            vec![PathBuf::from(
-                "/sys/fs/cgroup/system.slice/edgewhisk.service/edgewhisk/s"
-            )]
+            vec![PathBuf::from("/sys/fs/cgroup/system.slice/edgewhisk/s")]
         );
+        // At the root there is no parent to go to.
+        let dirs = dirs_of(
+            &parse_memberships("0::/\n"),
+            &parse_mounts("40 1 0:25 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"),
+            "edgewhisk",
+        );
+        assert_eq!(dirs, vec![PathBuf::from("/sys/fs/cgroup/edgewhisk")]);
         // Inside a cgroup namespace the mount root is our own cgroup.
         let dirs = dirs_of(
             &parse_memberships("0::/a/b\n"),
