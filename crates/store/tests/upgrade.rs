@@ -37,6 +37,17 @@ mod upgrade {
             .collect()
     }
 
+    /// `err` and its sources, as `anyhow` prints them.
+    fn chain(err: &dyn std::error::Error) -> String {
+        let mut text = err.to_string();
+        let mut source = err.source();
+        while let Some(e) = source {
+            text.push_str(&format!(": {e}"));
+            source = e.source();
+        }
+        text
+    }
+
     /// The fixture's records are dated when it was made: retention by age stays off.
     fn config() -> StoreConfig {
         StoreConfig {
@@ -290,7 +301,7 @@ mod upgrade {
             (&dir.path().join("missing.db"), "No such file"),
         ] {
             let err = backup::restore(file, &db).unwrap_err();
-            let message = err.to_string();
+            let message = chain(&err);
             assert!(message.contains(expect), "{}: {message}", file.display());
             if !matches!(err, BackupError::Store(_) | BackupError::Io { .. }) {
                 assert!(message.contains(&file.display().to_string()), "{message}");
@@ -304,10 +315,64 @@ mod upgrade {
     }
 
     #[test]
+    fn a_backup_of_a_large_store_finishes_under_continuous_writes_from_another_connection() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("edgewhisk.db");
+        drop(SqliteStore::open(&db, &config()).unwrap());
+        let doc = "x".repeat(4000);
+        let insert = "INSERT INTO activations (id, namespace, name, match_name, start, doc) \
+                      VALUES (?1, 'guest', 'a', 'a', ?1, ?2)";
+        {
+            // About 24 MB: some 6,000 pages, so the copy takes many steps.
+            let mut conn = rusqlite::Connection::open(&db).unwrap();
+            let tx = conn.transaction().unwrap();
+            for n in 0..6000_i64 {
+                tx.execute(insert, rusqlite::params![n, doc]).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let written = Arc::new(AtomicU64::new(0));
+        let writer = {
+            let (db, stop, written, doc) = (db.clone(), stop.clone(), written.clone(), doc.clone());
+            std::thread::spawn(move || {
+                let conn = rusqlite::Connection::open(&db).unwrap();
+                conn.busy_timeout(std::time::Duration::from_secs(5))
+                    .unwrap();
+                let mut n = 1_000_000_i64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    conn.execute(insert, rusqlite::params![n, doc]).unwrap();
+                    written.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        while written.load(Ordering::Relaxed) < 3 {
+            std::thread::yield_now();
+        }
+        let started = std::time::Instant::now();
+        let copy = dir.path().join("backup.db");
+        let made = backup::backup(&db, &copy).unwrap();
+        let took = started.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        writer.join().unwrap();
+        let during = written.load(Ordering::Relaxed);
+        eprintln!(
+            "backup of {} bytes took {took:?} while another connection committed {during} rows",
+            made.bytes
+        );
+        assert!(made.activations >= 6000, "{made}");
+        assert!(during > 0, "the writer wrote meanwhile");
+        assert_eq!(backup::inspect(&copy).unwrap(), made);
+    }
+
+    #[test]
     fn backup_to_a_missing_directory_or_over_the_store_fails() {
         let (dir, db) = copy_fixture("store-0.1.0.db");
         let err = backup::backup(&db, &dir.path().join("no/such/dir/b.db")).unwrap_err();
-        assert!(err.to_string().contains("No such file"), "{err}");
+        assert!(chain(&err).contains("No such file"), "{err}");
         let err = backup::backup(&db, &db).unwrap_err();
         assert!(matches!(err, BackupError::TargetIsStore(_)), "{err}");
         let err =

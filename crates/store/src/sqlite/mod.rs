@@ -84,6 +84,7 @@ impl SqliteStore {
             std::fs::create_dir_all(parent)?;
         }
         let busy = Duration::from_millis(config.busy_timeout_ms);
+        schema::check_file(path)?;
         let mut entities = open_connection(path, busy, "FULL")?;
         schema::migrate(&mut entities, path)?;
         let reader = open_connection(path, busy, "NORMAL")?;

@@ -134,6 +134,13 @@ pub(crate) fn check_known(found: u32) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Refuses the store at `path` if its schema is newer than this build knows, before anything
+/// (such as switching it to WAL mode) changes the file.
+pub(super) fn check_file(path: &Path) -> Result<(), StoreError> {
+    let conn = Connection::open(path)?;
+    check_known(user_version(&conn)?)
+}
+
 /// Brings the store at `path` (opened as `conn`) to [`SCHEMA_VERSION`] and records this
 /// release in `store_meta`; refuses a store newer than this build. Returns the version the
 /// store had.
