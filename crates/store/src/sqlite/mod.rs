@@ -7,6 +7,9 @@
 //! checkpoints the WAL and applies retention. Both writing connections take the in-process
 //! `write_lock` rather than SQLite's polling busy handler. Why, and what it costs:
 //! `docs/design/013-embedded-store.md`; what an answer promises: `docs/durability.md`.
+//!
+//! The schema and its forward migrations, run at open, are in [`schema`]; online backup and
+//! restore in [`backup`] (`docs/design/019-schema-and-backups.md`).
 
 use crate::config::StoreConfig;
 use crate::matching::{activation_match_name, collection_from_str, scope_params};
