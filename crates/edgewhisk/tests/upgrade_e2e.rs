@@ -171,22 +171,13 @@ mod upgrade {
         get(&s, "actions/pyhello").await;
     }
 
-    #[tokio::test]
-    async fn a_store_with_a_newer_schema_stops_the_server_with_both_versions() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data = dir.path().join("data");
-        std::fs::create_dir(&data).expect("data dir");
-        let db = data.join("edgewhisk.db");
-        std::fs::copy(fixture("store-0.1.0.db"), &db).expect("copy fixture");
-        // `PRAGMA user_version` is the big-endian u32 at offset 60 of the file's header.
-        let mut bytes = std::fs::read(&db).expect("read");
-        let newer = SCHEMA_VERSION + 7;
-        bytes[60..64].copy_from_slice(&newer.to_be_bytes());
-        std::fs::write(&db, &bytes).expect("write");
-
+    /// Runs `edgewhisk serve` on `data_dir`, expecting it to refuse to start: its exit status
+    /// and stderr. Panics (killing it) if it still runs after 30 s.
+    async fn serve_until_it_exits(data_dir: &Path) -> (std::process::ExitStatus, String) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_edgewhisk"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&data)
+            .arg(data_dir)
+            .env_remove("EW_CONFIG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -200,13 +191,30 @@ mod upgrade {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("the server kept running on a store with a newer schema");
+                panic!("the server started on {}", data_dir.display());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         let mut stderr = String::new();
         std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
             .expect("read stderr");
+        (status, stderr)
+    }
+
+    #[tokio::test]
+    async fn a_store_with_a_newer_schema_stops_the_server_with_both_versions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).expect("data dir");
+        let db = data.join("edgewhisk.db");
+        std::fs::copy(fixture("store-0.1.0.db"), &db).expect("copy fixture");
+        // `PRAGMA user_version` is the big-endian u32 at offset 60 of the file's header.
+        let mut bytes = std::fs::read(&db).expect("read");
+        let newer = SCHEMA_VERSION + 7;
+        bytes[60..64].copy_from_slice(&newer.to_be_bytes());
+        std::fs::write(&db, &bytes).expect("write");
+
+        let (status, stderr) = serve_until_it_exits(&data).await;
         assert!(!status.success(), "{status}: {stderr}");
         assert!(stderr.contains(&format!("version {newer}")), "{stderr}");
         assert!(
@@ -374,6 +382,10 @@ mod upgrade {
         assert!(!refused.status.success());
         let message = String::from_utf8_lossy(&refused.stderr);
         assert!(message.contains("stop it first"), "{message}");
+        // Nor does a second server start on a data directory a server holds.
+        let (status, message) = serve_until_it_exits(&other.data_dir()).await;
+        assert!(!status.success());
+        assert!(message.contains("another edgewhisk serve"), "{message}");
         other.stop();
         let restored = admin(&other, &["restore", backup_file.to_str().expect("utf-8")]);
         assert!(restored.contains("restored"), "{restored}");
