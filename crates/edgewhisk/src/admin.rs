@@ -36,8 +36,9 @@ pub enum AdminCommand {
     /// Set, show and delete per-namespace throttle limits.
     #[command(subcommand)]
     Limits(LimitsCommand),
-    /// Copy the data directory's store to FILE, also while the server serves and writes it
-    /// (SQLite's online backup): a self-contained SQLite file.
+    /// Copy the store to FILE, also while the server serves it (SQLite's online backup).
+    ///
+    /// FILE is one self-contained SQLite file, checked before it replaces FILE.
     Backup {
         /// The backup file to write (replaced if it exists).
         file: PathBuf,
@@ -45,8 +46,9 @@ pub enum AdminCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Replace the data directory's store with the backup FILE (checked first). Stop the server
-    /// first: restore refuses while one serves on the data directory.
+    /// Replace the store with the backup FILE; stop the server first.
+    ///
+    /// FILE is checked first; restore refuses while a server runs on the data directory.
     Restore {
         /// The backup file to restore.
         file: PathBuf,
