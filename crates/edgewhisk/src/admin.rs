@@ -9,14 +9,20 @@
 //!
 //! Keys are stored hashed, so a key is printed only when it is created or regenerated; `user
 //! get` shows the key's UUID only.
+//!
+//! `backup` copies the store while a server serves it; `restore` replaces it with a backup
+//! and refuses while a server runs on the data directory (`docs/upgrades.md`).
 
 use crate::config::{Config, env};
+use crate::serve::lock;
 use anyhow::{Context, bail};
 use edgewhisk_entity::Identity;
 use edgewhisk_entity::identity::{KEY_LENGTH, NamespaceLimits, generate_key};
 use edgewhisk_entity::names::validate_name;
+use edgewhisk_store::sqlite::backup;
+use edgewhisk_store::sqlite::schema::SCHEMA_VERSION;
 use edgewhisk_store::{EntityStore, PostgresStore, SqliteStore};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Shortest subject name OpenWhisk accepts (`Subject.MIN_LENGTH`).
 const MIN_SUBJECT_LENGTH: usize = 5;
@@ -30,6 +36,26 @@ pub enum AdminCommand {
     /// Set, show and delete per-namespace throttle limits.
     #[command(subcommand)]
     Limits(LimitsCommand),
+    /// Copy the store to FILE, also while the server serves it (SQLite's online backup).
+    ///
+    /// FILE is one self-contained SQLite file, checked before it replaces FILE.
+    Backup {
+        /// The backup file to write (replaced if it exists).
+        file: PathBuf,
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Replace the store with the backup FILE; stop the server first.
+    ///
+    /// FILE is checked first; restore refuses while a server runs on the data directory.
+    Restore {
+        /// The backup file to restore.
+        file: PathBuf,
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 /// Where the store is: the same flags, environment and defaults as `edgewhisk serve`.
@@ -144,6 +170,8 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<i32> {
     match cmd {
         AdminCommand::User(cmd) => user(cmd).await,
         AdminCommand::Limits(cmd) => limits(cmd).await,
+        AdminCommand::Backup { file, store } => backup(file, &store).await,
+        AdminCommand::Restore { file, store } => restore(file, &store).await,
     }
 }
 
@@ -153,7 +181,9 @@ enum AdminStore {
     Postgres(PostgresStore),
 }
 
-async fn open(args: &StoreArgs) -> anyhow::Result<AdminStore> {
+/// Where an admin command's store is: the configuration, and a cluster's PostgreSQL URL or
+/// `None` for the data directory's SQLite store.
+fn locate(args: &StoreArgs) -> anyhow::Result<(Config, Option<String>)> {
     let mut config = Config::load(args.config.as_deref())?;
     if let Some(dir) = &args.data_dir {
         config.server.data_dir.clone_from(dir);
@@ -162,8 +192,14 @@ async fn open(args: &StoreArgs) -> anyhow::Result<AdminStore> {
         config.cluster.postgres.clone_from(url);
     }
     config.store.validate().context("invalid [store] section")?;
-    if !config.cluster.postgres.is_empty() {
-        let store = PostgresStore::connect(&config.cluster.postgres, &config.store)
+    let postgres = Some(config.cluster.postgres.clone()).filter(|url| !url.is_empty());
+    Ok((config, postgres))
+}
+
+async fn open(args: &StoreArgs) -> anyhow::Result<AdminStore> {
+    let (config, postgres) = locate(args)?;
+    if let Some(url) = postgres {
+        let store = PostgresStore::connect(&url, &config.store)
             .await
             .context("connecting to the cluster's PostgreSQL")?;
         return Ok(AdminStore::Postgres(store));
@@ -172,6 +208,91 @@ async fn open(args: &StoreArgs) -> anyhow::Result<AdminStore> {
     let store = SqliteStore::open(&path, &config.store)
         .with_context(|| format!("opening store {}", path.display()))?;
     Ok(AdminStore::Sqlite(store))
+}
+
+/// The data directory and its store file for `backup` and `restore`, which a cluster's
+/// PostgreSQL does not have.
+fn sqlite_store(args: &StoreArgs, command: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let (config, postgres) = locate(args)?;
+    if postgres.is_some() {
+        bail!(
+            "'admin {command}' works on a data directory's SQLite store; a cluster's store is \
+             PostgreSQL: back it up and restore it with pg_dump and pg_restore (docs/upgrades.md)"
+        );
+    }
+    Ok((config.data_dir(), config.db_path()))
+}
+
+async fn backup(file: PathBuf, args: &StoreArgs) -> anyhow::Result<i32> {
+    let (_, db) = sqlite_store(args, "backup")?;
+    if !db.exists() {
+        bail!(
+            "there is no store to back up: {} does not exist",
+            db.display()
+        );
+    }
+    let started = std::time::Instant::now();
+    let summary = {
+        let (db, file) = (db.clone(), file.clone());
+        tokio::task::spawn_blocking(move || backup::backup(&db, &file)).await?
+    }
+    .with_context(|| format!("backing up {} to {}", db.display(), file.display()))?;
+    println!(
+        "backed up {} to {} in {:.1} s: {summary}",
+        db.display(),
+        file.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(0)
+}
+
+async fn restore(file: PathBuf, args: &StoreArgs) -> anyhow::Result<i32> {
+    let (data_dir, db) = sqlite_store(args, "restore")?;
+    let checked = file.clone();
+    tokio::task::spawn_blocking(move || backup::inspect(&checked))
+        .await?
+        .with_context(|| format!("checking the backup {}", file.display()))?;
+    create_private_dir(&data_dir)?;
+    let Some(_lock) = lock::try_lock(&data_dir)? else {
+        bail!(
+            "a server is running on data directory {} (it holds {}): stop it first; restoring \
+             under a running server would leave its caches and open store on the old contents",
+            data_dir.display(),
+            lock::lock_path(&data_dir).display()
+        );
+    };
+    let summary = {
+        let (db, file) = (db.clone(), file.clone());
+        tokio::task::spawn_blocking(move || backup::restore(&file, &db)).await?
+    }
+    .with_context(|| format!("restoring {} into {}", file.display(), db.display()))?;
+    set_private(&db, 0o600)?;
+    println!(
+        "restored {} into {}: {summary}",
+        file.display(),
+        db.display()
+    );
+    if summary.schema_version < SCHEMA_VERSION {
+        println!("the server migrates it to schema version {SCHEMA_VERSION} when it starts");
+    }
+    Ok(0)
+}
+
+/// Creates `dir` readable by its owner only if it does not exist (as `edgewhisk serve`
+/// does: the store holds every namespace's key).
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    set_private(dir, 0o700)
+}
+
+fn set_private(path: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting mode {mode:o} on {}", path.display()))
 }
 
 /// Runs `f` on the store, then closes it whatever `f` returned.

@@ -6,7 +6,7 @@
 //! - [`serve`]: controller and invoker in one process; [`serve::Server::start`] is the wiring
 //!   `edgewhisk serve` runs, and what tests start in-process;
 //! - [`admin`]: `edgewhisk admin`, subjects, keys and limits in the data directory (like
-//!   OpenWhisk's `wskadmin`);
+//!   OpenWhisk's `wskadmin`), and backup and restore of the store;
 //! - [`cli`]: every other subcommand, the `wsk`-compatible CLI (the whole binary when it is
 //!   invoked through a link named `wsk`);
 //! - [`config`]: the server's TOML configuration and every environment variable the crate reads;
@@ -71,7 +71,8 @@ pub enum Command {
     #[cfg(feature = "bench")]
     #[command(subcommand)]
     Bench(edgewhisk_bench::BenchCommand),
-    /// Manage subjects, namespaces, keys and limits in the data directory (like `wskadmin`).
+    /// Manage subjects, namespaces, keys and limits (like `wskadmin`); back up and restore the
+    /// store.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
     /// The `wsk`-compatible CLI's nouns.

@@ -145,6 +145,19 @@ pub enum StoreError {
     /// writes work again by themselves once space returns.
     #[error("the store is out of disk space")]
     Full,
+    /// The database's schema is newer than this build knows: a newer release wrote it, and a
+    /// store is never downgraded.
+    #[error(
+        "the store's schema is version {found}, newer than version {known}, the newest this \
+         edgewhisk knows: a newer release has opened it, and a store is never downgraded \
+         (run that release, or restore a backup made by this one)"
+    )]
+    SchemaTooNew {
+        /// The database's schema version.
+        found: u32,
+        /// The newest schema version this build knows.
+        known: u32,
+    },
     /// The store does not implement this operation (a test wrapper that does not forward it).
     #[error("{operation} is not supported by this store")]
     Unsupported {

@@ -142,6 +142,38 @@ mod postgres_store {
     }
 
     #[tokio::test]
+    async fn a_database_migrated_by_a_newer_release_is_refused_naming_both_versions() {
+        let Some(url) = support::postgres_database() else {
+            return;
+        };
+        let config = StoreConfig::default();
+        let store = PostgresStore::connect(&url, &config).await.unwrap();
+        store.close().await.unwrap();
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let known: i32 = client
+            .query_one("SELECT MAX(version) FROM schema_migrations", &[])
+            .await
+            .unwrap()
+            .get(0);
+        client
+            .execute(
+                "INSERT INTO schema_migrations (version) VALUES ($1)",
+                &[&(known + 1)],
+            )
+            .await
+            .unwrap();
+        let err = PostgresStore::connect(&url, &config).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::SchemaTooNew { found, known: k }
+                if i64::from(found) == i64::from(known) + 1 && i64::from(k) == i64::from(known)),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
     async fn retention_deletes_by_age_and_beyond_the_count_per_namespace() {
         let config = StoreConfig {
             activation_max_age_secs: 3600,

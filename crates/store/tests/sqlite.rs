@@ -252,14 +252,14 @@ mod sqlite_store {
     async fn opening_hashes_keys_stored_in_the_clear_by_earlier_versions() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.db");
-        drop(SqliteStore::open(&path, &StoreConfig::default()).unwrap());
         {
-            // An earlier version wrote the key as is.
+            // An earlier version, before schema versioning, wrote the key as is.
             let conn = rusqlite::Connection::open(&path).unwrap();
-            conn.execute(
-                "INSERT INTO identities (uuid, subject, namespace, key) \
-                 VALUES ('u-1', 'guest', 'guest', 'plain-secret')",
-                [],
+            conn.execute_batch(
+                "CREATE TABLE identities (uuid TEXT PRIMARY KEY NOT NULL, \
+                     subject TEXT NOT NULL, namespace TEXT NOT NULL, key TEXT NOT NULL); \
+                 INSERT INTO identities (uuid, subject, namespace, key) \
+                     VALUES ('u-1', 'guest', 'guest', 'plain-secret');",
             )
             .unwrap();
         }

@@ -14,6 +14,7 @@ mod connections;
 mod exposure;
 mod fd_limit;
 mod lean;
+pub mod lock;
 mod parts;
 mod stores;
 mod tls;
@@ -217,12 +218,15 @@ impl Server {
                 parts.shutdown(grace).await;
             }
         };
+        let data_dir_lock = stores.lock.clone();
         let task = tokio::spawn(async move {
             let ((), ()) = tokio::join!(server, drain);
-            activations
+            let flushed = activations
                 .flush()
                 .await
-                .context("flushing activation records")
+                .context("flushing activation records");
+            drop(data_dir_lock);
+            flushed
         });
         Ok(Self {
             addr,

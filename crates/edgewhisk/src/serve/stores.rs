@@ -3,6 +3,7 @@
 //! on their first start.
 
 use super::cluster;
+use super::lock::{self, DataDirLock};
 use crate::config::Config;
 use anyhow::Context;
 use edgewhisk_store::postgres::PostgresStore;
@@ -22,6 +23,8 @@ pub(super) struct Stores {
     /// The cluster's database, which also carries the feeds' leadership; `None` in the lean
     /// mode.
     pub(super) postgres: Option<Arc<PostgresStore>>,
+    /// The data directory's lock, held while the server runs; `None` in a cluster.
+    pub(super) lock: Option<Arc<DataDirLock>>,
 }
 
 /// Opens the configured store and provisions it.
@@ -41,6 +44,7 @@ pub(super) async fn open(config: &Config) -> anyhow::Result<Stores> {
             activations: opened.store.clone(),
             data_dir,
             postgres: Some(opened.store),
+            lock: None,
         });
     }
     let data_dir = config.data_dir();
@@ -58,6 +62,12 @@ pub(super) async fn open(config: &Config) -> anyhow::Result<Stores> {
             "the data directory existed without a store: its mode is left as it is"
         );
     }
+    let lock = lock::try_lock(&data_dir)?.with_context(|| {
+        format!(
+            "another edgewhisk serve, or an edgewhisk admin restore, is using data directory {}",
+            data_dir.display()
+        )
+    })?;
     // The guest and system keys are provisioned on the first start only, so an operator
     // can delete them for good.
     let first_start = !db_path.exists();
@@ -81,6 +91,7 @@ pub(super) async fn open(config: &Config) -> anyhow::Result<Stores> {
         activations: store,
         data_dir,
         postgres: None,
+        lock: Some(Arc::new(lock)),
     })
 }
 

@@ -151,9 +151,7 @@ impl PostgresStore {
             .map_err(|e| StoreError::Postgres(e.to_string()))?;
         let created = {
             let mut client = pool.get().await.map_err(pool_error)?;
-            let applied = schema::migrate(&mut client)
-                .await
-                .map_err(|e| classify(&e))?;
+            let applied = schema::migrate(&mut client).await?;
             if applied > 0 {
                 tracing::info!(migrations = applied, "PostgreSQL schema migrated");
             }

@@ -2,6 +2,8 @@
 //! `schema_migrations`; all of them run in one transaction that first takes an advisory lock,
 //! so that controllers starting at the same time neither race nor apply one twice.
 
+use super::error::classify;
+use crate::StoreError;
 use tokio_postgres::Client;
 
 /// Key of the transaction-level advisory lock held while migrating ("edgewhisk" in ASCII).
@@ -48,8 +50,29 @@ CREATE TABLE namespace_limits (
 "#,
 )];
 
-/// Applies the migrations this database has not seen; returns how many it applied.
-pub(super) async fn migrate(client: &mut Client) -> Result<usize, tokio_postgres::Error> {
+/// Applies the migrations this database has not seen; returns how many it applied. A database
+/// that has a migration this build does not know is refused: a newer release migrated it, and a
+/// schema is never downgraded.
+pub(super) async fn migrate(client: &mut Client) -> Result<usize, StoreError> {
+    apply(client).await.map_err(|e| match e {
+        Migrate::Postgres(e) => classify(&e),
+        Migrate::TooNew(e) => e,
+    })
+}
+
+/// Why [`apply`] failed.
+enum Migrate {
+    Postgres(tokio_postgres::Error),
+    TooNew(StoreError),
+}
+
+impl From<tokio_postgres::Error> for Migrate {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Migrate::Postgres(e)
+    }
+}
+
+async fn apply(client: &mut Client) -> Result<usize, Migrate> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
@@ -66,6 +89,13 @@ pub(super) async fn migrate(client: &mut Client) -> Result<usize, tokio_postgres
         .iter()
         .map(|row| row.get(0))
         .collect();
+    let known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+    if let Some(found) = applied.iter().copied().filter(|v| *v > known).max() {
+        return Err(Migrate::TooNew(StoreError::SchemaTooNew {
+            found: u32::try_from(found).unwrap_or(0),
+            known: u32::try_from(known).unwrap_or(0),
+        }));
+    }
     let mut count = 0;
     for (version, sql) in MIGRATIONS {
         if applied.contains(version) {

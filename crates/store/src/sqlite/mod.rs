@@ -7,6 +7,9 @@
 //! checkpoints the WAL and applies retention. Both writing connections take the in-process
 //! `write_lock` rather than SQLite's polling busy handler. Why, and what it costs:
 //! `docs/design/013-embedded-store.md`; what an answer promises: `docs/durability.md`.
+//!
+//! The schema and its forward migrations, run at open, are in [`schema`]; online backup and
+//! restore in [`backup`] (`docs/design/019-schema-and-backups.md`).
 
 use crate::config::StoreConfig;
 use crate::matching::{activation_match_name, collection_from_str, scope_params};
@@ -28,60 +31,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS entities (
-    path TEXT NOT NULL,
-    name TEXT NOT NULL,
-    collection TEXT NOT NULL,
-    updated INTEGER NOT NULL,
-    doc TEXT NOT NULL,
-    PRIMARY KEY (path, name)
-);
-CREATE INDEX IF NOT EXISTS entities_by_collection ON entities (collection, path, updated);
-CREATE TABLE IF NOT EXISTS activations (
-    id TEXT PRIMARY KEY NOT NULL,
-    namespace TEXT NOT NULL,
-    name TEXT NOT NULL,
-    path TEXT,
-    match_name TEXT NOT NULL,
-    start INTEGER NOT NULL,
-    doc TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS activations_by_namespace ON activations (namespace, start);
-CREATE TABLE IF NOT EXISTS identities (
-    uuid TEXT PRIMARY KEY NOT NULL,
-    subject TEXT NOT NULL,
-    namespace TEXT NOT NULL,
-    key TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS identities_by_subject ON identities (subject);
-CREATE INDEX IF NOT EXISTS identities_by_namespace ON identities (namespace);
-CREATE TABLE IF NOT EXISTS namespace_limits (
-    namespace TEXT PRIMARY KEY NOT NULL,
-    doc TEXT NOT NULL
-);
-";
-
-/// Hashes the keys of identities stored in the clear by versions before key hashing. Runs at
-/// every open in one transaction; a no-op once every key is hashed. Returns how many keys it
-/// hashed.
-fn migrate_plain_keys(conn: &mut Connection) -> Result<usize, StoreError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let plain: Vec<(String, String)> = {
-        let mut stmt =
-            tx.prepare("SELECT uuid, key FROM identities WHERE key NOT LIKE 'sha256$%'")?;
-        stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
-            .collect::<Result<_, _>>()?
-    };
-    for (uuid, key) in &plain {
-        tx.execute(
-            "UPDATE identities SET key = ?1 WHERE uuid = ?2",
-            params![KeyHash::stored_form(key), uuid],
-        )?;
-    }
-    tx.commit()?;
-    Ok(plain.len())
-}
+pub mod backup;
+pub mod schema;
 
 /// Entities, identities and activations in one SQLite file.
 ///
@@ -136,23 +87,9 @@ impl SqliteStore {
             std::fs::create_dir_all(parent)?;
         }
         let busy = Duration::from_millis(config.busy_timeout_ms);
+        schema::check_file(path)?;
         let mut entities = open_connection(path, busy, "FULL")?;
-        let new_database: bool =
-            entities.query_row("SELECT COUNT(*) = 0 FROM sqlite_master", [], |row| {
-                row.get(0)
-            })?;
-        if new_database {
-            // Lets retention give freed pages back to the file system. It can only be set on a
-            // database without tables (and in WAL mode only by a VACUUM, instant while empty);
-            // older databases keep reusing their freed pages instead.
-            entities.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
-            entities.execute_batch("VACUUM")?;
-        }
-        entities.execute_batch(SCHEMA)?;
-        let migrated = migrate_plain_keys(&mut entities)?;
-        if migrated > 0 {
-            tracing::info!(path = %path.display(), keys = migrated, "hashed keys stored in the clear");
-        }
+        schema::migrate(&mut entities, path)?;
         let reader = open_connection(path, busy, "NORMAL")?;
         let writer_conn = open_connection(path, busy, "NORMAL")?;
         // Checkpoints (which fsync) run on the maintenance thread, not inside a commit that
