@@ -15,22 +15,32 @@ fn main() {
         },
     );
     println!("cargo:rustc-env=EW_GIT_REVISION={revision}");
-    // Build again when the checked-out commit moves (HEAD, or the branch it points at).
-    let git_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.git");
-    let head = git_dir.join("HEAD");
-    if head.exists() {
-        println!("cargo:rerun-if-changed={}", head.display());
-        if let Ok(text) = std::fs::read_to_string(&head) {
-            if let Some(branch) = text.trim().strip_prefix("ref: ") {
-                println!("cargo:rerun-if-changed={}", git_dir.join(branch).display());
+    // Build again when the checked-out commit moves (HEAD, or the branch it points at). In a
+    // linked worktree HEAD is in the worktree's own git directory, branches in the common one.
+    let dirs = git(&["rev-parse", "--absolute-git-dir"]).zip(git(&[
+        "rev-parse",
+        "--path-format=absolute",
+        "--git-common-dir",
+    ]));
+    match dirs {
+        Some((git_dir, common_dir)) => {
+            let (git_dir, common_dir) = (Path::new(&git_dir), Path::new(&common_dir));
+            let head = git_dir.join("HEAD");
+            println!("cargo:rerun-if-changed={}", head.display());
+            if let Ok(text) = std::fs::read_to_string(&head) {
+                if let Some(branch) = text.trim().strip_prefix("ref: ") {
+                    println!(
+                        "cargo:rerun-if-changed={}",
+                        common_dir.join(branch).display()
+                    );
+                }
             }
+            println!(
+                "cargo:rerun-if-changed={}",
+                common_dir.join("packed-refs").display()
+            );
         }
-        println!(
-            "cargo:rerun-if-changed={}",
-            git_dir.join("packed-refs").display()
-        );
-    } else {
-        println!("cargo:rerun-if-changed=build.rs");
+        None => println!("cargo:rerun-if-changed=build.rs"),
     }
 }
 
