@@ -6,7 +6,9 @@ use super::cluster;
 use crate::config::Config;
 use anyhow::Context;
 use edgewhisk_store::postgres::PostgresStore;
-use edgewhisk_store::{ActivationStore, CachingEntityStore, EntityStore, SqliteStore};
+use edgewhisk_store::{
+    ActivationStore, CachingEntityStore, EntityStore, SqliteStore, StoreMetrics,
+};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -22,6 +24,8 @@ pub(super) struct Stores {
     /// The cluster's database, which also carries the feeds' leadership; `None` in the lean
     /// mode.
     pub(super) postgres: Option<Arc<PostgresStore>>,
+    /// The SQLite activation writer's metrics; `None` in a cluster.
+    pub(super) metrics: Option<StoreMetrics>,
 }
 
 /// Opens the configured store and provisions it.
@@ -41,6 +45,7 @@ pub(super) async fn open(config: &Config) -> anyhow::Result<Stores> {
             activations: opened.store.clone(),
             data_dir,
             postgres: Some(opened.store),
+            metrics: None,
         });
     }
     let data_dir = config.data_dir();
@@ -78,6 +83,7 @@ pub(super) async fn open(config: &Config) -> anyhow::Result<Stores> {
     provision(entities.as_ref(), first_start).await?;
     Ok(Stores {
         entities,
+        metrics: Some(store.metrics().clone()),
         activations: store,
         data_dir,
         postgres: None,
