@@ -12,8 +12,7 @@
 //! panicking proxy task, an aborted run at shutdown, a channel torn down).
 
 use crate::container::response::{INTERNAL_ERROR, SHUTTING_DOWN};
-use crate::container_pool::PoolCounts;
-use crate::metrics::InvokerMetrics;
+use crate::metrics::{InvokerMetrics, PoolCounts};
 use crate::record::{RunFacts, activation_record};
 use edgewhisk_entity::connector::{ActivationMessage, CompletionMessage};
 use edgewhisk_entity::{Activation, ActivationResponse, Status};
