@@ -29,6 +29,7 @@ pub mod entities;
 pub mod entitlement;
 pub mod error;
 pub mod feeds;
+pub mod health;
 pub mod loadbalancer;
 pub mod messages;
 pub mod sequences;

@@ -3,11 +3,12 @@
 
 use crate::config::ApiConfig;
 use crate::feeds::signal::FeedSignal;
+use crate::health::Health;
 use crate::loadbalancer::LoadBalancer;
 use crate::throttle::{self, Throttler};
 use edgewhisk_entity::RuntimeManifest;
 use edgewhisk_store::{ActivationStore, EntityStore};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Version information reported by `GET /api/v1` (read by `wsk property get`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +35,7 @@ struct StateInner {
     build: BuildInfo,
     throttler: Arc<Throttler>,
     feeds: FeedSignal,
+    health: OnceLock<Arc<Health>>,
 }
 
 impl AppState {
@@ -61,6 +63,7 @@ impl AppState {
                 build,
                 throttler,
                 feeds: FeedSignal::default(),
+                health: OnceLock::new(),
             }),
         }
     }
@@ -98,6 +101,26 @@ impl AppState {
     /// The invocation throttles.
     pub fn throttler(&self) -> &Arc<Throttler> {
         &self.inner.throttler
+    }
+
+    /// Serves `health` on `/metrics` and `/ready` from now on; `false` when one was already
+    /// set (it stays).
+    pub fn set_health(&self, health: Arc<Health>) -> bool {
+        self.inner.health.set(health).is_ok()
+    }
+
+    /// What `/metrics` and `/ready` serve: the health set by [`AppState::set_health`], else
+    /// the throttle counters with the store and invoker checks.
+    pub fn health(&self) -> &Arc<Health> {
+        self.inner.health.get_or_init(|| {
+            let mut registry = prometheus_client::registry::Registry::default();
+            self.inner.throttler.metrics().register(&mut registry);
+            Arc::new(
+                Health::new(registry)
+                    .store_check(Arc::clone(&self.inner.activations))
+                    .invoker_check(Arc::clone(&self.inner.balancer)),
+            )
+        })
     }
 
     /// Wakes the feed scheduler after a feed lifecycle change.

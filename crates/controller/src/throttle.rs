@@ -20,8 +20,12 @@
 use crate::messages;
 use edgewhisk_entity::identity::NamespaceLimits;
 use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A throttle refused an invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -83,6 +87,63 @@ pub struct EffectiveLimits {
 pub struct Throttler {
     system: EffectiveLimits,
     namespaces: Mutex<HashMap<String, Counters>>,
+    metrics: ThrottleMetrics,
+}
+
+/// Labels of a refusal: none, or the `namespace` with per-namespace labels.
+type RefusalLabels = Vec<(&'static str, String)>;
+
+/// Refusals (429) by reason, under OpenWhisk's user-event names
+/// (`openwhisk_action_limit_timed_total`, `openwhisk_action_limit_concurrent_total`).
+#[derive(Debug, Default)]
+pub struct ThrottleMetrics {
+    per_namespace: AtomicBool,
+    timed: Family<RefusalLabels, Counter>,
+    concurrent: Family<RefusalLabels, Counter>,
+    fires: Family<RefusalLabels, Counter>,
+}
+
+impl ThrottleMetrics {
+    /// With `on`, refusals carry the `namespace` label (OpenWhisk's user events do); off by
+    /// default, so that unauthenticated scrapes name no namespace.
+    pub fn set_namespace_labels(&self, on: bool) {
+        self.per_namespace.store(on, Ordering::Relaxed);
+    }
+
+    /// Registers the three counters in `registry`, each with its unlabelled series at 0.
+    pub fn register(&self, registry: &mut Registry) {
+        for (name, help, family) in [
+            (
+                "openwhisk_action_limit_timed",
+                "Invocations refused over the invocations-per-minute limit",
+                &self.timed,
+            ),
+            (
+                "openwhisk_action_limit_concurrent",
+                "Invocations refused over the concurrent-activations limit",
+                &self.concurrent,
+            ),
+            (
+                "edgewhisk_trigger_limit_timed",
+                "Trigger fires refused over the fires-per-minute limit",
+                &self.fires,
+            ),
+        ] {
+            if !self.per_namespace.load(Ordering::Relaxed) {
+                drop(family.get_or_create(&Vec::new()));
+            }
+            registry.register(name, help, family.clone());
+        }
+    }
+
+    fn refused(&self, family: &Family<RefusalLabels, Counter>, namespace: &str) {
+        let labels = if self.per_namespace.load(Ordering::Relaxed) {
+            vec![("namespace", namespace.to_owned())]
+        } else {
+            Vec::new()
+        };
+        family.get_or_create(&labels).inc();
+    }
 }
 
 /// One activation slot of a namespace; dropping it frees the slot.
@@ -116,7 +177,13 @@ impl Throttler {
         Arc::new(Self {
             system,
             namespaces: Mutex::new(HashMap::new()),
+            metrics: ThrottleMetrics::default(),
         })
+    }
+
+    /// The refusal counters.
+    pub fn metrics(&self) -> &ThrottleMetrics {
+        &self.metrics
     }
 
     /// The system limits (the caps of every override).
@@ -178,12 +245,14 @@ impl Throttler {
         }
         c.count += 1;
         if c.count > limits.invocations_per_minute {
+            self.metrics.refused(&self.metrics.timed, namespace);
             return Err(ThrottleError::Rate {
                 count: c.count,
                 allowed: limits.invocations_per_minute,
             });
         }
         if c.in_flight >= limits.concurrent_invocations {
+            self.metrics.refused(&self.metrics.concurrent, namespace);
             return Err(ThrottleError::Concurrent {
                 count: c.in_flight,
                 allowed: limits.concurrent_invocations,
@@ -208,6 +277,7 @@ impl Throttler {
         }
         c.fires += 1;
         if c.fires > allowed {
+            self.metrics.refused(&self.metrics.fires, namespace);
             return Err(ThrottleError::Rate {
                 count: c.fires,
                 allowed,

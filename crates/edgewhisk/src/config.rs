@@ -259,6 +259,16 @@ impl Default for ClusterConfig {
     }
 }
 
+/// `[metrics]`: what the unauthenticated `GET /metrics` may show.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Per-action series with `namespace` and `action` labels (as OpenWhisk's user events
+    /// have), and refusals by namespace. Off: series carry only the runtime kind and status,
+    /// so that a scrape, which needs no key, names no namespace or action.
+    pub namespace_labels: bool,
+}
+
 /// The name of the store's database file in the data directory.
 const DB_FILE: &str = "edgewhisk.db";
 
@@ -280,6 +290,8 @@ pub struct Config {
     pub process: ProcessUserConfig,
     /// Role and cluster backends.
     pub cluster: ClusterConfig,
+    /// What `GET /metrics` shows.
+    pub metrics: MetricsConfig,
 }
 
 impl Config {

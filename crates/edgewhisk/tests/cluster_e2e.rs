@@ -12,7 +12,7 @@ mod support;
 #[cfg(test)]
 mod cluster {
     use crate::support::GUEST_KEY;
-    use crate::support::api::{Endpoint, create_action, http, invoke_blocking, send};
+    use crate::support::api::{Endpoint, create_action, http, invoke_blocking, send, send_raw};
     use crate::support::cluster::{Backends, Cluster, Services, shared_services};
     use serde_json::{Value, json};
     use std::time::{Duration, Instant};
@@ -114,6 +114,23 @@ mod cluster {
         assert_eq!(seen, json!({"invoker0/0": "up", "invoker1/1": "up"}));
         let count = send(http().get(a.url("/invokers/healthy/count"))).await;
         assert_eq!(count.body, json!(2));
+
+        // Each invoker serves its own metrics and readiness without a key; together they
+        // counted the two runs.
+        let mut runs = 0.0;
+        for invoker in &cluster.invokers {
+            let scrape = send_raw(http().get(invoker.url("/metrics"))).await;
+            scrape.expect_status(200, "an invoker's /metrics");
+            runs += scrape
+                .text
+                .lines()
+                .filter(|l| l.starts_with("openwhisk_action_activations_total{"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>();
+            let ready = send_raw(http().get(invoker.url("/ready"))).await;
+            ready.expect_status(200, "an invoker's /ready");
+        }
+        assert!(runs >= 2.0, "the invokers counted {runs} runs");
     }
 
     #[tokio::test]

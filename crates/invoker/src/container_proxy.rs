@@ -5,7 +5,7 @@ use crate::container::{
     Container, ContainerError, ContainerFactory, ContainerSpec, InitRequest, Interval, RunRequest,
     RunnerOutcome,
 };
-use crate::record::{RunFacts, activation_record};
+use crate::record::RunFacts;
 use crate::seam::{InstanceId, Job, PoolMsg, ProxyCommand};
 use edgewhisk_entity::connector::ActivationMessage;
 use edgewhisk_entity::time::{log_line, now_millis};
@@ -289,11 +289,9 @@ impl ContainerProxy {
                 logs: Vec::new(),
                 ..facts.clone()
             };
-            let record = activation_record(other.msg(), facts);
-            other.complete(record).await;
+            other.finish(facts).await;
         }
-        let record = activation_record(job.msg(), facts);
-        job.complete(record).await;
+        job.finish(facts).await;
     }
 
     async fn run_finished(&mut self, done: Result<RunDone, JoinError>) {
@@ -308,8 +306,7 @@ impl ContainerProxy {
                 } else {
                     self.send(PoolMsg::JobDone(self.id));
                 }
-                let record = activation_record(job.msg(), facts);
-                job.complete(record).await;
+                job.finish(facts).await;
             }
             Err(e) => {
                 // The job was dropped while unwinding; its guard records a whisk error.

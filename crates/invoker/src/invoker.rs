@@ -9,6 +9,7 @@
 use crate::config::PoolConfig;
 use crate::container::ContainerFactory;
 use crate::container_pool;
+use crate::metrics::{self, InvokerMetrics};
 use crate::seam::{Completer, Job, PoolMsg};
 use edgewhisk_entity::connector::{ActivationMessage, CompletionMessage};
 use edgewhisk_store::ActivationStore;
@@ -33,18 +34,57 @@ pub enum InvokerError {
 pub struct Invoker {
     pool: mpsc::UnboundedSender<PoolMsg>,
     completer: Arc<Completer>,
+    metrics: InvokerMetrics,
 }
 
 impl Invoker {
-    /// Spawns the pool task (must be called inside a tokio runtime) and returns its front.
+    /// Spawns the pool task (must be called inside a tokio runtime) and returns its front,
+    /// counting into metrics of the default runtimes without per-action labels.
     pub fn start(
         config: PoolConfig,
         factory: Arc<dyn ContainerFactory>,
         activations: Arc<dyn ActivationStore>,
     ) -> Invoker {
-        let completer = Arc::new(Completer::new(activations));
+        let metrics = InvokerMetrics::new(&edgewhisk_entity::RuntimeManifest::default(), false);
+        Self::start_with_metrics(config, factory, activations, metrics)
+    }
+
+    /// [`Invoker::start`], counting runs into `metrics`.
+    pub fn start_with_metrics(
+        config: PoolConfig,
+        factory: Arc<dyn ContainerFactory>,
+        activations: Arc<dyn ActivationStore>,
+        metrics: InvokerMetrics,
+    ) -> Invoker {
+        let completer = Arc::new(Completer::new(activations, metrics.clone()));
         let pool = container_pool::spawn(config, factory);
-        Invoker { pool, completer }
+        Invoker {
+            pool,
+            completer,
+            metrics,
+        }
+    }
+
+    /// The metrics this invoker counts into.
+    pub fn metrics(&self) -> &InvokerMetrics {
+        &self.metrics
+    }
+
+    /// Reads what the pool holds and the runners' memory into the metrics' gauges (before a
+    /// scrape). Leaves the pool gauges as they were when the pool task is gone.
+    pub async fn refresh_metrics(&self) {
+        let (tx, rx) = oneshot::channel();
+        let counts = if self.pool.send(PoolMsg::Counts(tx)).is_ok() {
+            rx.await.ok()
+        } else {
+            None
+        };
+        let memory = tokio::task::spawn_blocking(metrics::runner_memory)
+            .await
+            .unwrap_or_default();
+        if let Some(counts) = counts {
+            self.metrics.set_pool(counts, memory);
+        }
     }
 
     /// Accepts a message for execution; never blocks. The receiver resolves with the record

@@ -12,6 +12,7 @@
 //! panicking proxy task, an aborted run at shutdown, a channel torn down).
 
 use crate::container::response::{INTERNAL_ERROR, SHUTTING_DOWN};
+use crate::metrics::{InvokerMetrics, PoolCounts};
 use crate::record::{RunFacts, activation_record};
 use edgewhisk_entity::connector::{ActivationMessage, CompletionMessage};
 use edgewhisk_entity::{Activation, ActivationResponse, Status};
@@ -43,6 +44,8 @@ pub(crate) enum PoolMsg {
         /// Jobs to place again, in the order they were sent.
         returned: Vec<Job>,
     },
+    /// What the pool holds now, for the metrics.
+    Counts(oneshot::Sender<PoolCounts>),
     /// Shutdown, first step: fail queued jobs, remove idle instances, take no new work.
     Drain,
     /// Shutdown, last step: remove every instance, wait until all are destroyed, answer, end.
@@ -62,16 +65,18 @@ pub(crate) enum ProxyCommand {
 #[derive(Debug)]
 pub(crate) struct Completer {
     store: Arc<dyn ActivationStore>,
+    metrics: InvokerMetrics,
     pending: watch::Sender<usize>,
     shutting_down: AtomicBool,
 }
 
 impl Completer {
-    /// A completer storing into `store`, with nothing pending.
-    pub(crate) fn new(store: Arc<dyn ActivationStore>) -> Self {
+    /// A completer storing into `store` and counting into `metrics`, with nothing pending.
+    pub(crate) fn new(store: Arc<dyn ActivationStore>, metrics: InvokerMetrics) -> Self {
         let (pending, _) = watch::channel(0usize);
         Self {
             store,
+            metrics,
             pending,
             shutting_down: AtomicBool::new(false),
         }
@@ -166,6 +171,14 @@ impl Job {
         &self.span
     }
 
+    /// Counts what happened to the job in the metrics, builds its record from `facts`, and
+    /// completes it with the record.
+    pub(crate) async fn finish(self, facts: RunFacts) {
+        self.completer.metrics.record(&self.msg, &facts);
+        let activation = activation_record(&self.msg, facts);
+        self.complete(activation).await;
+    }
+
     /// Stores `activation` and answers with it once its record is committed. The wait for the
     /// commit runs in a task of its own, so the instance's proxy goes on to its next job at
     /// once instead of waiting for the store.
@@ -181,8 +194,7 @@ impl Job {
 
     /// Records and answers an activation that never ran.
     pub(crate) async fn fail(self, response: ActivationResponse) {
-        let activation = activation_record(&self.msg, RunFacts::unstarted(response));
-        self.complete(activation).await;
+        self.finish(RunFacts::unstarted(response)).await;
     }
 
     /// Takes back an accepted job that never reached the pool: it is neither answered nor
@@ -206,10 +218,9 @@ impl Drop for Job {
         } else {
             INTERNAL_ERROR
         };
-        let activation = activation_record(
-            &self.msg,
-            RunFacts::unstarted(ActivationResponse::error(Status::WhiskError, message)),
-        );
+        let facts = RunFacts::unstarted(ActivationResponse::error(Status::WhiskError, message));
+        self.completer.metrics.record(&self.msg, &facts);
+        let activation = activation_record(&self.msg, facts);
         let completer = Arc::clone(&self.completer);
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {

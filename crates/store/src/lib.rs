@@ -16,6 +16,7 @@ pub mod cache;
 pub mod config;
 mod matching;
 pub mod memory;
+pub mod metrics;
 pub mod postgres;
 mod shared;
 mod space;
@@ -24,6 +25,7 @@ pub mod sqlite;
 pub use cache::{CachingEntityStore, Change};
 pub use config::{StoreConfig, StoreConfigError};
 pub use memory::MemoryStore;
+pub use metrics::StoreMetrics;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 

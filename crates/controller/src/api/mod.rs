@@ -51,6 +51,9 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/", get(deployment_info))
         .route("/ping", get(|| async { "pong" }))
+        .route("/health", get(crate::health::health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
         .route("/invokers", get(invokers))
         .route("/invokers/healthy/count", get(healthy_invokers))
         .route("/api/v1", get(api_info))
@@ -185,6 +188,21 @@ fn unshaped_error(res: &Response) -> Option<String> {
         return None;
     }
     Some(status.canonical_reason().unwrap_or("Error").to_owned())
+}
+
+/// `GET /metrics`: every registered metric, as OpenMetrics or Prometheus text by `Accept`;
+/// no key.
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    state
+        .health()
+        .metrics(crate::health::accept(&headers))
+        .await
+}
+
+/// `GET /ready`: 200 when the store takes records and an invoker is up, else 503 naming the
+/// failed check; no key.
+async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    state.health().ready()
 }
 
 /// `GET /api/v1`: API and build information, no authentication (`wsk property get`).

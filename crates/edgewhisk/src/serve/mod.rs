@@ -172,10 +172,15 @@ impl Server {
         let invoker = if role.invokes() {
             let factory = container_factory(&config, &stores.data_dir, addr)?;
             factory.cleanup().await;
-            Some(Invoker::start(
+            let metrics = edgewhisk_invoker::InvokerMetrics::new(
+                &edgewhisk_entity::RuntimeManifest::default(),
+                config.metrics.namespace_labels,
+            );
+            Some(Invoker::start_with_metrics(
                 config.pool.clone(),
                 factory,
                 activations.clone(),
+                metrics,
             ))
         } else {
             None

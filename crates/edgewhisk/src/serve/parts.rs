@@ -10,6 +10,7 @@ use crate::config::Config;
 use anyhow::Context;
 use edgewhisk_cluster::{AgentSettings, BalancerSettings, ClusterBalancer, InvokerAgent};
 use edgewhisk_controller::feeds::FeedService;
+use edgewhisk_controller::health::{Health, Refresh};
 use edgewhisk_controller::loadbalancer::LoadBalancer;
 use edgewhisk_controller::{AppState, BuildInfo};
 use edgewhisk_entity::RuntimeManifest;
@@ -27,6 +28,46 @@ pub(super) struct Parts {
     controller: Option<Controller>,
     invoker: Option<Invoker>,
     agent: Option<InvokerAgent>,
+    /// `/metrics` and `/ready` of an invoker without a controller (a controller serves its
+    /// own).
+    health: Option<Arc<Health>>,
+}
+
+/// Reads the pool's instances and the runners' memory before a scrape.
+#[derive(Debug)]
+struct PoolGauges(Invoker);
+
+#[async_trait::async_trait]
+impl Refresh for PoolGauges {
+    async fn refresh(&self) {
+        self.0.refresh_metrics().await;
+    }
+}
+
+/// The registry of every part this process runs, and the hook that reads the pool's gauges.
+fn metrics_of(
+    config: &Config,
+    stores: &Stores,
+    invoker: Option<&Invoker>,
+    state: Option<&AppState>,
+) -> Health {
+    let mut registry = prometheus_client::registry::Registry::default();
+    if let Some(state) = state {
+        let throttle = state.throttler().metrics();
+        throttle.set_namespace_labels(config.metrics.namespace_labels);
+        throttle.register(&mut registry);
+    }
+    if let Some(store) = &stores.metrics {
+        store.register(&mut registry);
+    }
+    if let Some(invoker) = invoker {
+        invoker.metrics().register(&mut registry);
+    }
+    let health = Health::new(registry).store_check(stores.activations.clone());
+    match invoker {
+        Some(invoker) => health.refresh(Arc::new(PoolGauges(invoker.clone()))),
+        None => health,
+    }
 }
 
 /// The controller's running pieces.
@@ -95,13 +136,16 @@ pub(super) async fn start(
             config.api.clone(),
             stores.entities.clone(),
             stores.activations.clone(),
-            balancer,
+            balancer.clone(),
             RuntimeManifest::default(),
             BuildInfo {
                 build: env!("CARGO_PKG_VERSION").to_owned(),
                 buildno: crate::GIT_REVISION.to_owned(),
             },
         );
+        let health =
+            metrics_of(config, stores, invoker.as_ref(), Some(&state)).invoker_check(balancer);
+        state.set_health(Arc::new(health));
         let feeds = match &stores.postgres {
             Some(pg) => Feeds::Leader(FeedLeader::start(pg.clone(), state.clone())),
             None => Feeds::Alone(FeedService::start(state.clone())),
@@ -114,20 +158,41 @@ pub(super) async fn start(
     } else {
         None
     };
+    let health = match (&controller, &invoker) {
+        (None, Some(inv)) => {
+            let up = inv.clone();
+            let health = metrics_of(config, stores, Some(inv), None).check(
+                "invoker",
+                Box::new(move || {
+                    if up.is_shutting_down() {
+                        Err("the invoker is shutting down".to_owned())
+                    } else {
+                        Ok(())
+                    }
+                }),
+            );
+            Some(Arc::new(health))
+        }
+        _ => None,
+    };
     Ok(Parts {
         controller,
         invoker,
         agent,
+        health,
     })
 }
 
 impl Parts {
-    /// The HTTP routes: the REST API for a controller; for an invoker only `GET /ping`, for
-    /// health checks.
+    /// The HTTP routes: the REST API for a controller (with `/metrics`, `/health` and
+    /// `/ready`); for an invoker `GET /ping` and those three.
     pub(super) fn router(&self) -> axum::Router {
-        match &self.controller {
-            Some(c) => edgewhisk_controller::router(c.state.clone()),
-            None => axum::Router::new().route("/ping", axum::routing::get(|| async { "pong" })),
+        match (&self.controller, &self.health) {
+            (Some(c), _) => edgewhisk_controller::router(c.state.clone()),
+            (None, Some(health)) => Arc::clone(health).router(),
+            (None, None) => {
+                axum::Router::new().route("/ping", axum::routing::get(|| async { "pong" }))
+            }
         }
     }
 

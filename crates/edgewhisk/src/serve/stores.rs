@@ -7,7 +7,9 @@ use super::lock::{self, DataDirLock};
 use crate::config::Config;
 use anyhow::Context;
 use edgewhisk_store::postgres::PostgresStore;
-use edgewhisk_store::{ActivationStore, CachingEntityStore, EntityStore, SqliteStore};
+use edgewhisk_store::{
+    ActivationStore, CachingEntityStore, EntityStore, SqliteStore, StoreMetrics,
+};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -25,6 +27,8 @@ pub(super) struct Stores {
     pub(super) postgres: Option<Arc<PostgresStore>>,
     /// The data directory's lock, held while the server runs; `None` in a cluster.
     pub(super) lock: Option<Arc<DataDirLock>>,
+    /// The SQLite activation writer's metrics; `None` in a cluster.
+    pub(super) metrics: Option<StoreMetrics>,
 }
 
 /// Opens the configured store and provisions it.
@@ -45,6 +49,7 @@ pub(super) async fn open(config: &Config) -> anyhow::Result<Stores> {
             data_dir,
             postgres: Some(opened.store),
             lock: None,
+            metrics: None,
         });
     }
     let data_dir = config.data_dir();
@@ -88,6 +93,7 @@ pub(super) async fn open(config: &Config) -> anyhow::Result<Stores> {
     provision(entities.as_ref(), first_start).await?;
     Ok(Stores {
         entities,
+        metrics: Some(store.metrics().clone()),
         activations: store,
         data_dir,
         postgres: None,

@@ -13,6 +13,7 @@ use crate::config::PoolConfig;
 use crate::container::response::{RESOURCE_PROVISION_ERROR, SHUTTING_DOWN};
 use crate::container::{ContainerFactory, ContainerSpec, sanitize};
 use crate::container_proxy::{ContainerProxy, ProxyStart};
+pub use crate::metrics::PoolCounts;
 use crate::seam::{InstanceId, Job, PoolMsg, ProxyCommand};
 use data::{ContainerData, WarmData};
 use edgewhisk_entity::{ActivationResponse, Status};
@@ -168,9 +169,32 @@ impl ContainerPool {
                     self.remove(id);
                 }
             }
+            PoolMsg::Counts(reply) => {
+                let _ = reply.send(self.counts());
+                return;
+            }
             PoolMsg::Stop(_) => {}
         }
         self.drain_queue();
+    }
+
+    /// Instances by state and the queue's length.
+    fn counts(&self) -> PoolCounts {
+        let mut counts = PoolCounts {
+            queued: i64::try_from(self.queue.len()).unwrap_or(i64::MAX),
+            ..PoolCounts::default()
+        };
+        for (_, data) in self.data() {
+            let n = match data {
+                ContainerData::PreWarmed { ready: false, .. } => &mut counts.prewarm_starting,
+                ContainerData::PreWarmed { ready: true, .. } => &mut counts.prewarm,
+                ContainerData::Warming(_) | ContainerData::WarmingCold(_) => &mut counts.warming,
+                ContainerData::Warmed(w) if w.active > 0 => &mut counts.busy,
+                ContainerData::Warmed(_) => &mut counts.idle,
+            };
+            *n += 1;
+        }
+        counts
     }
 
     async fn stop(&mut self) {

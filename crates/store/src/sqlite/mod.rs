@@ -14,6 +14,7 @@
 use crate::config::StoreConfig;
 use crate::matching::{activation_match_name, collection_from_str, scope_params};
 use crate::memory::check_put;
+use crate::metrics::StoreMetrics;
 use crate::space::{SpaceGuard, classify, is_disk_full};
 use crate::{
     ActivationFilter, ActivationStore, Collection, EntityDoc, EntityStore, ListScope, PutMode,
@@ -55,6 +56,8 @@ pub struct SqliteStore {
     /// Dropping it stops the retention thread.
     retention_stop: Mutex<Option<mpsc::Sender<()>>>,
     retention: Mutex<Option<JoinHandle<()>>>,
+    /// The activation writer's batch sizes and commit times.
+    metrics: StoreMetrics,
 }
 
 /// One activation record on its way to the writer, already encoded by the caller's task so
@@ -106,7 +109,9 @@ impl SqliteStore {
             Duration::from_millis(config.free_space_check_interval_ms),
         ));
         let (tx, rx) = mpsc::channel();
+        let metrics = StoreMetrics::default();
         let writer = Writer {
+            metrics: metrics.clone(),
             conn: writer_conn,
             rx,
             write_lock: Arc::clone(&write_lock),
@@ -141,7 +146,13 @@ impl SqliteStore {
             writer: Mutex::new(Some(handle)),
             retention_stop: Mutex::new(Some(retention_stop)),
             retention: Mutex::new(Some(retention)),
+            metrics,
         })
+    }
+
+    /// The activation writer's metrics.
+    pub fn metrics(&self) -> &StoreMetrics {
+        &self.metrics
     }
 
     /// The database file.
@@ -795,6 +806,7 @@ struct Writer {
     space: Arc<SpaceGuard>,
     batch_size: usize,
     interval: Duration,
+    metrics: StoreMetrics,
 }
 
 impl Writer {
@@ -851,10 +863,12 @@ impl Writer {
         if batch.is_empty() {
             return Ok(());
         }
+        let started = Instant::now();
         let result = {
             let _writing = self.write_lock.lock();
             write_batch(&mut self.conn, &batch)
         };
+        self.metrics.commit(batch.len(), started.elapsed());
         match &result {
             Err(e) if is_disk_full(e) => {
                 self.space.disk_full();
