@@ -32,7 +32,7 @@ mod metrics {
         spawn_server_with(ServerOptions {
             config_toml: Some(config),
             extra_args: &["--isolation", "process"],
-            temp_parent: None,
+            ..ServerOptions::default()
         })
     }
 
