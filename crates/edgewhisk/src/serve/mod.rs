@@ -296,6 +296,14 @@ fn container_factory(
         }
         other => other,
     };
+    if root {
+        // As root, actions run as another user ([runc] or [process] uid), who must read the
+        // runners, the instances' root skeleton and the unpacked code that this process writes
+        // under the data directory. A restrictive umask (systemd's UMask=0077, a root shell's
+        // 077) would make every instance fail to start; the data directory itself and the store
+        // files have explicit private modes (0700 or 0711, 0600), whatever the umask.
+        relax_umask();
+    }
     Ok(match isolation {
         Isolation::Runc => {
             tracing::info!("isolation backend 'runc': each instance is an OCI container");
@@ -338,6 +346,22 @@ fn container_factory(
             Arc::new(factory)
         }
     })
+}
+
+/// Lets files this process creates be read by the actions' user: clears the group and other
+/// read and execute bits from the umask, keeping its write bits.
+fn relax_umask() {
+    use nix::sys::stat::{Mode, umask};
+    let old = umask(Mode::from_bits_truncate(0o022));
+    let relaxed = old & !(Mode::S_IRGRP | Mode::S_IXGRP | Mode::S_IROTH | Mode::S_IXOTH);
+    umask(relaxed);
+    if relaxed != old {
+        tracing::info!(
+            from = format!("{:04o}", old.bits()),
+            to = format!("{:04o}", relaxed.bits()),
+            "umask relaxed so that actions can read their runners and code"
+        );
+    }
 }
 
 async fn shutdown_signal() {

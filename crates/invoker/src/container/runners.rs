@@ -30,7 +30,9 @@ pub const DEFAULT_LOG_BUFFER_BYTES: usize = 10 * 1024 * 1024;
 /// Creates `dir` and writes the embedded runners into it as `runner.js` and `runner.py`;
 /// returns their paths.
 pub(crate) fn write_runners(dir: &Path) -> Result<(PathBuf, PathBuf), ContainerError> {
+    use std::os::unix::fs::PermissionsExt as _;
     std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
     let node = dir.join("runner.js");
     let python = dir.join("runner.py");
     write_if_changed(&node, NODE_RUNNER)?;
@@ -38,14 +40,18 @@ pub(crate) fn write_runners(dir: &Path) -> Result<(PathBuf, PathBuf), ContainerE
     Ok((node, python))
 }
 
+/// Writes `content` unless the file already holds it, and makes it readable by everyone: the
+/// runner may run as another user than this process, and a file left by a run under a
+/// restrictive umask must not stop it.
 fn write_if_changed(path: &Path, content: &str) -> Result<(), ContainerError> {
-    if std::fs::read(path).is_ok_and(|old| old == content.as_bytes()) {
-        return Ok(());
+    use std::os::unix::fs::PermissionsExt as _;
+    if !std::fs::read(path).is_ok_and(|old| old == content.as_bytes()) {
+        // Write then rename, so a runner starting concurrently never reads half a file.
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, content)?;
+        std::fs::rename(&tmp, path)?;
     }
-    // Write then rename, so a runner starting concurrently never reads half a file.
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, content)?;
-    std::fs::rename(&tmp, path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))?;
     Ok(())
 }
 

@@ -463,9 +463,17 @@ pub(crate) struct InstanceSpec<'a> {
 }
 
 /// Creates (or refreshes) the shared root directory at `rootfs`.
+///
+/// Modes are set explicitly (directories 0755, files 0644): the runner reads them as the
+/// instance's user, whatever umask this process or an earlier run had.
 pub(crate) fn prepare_rootfs(rootfs: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let readable_dir = || std::fs::Permissions::from_mode(0o755);
+    std::fs::create_dir_all(rootfs)?;
+    std::fs::set_permissions(rootfs, readable_dir())?;
     for dir in ["usr", "proc", "dev", "tmp", "etc", "runners", "code"] {
         std::fs::create_dir_all(rootfs.join(dir))?;
+        std::fs::set_permissions(rootfs.join(dir), readable_dir())?;
     }
     // runc gives a tmpfs the mode of its mount point, whatever `mode=` says.
     std::fs::set_permissions(
@@ -486,6 +494,7 @@ pub(crate) fn prepare_rootfs(rootfs: &Path, uid: u32, gid: u32) -> std::io::Resu
             }
         } else if meta.is_dir() {
             std::fs::create_dir_all(&ours)?;
+            std::fs::set_permissions(&ours, readable_dir())?;
         }
     }
     let etc = rootfs.join("etc");
@@ -505,6 +514,7 @@ pub(crate) fn prepare_rootfs(rootfs: &Path, uid: u32, gid: u32) -> std::io::Resu
                 if !ours.exists() {
                     std::fs::write(&ours, b"")?;
                 }
+                std::fs::set_permissions(&ours, std::fs::Permissions::from_mode(0o644))?;
             }
             Err(_) => {}
         }
@@ -512,6 +522,7 @@ pub(crate) fn prepare_rootfs(rootfs: &Path, uid: u32, gid: u32) -> std::io::Resu
     for name in ETC_DIRS {
         if Path::new("/etc").join(name).is_dir() {
             std::fs::create_dir_all(etc.join(name))?;
+            std::fs::set_permissions(etc.join(name), readable_dir())?;
         }
     }
     std::fs::write(
@@ -521,6 +532,9 @@ pub(crate) fn prepare_rootfs(rootfs: &Path, uid: u32, gid: u32) -> std::io::Resu
         ),
     )?;
     std::fs::write(etc.join("group"), format!("root:x:0:\naction:x:{gid}:\n"))?;
+    for name in ["passwd", "group"] {
+        std::fs::set_permissions(etc.join(name), std::fs::Permissions::from_mode(0o644))?;
+    }
     Ok(())
 }
 
