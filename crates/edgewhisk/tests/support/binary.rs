@@ -7,6 +7,8 @@
 //! - `EW_TEST_NODE`, `EW_TEST_PYTHON`: the executables every test server runs its `nodejs:*`
 //!   and `python:*` runners with (written as `[server] node` and `python` into its config),
 //!   e.g. scripts that run arm64 interpreters under qemu.
+//!
+//! Under a wrapper, test servers use the process backend (see [`with_test_runners`]).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -76,15 +78,23 @@ pub(crate) fn command_after(prefix: &[&str], program: &Path) -> Command {
     command
 }
 
-/// `config_toml` with `[server] node` and `python` set from `EW_TEST_NODE` and
-/// `EW_TEST_PYTHON` when those are set (and the config does not name its own); unchanged
-/// otherwise.
+/// `config_toml` as this run needs it: `[server] node` and `python` set from `EW_TEST_NODE` and
+/// `EW_TEST_PYTHON` when those are set, and `[server] isolation = "process"` under a wrapper
+/// (runc's container set-up fails under qemu-user, and these suites do not need it); a key the
+/// config sets itself is kept. Unchanged when none applies.
 pub(crate) fn with_test_runners(config_toml: &str) -> String {
-    let runners: Vec<(&str, OsString)> = [("node", "EW_TEST_NODE"), ("python", "EW_TEST_PYTHON")]
-        .into_iter()
-        .filter_map(|(key, var)| Some((key, std::env::var_os(var).filter(|v| !v.is_empty())?)))
-        .collect();
-    if runners.is_empty() {
+    let mut settings: Vec<(&str, String)> =
+        [("node", "EW_TEST_NODE"), ("python", "EW_TEST_PYTHON")]
+            .into_iter()
+            .filter_map(|(key, var)| {
+                let path = std::env::var_os(var).filter(|v| !v.is_empty())?;
+                Some((key, path.to_string_lossy().into_owned()))
+            })
+            .collect();
+    if emulated() {
+        settings.push(("isolation", "process".to_owned()));
+    }
+    if settings.is_empty() {
         return config_toml.to_owned();
     }
     let mut table: toml::Table = toml::from_str(config_toml).expect("the test config parses");
@@ -93,10 +103,8 @@ pub(crate) fn with_test_runners(config_toml: &str) -> String {
         .or_insert_with(|| toml::Value::Table(toml::Table::new()))
         .as_table_mut()
         .expect("[server] is a table");
-    for (key, path) in runners {
-        server
-            .entry(key)
-            .or_insert_with(|| path.to_string_lossy().into_owned().into());
+    for (key, value) in settings {
+        server.entry(key).or_insert_with(|| value.into());
     }
     toml::to_string(&table).expect("the test config serializes")
 }
