@@ -898,6 +898,12 @@ mod concurrency {
 
     #[tokio::test]
     async fn entity_writes_succeed_while_activation_records_are_being_written() {
+        if support::binary::skip_when_emulated(
+            "400 concurrent requests on fresh connections get reset by a server that qemu \
+             slows down",
+        ) {
+            return;
+        }
         let s = spawn_server(None);
         create_hello(&s).await;
         let mut tasks = tokio::task::JoinSet::new();

@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+use support::binary;
 use support::cluster::{Backends, Cluster, shared_services};
-
-const BIN: &str = env!("CARGO_BIN_EXE_edgewhisk");
 
 /// The hello action of the Raspberry Pi study that `docs/benchmarks.md` compares against, with
 /// a log line added.
@@ -35,9 +34,17 @@ impl Env {
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let stderr = std::fs::File::create(dir.path().join("server.log")).expect("log file");
-        let mut server = Command::new(BIN)
+        let mut server = binary::command();
+        server
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path().join("data"))
+            .arg(dir.path().join("data"));
+        let config = binary::with_test_runners("");
+        if !config.is_empty() {
+            let path = dir.path().join("config.toml");
+            std::fs::write(&path, config).expect("write the server config");
+            server.arg("--config").arg(path);
+        }
+        let mut server = server
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
@@ -123,7 +130,7 @@ impl Env {
 
     /// Runs the CLI through `program` (the binary or a link to it).
     fn run_as(&self, program: &Path, args: &[&str]) -> Run {
-        let out = Command::new(program)
+        let out = binary::command_for(program)
             .args(args)
             .current_dir(self.dir.path())
             .env("WSK_CONFIG_FILE", self.props_path())
@@ -135,7 +142,7 @@ impl Env {
     }
 
     fn wsk(&self, args: &[&str]) -> Run {
-        self.run_as(Path::new(BIN), args)
+        self.run_as(&binary::binary(), args)
     }
 
     /// Runs `args` until it exits 0 (activation records are written in batches, off the
@@ -239,7 +246,7 @@ mod tests {
 
     #[tokio::test]
     async fn version_names_the_git_revision_the_server_reports_as_its_build_number() {
-        let out = Command::new(BIN)
+        let out = binary::command()
             .arg("--version")
             .output()
             .expect("--version");
@@ -434,7 +441,7 @@ mod tests {
         let env = Env::start();
         env.wsk(&["action", "create", "hello", "hello.js"]).ok();
         let link = env.path("wsk");
-        std::os::unix::fs::symlink(BIN, &link).expect("symlink");
+        std::os::unix::fs::symlink(binary::binary(), &link).expect("symlink");
         let run = env.run_as(&link, &["action", "list"]).ok();
         assert_eq!(
             run.stdout,

@@ -1,13 +1,13 @@
 //! `edgewhisk admin` run on a test server's data directory, and requests made with the keys it
 //! prints.
 
-use super::ServerGuard;
 use super::api::{Reply, send_raw};
-use std::process::{Command, Output};
+use super::{ServerGuard, binary};
+use std::process::Output;
 
 /// Runs `edgewhisk admin ARGS --data-dir <the server's>`.
 pub(crate) fn admin_output(s: &ServerGuard, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edgewhisk"))
+    binary::command()
         .arg("admin")
         .args(args)
         .arg("--data-dir")

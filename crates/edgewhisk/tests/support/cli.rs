@@ -1,8 +1,7 @@
 //! The `wsk`-compatible CLI (`edgewhisk ACTION …`) run against a test server.
 
-use super::{GUEST_KEY, ServerGuard};
+use super::{GUEST_KEY, ServerGuard, binary};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Writes a properties file for the guest against `s` into the server's directory; its path.
 pub(crate) fn guest_props(s: &ServerGuard) -> PathBuf {
@@ -15,7 +14,7 @@ pub(crate) fn guest_props(s: &ServerGuard) -> PathBuf {
 /// Runs the CLI with `props` as its properties file and no `WHISK_*` override from the
 /// environment; (exit code, stdout, stderr).
 pub(crate) fn wsk_with(props: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_edgewhisk"))
+    let out = binary::command()
         .args(args)
         .env("WSK_CONFIG_FILE", props)
         .env_remove("WHISK_APIHOST")

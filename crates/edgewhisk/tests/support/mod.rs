@@ -9,6 +9,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod api;
+pub(crate) mod binary;
 pub(crate) mod cli;
 pub(crate) mod cluster;
 pub(crate) mod floods;
@@ -116,7 +117,7 @@ impl ServerGuard {
         .expect("create a temporary directory for the server");
         std::fs::write(
             dir.path().join("config.toml"),
-            options.config_toml.unwrap_or(TEST_DEFAULTS),
+            binary::with_test_runners(options.config_toml.unwrap_or(TEST_DEFAULTS)),
         )
         .expect("write the server config");
         ServerGuard {

@@ -3,9 +3,11 @@
 //! `prlimit`), on another listen address, with extra flags, and reading an `https://`
 //! listening line.
 
-use super::{LISTENING_PREFIX, START_TIMEOUT, ServerGuard, ServerOptions, read_listening_line};
+use super::{
+    LISTENING_PREFIX, START_TIMEOUT, ServerGuard, ServerOptions, binary, read_listening_line,
+};
 use std::fs::File;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 /// How [`ServerGuard::start_net`] starts the server.
 #[derive(Debug, Clone, Default)]
@@ -41,14 +43,11 @@ impl ServerGuard {
             .open(self.log_path())
             .expect("open the server log file");
         let mut command = match start.nofile {
-            Some((soft, hard)) => {
-                let mut c = Command::new("prlimit");
-                c.arg(format!("--nofile={soft}:{hard}"))
-                    .arg("--")
-                    .arg(env!("CARGO_BIN_EXE_edgewhisk"));
-                c
-            }
-            None => Command::new(env!("CARGO_BIN_EXE_edgewhisk")),
+            Some((soft, hard)) => binary::command_after(
+                &["prlimit", &format!("--nofile={soft}:{hard}"), "--"],
+                &binary::binary(),
+            ),
+            None => binary::command(),
         };
         let mut child = command
             .arg("serve")
