@@ -146,13 +146,13 @@ mod tests {
             log_filter: Some("info,edgewhisk_invoker=debug"),
             ..support::ServerOptions::default()
         });
-        // A runner that dies in the middle of its run makes the invoker log about that
-        // activation.
+        // A python action starts cold (only node has stem cells), and the cold start is logged
+        // inside the activation; its runner then dies in the middle of the run.
         create_action(
             &s,
             "dies",
-            "nodejs:20",
-            "function main() { process.exit(3) }",
+            "python:3",
+            "import os\ndef main(args):\n    os._exit(3)\n",
         )
         .await;
         let tid = format!("log-test-{}", uuid::Uuid::new_v4().simple());
