@@ -22,10 +22,13 @@ pub(crate) fn raise_nofile_limit() -> u64 {
             return 1024;
         }
     };
+    // `rlim_t` is 32 bits wide on armv7.
+    #[allow(clippy::useless_conversion, reason = "rlim_t is 32 bits wide on armv7")]
+    let (soft, hard, hard_rlim) = (u64::from(soft), u64::from(hard), hard);
     if soft >= hard {
         return soft;
     }
-    match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+    match setrlimit(Resource::RLIMIT_NOFILE, hard_rlim, hard_rlim) {
         Ok(()) => {
             tracing::info!(from = soft, to = hard, "raised the open-files soft limit");
             hard

@@ -170,7 +170,11 @@ fn cpu_shares(memory_mb: u64, user_memory_mb: u64) -> u64 {
 /// `CAP_SYS_RESOURCE` to raise it).
 fn clamp_nofile(wanted: u64) -> u64 {
     match nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
-        Ok((_, hard)) => wanted.min(hard),
+        Ok((_, hard)) => {
+            #[allow(clippy::useless_conversion, reason = "rlim_t is 32 bits wide on armv7")]
+            let hard = u64::from(hard);
+            wanted.min(hard)
+        }
         Err(_) => wanted,
     }
 }

@@ -282,7 +282,8 @@ pub(crate) async fn run_context_is_per_run_and_reaches_children(
     assert_eq!(body["key"], Value::Null);
     assert_eq!(body["child"], json!(format!("{b}/unset")));
 
-    // With the leak, 8,000 runs with fresh ids grew an instance by ~2-3 MB.
+    // With the leak, 8,000 runs with fresh ids grew an instance by ~2-3 MB; without it, by
+    // up to ~1.1 MB when the garbage collector runs late on a busy machine.
     let mut rss = Vec::new();
     for i in 0..9000u32 {
         let measure = i == 999 || i == 8999;
@@ -298,7 +299,7 @@ pub(crate) async fn run_context_is_per_run_and_reaches_children(
     }
     let growth = rss[1].saturating_sub(rss[0]);
     assert!(
-        growth < 1024,
+        growth < 1536,
         "8,000 runs grew the instance by {growth} kB ({rss:?})"
     );
     c.destroy().await;
