@@ -809,6 +809,7 @@ fn health_test_message(invoker: u32, kind: &str) -> ActivationMessage {
             code: HEALTH_TEST_CODE.to_owned(),
             binary: false,
             main: None,
+            image: None,
         },
         limits: LimitBounds::default().defaults(),
         init_parameters: Parameters::default(),

@@ -22,7 +22,7 @@
 //! | `WHISK_APIHOST`   | the CLI's API host (over `APIHOST`)          | clap                  |
 //! | `WHISK_AUTH`      | the CLI's key (over `AUTH`)                  | clap                  |
 //! | `EW_LOG`          | the server's log filter (default `info`)     | [`log_filter`]        |
-//! | `PATH`            | where `node` and `python3` are found         | [`Config::node`], [`Config::python`] |
+//! | `PATH`            | where `node` and `python3` are found, and the interpreters offered as kinds | [`Config::node`], [`Config::python`], [`interpreter_search_dirs`] |
 //! | `HOME`, `XDG_DATA_HOME`, `TMPDIR` | the default data directory and `~/.wskprops` | [`Config::data_dir`], [`wskprops_path`] |
 
 use anyhow::Context;
@@ -269,6 +269,49 @@ pub struct MetricsConfig {
     pub namespace_labels: bool,
 }
 
+/// One kind of `[[runtimes.kinds]]`: offered beside (or instead of) a discovered one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KindConfig {
+    /// The kind, `family:version` (`python:3.12`, `nodejs:22`); the family chooses the runner
+    /// (`nodejs`, `python`, `go`, `blackbox`, `wasm`).
+    pub kind: String,
+    /// The interpreter of a `nodejs` or `python` kind (an absolute path, or a name looked up on
+    /// `PATH`).
+    #[serde(default)]
+    pub executable: PathBuf,
+    /// Whether it is its family's default (what `family:default` resolves to).
+    #[serde(default)]
+    pub default: bool,
+}
+
+/// `[runtimes]`: which kinds the server offers (OpenWhisk's runtime manifest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimesConfig {
+    /// Find the Node.js and Python interpreters installed on this machine and offer each under
+    /// its OpenWhisk kind (`nodejs:20`, `python:3.11`, and `python:3` for `python3`).
+    pub discover: bool,
+    /// Offer the native kinds: `go:1.20` … `go:1.23` (OpenWhisk's action loop) and `blackbox`
+    /// with the `openwhisk/dockerskeleton` image.
+    pub native: bool,
+    /// Offer `wasm:wasi` (WebAssembly in-process), when this build has it.
+    pub wasm: bool,
+    /// Kinds added to the discovered ones; one with a discovered kind's name replaces it.
+    pub kinds: Vec<KindConfig>,
+}
+
+impl Default for RuntimesConfig {
+    fn default() -> Self {
+        Self {
+            discover: true,
+            native: true,
+            wasm: true,
+            kinds: Vec::new(),
+        }
+    }
+}
+
 /// The name of the store's database file in the data directory.
 const DB_FILE: &str = "edgewhisk.db";
 
@@ -292,6 +335,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// What `GET /metrics` shows.
     pub metrics: MetricsConfig,
+    /// The runtime kinds offered.
+    pub runtimes: RuntimesConfig,
 }
 
 impl Config {
@@ -410,6 +455,25 @@ pub fn log_filter() -> tracing_subscriber::EnvFilter {
 /// The CLI's default properties file, `~/.wskprops`; `None` without a home directory.
 pub fn wskprops_path() -> Option<PathBuf> {
     dirs::home_dir().map(|h| h.join(".wskprops"))
+}
+
+/// Where installed interpreters are looked for: the absolute directories of `PATH` (without
+/// version-manager shim directories, whose shims are slow scripts that resolve a version per
+/// call), then `/usr/local/bin`, `/usr/bin` and `/bin`, each once.
+pub fn interpreter_search_dirs() -> Vec<PathBuf> {
+    let from_path: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for dir in from_path
+        .into_iter()
+        .chain(["/usr/local/bin", "/usr/bin", "/bin"].map(PathBuf::from))
+    {
+        if dir.is_absolute() && !dir.ends_with("shims") && !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    dirs
 }
 
 fn find_on_path(name: &str) -> Option<PathBuf> {

@@ -18,6 +18,7 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod runtimes;
 pub mod serve;
 
 /// The git revision the binary was built from (`unknown` outside a git checkout).

@@ -15,6 +15,9 @@ pub struct Exec {
     /// The entry point, when not `main`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub main: Option<String>,
+    /// The image of a `blackbox` exec (`openwhisk/dockerskeleton` for native executables).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// The kind of a sequence's exec.
@@ -109,6 +112,8 @@ impl<'de> Deserialize<'de> for ActionExec {
             #[serde(default)]
             main: Option<String>,
             #[serde(default)]
+            image: Option<String>,
+            #[serde(default)]
             components: Option<Vec<String>>,
         }
         let w = Wire::deserialize(d)?;
@@ -127,6 +132,7 @@ impl<'de> Deserialize<'de> for ActionExec {
                 .binary
                 .ok_or_else(|| serde::de::Error::missing_field("binary"))?,
             main: w.main,
+            image: w.image,
         }))
     }
 }
@@ -145,7 +151,7 @@ pub struct ExecPut {
     /// Entry point.
     #[serde(default)]
     pub main: Option<String>,
-    /// Blackbox image (not served by this platform yet).
+    /// Blackbox image: `openwhisk/dockerskeleton` (any tag) runs a native executable.
     #[serde(default)]
     pub image: Option<String>,
     /// Sequence components, as sent (names; resolved by the controller).
@@ -176,7 +182,56 @@ pub enum ExecError {
     /// Code kinds need code.
     #[error("exec malformed: code is required for kind '{0}'")]
     MissingCode(String),
+    /// A `blackbox` exec without an image.
+    #[error("exec malformed: an image is required for kind 'blackbox'")]
+    MissingImage,
+    /// A blackbox image other than the skeleton: this platform runs no container images.
+    #[error(
+        "The image '{0}' cannot run here: this platform pulls no container images. A native executable runs with the image 'openwhisk/dockerskeleton' (wsk action create --native) from a zip holding an 'exec' file, or a script."
+    )]
+    UnsupportedImage(String),
 }
+
+/// Which runner executes a kind's actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunnerType {
+    /// `runtimes/nodejs/runner.js` under a Node.js interpreter.
+    Nodejs,
+    /// `runtimes/python/runner.py` under a Python 3 interpreter.
+    Python,
+    /// A native executable (`exec`) behind edgewhisk's native runner: OpenWhisk's action loop
+    /// (`go:*`) or docker skeleton (`blackbox`).
+    Native,
+    /// A WebAssembly module run in-process.
+    Wasm,
+}
+
+impl RunnerType {
+    /// The runner of a kind family: `nodejs`, `python`, `go`, `blackbox`, `wasm`; `None` for a
+    /// family no runner serves.
+    pub fn for_family(family: &str) -> Option<Self> {
+        match family {
+            "nodejs" => Some(Self::Nodejs),
+            "python" => Some(Self::Python),
+            "go" | "blackbox" => Some(Self::Native),
+            "wasm" => Some(Self::Wasm),
+            _ => None,
+        }
+    }
+
+    /// Whether the runner starts an interpreter, which must then be installed.
+    pub fn needs_interpreter(self) -> bool {
+        matches!(self, Self::Nodejs | Self::Python)
+    }
+}
+
+/// The kind of a native executable in a docker skeleton (`wsk action create --native`).
+pub const BLACKBOX_KIND: &str = "blackbox";
+
+/// The one blackbox image this platform runs: OpenWhisk's skeleton for native executables,
+/// which `wsk action create --native` names.
+pub const SKELETON_IMAGE: &str = "openwhisk/dockerskeleton";
 
 /// One runtime of the manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -187,9 +242,43 @@ pub struct Runtime {
     pub family: String,
     /// The family's default.
     pub default: bool,
+    /// The runner that executes it.
+    pub runner: RunnerType,
+    /// The interpreter the runner starts (Node.js, Python); empty for native and Wasm kinds.
+    #[serde(skip)]
+    pub executable: std::path::PathBuf,
+    /// The interpreter's own version (`20.20.2`, `3.11.2`), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
-/// The kinds this platform runs. A lean build ships a small manifest.
+impl Runtime {
+    /// A kind of `runner` started with `executable` (empty for native and Wasm kinds); the
+    /// family is the kind up to its colon.
+    pub fn new(
+        kind: &str,
+        runner: RunnerType,
+        executable: impl Into<std::path::PathBuf>,
+        default: bool,
+    ) -> Self {
+        Self {
+            kind: kind.to_ascii_lowercase(),
+            family: family_of(kind).to_ascii_lowercase(),
+            default,
+            runner,
+            executable: executable.into(),
+            version: None,
+        }
+    }
+}
+
+/// The family of a kind: the part before its colon (`nodejs` of `nodejs:20`).
+pub fn family_of(kind: &str) -> &str {
+    kind.split(':').next().unwrap_or(kind)
+}
+
+/// The kinds this platform runs: what is installed on this machine (see the server's runtime
+/// discovery), or a small fixed manifest for tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeManifest {
     /// All runtimes, in display order.
@@ -197,22 +286,23 @@ pub struct RuntimeManifest {
 }
 
 impl Default for RuntimeManifest {
+    /// `nodejs:20` (`node`) and `python:3` (`python3`), both defaults of their family.
     fn default() -> Self {
-        let rt = |kind: &str, family: &str, default: bool| Runtime {
-            kind: kind.into(),
-            family: family.into(),
-            default,
-        };
         Self {
             runtimes: vec![
-                rt("nodejs:20", "nodejs", true),
-                rt("python:3", "python", true),
+                Runtime::new("nodejs:20", RunnerType::Nodejs, "node", true),
+                Runtime::new("python:3", RunnerType::Python, "python3", true),
             ],
         }
     }
 }
 
 impl RuntimeManifest {
+    /// The runtime of a concrete kind (no `:default` resolution; kinds are stored lowercased).
+    pub fn get(&self, kind: &str) -> Option<&Runtime> {
+        self.runtimes.iter().find(|r| r.kind == kind)
+    }
+
     /// Resolves `family:default` and checks the kind exists; kinds are lowercased.
     pub fn resolve(&self, kind: &str) -> Result<&Runtime, ExecError> {
         let kind = kind.to_ascii_lowercase();
@@ -237,9 +327,23 @@ impl RuntimeManifest {
         v.join(", ")
     }
 
-    /// Turns a PUT exec into a stored exec: resolves the kind and computes `binary`.
+    /// Turns a PUT exec into a stored exec: resolves the kind and computes `binary`. A
+    /// `blackbox` exec needs code and OpenWhisk's skeleton image: this platform pulls no
+    /// images.
     pub fn exec_from_put(&self, put: &ExecPut) -> Result<Exec, ExecError> {
         let rt = self.resolve(&put.kind)?;
+        let image = if rt.kind == BLACKBOX_KIND {
+            let image = put.image.as_deref().unwrap_or_default().trim();
+            if image.is_empty() {
+                return Err(ExecError::MissingImage);
+            }
+            if !is_skeleton_image(image) {
+                return Err(ExecError::UnsupportedImage(image.to_owned()));
+            }
+            Some(image.to_owned())
+        } else {
+            None
+        };
         let code = match &put.code {
             Some(c) if !c.is_empty() => c.clone(),
             _ => return Err(ExecError::MissingCode(rt.kind.clone())),
@@ -249,8 +353,17 @@ impl RuntimeManifest {
             binary: is_binary_code(&code),
             code,
             main: put.main.clone().filter(|m| !m.is_empty()),
+            image,
         })
     }
+}
+
+/// Whether `image` is OpenWhisk's skeleton for native executables, with or without a tag or
+/// the `docker.io/` registry prefix.
+pub fn is_skeleton_image(image: &str) -> bool {
+    let name = image.strip_prefix("docker.io/").unwrap_or(image);
+    let name = name.split_once(':').map_or(name, |(n, _)| n);
+    name == SKELETON_IMAGE
 }
 
 /// OpenWhisk's test: code is binary iff, trimmed, it is non-empty, its length is a multiple
@@ -286,6 +399,70 @@ mod tests {
             err.to_string(),
             "The specified runtime 'cobol:1' is not supported by this platform. Valid values are: nodejs:20, python:3, nodejs:default, python:default."
         );
+    }
+
+    fn manifest_with_blackbox() -> RuntimeManifest {
+        let mut m = RuntimeManifest::default();
+        m.runtimes
+            .push(Runtime::new(BLACKBOX_KIND, RunnerType::Native, "", false));
+        m
+    }
+
+    #[test]
+    fn blackbox_needs_code_and_the_skeleton_image() {
+        let m = manifest_with_blackbox();
+        let put = |image: Option<&str>, code: Option<&str>| ExecPut {
+            kind: "blackbox".into(),
+            image: image.map(str::to_owned),
+            code: code.map(str::to_owned),
+            ..ExecPut::default()
+        };
+        let e = m
+            .exec_from_put(&put(
+                Some("openwhisk/dockerskeleton:1.3.2"),
+                Some("UEsDBA=="),
+            ))
+            .unwrap();
+        assert_eq!(e.image.as_deref(), Some("openwhisk/dockerskeleton:1.3.2"));
+        assert!(e.binary);
+        let text = serde_json::to_string(&ActionExec::Code(e)).unwrap();
+        assert_eq!(
+            text,
+            r#"{"kind":"blackbox","code":"UEsDBA==","binary":true,"image":"openwhisk/dockerskeleton:1.3.2"}"#
+        );
+        let back: ActionExec = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            back.as_code().unwrap().image.as_deref(),
+            Some("openwhisk/dockerskeleton:1.3.2")
+        );
+        assert!(
+            m.exec_from_put(&put(
+                Some("docker.io/openwhisk/dockerskeleton"),
+                Some("#!/bin/sh")
+            ))
+            .is_ok()
+        );
+        assert_eq!(
+            m.exec_from_put(&put(None, Some("x"))),
+            Err(ExecError::MissingImage)
+        );
+        assert_eq!(
+            m.exec_from_put(&put(Some("someone/image"), Some("x"))),
+            Err(ExecError::UnsupportedImage("someone/image".into()))
+        );
+        assert_eq!(
+            m.exec_from_put(&put(Some("openwhisk/dockerskeleton"), None)),
+            Err(ExecError::MissingCode("blackbox".into()))
+        );
+    }
+
+    #[test]
+    fn runners_follow_the_family() {
+        assert_eq!(RunnerType::for_family("go"), Some(RunnerType::Native));
+        assert_eq!(RunnerType::for_family("wasm"), Some(RunnerType::Wasm));
+        assert_eq!(RunnerType::for_family("swift"), None);
+        assert!(!RunnerType::Native.needs_interpreter());
+        assert_eq!(family_of("python:3.11"), "python");
     }
 
     #[test]

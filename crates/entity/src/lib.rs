@@ -22,7 +22,7 @@ pub mod trigger;
 
 pub use action::{Action, ActionPut};
 pub use activation::{Activation, ActivationId, ActivationResponse, Status};
-pub use exec::{Exec, ExecError, ExecPut, Runtime, RuntimeManifest};
+pub use exec::{Exec, ExecError, ExecPut, RunnerType, Runtime, RuntimeManifest};
 pub use identity::Identity;
 pub use limits::{ActionLimits, ActionLimitsPut, LimitBounds, LimitError};
 pub use names::{EntityName, FullyQualifiedEntityName, NameError};

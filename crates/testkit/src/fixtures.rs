@@ -28,6 +28,7 @@ pub fn action(namespace: &str, name: &str) -> ActionBuilder {
             code: "function main(a) { return a; }".into(),
             binary: false,
             main: None,
+            image: None,
         },
         limits: ActionLimits {
             timeout: 60_000,

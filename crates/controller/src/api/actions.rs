@@ -29,7 +29,8 @@ use base64::Engine;
 use edgewhisk_entity::action::{bump_version, is_version};
 use edgewhisk_entity::exec::ActionExec;
 use edgewhisk_entity::{
-    Action, ActionPut, Exec, ExecPut, FullyQualifiedEntityName, Parameters, RuntimeManifest,
+    Action, ActionPut, Exec, ExecPut, FullyQualifiedEntityName, Parameters, RunnerType,
+    RuntimeManifest,
 };
 use edgewhisk_store::{Collection, EntityDoc, ListScope, PutMode};
 use serde_json::{Value, json};
@@ -176,15 +177,25 @@ fn check_sizes(config: &ApiConfig, put: &ActionPut) -> Result<(), ApiError> {
     )
 }
 
-/// Resolves the kind, computes `binary`, and checks binary code is a safe zip archive.
+/// Resolves the kind, computes `binary`, and checks binary code is a safe zip archive (or, for
+/// a WebAssembly kind, a module).
 fn resolve_exec(manifest: &RuntimeManifest, put: &ExecPut) -> Result<Exec, ApiError> {
     let exec = manifest
         .exec_from_put(put)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    if exec.binary {
+    let wasm = manifest
+        .get(&exec.kind)
+        .is_some_and(|r| r.runner == RunnerType::Wasm);
+    if exec.binary && !(wasm && is_wasm_module(&exec.code)) {
         check_archive(&exec.code)?;
     }
     Ok(exec)
+}
+
+/// Whether base64 `code` starts with a WebAssembly module's magic number (`\0asm`, base64
+/// `AGFzbQ`).
+fn is_wasm_module(code: &str) -> bool {
+    code.trim_start().starts_with("AGFzbQ")
 }
 
 /// Binary code must be base64 of a zip archive whose entries stay inside the directory it is

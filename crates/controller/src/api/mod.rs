@@ -251,14 +251,24 @@ async fn deployment_info(State(state): State<AppState>) -> Json<Value> {
             .entry(rt.family.clone())
             .or_insert_with(|| Value::Array(Vec::new()));
         if let Value::Array(list) = family {
-            list.push(json!({
+            let image = if rt.kind == edgewhisk_entity::exec::BLACKBOX_KIND {
+                edgewhisk_entity::exec::SKELETON_IMAGE.to_owned()
+            } else {
+                format!("edgewhisk/runtime-{}", rt.kind.replace(':', "-"))
+            };
+            let mut entry = json!({
                 "kind": rt.kind,
-                "image": format!("edgewhisk/runtime-{}", rt.kind.replace(':', "-")),
+                "image": image,
                 "deprecated": false,
                 "default": rt.default,
                 "attached": false,
                 "requireMain": false,
-            }));
+            });
+            if let Some(v) = &rt.version {
+                // The installed interpreter's own version (an edgewhisk addition).
+                entry["version"] = json!(v);
+            }
+            list.push(entry);
         }
     }
     Json(json!({

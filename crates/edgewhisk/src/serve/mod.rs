@@ -20,7 +20,9 @@ mod stores;
 mod tls;
 
 use crate::config::{Config, Isolation, LogFormat, Role, env};
+use crate::runtimes;
 use anyhow::Context;
+use edgewhisk_entity::RuntimeManifest;
 use edgewhisk_invoker::Invoker;
 use edgewhisk_invoker::container::ContainerFactory;
 use edgewhisk_invoker::container::process::{ProcessConfig, ProcessFactory};
@@ -170,22 +172,29 @@ impl Server {
 
         let role = config.cluster.role;
         let invoker = if role.invokes() {
-            let factory = container_factory(&config, &stores.data_dir, addr)?;
+            let (factory, manifest) = container_factory(&config, &stores.data_dir, addr)?;
             factory.cleanup().await;
-            let metrics = edgewhisk_invoker::InvokerMetrics::new(
-                &edgewhisk_entity::RuntimeManifest::default(),
-                config.metrics.namespace_labels,
-            );
-            Some(Invoker::start_with_metrics(
-                config.pool.clone(),
-                factory,
-                activations.clone(),
-                metrics,
+            let metrics =
+                edgewhisk_invoker::InvokerMetrics::new(&manifest, config.metrics.namespace_labels);
+            let pool = runtimes::offered_prewarm(&config.pool, &manifest);
+            Some((
+                Invoker::start_with_metrics(pool, factory, activations.clone(), metrics),
+                manifest,
             ))
         } else {
             None
         };
-        let parts = parts::start(&config, &stores, invoker).await?;
+        let (invoker, manifest) = match invoker {
+            Some((invoker, manifest)) => (Some(invoker), manifest),
+            None => (
+                None,
+                runtimes::manifest(&config, &crate::config::interpreter_search_dirs(), &|_| {
+                    true
+                }),
+            ),
+        };
+        runtimes::log_offered(&manifest);
+        let parts = parts::start(&config, &stores, invoker, manifest).await?;
         tracing::info!(
             %addr,
             role = ?role,
@@ -262,16 +271,12 @@ impl Server {
 }
 
 /// Builds the configured isolation backend; `auto` picks runc where it can run.
+/// Also returns the runtime manifest: the kinds whose runners this backend can start.
 fn container_factory(
     config: &Config,
     data_dir: &std::path::Path,
     api_address: SocketAddr,
-) -> anyhow::Result<Arc<dyn ContainerFactory>> {
-    let process = ProcessConfig {
-        work_dir: data_dir.join("instances"),
-        node: config.node(),
-        python: config.python(),
-    };
+) -> anyhow::Result<(Arc<dyn ContainerFactory>, RuntimeManifest)> {
     let log_timeout = Duration::from_millis(config.pool.log_sentinel_timeout_ms);
     let root = nix::unistd::geteuid().is_root();
     let isolation = match config.server.isolation {
@@ -296,6 +301,14 @@ fn container_factory(
         }
         other => other,
     };
+    let search = crate::config::interpreter_search_dirs();
+    let manifest = if isolation == Isolation::Runc {
+        runtimes::manifest(config, &search, &runtimes::visible_in_runc)
+    } else {
+        runtimes::manifest(config, &search, &|_| true)
+    };
+    let process =
+        ProcessConfig::new(data_dir.join("instances")).with_runtimes(Arc::new(manifest.clone()));
     if root {
         // As root, actions run as another user ([runc] or [process] uid), who must read the
         // runners, the instances' root skeleton and the unpacked code that this process writes
@@ -304,7 +317,7 @@ fn container_factory(
         // files have explicit private modes (0700 or 0711, 0600), whatever the umask.
         relax_umask();
     }
-    Ok(match isolation {
+    let factory: Arc<dyn ContainerFactory> = match isolation {
         Isolation::Runc => {
             tracing::info!("isolation backend 'runc': each instance is an OCI container");
             Arc::new(
@@ -345,7 +358,8 @@ fn container_factory(
             }
             Arc::new(factory)
         }
-    })
+    };
+    Ok((factory, manifest))
 }
 
 /// Lets files this process creates be read by the actions' user: clears the group and other

@@ -91,6 +91,7 @@ pub(super) async fn start(
     config: &Config,
     stores: &Stores,
     invoker: Option<Invoker>,
+    manifest: RuntimeManifest,
 ) -> anyhow::Result<Parts> {
     let nats = match &stores.postgres {
         Some(_) => Some(cluster::connect_nats(config).await?),
@@ -117,7 +118,10 @@ pub(super) async fn start(
             (Some(nats), _) => {
                 let settings = BalancerSettings {
                     prefix: config.cluster.subject_prefix.clone(),
-                    health_test_kind: HEALTH_TEST_KIND.to_owned(),
+                    health_test_kind: manifest
+                        .resolve("nodejs:default")
+                        .map_or(HEALTH_TEST_KIND, |r| r.kind.as_str())
+                        .to_owned(),
                     ..BalancerSettings::default()
                 };
                 let balancer = Arc::new(
@@ -137,7 +141,7 @@ pub(super) async fn start(
             stores.entities.clone(),
             stores.activations.clone(),
             balancer.clone(),
-            RuntimeManifest::default(),
+            manifest,
             BuildInfo {
                 build: env!("CARGO_PKG_VERSION").to_owned(),
                 buildno: crate::GIT_REVISION.to_owned(),

@@ -35,6 +35,7 @@ use super::backend::{
 use super::runners::{FactoryCore, RunnerCommand, write_runners};
 use async_trait::async_trait;
 use connection::{CodeDir, Connection, FdLayout};
+use edgewhisk_entity::RuntimeManifest;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use parking_lot::Mutex;
@@ -53,20 +54,25 @@ pub struct ProcessConfig {
     /// directories with unpacked code). One factory per directory: `cleanup` removes every
     /// instance directory its factory does not own.
     pub work_dir: PathBuf,
-    /// The `node` executable (a bare name is looked up in `/usr/local/bin:/usr/bin:/bin`).
-    pub node: PathBuf,
-    /// The `python3` executable (looked up the same way).
-    pub python: PathBuf,
+    /// The kinds this backend runs and the interpreter of each (a bare name is looked up in
+    /// `/usr/local/bin:/usr/bin:/bin`).
+    pub runtimes: Arc<RuntimeManifest>,
 }
 
 impl ProcessConfig {
-    /// `work_dir` with `node` and `python3` taken from the runner `PATH`.
+    /// `work_dir` with the default manifest: `nodejs:20` run by `node` and `python:3` by
+    /// `python3`, both taken from the runner `PATH`.
     pub fn new(work_dir: impl Into<PathBuf>) -> Self {
         Self {
             work_dir: work_dir.into(),
-            node: PathBuf::from("node"),
-            python: PathBuf::from("python3"),
+            runtimes: Arc::new(RuntimeManifest::default()),
         }
+    }
+
+    /// The same with `runtimes` as the manifest.
+    pub fn with_runtimes(mut self, runtimes: Arc<RuntimeManifest>) -> Self {
+        self.runtimes = runtimes;
+        self
     }
 }
 
@@ -224,7 +230,7 @@ impl ProcessFactory {
 
     fn runner_for(&self, kind: &str) -> Option<RunnerCommand> {
         let runners = self.config.work_dir.join("runners");
-        RunnerCommand::for_kind(kind, &self.config.node, &self.config.python, &runners)
+        RunnerCommand::for_kind(&self.config.runtimes, kind, &runners)
     }
 }
 

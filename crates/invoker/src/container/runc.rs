@@ -37,6 +37,7 @@ use super::process::connection::{CodeDir, Connection, FdLayout, STDIO_FROM_PRESE
 use super::process::{ProcessConfig, api_host_url};
 use super::runners::{FactoryCore, RUNNER_PATH, RunnerCommand, write_runners};
 use async_trait::async_trait;
+use edgewhisk_entity::RuntimeManifest;
 use executable::find_executable;
 use parking_lot::Mutex;
 use std::collections::HashSet;
@@ -249,8 +250,8 @@ pub struct RuncFactory {
     rootfs: PathBuf,
     runners_dir: PathBuf,
     bundles_dir: PathBuf,
-    node: PathBuf,
-    python: PathBuf,
+    /// The manifest, with each interpreter resolved to the absolute path instances run.
+    runtimes: Arc<RuntimeManifest>,
     nofile: u64,
     user_memory_mb: u64,
     cgroup_parent: String,
@@ -307,9 +308,12 @@ impl RuncFactory {
             ))
         })?;
         // Interpreters are run by absolute path inside the instance; `/usr` is mounted there.
-        let node = find_executable(&process.node, RUNNER_PATH).unwrap_or(process.node.clone());
-        let python =
-            find_executable(&process.python, RUNNER_PATH).unwrap_or(process.python.clone());
+        let mut runtimes = RuntimeManifest::clone(&process.runtimes);
+        for rt in &mut runtimes.runtimes {
+            if let Some(found) = find_executable(&rt.executable, RUNNER_PATH) {
+                rt.executable = found;
+            }
+        }
         let work = &process.work_dir;
         let runners_dir = work.join("runners");
         let rootfs = work.join("rootfs");
@@ -336,8 +340,7 @@ impl RuncFactory {
             rootfs: std::fs::canonicalize(&rootfs)?,
             runners_dir: std::fs::canonicalize(&runners_dir)?,
             bundles_dir: std::fs::canonicalize(&bundles_dir)?,
-            node,
-            python,
+            runtimes: Arc::new(runtimes),
             user_memory_mb,
             // Next to the bundles, on the same file system, so instances hard-link the tree.
             core: FactoryCore::new(work.join("code")),
@@ -421,7 +424,7 @@ impl RuncFactory {
     /// pipes to its stdio and fd 3 ([`FdLayout::Preserved`]).
     fn runner_for(&self, kind: &str) -> Option<(Vec<String>, RunnerCommand)> {
         let runners = Path::new(spec::RUNNERS_MOUNT);
-        let runner = RunnerCommand::for_kind(kind, &self.node, &self.python, runners)?;
+        let runner = RunnerCommand::for_kind(&self.runtimes, kind, runners)?;
         let mut args = vec![
             "/bin/sh".into(),
             "-c".into(),

@@ -4,6 +4,7 @@
 
 use super::archive::{ArchiveLimits, CodeStore};
 use super::backend::{ContainerError, ContainerSpec};
+use edgewhisk_entity::{RunnerType, Runtime, RuntimeManifest};
 use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
@@ -81,28 +82,31 @@ pub(crate) struct RunnerCommand {
 }
 
 impl RunnerCommand {
-    /// The runner for `kind` (`nodejs:*` or `python:*`), with the interpreters `node` and
-    /// `python` and the runner files in `runners_dir` (as the runner sees that directory);
-    /// `None` for a kind without a runner.
+    /// The runner of `kind` in `runtimes`, with the runner files in `runners_dir` (as the
+    /// runner sees that directory); `None` for a kind the manifest lacks or whose runner is not
+    /// a process started here.
     pub(crate) fn for_kind(
+        runtimes: &RuntimeManifest,
         kind: &str,
-        node: &Path,
-        python: &Path,
         runners_dir: &Path,
     ) -> Option<Self> {
-        let family = kind.split(':').next().unwrap_or(kind);
-        match family {
-            "nodejs" => Some(Self {
-                program: node.to_path_buf(),
+        Self::for_runtime(runtimes.get(kind)?, runners_dir)
+    }
+
+    /// The runner of one manifest entry (see [`RunnerCommand::for_kind`]).
+    pub(crate) fn for_runtime(rt: &Runtime, runners_dir: &Path) -> Option<Self> {
+        match rt.runner {
+            RunnerType::Nodejs => Some(Self {
+                program: rt.executable.clone(),
                 args: vec![runners_dir.join("runner.js").into_os_string()],
                 python: false,
             }),
-            "python" => Some(Self {
-                program: python.to_path_buf(),
+            RunnerType::Python => Some(Self {
+                program: rt.executable.clone(),
                 args: vec!["-B".into(), runners_dir.join("runner.py").into_os_string()],
                 python: true,
             }),
-            _ => None,
+            RunnerType::Native | RunnerType::Wasm => None,
         }
     }
 
@@ -195,25 +199,32 @@ mod tests {
     }
 
     #[test]
-    fn runners_exist_for_nodejs_and_python_only() {
-        let (node, python) = (Path::new("/n"), Path::new("/p"));
-        let r = RunnerCommand::for_kind("nodejs:20", node, python, Path::new("/runners"));
+    fn runners_exist_for_the_manifest_s_interpreter_kinds_only() {
+        let mut m = RuntimeManifest::default();
+        m.runtimes.push(Runtime::new(
+            "python:3.11",
+            RunnerType::Python,
+            "/opt/py311",
+            false,
+        ));
+        m.runtimes
+            .push(Runtime::new("wasm:wasi", RunnerType::Wasm, "", true));
+        let runners = Path::new("/runners");
+        let r = RunnerCommand::for_kind(&m, "nodejs:20", runners);
         assert_eq!(
             r.map(|r| (r.program, r.args, r.python)),
-            Some((node.into(), vec!["/runners/runner.js".into()], false))
+            Some(("node".into(), vec!["/runners/runner.js".into()], false))
         );
-        let r = RunnerCommand::for_kind("python:3.11", node, python, Path::new("/runners"));
+        let r = RunnerCommand::for_kind(&m, "python:3.11", runners);
         assert_eq!(
             r.map(|r| (r.program, r.args, r.python)),
             Some((
-                python.into(),
+                "/opt/py311".into(),
                 vec!["-B".into(), "/runners/runner.py".into()],
                 true
             ))
         );
-        assert_eq!(
-            RunnerCommand::for_kind("swift:5", node, python, Path::new("/")),
-            None
-        );
+        assert_eq!(RunnerCommand::for_kind(&m, "swift:5", runners), None);
+        assert_eq!(RunnerCommand::for_kind(&m, "wasm:wasi", runners), None);
     }
 }
