@@ -32,15 +32,27 @@ pub const WASM_KIND: &str = "wasm:wasi";
 /// Whether this build runs WebAssembly actions.
 pub const WASM_BUILT: bool = cfg!(feature = "wasm");
 
+/// Where and as whom instances run, which decides which interpreters they can start.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InstanceView {
+    /// Instances see only the host's `/usr` (runc).
+    pub only_usr: bool,
+    /// The user and group instances run as, when not this process' own: interpreters are
+    /// probed as them, so one they cannot read (under a private home directory) is left out.
+    pub run_as: Option<(u32, u32)>,
+}
+
+impl InstanceView {
+    /// Whether instances can see `path` at all.
+    fn sees(&self, path: &Path) -> bool {
+        !self.only_usr || visible_in_runc(path)
+    }
+}
+
 /// The manifest `config` asks for on this machine, with interpreters looked for in
-/// `search_dirs` (see [`crate::config::interpreter_search_dirs`]). `visible` says whether an
-/// interpreter can run where instances run (runc instances see only `/usr`); others are left
-/// out with a warning.
-pub fn manifest(
-    config: &Config,
-    search_dirs: &[PathBuf],
-    visible: &dyn Fn(&Path) -> bool,
-) -> RuntimeManifest {
+/// `search_dirs` (see [`crate::config::interpreter_search_dirs`]). An interpreter that
+/// instances cannot see or run (`view`) is left out with a warning.
+pub fn manifest(config: &Config, search_dirs: &[PathBuf], view: InstanceView) -> RuntimeManifest {
     let rc = &config.runtimes;
     let mut runtimes: Vec<Runtime> = Vec::new();
     if rc.discover {
@@ -48,24 +60,28 @@ pub fn manifest(
         node_first.extend(candidates(search_dirs, is_node_name));
         let mut python_first = vec![config.python()];
         python_first.extend(candidates(search_dirs, is_python_name));
-        let probed = probe_all(&node_first, &python_first);
-        runtimes.extend(interpreter_kinds(&probed, visible));
+        let probed = probe_all(&node_first, &python_first, view.run_as);
+        runtimes.extend(interpreter_kinds(&probed, &|p: &Path| view.sees(p)));
     }
     for k in &rc.kinds {
         match configured(k) {
-            Ok(rt) if rt.runner.needs_interpreter() && version_text(&rt.executable).is_none() => {
+            Ok(rt)
+                if rt.runner.needs_interpreter()
+                    && version_text(&rt.executable, view.run_as).is_none() =>
+            {
                 tracing::warn!(kind = %rt.kind, executable = %rt.executable.display(),
-                    "[[runtimes.kinds]]: the interpreter does not run; kind not offered");
+                    "[[runtimes.kinds]]: the interpreter does not run (as the instances' user); \
+                     kind not offered");
             }
-            Ok(rt) if rt.runner.needs_interpreter() && !visible(&rt.executable) => {
+            Ok(rt) if rt.runner.needs_interpreter() && !view.sees(&rt.executable) => {
                 tracing::warn!(kind = %rt.kind, executable = %rt.executable.display(),
                     "[[runtimes.kinds]]: the interpreter is outside /usr, which isolated \
                      instances cannot see; kind not offered");
             }
             Ok(mut rt) => {
                 if rt.runner.needs_interpreter() {
-                    rt.version =
-                        version_text(&rt.executable).and_then(|t| parse_version(&t, &rt.family));
+                    rt.version = version_text(&rt.executable, view.run_as)
+                        .and_then(|t| parse_version(&t, &rt.family));
                 }
                 runtimes.retain(|r| r.kind != rt.kind);
                 runtimes.push(rt);
@@ -183,7 +199,7 @@ struct Probed {
 }
 
 /// Asks every distinct candidate (by canonical path) for its version, all at once.
-fn probe_all(node: &[PathBuf], python: &[PathBuf]) -> Vec<Probed> {
+fn probe_all(node: &[PathBuf], python: &[PathBuf], run_as: Option<(u32, u32)>) -> Vec<Probed> {
     let mut seen = HashSet::new();
     let mut jobs = Vec::new();
     for (family, list) in [("nodejs", node), ("python", python)] {
@@ -197,7 +213,7 @@ fn probe_all(node: &[PathBuf], python: &[PathBuf]) -> Vec<Probed> {
             }
             let path = path.clone();
             jobs.push(std::thread::spawn(move || {
-                version_of(&path, family).map(|version| Probed {
+                version_of(&path, family, run_as).map(|version| Probed {
                     path,
                     family,
                     version,
@@ -212,14 +228,24 @@ fn probe_all(node: &[PathBuf], python: &[PathBuf]) -> Vec<Probed> {
 }
 
 /// `exe --version`, parsed: `v20.20.2` (Node.js) or `Python 3.11.2`.
-fn version_of(exe: &Path, family: &str) -> Option<String> {
-    parse_version(&version_text(exe)?, family)
+fn version_of(exe: &Path, family: &str, run_as: Option<(u32, u32)>) -> Option<String> {
+    let version = parse_version(&version_text(exe, run_as)?, family);
+    if version.is_none() {
+        tracing::debug!(interpreter = %exe.display(), "no version: left out");
+    }
+    version
 }
 
 /// What `exe --version` prints; `None` when it does not run, fails or takes longer than
 /// [`PROBE_TIMEOUT`].
-fn version_text(exe: &Path) -> Option<String> {
-    let mut child = Command::new(exe)
+fn version_text(exe: &Path, run_as: Option<(u32, u32)>) -> Option<String> {
+    use std::os::unix::process::CommandExt as _;
+    let mut cmd = Command::new(exe);
+    if let Some((uid, gid)) = run_as {
+        // As root, std drops the supplementary groups too when it sets the user.
+        cmd.uid(uid).gid(gid);
+    }
+    let mut child = cmd
         .arg("--version")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -188,9 +188,11 @@ impl Server {
             Some((invoker, manifest)) => (Some(invoker), manifest),
             None => (
                 None,
-                runtimes::manifest(&config, &crate::config::interpreter_search_dirs(), &|_| {
-                    true
-                }),
+                runtimes::manifest(
+                    &config,
+                    &crate::config::interpreter_search_dirs(),
+                    runtimes::InstanceView::default(),
+                ),
             ),
         };
         runtimes::log_offered(&manifest);
@@ -302,11 +304,18 @@ fn container_factory(
         other => other,
     };
     let search = crate::config::interpreter_search_dirs();
-    let manifest = if isolation == Isolation::Runc {
-        runtimes::manifest(config, &search, &runtimes::visible_in_runc)
-    } else {
-        runtimes::manifest(config, &search, &|_| true)
+    let view = match isolation {
+        Isolation::Runc => runtimes::InstanceView {
+            only_usr: true,
+            run_as: Some((config.runc.uid, config.runc.gid)),
+        },
+        _ if root => runtimes::InstanceView {
+            only_usr: false,
+            run_as: Some((config.process.uid, config.process.gid)),
+        },
+        _ => runtimes::InstanceView::default(),
     };
+    let manifest = runtimes::manifest(config, &search, view);
     let process =
         ProcessConfig::new(data_dir.join("instances")).with_runtimes(Arc::new(manifest.clone()));
     if root {
