@@ -555,9 +555,11 @@ mod tests {
     #[test]
     fn this_machine_offers_its_node_and_python() {
         let config = Config::default();
-        let m = manifest(&config, &crate::config::interpreter_search_dirs(), &|_| {
-            true
-        });
+        let m = manifest(
+            &config,
+            &crate::config::interpreter_search_dirs(),
+            InstanceView::default(),
+        );
         let node = m.resolve("nodejs:default").expect("a node kind");
         assert!(node.version.is_some(), "{node:?}");
         assert!(m.get("python:3").is_some(), "{m:?}");
