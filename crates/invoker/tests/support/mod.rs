@@ -74,7 +74,7 @@ pub(crate) const LOG_LIMIT: u64 = 1024 * 1024;
 /// The kinds the suite runs.
 pub(crate) const NODE: &str = "nodejs:20";
 /// The Python kind.
-pub(crate) const PYTHON: &str = "python:3.11";
+pub(crate) const PYTHON: &str = "python:3";
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
