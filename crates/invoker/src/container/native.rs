@@ -464,11 +464,11 @@ fn run_loop(action: &mut Loop, fields: &BTreeMap<String, &RawValue>) -> Reply {
         return exited();
     }
     let mut answer = Vec::new();
-    match read_line_capped(&mut action.replies, &mut answer, MAX_RESULT_BYTES + 1) {
+    match read_line_capped(&mut action.replies, &mut answer, MAX_RESULT_BYTES) {
         Ok(LineRead::Eof) | Err(_) => exited(),
         Ok(LineRead::Line) => result_of(&answer),
         Ok(LineRead::TooLong) => {
-            let (rest, _) = skip_line(&mut action.replies, 16 * MAX_RESULT_BYTES as u64);
+            let rest = skip_line(&mut action.replies, 16 * MAX_RESULT_BYTES as u64);
             oversized(answer.len() as u64 + rest)
         }
     }
@@ -679,61 +679,51 @@ enum LineRead {
     Eof,
     /// A whole line (newline not kept), or the last bytes before end of file.
     Line,
-    /// The line is longer than the cap; its first `cap` bytes are in the buffer.
+    /// The line is longer than the cap; its first `cap` bytes and one more are in the buffer.
     TooLong,
 }
 
-/// Reads one line into `line` (without its newline), but never more than `cap` bytes.
+/// Reads one line into `line` (without its newline), but never more than `cap` bytes and one.
 fn read_line_capped(
     reader: &mut impl BufRead,
     line: &mut Vec<u8>,
     cap: usize,
 ) -> std::io::Result<LineRead> {
-    loop {
-        let available = reader.fill_buf()?;
-        if available.is_empty() {
-            return Ok(if line.is_empty() {
-                LineRead::Eof
-            } else {
-                LineRead::Line
-            });
-        }
-        let newline = available.iter().position(|b| *b == b'\n');
-        let wanted = newline.unwrap_or(available.len());
-        let room = cap.saturating_sub(line.len());
-        if wanted > room {
-            line.extend_from_slice(&available[..room]);
-            reader.consume(room);
-            return Ok(LineRead::TooLong);
-        }
-        line.extend_from_slice(&available[..wanted]);
-        reader.consume(newline.map_or(wanted, |i| i + 1));
-        if newline.is_some() {
-            return Ok(LineRead::Line);
-        }
+    let limit = u64::try_from(cap).unwrap_or(u64::MAX).saturating_add(1);
+    if reader.by_ref().take(limit).read_until(b'\n', line)? == 0 {
+        return Ok(LineRead::Eof);
     }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        return Ok(LineRead::Line);
+    }
+    Ok(if line.len() > cap {
+        LineRead::TooLong
+    } else {
+        LineRead::Line
+    })
 }
 
-/// Discards input up to and including the next newline, stopping after about `limit` bytes;
-/// returns the bytes discarded and whether the line ended.
-fn skip_line(reader: &mut impl BufRead, limit: u64) -> (u64, bool) {
-    let mut skipped: u64 = 0;
-    loop {
-        let available = match reader.fill_buf() {
-            Ok([]) | Err(_) => return (skipped, true),
-            Ok(available) => available,
-        };
-        if let Some(i) = available.iter().position(|b| *b == b'\n') {
-            reader.consume(i + 1);
-            return (skipped + i as u64, true);
+/// Discards input up to and including the next newline, but stops after about `limit` bytes;
+/// returns the bytes discarded, the newline not counted.
+fn skip_line(reader: &mut impl BufRead, limit: u64) -> u64 {
+    let mut chunk = Vec::with_capacity(64 * 1024);
+    let mut skipped = 0;
+    while skipped < limit {
+        chunk.clear();
+        match reader
+            .by_ref()
+            .take(64 * 1024)
+            .read_until(b'\n', &mut chunk)
+        {
+            Ok(0) | Err(_) => break,
+            Ok(n) => skipped += n as u64,
         }
-        let n = available.len();
-        reader.consume(n);
-        skipped += n as u64;
-        if skipped >= limit {
-            return (skipped, false);
+        if chunk.last() == Some(&b'\n') {
+            return skipped - 1;
         }
     }
+    skipped
 }
 
 #[cfg(test)]
