@@ -15,6 +15,7 @@
 //! are the shim's own log pipes, so the sentinels the shim writes after each run follow
 //! everything the child flushed before it answered. See `docs/design/021-native-actions.md`.
 
+use super::archive::NATIVE_EXECUTABLE;
 use super::response::MAX_RESULT_BYTES;
 use command_fds::{CommandFdExt as _, FdMapping};
 use serde_json::value::RawValue;
@@ -227,7 +228,7 @@ impl Shim {
         Ok(())
     }
 
-    /// Handles one request line; the reply and whether sentinels were written are decided here.
+    /// Handles one request line, writing the sentinels after a run or a failed init.
     fn handle(&mut self, line: &[u8]) -> (Option<u64>, Reply) {
         let Ok(fields) = serde_json::from_slice::<BTreeMap<String, &RawValue>>(line) else {
             return (None, Reply::error(500, "Bad request."));
@@ -287,7 +288,7 @@ impl Shim {
             })
             .collect();
         let exec = match (value.code_dir, value.code) {
-            (Some(dir), _) => Path::new(&dir).join("exec"),
+            (Some(dir), _) => Path::new(&dir).join(NATIVE_EXECUTABLE),
             (None, Some(code)) if !code.is_empty() => {
                 if self.protocol == NativeProtocol::ActionLoop && !code.starts_with("#!") {
                     return Reply::error(
@@ -355,29 +356,21 @@ impl Shim {
         drop(cmd);
         let stdin = child.stdin.take().expect("stdin was piped");
         let mut replies = BufReader::with_capacity(64 * 1024, File::from(reader));
-        let mut ack = Vec::new();
-        match read_line_capped(&mut replies, &mut ack, MAX_ACK_BYTES) {
-            Ok(LineRead::Line) => {}
-            Ok(LineRead::Eof) | Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err("Command exited abruptly during initialization.".to_owned());
-            }
-            Ok(LineRead::TooLong) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err("The action did not initialize properly.".to_owned());
-            }
-        }
         #[derive(serde::Deserialize)]
         struct Ack {
             #[serde(default)]
             ok: bool,
         }
-        if !serde_json::from_slice::<Ack>(&ack).is_ok_and(|a| a.ok) {
+        let mut ack = Vec::new();
+        let failure = match read_line_capped(&mut replies, &mut ack, MAX_ACK_BYTES) {
+            Ok(LineRead::Line) if serde_json::from_slice::<Ack>(&ack).is_ok_and(|a| a.ok) => None,
+            Ok(LineRead::Eof) | Err(_) => Some("Command exited abruptly during initialization."),
+            Ok(_) => Some("The action did not initialize properly."),
+        };
+        if let Some(message) = failure {
             let _ = child.kill();
             let _ = child.wait();
-            return Err("The action did not initialize properly.".to_owned());
+            return Err(message.to_owned());
         }
         self.action = Some(Loop {
             child,
@@ -636,7 +629,7 @@ fn oversized(bytes: u64) -> Reply {
 /// not mounted noexec).
 fn write_script(dir: &Path, code: &str) -> std::io::Result<PathBuf> {
     use std::os::unix::fs::OpenOptionsExt as _;
-    let path = dir.join("exec");
+    let path = dir.join(NATIVE_EXECUTABLE);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
