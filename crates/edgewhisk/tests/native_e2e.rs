@@ -368,7 +368,7 @@ mod native {
     #[tokio::test]
     async fn skeleton_scripts_and_zips_run_per_activation() {
         if support::binary::skip_when_emulated(
-            "the shell scripts run on the host, not under the emulator",
+            "the native runner is the server's own binary, which the host cannot exec",
         ) {
             return;
         }
@@ -378,6 +378,11 @@ mod native {
 
     #[tokio::test]
     async fn go_zip_without_an_exec_fails_init_with_a_clear_error() {
+        if support::binary::skip_when_emulated(
+            "the native runner is the server's own binary, which the host cannot exec",
+        ) {
+            return;
+        }
         let s = server("process");
         let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         w.start_file("main.go", zip::write::SimpleFileOptions::default())
