@@ -79,4 +79,11 @@ pub enum Command {
     /// The `wsk`-compatible CLI's nouns.
     #[command(flatten)]
     Wsk(cli::WskCommand),
+    /// One native action instance (`go:*`, `blackbox`), started by the invoker with the runner
+    /// pipes; not for people, so hidden from help.
+    #[command(name = "native-runner", hide = true)]
+    NativeRunner {
+        /// `action-loop` or `skeleton`.
+        protocol: String,
+    },
 }

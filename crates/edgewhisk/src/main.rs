@@ -43,23 +43,32 @@ fn real_main() -> anyhow::Result<i32> {
         let c = Cli::<Command>::parse();
         (c.global, c.command)
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
     match command {
         Command::Serve(args) => {
             let config = args.config()?;
             init_tracing(config.server.log_format);
-            runtime.block_on(serve::run(config))?;
+            runtime()?.block_on(serve::run(config))?;
             Ok(0)
         }
         #[cfg(feature = "bench")]
         Command::Bench(cmd) => {
             let target = cli::bench_target(global)?;
-            runtime.block_on(edgewhisk_bench::run(target, cmd))
+            runtime()?.block_on(edgewhisk_bench::run(target, cmd))
         }
-        Command::Admin(cmd) => runtime.block_on(admin::run(cmd)),
-        Command::Wsk(cmd) => runtime.block_on(cli::run(global, cmd)),
+        Command::Admin(cmd) => runtime()?.block_on(admin::run(cmd)),
+        Command::Wsk(cmd) => runtime()?.block_on(cli::run(global, cmd)),
+        Command::NativeRunner { protocol } => {
+            // Plain std and synchronous: no runtime, no threads started per instance.
+            use edgewhisk_invoker::container::native;
+            let protocol = native::NativeProtocol::from_name(&protocol)
+                .ok_or_else(|| anyhow::anyhow!("unknown native protocol '{protocol}'"))?;
+            Ok(native::run(protocol))
+        }
     }
 }
 

@@ -318,6 +318,14 @@ fn container_factory(
     let manifest = runtimes::manifest(config, &search, view);
     let process =
         ProcessConfig::new(data_dir.join("instances")).with_runtimes(Arc::new(manifest.clone()));
+    // Native instances run this very executable's hidden `native-runner` subcommand.
+    let process = match std::env::current_exe() {
+        Ok(exe) => process.with_native_runner(exe),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot locate the edgewhisk executable: native kinds (go:*, blackbox) will not start");
+            process
+        }
+    };
     if root {
         // As root, actions run as another user ([runc] or [process] uid), who must read the
         // runners, the instances' root skeleton and the unpacked code that this process writes

@@ -23,6 +23,9 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// The file at the root of a native action's zip that is run (`go:*` and `blackbox` kinds).
+pub const NATIVE_EXECUTABLE: &str = "exec";
+
 /// Default of [`ArchiveLimits::max_bytes`]: what one action's archive may unpack to.
 pub const DEFAULT_MAX_UNPACKED_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -81,7 +84,8 @@ pub fn unpack_base64_zip(
 /// with absolute paths or `..` components, for symbolic links, for more entries than
 /// `limits.max_entries` and when the unpacked size exceeds `limits.max_bytes`. On failure
 /// `dest` may hold part of the archive; the caller removes it. File permission bits recorded in
-/// the archive are kept, so executables stay executable.
+/// the archive are kept, so executables stay executable; the file `exec` at the root (a native
+/// action's executable) is always made 0755.
 pub fn unpack_zip(bytes: &[u8], dest: &Path, limits: ArchiveLimits) -> Result<(), ContainerError> {
     if !is_zip(bytes) {
         return Err(ContainerError::Archive("code is not a zip archive".into()));
@@ -134,8 +138,12 @@ pub fn unpack_zip(bytes: &[u8], dest: &Path, limits: ArchiveLimits) -> Result<()
         }
         budget -= copied;
         file.flush()?;
-        if let Some(mode) = entry.unix_mode() {
-            use std::os::unix::fs::PermissionsExt as _;
+        use std::os::unix::fs::PermissionsExt as _;
+        if relative == Path::new(NATIVE_EXECUTABLE) {
+            // A native action's entry point runs whatever mode the zip recorded (none, when it
+            // was made on Windows; 0700, which the runners' user could not execute).
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))?;
+        } else if let Some(mode) = entry.unix_mode() {
             let mode = mode & 0o755;
             if mode != 0 {
                 std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode | 0o600))?;
@@ -405,6 +413,29 @@ mod tests {
             w.write_all(body.as_bytes()).expect("write");
         }
         w.finish().expect("finish").into_inner()
+    }
+
+    #[test]
+    fn the_native_exec_at_the_root_is_always_executable() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for name in ["exec", "lib/exec"] {
+            w.start_file(name, SimpleFileOptions::default().unix_permissions(0o600))
+                .expect("start");
+            w.write_all(b"#!/bin/sh\n").expect("write");
+        }
+        let zip = w.finish().expect("finish").into_inner();
+        let dir = tempfile::tempdir().expect("tempdir");
+        unpack_zip(&zip, dir.path(), ArchiveLimits::default()).expect("unpack");
+        let mode = |p: &str| {
+            std::fs::metadata(dir.path().join(p))
+                .expect("stat")
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode("exec"), 0o755);
+        assert_eq!(mode("lib/exec"), 0o600);
     }
 
     #[test]

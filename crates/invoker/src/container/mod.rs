@@ -14,6 +14,7 @@
 
 pub mod archive;
 mod backend;
+pub mod native;
 pub mod process;
 pub mod response;
 pub mod runc;

@@ -7,7 +7,8 @@
 //!
 //! One instance is:
 //! - the runner (`runtimes/nodejs/runner.js` or `runtimes/python/runner.py`, embedded in the
-//!   binary and written to `<work_dir>/runners/` when the factory is built, see `runners.rs`) started in its own
+//!   binary and written to `<work_dir>/runners/` when the factory is built, see `runners.rs`;
+//!   for native kinds the `edgewhisk` executable's native shim, see `native.rs`) started in its own
 //!   process group with a cleared environment and a private working directory
 //!   `<work_dir>/instances/<name>-<pid>-<n>/`; binary code is unpacked once per distinct
 //!   archive under `<work_dir>/code/` and read there by every instance running it;
@@ -57,6 +58,9 @@ pub struct ProcessConfig {
     /// The kinds this backend runs and the interpreter of each (a bare name is looked up in
     /// `/usr/local/bin:/usr/bin:/bin`).
     pub runtimes: Arc<RuntimeManifest>,
+    /// The `edgewhisk` executable, run as `edgewhisk native-runner` for the native kinds
+    /// (`go:*`, `blackbox`; `docs/design/021-native-actions.md`); `None` refuses them.
+    pub native_runner: Option<PathBuf>,
 }
 
 impl ProcessConfig {
@@ -66,12 +70,19 @@ impl ProcessConfig {
         Self {
             work_dir: work_dir.into(),
             runtimes: Arc::new(RuntimeManifest::default()),
+            native_runner: None,
         }
     }
 
     /// The same with `runtimes` as the manifest.
     pub fn with_runtimes(mut self, runtimes: Arc<RuntimeManifest>) -> Self {
         self.runtimes = runtimes;
+        self
+    }
+
+    /// The same with `exe` (the `edgewhisk` executable) running the native kinds.
+    pub fn with_native_runner(mut self, exe: PathBuf) -> Self {
+        self.native_runner = Some(exe);
         self
     }
 }
@@ -230,7 +241,12 @@ impl ProcessFactory {
 
     fn runner_for(&self, kind: &str) -> Option<RunnerCommand> {
         let runners = self.config.work_dir.join("runners");
-        RunnerCommand::for_kind(&self.config.runtimes, kind, &runners)
+        RunnerCommand::for_kind(
+            &self.config.runtimes,
+            kind,
+            &runners,
+            self.config.native_runner.as_deref(),
+        )
     }
 }
 
@@ -308,7 +324,15 @@ fn spawn(
         // std drops the supplementary groups too when root changes uid.
         cmd.uid(user.uid).gid(user.gid);
     }
-    Connection::spawn(cmd, FdLayout::Stdio, log_buffer_bytes, log_timeout)
+    // The native runner reopens its fd 3, which its user must own.
+    let reply_owner = user.filter(|_| runner.native).map(|u| (u.uid, u.gid));
+    Connection::spawn(
+        cmd,
+        FdLayout::Stdio,
+        log_buffer_bytes,
+        log_timeout,
+        reply_owner,
+    )
 }
 
 /// One runner process. Safe to share: requests are matched to replies by id, so concurrent

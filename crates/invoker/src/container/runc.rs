@@ -252,6 +252,8 @@ pub struct RuncFactory {
     bundles_dir: PathBuf,
     /// The manifest, with each interpreter resolved to the absolute path instances run.
     runtimes: Arc<RuntimeManifest>,
+    /// The `edgewhisk` executable on the host, bind-mounted into native instances.
+    native_runner: Option<PathBuf>,
     nofile: u64,
     user_memory_mb: u64,
     cgroup_parent: String,
@@ -341,6 +343,11 @@ impl RuncFactory {
             runners_dir: std::fs::canonicalize(&runners_dir)?,
             bundles_dir: std::fs::canonicalize(&bundles_dir)?,
             runtimes: Arc::new(runtimes),
+            native_runner: process
+                .native_runner
+                .as_deref()
+                .map(std::fs::canonicalize)
+                .transpose()?,
             user_memory_mb,
             // Next to the bundles, on the same file system, so instances hard-link the tree.
             core: FactoryCore::new(work.join("code")),
@@ -424,7 +431,13 @@ impl RuncFactory {
     /// pipes to its stdio and fd 3 ([`FdLayout::Preserved`]).
     fn runner_for(&self, kind: &str) -> Option<(Vec<String>, RunnerCommand)> {
         let runners = Path::new(spec::RUNNERS_MOUNT);
-        let runner = RunnerCommand::for_kind(&self.runtimes, kind, runners)?;
+        let native = Path::new(spec::NATIVE_RUNNER_MOUNT);
+        let runner = RunnerCommand::for_kind(
+            &self.runtimes,
+            kind,
+            runners,
+            self.native_runner.is_some().then_some(native),
+        )?;
         let mut args = vec![
             "/bin/sh".into(),
             "-c".into(),
@@ -454,6 +467,7 @@ impl RuncFactory {
             rootfs: &self.rootfs,
             runners_dir: &self.runners_dir,
             code_dir: &code_dir,
+            native_runner: self.native_runner.as_deref().filter(|_| runner.native),
             args,
             env,
             memory_mb: spec_in.memory_mb,
@@ -484,6 +498,8 @@ impl RuncFactory {
             FdLayout::Preserved,
             self.core.log_buffer_bytes,
             self.core.log_timeout,
+            // The native runner reopens its fd 3, which its user must own.
+            runner.native.then_some((self.config.uid, self.config.gid)),
         )
     }
 }

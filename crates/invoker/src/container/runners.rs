@@ -4,6 +4,7 @@
 
 use super::archive::{ArchiveLimits, CodeStore};
 use super::backend::{ContainerError, ContainerSpec};
+use super::native::{NativeProtocol, SUBCOMMAND as NATIVE_SUBCOMMAND};
 use edgewhisk_entity::{RunnerType, Runtime, RuntimeManifest};
 use parking_lot::Mutex;
 use std::collections::HashSet;
@@ -79,40 +80,60 @@ pub(crate) struct RunnerCommand {
     pub(crate) args: Vec<OsString>,
     /// Whether it is the Python runner.
     pub(crate) python: bool,
+    /// Whether it is the native runner (the `edgewhisk` executable itself).
+    pub(crate) native: bool,
 }
 
 impl RunnerCommand {
-    /// The runner of `kind` in `runtimes`, with the runner files in `runners_dir` (as the
-    /// runner sees that directory); `None` for a kind the manifest lacks or whose runner is not
-    /// a process started here.
+    /// The runner of `kind` in `runtimes`, with the runner files in `runners_dir` and the
+    /// `edgewhisk` executable `native` (both as the runner sees them); `None` for a kind the
+    /// manifest lacks or whose runner is not a process started here.
     pub(crate) fn for_kind(
         runtimes: &RuntimeManifest,
         kind: &str,
         runners_dir: &Path,
+        native: Option<&Path>,
     ) -> Option<Self> {
-        Self::for_runtime(runtimes.get(kind)?, runners_dir)
+        Self::for_runtime(runtimes.get(kind)?, runners_dir, native)
     }
 
-    /// The runner of one manifest entry (see [`RunnerCommand::for_kind`]).
-    pub(crate) fn for_runtime(rt: &Runtime, runners_dir: &Path) -> Option<Self> {
+    /// The runner of one manifest entry (see [`RunnerCommand::for_kind`]): a native kind runs
+    /// `edgewhisk native-runner <protocol>` (`docs/design/021-native-actions.md`), and not at
+    /// all when the factory was not told where `edgewhisk` is.
+    pub(crate) fn for_runtime(
+        rt: &Runtime,
+        runners_dir: &Path,
+        native: Option<&Path>,
+    ) -> Option<Self> {
         match rt.runner {
             RunnerType::Nodejs => Some(Self {
                 program: rt.executable.clone(),
                 args: vec![runners_dir.join("runner.js").into_os_string()],
                 python: false,
+                native: false,
             }),
             RunnerType::Python => Some(Self {
                 program: rt.executable.clone(),
                 args: vec!["-B".into(), runners_dir.join("runner.py").into_os_string()],
                 python: true,
+                native: false,
             }),
-            RunnerType::Native | RunnerType::Wasm => None,
+            RunnerType::Native => {
+                let protocol = NativeProtocol::for_kind(&rt.kind)?;
+                native.map(|exe| Self {
+                    program: exe.to_path_buf(),
+                    args: vec![NATIVE_SUBCOMMAND.into(), protocol.as_str().into()],
+                    python: false,
+                    native: true,
+                })
+            }
+            RunnerType::Wasm => None,
         }
     }
 
     /// The whole environment the runner starts with (nothing of the invoker's own): `PATH`,
-    /// `HOME`, `LANG`, and when they apply `__OW_ALLOW_CONCURRENT`, `PYTHONIOENCODING` and
-    /// `__OW_API_HOST`.
+    /// `HOME`, `LANG`, and when they apply `__OW_ALLOW_CONCURRENT` (never for the native
+    /// runner, which runs one activation at a time), `PYTHONIOENCODING` and `__OW_API_HOST`.
     pub(crate) fn env(
         &self,
         home: &OsStr,
@@ -124,7 +145,7 @@ impl RunnerCommand {
             ("HOME", home.to_owned()),
             ("LANG", "C.UTF-8".into()),
         ];
-        if spec.allow_concurrent {
+        if spec.allow_concurrent && !self.native {
             env.push(("__OW_ALLOW_CONCURRENT", "true".into()));
         }
         if self.python {
@@ -210,12 +231,12 @@ mod tests {
         m.runtimes
             .push(Runtime::new("wasm:wasi", RunnerType::Wasm, "", true));
         let runners = Path::new("/runners");
-        let r = RunnerCommand::for_kind(&m, "nodejs:20", runners);
+        let r = RunnerCommand::for_kind(&m, "nodejs:20", runners, None);
         assert_eq!(
             r.map(|r| (r.program, r.args, r.python)),
             Some(("node".into(), vec!["/runners/runner.js".into()], false))
         );
-        let r = RunnerCommand::for_kind(&m, "python:3.11", runners);
+        let r = RunnerCommand::for_kind(&m, "python:3.11", runners, None);
         assert_eq!(
             r.map(|r| (r.program, r.args, r.python)),
             Some((
@@ -224,7 +245,41 @@ mod tests {
                 true
             ))
         );
-        assert_eq!(RunnerCommand::for_kind(&m, "swift:5", runners), None);
-        assert_eq!(RunnerCommand::for_kind(&m, "wasm:wasi", runners), None);
+        assert_eq!(RunnerCommand::for_kind(&m, "swift:5", runners, None), None);
+        assert_eq!(
+            RunnerCommand::for_kind(&m, "wasm:wasi", runners, None),
+            None
+        );
+    }
+
+    #[test]
+    fn native_kinds_run_the_edgewhisk_executable_when_it_is_known() {
+        let mut m = RuntimeManifest::default();
+        m.runtimes
+            .push(Runtime::new("go:1.22", RunnerType::Native, "", true));
+        m.runtimes
+            .push(Runtime::new("blackbox", RunnerType::Native, "", true));
+        let (runners, exe) = (Path::new("/r"), Path::new("/usr/bin/edgewhisk"));
+        let args = |kind: &str| {
+            RunnerCommand::for_kind(&m, kind, runners, Some(exe))
+                .map(|r| (r.program, r.args, r.native))
+        };
+        assert_eq!(
+            args("go:1.22"),
+            Some((
+                exe.into(),
+                vec!["native-runner".into(), "action-loop".into()],
+                true
+            ))
+        );
+        assert_eq!(
+            args("blackbox"),
+            Some((
+                exe.into(),
+                vec!["native-runner".into(), "skeleton".into()],
+                true
+            ))
+        );
+        assert_eq!(RunnerCommand::for_kind(&m, "go:1.22", runners, None), None);
     }
 }

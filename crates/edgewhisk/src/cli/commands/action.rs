@@ -42,6 +42,13 @@ pub(crate) struct PutArgs {
     /// The name of the action entry point.
     #[arg(long)]
     main: Option<String>,
+    /// Use the docker IMAGE for the action (kind blackbox; edgewhisk runs
+    /// openwhisk/dockerskeleton actions only: a script, or a zip with an executable `exec`).
+    #[arg(long, value_name = "IMAGE")]
+    docker: Option<String>,
+    /// Treat ACTION as a native action (a script, or a zip with an executable `exec`).
+    #[arg(long)]
+    native: bool,
     #[command(flatten)]
     kv: KeyValueArgs,
     /// The timeout LIMIT in milliseconds after which the action is terminated.
@@ -179,6 +186,10 @@ fn put_body(args: &PutArgs, update: bool) -> Result<Value, CliError> {
         }
         Some(file) => {
             body.insert("exec".into(), exec_from_file(file, args)?);
+        }
+        None if args.docker.is_some() && args.kind.is_none() => {
+            // As wsk does: an image alone is a blackbox action without code.
+            body.insert("exec".into(), blackbox_exec(args));
         }
         None if !update => {
             return Err(CliError::Usage(
@@ -330,8 +341,10 @@ fn exec_from_file(file: &Path, args: &PutArgs) -> Result<Value, CliError> {
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
     let binary = matches!(ext.as_str(), "zip" | "jar");
+    let blackbox = args.kind.is_none() && (args.native || args.docker.is_some());
     let kind = match (&args.kind, ext.as_str()) {
         (Some(k), _) => k.clone(),
+        (None, _) if blackbox => BLACKBOX.to_owned(),
         (None, "zip") => {
             return Err(CliError::Usage(
                 "creating an action from a .zip artifact requires specifying the action kind explicitly"
@@ -369,11 +382,32 @@ fn exec_from_file(file: &Path, args: &PutArgs) -> Result<Value, CliError> {
             ))
         })?
     };
-    let mut exec = json!({"kind": kind, "code": code});
+    let mut exec = if blackbox {
+        blackbox_exec(args)
+    } else {
+        json!({"kind": kind})
+    };
+    exec["code"] = json!(code);
     if let Some(m) = &args.main {
         exec["main"] = json!(m);
     }
     Ok(exec)
+}
+
+/// The kind of actions run from an image (`--docker`, `--native`).
+const BLACKBOX: &str = "blackbox";
+
+/// The image of `--native` actions, as wsk sends it.
+const NATIVE_IMAGE: &str = "openwhisk/dockerskeleton";
+
+/// The `exec` of `--native` or `--docker IMAGE`, without code: kind `blackbox` and the image
+/// (`--native` wins, as in wsk).
+fn blackbox_exec(args: &PutArgs) -> Value {
+    let image = match &args.docker {
+        Some(image) if !args.native => image.as_str(),
+        _ => NATIVE_IMAGE,
+    };
+    json!({"kind": BLACKBOX, "image": image})
 }
 
 fn file_ext_label(ext: &str) -> String {
@@ -568,6 +602,46 @@ mod tests {
                 "annotations": [{"key": "description", "value": "hi"}],
                 "limits": {"timeout": 1000, "memory": 128}
             })
+        );
+    }
+
+    #[test]
+    fn native_and_docker_make_blackbox_actions_as_wsk_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("run.sh");
+        std::fs::write(&script, "#!/bin/sh\necho '{}'\n").unwrap();
+        let zip = dir.path().join("a.zip");
+        std::fs::write(&zip, [0x50u8, 0x4b, 0x03, 0x04]).unwrap();
+        let mut a = args(Some(&script));
+        a.native = true;
+        assert_eq!(
+            put_body(&a, false).unwrap()["exec"],
+            json!({"kind": "blackbox", "image": "openwhisk/dockerskeleton", "code": "#!/bin/sh\necho '{}'\n"})
+        );
+        let mut a = args(Some(&zip));
+        a.docker = Some("openwhisk/dockerskeleton:1.3".into());
+        assert_eq!(
+            put_body(&a, false).unwrap()["exec"],
+            json!({"kind": "blackbox", "image": "openwhisk/dockerskeleton:1.3", "code": "UEsDBA=="})
+        );
+        a.native = true;
+        assert_eq!(
+            put_body(&a, false).unwrap()["exec"]["image"],
+            "openwhisk/dockerskeleton"
+        );
+        // An image alone is an action without code; --kind wins over both.
+        let mut a = args(None);
+        a.docker = Some("me/img".into());
+        assert_eq!(
+            put_body(&a, false).unwrap()["exec"],
+            json!({"kind": "blackbox", "image": "me/img"})
+        );
+        let mut a = args(Some(&zip));
+        a.native = true;
+        a.kind = Some("go:1.22".into());
+        assert_eq!(
+            put_body(&a, false).unwrap()["exec"],
+            json!({"kind": "go:1.22", "code": "UEsDBA=="})
         );
     }
 

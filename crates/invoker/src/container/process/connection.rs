@@ -93,12 +93,16 @@ pub(crate) struct Connection {
 impl Connection {
     /// Spawns `cmd` with stdin/stdout/stderr piped and the reply pipe as fd 3, and starts the
     /// reader and reaper tasks. The caller sets program, arguments, environment and process
-    /// group; the child is killed if the connection is dropped before it exits.
+    /// group; the child is killed if the connection is dropped before it exits. With
+    /// `reply_owner` (uid, gid) the reply pipe is given to that user, so a runner running as
+    /// it can reopen its fd 3 through `/proc/self/fd/3` (the native runner does, as safe Rust
+    /// has no other way to take a descriptor it did not open).
     pub(crate) fn spawn(
         mut cmd: tokio::process::Command,
         layout: FdLayout,
         log_buffer_bytes: usize,
         log_timeout: Duration,
+        reply_owner: Option<(u32, u32)>,
     ) -> Result<Self, ContainerError> {
         let start = ContainerError::Start;
         // The runner reads and writes with plain blocking calls; only our ends are non-blocking.
@@ -110,6 +114,14 @@ impl Connection {
         let stderr_writer = stderr_writer.into_blocking_fd().map_err(start)?;
         let (reply_writer, replies) = pipe::pipe().map_err(start)?;
         let reply_writer = reply_writer.into_blocking_fd().map_err(start)?;
+        if let Some((uid, gid)) = reply_owner {
+            nix::unistd::fchown(
+                &reply_writer,
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            )
+            .map_err(|e| start(e.into()))?;
+        }
         enlarge_pipe(&stdin);
         enlarge_pipe(&replies);
         cmd.kill_on_drop(true);

@@ -23,6 +23,8 @@ use std::path::{Path, PathBuf};
 pub(crate) const RUNNERS_MOUNT: &str = "/runners";
 /// Where the instance's unpacked code is mounted inside an instance.
 pub(crate) const CODE_MOUNT: &str = "/code";
+/// Where the `edgewhisk` executable is mounted inside a native instance (a single file).
+pub(crate) const NATIVE_RUNNER_MOUNT: &str = "/edgewhisk";
 
 /// Top-level host entries that are linked or bind-mounted so that interpreters find their
 /// libraries and `/bin/sh` exists.
@@ -438,6 +440,9 @@ pub(crate) struct InstanceSpec<'a> {
     pub(crate) runners_dir: &'a Path,
     /// Host directory the instance's archive is unpacked into, mounted at [`CODE_MOUNT`].
     pub(crate) code_dir: &'a Path,
+    /// The `edgewhisk` executable on the host, mounted at [`NATIVE_RUNNER_MOUNT`] when the
+    /// instance runs a native kind.
+    pub(crate) native_runner: Option<&'a Path>,
     /// The runner command line as seen inside.
     pub(crate) args: Vec<String>,
     /// The runner environment (`NAME=value`).
@@ -532,6 +537,13 @@ pub(crate) fn prepare_rootfs(rootfs: &Path, uid: u32, gid: u32) -> std::io::Resu
         ),
     )?;
     std::fs::write(etc.join("group"), format!("root:x:0:\naction:x:{gid}:\n"))?;
+    // The mount point of the `edgewhisk` executable in native instances: a file, as a bind
+    // mount of a file needs one.
+    let native = rootfs.join(NATIVE_RUNNER_MOUNT.trim_start_matches('/'));
+    if !native.is_file() {
+        std::fs::write(&native, b"")?;
+    }
+    std::fs::set_permissions(&native, std::fs::Permissions::from_mode(0o755))?;
     for name in ["passwd", "group"] {
         std::fs::set_permissions(etc.join(name), std::fs::Permissions::from_mode(0o644))?;
     }
@@ -627,6 +639,9 @@ fn mounts(spec: &InstanceSpec<'_>) -> Result<Vec<Mount>, OciSpecError> {
     }
     mounts.push(bind(RUNNERS_MOUNT, spec.runners_dir)?);
     mounts.push(bind(CODE_MOUNT, spec.code_dir)?);
+    if let Some(exe) = spec.native_runner {
+        mounts.push(bind(NATIVE_RUNNER_MOUNT, exe)?);
+    }
     Ok(mounts)
 }
 
@@ -810,6 +825,7 @@ mod tests {
             rootfs: dir,
             runners_dir: dir,
             code_dir: code,
+            native_runner: None,
             args: vec!["/usr/bin/node".into(), "/runners/runner.js".into()],
             env: vec!["PATH=/usr/bin".into()],
             memory_mb: 128,
@@ -847,6 +863,34 @@ mod tests {
         assert_eq!(json["process"]["noNewPrivileges"], true);
         assert_eq!(json["process"]["user"]["uid"], 65534);
         assert_eq!(json["root"]["readonly"], true);
+    }
+
+    #[test]
+    fn native_instances_alone_get_the_edgewhisk_executable_read_only() {
+        let dir = Path::new("/nonexistent-rootfs");
+        let exe = Path::new("/usr/bin/edgewhisk");
+        let mount_of = |spec: InstanceSpec<'_>| {
+            let json = serde_json::to_value(build(&spec).expect("spec")).expect("json");
+            json["mounts"]
+                .as_array()
+                .expect("mounts")
+                .iter()
+                .find(|m| m["destination"] == NATIVE_RUNNER_MOUNT)
+                .cloned()
+        };
+        assert_eq!(mount_of(sample(dir, dir)), None);
+        let native = InstanceSpec {
+            native_runner: Some(exe),
+            ..sample(dir, dir)
+        };
+        let mount = mount_of(native).expect("mounted");
+        assert_eq!(mount["source"], "/usr/bin/edgewhisk");
+        assert!(
+            mount["options"]
+                .as_array()
+                .expect("options")
+                .contains(&serde_json::json!("ro"))
+        );
     }
 
     #[test]
@@ -957,6 +1001,10 @@ mod tests {
         let passwd = std::fs::read_to_string(dir.path().join("etc/passwd")).expect("passwd");
         assert!(passwd.contains(":65534:65534:"));
         assert!(!dir.path().join("etc/shadow").exists());
+        assert!(
+            dir.path().join("edgewhisk").is_file(),
+            "native runner mount point"
+        );
         // Idempotent: a second factory on the same directory reuses it.
         prepare_rootfs(dir.path(), 65534, 65534).expect("rootfs again");
     }
