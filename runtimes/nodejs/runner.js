@@ -4,8 +4,9 @@
 // one JSON reply per line on file descriptor 3. The process' own stdout/stderr belong to the
 // action: they are its logs. After every run and after a failed init the runner writes the
 // activation-end sentinel on both streams, unless the action printed nothing since the last
-// sentinels: then it writes none and marks the reply `"quiet":true`. Statuses and bodies follow OpenWhisk's Node.js
-// runtime (openwhisk-runtime-nodejs), so the invoker can treat them like `/init` and `/run`.
+// sentinels: then it writes none and marks the reply `"quiet":true`. Statuses and bodies
+// follow OpenWhisk's Node.js runtime (openwhisk-runtime-nodejs), so the invoker can treat them
+// like `/init` and `/run`.
 'use strict';
 
 const fs = require('fs');
@@ -209,7 +210,8 @@ function init(req) {
     // Not an attempt in OpenWhisk's sense: a later init may still bring the code.
     initAttempted = false;
     const quiet = !markers();
-    writeReply(JSON.stringify(envelope(req.id, 403, { error: 'Missing main/no code to execute.' }, quiet)));
+    const body = { error: 'Missing main/no code to execute.' };
+    writeReply(JSON.stringify(envelope(req.id, 403, body, quiet)));
     return;
   }
   try {

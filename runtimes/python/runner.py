@@ -4,8 +4,8 @@
 # one JSON reply per line on file descriptor 3. The process' own stdout/stderr belong to the
 # action: they are its logs. After every run and after a failed init the runner writes the
 # activation-end sentinel on both streams, unless the action printed nothing since the last
-# sentinels: then it writes none and marks the reply `"quiet": true`. Statuses and bodies follow OpenWhisk's Python
-# runtime (the actionloop proxy and its launcher).
+# sentinels: then it writes none and marks the reply `"quiet": true`. Statuses and bodies
+# follow OpenWhisk's Python runtime (the actionloop proxy and its launcher).
 import ctypes
 import importlib.util
 import io
@@ -58,7 +58,7 @@ try:
     _noting(_posixsubprocess, "fork_exec")
 except ImportError:
     pass
-for _name in ("system", "fork", "forkpty", "posix_spawn", "posix_spawnp", "execv", "execve"):
+for _name in ("system", "fork", "forkpty", "posix_spawn", "posix_spawnp"):
     _noting(os, _name)
 
 
@@ -79,7 +79,9 @@ sys.stderr = sys.__stderr__ = _watch(sys.stderr, 2)
 def reply(req_id, status, body, quiet=False):
     # The body goes last, where the invoker looks for it in an oversized line.
     def envelope(status, body):
-        head = {"id": req_id, "status": status, "quiet": True} if quiet else {"id": req_id, "status": status}
+        head = {"id": req_id, "status": status}
+        if quiet:
+            head["quiet"] = True
         head["body"] = body
         return head
 
