@@ -3,8 +3,10 @@
 // Pipe protocol (docs/design/001-runner-protocol.md): one JSON request per line on stdin,
 // one JSON reply per line on file descriptor 3. The process' own stdout/stderr belong to the
 // action: they are its logs. After every run and after a failed init the runner writes the
-// activation-end sentinel on both streams. Statuses and bodies follow OpenWhisk's Node.js
-// runtime (openwhisk-runtime-nodejs), so the invoker can treat them like `/init` and `/run`.
+// activation-end sentinel on both streams, unless the action printed nothing since the last
+// sentinels: then it writes none and marks the reply `"quiet":true`. Statuses and bodies
+// follow OpenWhisk's Node.js runtime (openwhisk-runtime-nodejs), so the invoker can treat them
+// like `/init` and `/run`.
 'use strict';
 
 const fs = require('fs');
@@ -77,10 +79,45 @@ function takeSentinel(req) {
   }
 }
 
+// Whether anything may have been written to fd 1 or 2 since the last sentinels: through
+// process.stdout or process.stderr (console.* included), or by a child process, which may
+// inherit them (execSync passes its child's stderr through by default). Output written to the
+// fds directly (fs.writeSync(1, …)) is not seen: it goes into the log of the next activation
+// after which sentinels are written.
+let printed = false;
+function noting(fn) {
+  return function (...args) {
+    printed = true;
+    return fn.apply(this, args);
+  };
+}
+for (const stream of [process.stdout, process.stderr]) {
+  stream.write = noting(stream.write);
+}
+// child_process is wrapped when the action first loads it (loading it here would add
+// milliseconds to every runner start): asynchronous children all start in
+// ChildProcess.prototype.spawn, the synchronous ones in the exported functions.
+{
+  const load = Module._load;
+  let wrapped = false;
+  Module._load = function (request, ...rest) {
+    const m = load.call(this, request, ...rest);
+    if (!wrapped && (request === 'child_process' || request === 'node:child_process')) {
+      wrapped = true;
+      m.ChildProcess.prototype.spawn = noting(m.ChildProcess.prototype.spawn);
+      for (const name of ['spawnSync', 'execSync', 'execFileSync']) m[name] = noting(m[name]);
+    }
+    return m;
+  };
+}
+
 // The sentinels must follow everything the action printed. process.stdout/stderr write to a
 // pipe at once while it has room and queue the rest; with nothing queued the sentinels go to
 // the fds directly, skipping the stream machinery (~8 µs per run), otherwise behind the queue.
+// When nothing was printed since the last sentinels none are written, and false is returned:
+// the reply then says `"quiet":true`, and the invoker does not wait for them.
 function markers() {
+  if (!printed) return false;
   const out = process.stdout;
   const err = process.stderr;
   if (out.writableLength === 0 && err.writableLength === 0) {
@@ -90,6 +127,14 @@ function markers() {
     out.write(SENTINEL);
     err.write(SENTINEL);
   }
+  printed = false;
+  return true;
+}
+
+// The reply of a request after which markers() wrote nothing carries `"quiet":true` before its
+// body (the body stays last, where the invoker looks for it in an oversized line).
+function envelope(id, status, body, quiet) {
+  return quiet ? { id, status, quiet: true, body } : { id, status, body };
 }
 
 function errorText(e) {
@@ -164,8 +209,9 @@ function init(req) {
   if (!main || (!hasCode && !hasDir)) {
     // Not an attempt in OpenWhisk's sense: a later init may still bring the code.
     initAttempted = false;
-    markers();
-    reply(req.id, 403, { error: 'Missing main/no code to execute.' });
+    const quiet = !markers();
+    const body = { error: 'Missing main/no code to execute.' };
+    writeReply(JSON.stringify(envelope(req.id, 403, body, quiet)));
     return;
   }
   try {
@@ -182,8 +228,9 @@ function init(req) {
     reply(req.id, 200, { OK: true });
   } catch (e) {
     console.error('Error during initialization:', e);
-    markers();
-    reply(req.id, 502, { error: 'Initialization has failed due to: ' + errorText(e) });
+    const quiet = !markers();
+    const body = { error: 'Initialization has failed due to: ' + errorText(e) };
+    writeReply(JSON.stringify(envelope(req.id, 502, body, quiet)));
   }
 }
 
@@ -212,19 +259,27 @@ function finish(id, result) {
   }
   let text;
   try {
-    text = JSON.stringify({ id, status, body });
+    text = JSON.stringify(body);
   } catch (e) {
     console.error(e);
-    text = JSON.stringify({ id, status: 502, body: { error: 'An error has occurred: ' + e } });
+    status = 502;
+    text = JSON.stringify({ error: 'An error has occurred: ' + e });
   }
-  markers();
-  writeReply(text);
+  if (text === undefined) {
+    // A toJSON that returns undefined: not a JSON response.
+    status = 502;
+    text = JSON.stringify({ error: 'The action did not produce a valid JSON response.' });
+  }
+  // The body is serialised once, on its own, and spliced into the envelope.
+  const quiet = !markers();
+  const head = `{"id":${JSON.stringify(id ?? null)},"status":${status},`;
+  writeReply(`${head}${quiet ? '"quiet":true,' : ''}"body":${text}}`);
 }
 
 function failed(id, e) {
   console.error(e);
-  markers();
-  reply(id, 502, { error: 'An error has occurred: ' + e });
+  const quiet = !markers();
+  writeReply(JSON.stringify(envelope(id, 502, { error: 'An error has occurred: ' + e }, quiet)));
 }
 
 // Returns a promise when the action is asynchronous, so the serial queue can wait for it.

@@ -3,10 +3,12 @@
 # Pipe protocol (docs/design/001-runner-protocol.md): one JSON request per line on stdin,
 # one JSON reply per line on file descriptor 3. The process' own stdout/stderr belong to the
 # action: they are its logs. After every run and after a failed init the runner writes the
-# activation-end sentinel on both streams. Statuses and bodies follow OpenWhisk's Python
-# runtime (the actionloop proxy and its launcher).
+# activation-end sentinel on both streams, unless the action printed nothing since the last
+# sentinels: then it writes none and marks the reply `"quiet": true`. Statuses and bodies
+# follow OpenWhisk's Python runtime (the actionloop proxy and its launcher).
 import ctypes
 import importlib.util
+import io
 import json
 import os
 import sys
@@ -21,22 +23,74 @@ CONCURRENT = os.environ.pop("__OW_ALLOW_CONCURRENT", "") == "true"
 
 _out = os.fdopen(3, "wb", buffering=0)
 _out_lock = threading.Lock()
-_state = {"action": None, "init_attempted": False, "sentinel": MARKER}
+_state = {"action": None, "init_attempted": False, "sentinel": MARKER, "printed": False}
 
 
-def reply(req_id, status, body):
+class _Watched(io.FileIO):
+    """fd 1 or 2 under the action's `sys.stdout`/`sys.stderr`: notes that they wrote.
+
+    Starting a child process (which may inherit fds 1 and 2) counts as writing too (see
+    `_noting`). Output written to the fds directly (`os.write(1, …)`) is not seen: it goes into
+    the log of the next activation after which sentinels are written.
+    """
+
+    def write(self, data):
+        _state["printed"] = True
+        return super().write(data)
+
+
+def _noting(module, name):
+    """Wraps `module.name` (a way to start a process) so that calling it counts as output."""
+    fn = getattr(module, name, None)
+    if fn is None:
+        return
+
+    def started(*args, **kwargs):
+        _state["printed"] = True
+        return fn(*args, **kwargs)
+
+    setattr(module, name, started)
+
+
+try:
+    import _posixsubprocess  # what subprocess starts its children with
+
+    _noting(_posixsubprocess, "fork_exec")
+except ImportError:
+    pass
+for _name in ("system", "fork", "forkpty", "posix_spawn", "posix_spawnp"):
+    _noting(os, _name)
+
+
+def _watch(stream, fd):
+    raw = _Watched(fd, "wb", closefd=False)
+    return io.TextIOWrapper(
+        io.BufferedWriter(raw),
+        encoding=stream.encoding,
+        errors=stream.errors,
+        line_buffering=stream.line_buffering,
+    )
+
+
+sys.stdout = sys.__stdout__ = _watch(sys.stdout, 1)
+sys.stderr = sys.__stderr__ = _watch(sys.stderr, 2)
+
+
+def reply(req_id, status, body, quiet=False):
+    # The body goes last, where the invoker looks for it in an oversized line.
+    def envelope(status, body):
+        head = {"id": req_id, "status": status}
+        if quiet:
+            head["quiet"] = True
+        head["body"] = body
+        return head
+
     try:
         # NaN/Infinity are not JSON: refuse them here instead of sending an unreadable reply.
-        text = json.dumps(
-            {"id": req_id, "status": status, "body": body}, ensure_ascii=False, allow_nan=False
-        )
+        text = json.dumps(envelope(status, body), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError):
         text = json.dumps(
-            {
-                "id": req_id,
-                "status": 502,
-                "body": {"error": "The action did not return a dictionary or array."},
-            }
+            envelope(502, {"error": "The action did not return a dictionary or array."})
         )
     data = (text + "\n").encode("utf-8", "replace")
     with _out_lock:
@@ -47,12 +101,19 @@ def reply(req_id, status, body):
 
 
 def markers():
+    """Writes the sentinels, unless nothing was printed since the last ones; False then."""
     # Flush what the action printed first, so the sentinel is the last line of the run.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if not _state["printed"]:
+        return False
     sentinel = _state["sentinel"] + "\n"
     sys.stdout.write(sentinel)
     sys.stdout.flush()
     sys.stderr.write(sentinel)
     sys.stderr.flush()
+    _state["printed"] = False
+    return True
 
 
 def take_sentinel(req):
@@ -86,8 +147,8 @@ def init(req):
     code = value.get("code")
     code_dir = value.get("code_dir")
     if not code and not code_dir:
-        markers()
-        reply(req.get("id"), 403, {"error": "Missing main/no code to execute."})
+        quiet = not markers()
+        reply(req.get("id"), 403, {"error": "Missing main/no code to execute."}, quiet)
         return
     _state["init_attempted"] = True
     try:
@@ -113,8 +174,8 @@ def init(req):
         reply(req.get("id"), 200, {"ok": True})
     except BaseException as ex:  # noqa: BLE001 - any failure of user code is an init failure
         traceback.print_exc(file=sys.stderr)
-        markers()
-        reply(req.get("id"), 502, {"error": "Initialization has failed due to: %s" % ex})
+        quiet = not markers()
+        reply(req.get("id"), 502, {"error": "Initialization has failed due to: %s" % ex}, quiet)
 
 
 class _RunEnv:
@@ -196,11 +257,11 @@ def run(req):
     except Exception as ex:  # noqa: BLE001 - the launcher turns exceptions into results
         traceback.print_exc(file=sys.stderr)
         res = {"error": str(ex)}
-    markers()
+    quiet = not markers()
     if isinstance(res, (dict, list)):
-        reply(req_id, 200, res)
+        reply(req_id, 200, res, quiet)
     else:
-        reply(req_id, 502, {"error": "The action did not return a dictionary or array."})
+        reply(req_id, 502, {"error": "The action did not return a dictionary or array."}, quiet)
 
 
 def handle(line):

@@ -88,6 +88,11 @@ pub(crate) struct Connection {
     /// Requests sent whose logs may still be waiting to be collected: with none, the runner
     /// has written no sentinel to wait for (an init that failed before it was sent).
     uncollected: AtomicU64,
+    /// Replies marked quiet whose logs are not collected yet: the runner wrote no sentinels
+    /// for them, as the action printed nothing, so their collection takes nothing and waits
+    /// for nothing. With concurrent runs a collection takes either one of these or one pair
+    /// of sentinels, so the two counts stay in step with what the runner wrote.
+    quiet: AtomicU64,
 }
 
 impl Connection {
@@ -189,6 +194,7 @@ impl Connection {
             sentinel,
             code: Mutex::new(None),
             uncollected: AtomicU64::new(0),
+            quiet: AtomicU64::new(0),
         })
     }
 
@@ -252,10 +258,12 @@ impl Connection {
             },
         )?;
         let remaining = timeout.saturating_sub(start.elapsed().unwrap_or_default());
-        let outcome = self.request(id, line, remaining).await;
+        let (outcome, quiet) = self.request(id, line, remaining).await;
         if matches!(&outcome, RunnerOutcome::Replied(r) if r.status == 200) {
             // A successful init writes no sentinels, and its logs are not collected.
             self.take_uncollected();
+        } else if quiet {
+            self.quiet.fetch_add(1, Ordering::AcqRel);
         }
         let end = SystemTime::now();
         Ok((Interval { start, end }, outcome))
@@ -290,9 +298,7 @@ impl Connection {
 
     /// Counts one collection against the requests sent; false when there was none to collect.
     fn take_uncollected(&self) -> bool {
-        self.uncollected
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-            .is_ok()
+        take_one(&self.uncollected)
     }
 
     /// Sends `/run`. A `TimedOut` outcome means the caller must kill the instance.
@@ -312,7 +318,10 @@ impl Connection {
             run.value.get().len(),
         )?;
         drop(run);
-        let outcome = self.request(id, line, timeout).await;
+        let (outcome, quiet) = self.request(id, line, timeout).await;
+        if quiet {
+            self.quiet.fetch_add(1, Ordering::AcqRel);
+        }
         let end = SystemTime::now();
         Ok((Interval { start, end }, outcome))
     }
@@ -324,19 +333,24 @@ impl Connection {
             // waiting for it would only delay the answer by the sentinel timeout.
             return CollectedLogs::default();
         }
+        if take_one(&self.quiet) {
+            // The runner said the action printed nothing and wrote no sentinels.
+            return CollectedLogs::default();
+        }
         self.shared
             .logs
             .collect(limit_bytes, wait_for_sentinel, self.log_timeout)
             .await
     }
 
-    /// Writes one request line and waits for its reply, within `timeout`.
-    async fn request(&self, id: u64, line: Vec<u8>, timeout: Duration) -> RunnerOutcome {
+    /// Writes one request line and waits for its reply, within `timeout`; true with a reply
+    /// marked quiet (no sentinels were written after it).
+    async fn request(&self, id: u64, line: Vec<u8>, timeout: Duration) -> (RunnerOutcome, bool) {
         let (tx, rx) = oneshot::channel();
         {
             let mut pending = self.shared.pending.lock();
             if pending.closed {
-                return RunnerOutcome::Exited;
+                return (RunnerOutcome::Exited, false);
             }
             pending.waiting.insert(id, tx);
         }
@@ -345,43 +359,44 @@ impl Connection {
             {
                 let mut stdin = self.stdin.lock().await;
                 let Some(pipe) = stdin.as_mut() else {
-                    return RunnerOutcome::Exited;
+                    return (RunnerOutcome::Exited, false);
                 };
                 if pipe.write_all(&line).await.is_err() || pipe.flush().await.is_err() {
-                    return RunnerOutcome::Exited;
+                    return (RunnerOutcome::Exited, false);
                 }
             }
             self.await_reply(rx).await
         };
         match tokio::time::timeout(timeout, exchange).await {
-            Ok(outcome) => {
-                if !matches!(outcome, RunnerOutcome::Replied(_)) {
+            Ok(answer) => {
+                if !matches!(answer.0, RunnerOutcome::Replied(_)) {
                     self.shared.pending.lock().waiting.remove(&id);
                 }
-                outcome
+                answer
             }
             Err(_) => {
                 self.shared.pending.lock().waiting.remove(&id);
-                RunnerOutcome::TimedOut
+                (RunnerOutcome::TimedOut, false)
             }
         }
     }
 
-    async fn await_reply(&self, mut rx: oneshot::Receiver<RunnerReply>) -> RunnerOutcome {
+    async fn await_reply(&self, mut rx: oneshot::Receiver<Delivered>) -> (RunnerOutcome, bool) {
         let mut exited = self.exited.clone();
         let gone = async move {
             // Dropping the watch guard here keeps the future `Send`.
             let _ = exited.wait_for(|gone| *gone).await.map(|_| ());
         };
+        let replied = |d: Delivered| (RunnerOutcome::Replied(d.reply), d.quiet);
         tokio::select! {
             biased;
-            reply = &mut rx => reply.map_or(RunnerOutcome::Exited, RunnerOutcome::Replied),
+            reply = &mut rx => reply.map_or((RunnerOutcome::Exited, false), replied),
             () = gone => {
                 // The runner may have written its reply just before exiting; give the reply
                 // reader a moment to deliver it.
                 match tokio::time::timeout(EXIT_REPLY_GRACE, rx).await {
-                    Ok(Ok(reply)) => RunnerOutcome::Replied(reply),
-                    _ => RunnerOutcome::Exited,
+                    Ok(Ok(reply)) => replied(reply),
+                    _ => (RunnerOutcome::Exited, false),
                 }
             }
         }
@@ -390,6 +405,13 @@ impl Connection {
     fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
+}
+
+/// Takes one from `count` unless it is zero; false when it was.
+fn take_one(count: &AtomicU64) -> bool {
+    count
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+        .is_ok()
 }
 
 /// 128 random bits from the kernel, as hex: the nonce of one instance's log sentinel.
@@ -413,10 +435,29 @@ fn enlarge_pipe(end: &impl std::os::fd::AsFd) {
     }
 }
 
+/// A reply handed to its request.
+#[derive(Debug)]
+struct Delivered {
+    reply: RunnerReply,
+    /// The runner wrote no sentinels before this reply (see [`WireReply::quiet`]).
+    quiet: bool,
+}
+
+impl From<RunnerReply> for Delivered {
+    /// A reply the invoker made up (oversized or unreadable line): the runner's sentinels, if
+    /// any, are still expected.
+    fn from(reply: RunnerReply) -> Self {
+        Self {
+            reply,
+            quiet: false,
+        }
+    }
+}
+
 /// Requests waiting for their reply, by id.
 #[derive(Debug, Default)]
 struct Pending {
-    waiting: HashMap<u64, oneshot::Sender<RunnerReply>>,
+    waiting: HashMap<u64, oneshot::Sender<Delivered>>,
     /// The reply pipe ended: no reply will ever come.
     closed: bool,
 }
@@ -433,6 +474,10 @@ struct Shared {
 struct WireReply {
     id: Option<u64>,
     status: u16,
+    /// The action printed nothing since the previous sentinels, and the runner wrote none
+    /// after this request (absent: it wrote them, as runners always did before).
+    #[serde(default)]
+    quiet: bool,
     body: Box<RawValue>,
 }
 
@@ -481,15 +526,18 @@ async fn read_replies_within<R: AsyncRead + Unpin>(pipe: R, shared: &Shared, max
                 // The id comes first in the envelope; a line without one (an action that
                 // wrote on fd 3 itself) may belong to any waiting request, and the reply
                 // stream of this instance is broken for all of them.
-                let waiters: Vec<_> = {
+                let (waiters, quiet) = {
                     let mut pending = shared.pending.lock();
                     match reply_id(&line).and_then(|id| pending.waiting.remove(&id)) {
-                        Some(tx) => vec![tx],
-                        None => pending.waiting.drain().map(|(_, tx)| tx).collect(),
+                        Some(tx) => (vec![tx], head_is_quiet(&line)),
+                        None => (pending.waiting.drain().map(|(_, tx)| tx).collect(), false),
                     }
                 };
                 for tx in waiters {
-                    let _ = tx.send(reply());
+                    let _ = tx.send(Delivered {
+                        reply: reply(),
+                        quiet,
+                    });
                 }
                 if !ended {
                     let (_, ended) = skip_line(&mut reader, u64::MAX).await;
@@ -512,11 +560,15 @@ fn deliver(shared: &Shared, line: &[u8]) {
         Ok(WireReply {
             id: Some(id),
             status,
+            quiet,
             body,
         }) => {
             let waiter = shared.pending.lock().waiting.remove(&id);
             if let Some(tx) = waiter {
-                let _ = tx.send(RunnerReply { status, body });
+                let _ = tx.send(Delivered {
+                    reply: RunnerReply { status, body },
+                    quiet,
+                });
             }
         }
         Ok(reply) => {
@@ -528,7 +580,10 @@ fn deliver(shared: &Shared, line: &[u8]) {
             // wait for its timeout.
             let waiter = reply_id(line).and_then(|id| shared.pending.lock().waiting.remove(&id));
             if let Some(tx) = waiter {
-                let _ = tx.send(invalid_reply());
+                let _ = tx.send(Delivered {
+                    reply: invalid_reply(),
+                    quiet: head_is_quiet(line),
+                });
             }
         }
     }
@@ -600,11 +655,11 @@ async fn skip_line<R: AsyncBufRead + Unpin>(reader: &mut R, limit: u64) -> (u64,
     }
 }
 
-/// The size of the body inside an oversized reply line of `total` bytes whose start is
-/// `head`: the line less its envelope, when the head shows where the body begins.
-fn body_bytes(head: &[u8], total: u64) -> u64 {
+/// Where the body of a reply line starts (after `"body":` and any spaces), if its envelope
+/// shows it within [`REPLY_ENVELOPE_BYTES`].
+fn body_start(head: &[u8]) -> Option<usize> {
     let prefix = head.len().min(REPLY_ENVELOPE_BYTES);
-    let start = head[..prefix]
+    head[..prefix]
         .windows(7)
         .position(|w| w == b"\"body\":")
         .map(|i| {
@@ -613,8 +668,27 @@ fn body_bytes(head: &[u8], total: u64) -> u64 {
                 at += 1;
             }
             at
-        });
-    match start {
+        })
+}
+
+/// Whether the envelope of a reply line that could not be parsed says `"quiet":true` before
+/// its body (runners write the body last, so nothing the action returned can say it).
+fn head_is_quiet(head: &[u8]) -> bool {
+    let Some(start) = body_start(head) else {
+        return false;
+    };
+    let envelope: Vec<u8> = head[..start]
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    envelope.windows(13).any(|w| w == b"\"quiet\":true,")
+}
+
+/// The size of the body inside an oversized reply line of `total` bytes whose start is
+/// `head`: the line less its envelope, when the head shows where the body begins.
+fn body_bytes(head: &[u8], total: u64) -> u64 {
+    match body_start(head) {
         // The closing brace of the envelope follows the body.
         Some(at) => total.saturating_sub(at as u64 + 1),
         None => total,
@@ -787,6 +861,42 @@ mod tests {
     }
 
     #[test]
+    fn quiet_is_read_only_from_the_envelope_before_the_body() {
+        assert!(head_is_quiet(
+            br#"{"id":4,"status":200,"quiet":true,"body":{"a":"#
+        ));
+        assert!(head_is_quiet(
+            br#"{"id": 4, "status": 200, "quiet": true, "body": NaN}"#
+        ));
+        assert!(!head_is_quiet(
+            br#"{"id":4,"status":200,"body":{"quiet":true,"#
+        ));
+        assert!(!head_is_quiet(
+            br#"{"id":4,"status":200,"quiet":false,"body":{}"#
+        ));
+        assert!(!head_is_quiet(br#"{"id":4,"status":200,"quiet":true"#));
+    }
+
+    #[tokio::test]
+    async fn a_quiet_reply_is_handed_over_as_quiet_and_others_as_loud() {
+        let (shared, mut receivers) = shared_with_waiters(3);
+        let input = concat!(
+            r#"{"id":1,"status":200,"quiet":true,"body":{}}"#,
+            "\n",
+            r#"{"id":2,"status":200,"body":{"quiet":true}}"#,
+            "\n",
+            r#"{"id": 3, "status": 200, "quiet": true, "body": NaN}"#,
+            "\n",
+        );
+        read_replies_within(input.as_bytes(), &shared, 1000).await;
+        let quiet: Vec<bool> = receivers
+            .iter_mut()
+            .map(|rx| rx.try_recv().expect("answered").quiet)
+            .collect();
+        assert_eq!(quiet, [true, false, true]);
+    }
+
+    #[test]
     fn unreadable_reply_is_matched_by_its_id_prefix() {
         assert_eq!(reply_id(br#"{"id":42,"status":200,"body":NaN}"#), Some(42));
         assert_eq!(reply_id(br#"{"status":200}"#), None);
@@ -861,7 +971,7 @@ mod tests {
         assert!(crate::container::response::destroys_instance(r.status));
     }
 
-    fn shared_with_waiters(ids: u64) -> (Shared, Vec<oneshot::Receiver<RunnerReply>>) {
+    fn shared_with_waiters(ids: u64) -> (Shared, Vec<oneshot::Receiver<Delivered>>) {
         let shared = Shared {
             pending: Mutex::new(Pending::default()),
             logs: logs::LogBuffer::new(1024, logs::sentinel_with_nonce("n")),
@@ -920,10 +1030,10 @@ mod tests {
             proptest::prop_assert!(pending.waiting.is_empty());
             let cap = max_body + REPLY_ENVELOPE_BYTES;
             for mut rx in receivers {
-                if let Ok(reply) = rx.try_recv() {
+                if let Ok(d) = rx.try_recv() {
                     // Our own error bodies are short; a runner's body came from a line within
                     // the cap.
-                    proptest::prop_assert!(reply.body.get().len() <= cap.max(200));
+                    proptest::prop_assert!(d.reply.body.get().len() <= cap.max(200));
                 }
             }
         }

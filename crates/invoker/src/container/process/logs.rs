@@ -1,10 +1,11 @@
 //! Sentinel-based log collection for runner processes.
 //!
 //! Two reader tasks ([`pump`]) turn the runner's stdout and stderr into timestamped lines in a
-//! [`LogBuffer`], one queue per stream. After each activation the proxy calls
-//! [`LogBuffer::collect`], which takes each stream's lines up to that stream's next
-//! activation-end sentinel, merges them by receive time and applies the action's log limit the
-//! way OpenWhisk's docker log store does.
+//! [`LogBuffer`], one queue per stream. The logs of each activation after which the runner
+//! wrote sentinels are taken by [`LogBuffer::collect`]: each stream's lines up to that stream's
+//! next activation-end sentinel, merged by receive time, with the action's log limit applied
+//! the way OpenWhisk's docker log store does. An activation whose reply was marked quiet (the
+//! action printed nothing) is not collected: what is queued stays for the next collection.
 //!
 //! Every line costs its text plus [`LINE_OVERHEAD_BYTES`], the prefix it gets when stored
 //! (timestamp and stream), both in the buffer and against the action's log limit: an empty
