@@ -1000,6 +1000,9 @@ pub(crate) async fn coldstart(env: &Env, s: &ColdstartSettings) -> anyhow::Resul
     let mut seq = 0u64;
     for backend in &backends {
         for &(label, stem) in &cases {
+            if !s.kinds.iter().any(|k| measured(k, stem)) {
+                continue;
+            }
             let settings = ServeSettings {
                 user_memory_mb: 256 * (s.repeat + 4) * u64::try_from(s.kinds.len())?,
                 prewarm: s

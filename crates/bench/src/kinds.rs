@@ -285,20 +285,17 @@ pub(crate) fn parse_kinds(given: &[String], default: &[&str]) -> anyhow::Result<
     Ok(kinds)
 }
 
-/// The kinds `GET /` lists under `runtimes`, plus `blackbox` when it lists blackboxes.
+/// The kinds `GET /` lists under `runtimes`, by family.
 pub(crate) fn offered(info: &Value) -> Vec<String> {
-    let mut out = Vec::new();
     let families = info.get("runtimes").and_then(Value::as_object);
-    for (family, list) in families.into_iter().flatten() {
-        for rt in list.as_array().into_iter().flatten() {
-            if let Some(k) = rt.get("kind").and_then(Value::as_str) {
-                out.push(k.to_owned());
-            } else if family == "blackboxes" && !out.iter().any(|k| k == "blackbox") {
-                out.push("blackbox".to_owned());
-            }
-        }
-    }
-    out
+    families
+        .into_iter()
+        .flat_map(|f| f.values())
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter_map(|rt| rt.get("kind").and_then(Value::as_str))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Fails, with the server's list, unless every kind is offered (`F:default` by any `F:` kind).
