@@ -2,7 +2,8 @@
 //! compares against, each measured side by side with the bare Node.js baseline:
 //! A `concurrency` (backend capacity × client concurrency), B `payload` (request size),
 //! C `transfer` (a two-step sequence's hop time, after ServerlessBench Testcase 5), and
-//! `coldstart` (first invocation of a new action, with and without a stem cell).
+//! `coldstart` (first invocation of a new action, with and without a stem cell); each for
+//! every runtime kind of the run, one after the other, the baseline measured once.
 
 use super::chart::{self, Axes, Series};
 use super::kinds::{self, Family, Kind, Role};

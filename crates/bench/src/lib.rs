@@ -11,7 +11,8 @@
 //! private `edgewhisk serve` processes this command starts and stops (the current executable,
 //! so this crate is linked into the `edgewhisk` binary and spawns it). Each also measures the
 //! same function behind a bare Node.js `http` server (the baseline) with the same load
-//! generator, and reports edgewhisk/baseline ratios. `--out DIR` gets CSV, JSON and SVG charts.
+//! generator, and reports edgewhisk/baseline ratios, for each runtime kind given with `--kind`
+//! (module `kinds`). `--out DIR` gets CSV, JSON and SVG charts.
 //!
 //! `bench cluster` starts clusters of one controller and 1, 2, 4, … invokers on a given
 //! PostgreSQL and NATS server and measures how the throughput of a capacity-bound action
