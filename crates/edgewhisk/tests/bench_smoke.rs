@@ -50,6 +50,26 @@ fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     (header, rows)
 }
 
+/// Builds `crates/bench/native-hello/main.rs` into `dir/exec` with rustc, as
+/// `docs/benchmarks.md` says; `None` (a skip, outside CI) without rustc.
+fn build_native_hello(dir: &Path) -> Option<std::path::PathBuf> {
+    if Command::new("rustc").arg("--version").output().is_err() {
+        assert!(!in_ci(), "CI has rustc");
+        eprintln!("rustc is not on PATH: no native action");
+        return None;
+    }
+    let exe = dir.join("exec");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/native-hello/main.rs");
+    let built = Command::new("rustc")
+        .args(["-O", "--edition", "2021", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{built:?}");
+    Some(exe)
+}
+
 fn node_available() -> bool {
     Command::new("node")
         .arg("--version")
@@ -155,7 +175,8 @@ mod tests {
     }
 
     /// `bench all --quick --spawn` with `--kind`: every experiment runs per kind, and its CSV
-    /// rows and charts carry each kind. Python always; `wasm:wasi` when this build offers it.
+    /// rows and charts carry each kind. Python and the native example (`go:1.22`, with rustc)
+    /// always; `wasm:wasi` when this build offers it.
     #[test]
     fn bench_all_runs_every_experiment_per_kind() {
         let dir = tempfile::tempdir().unwrap();
@@ -170,7 +191,10 @@ mod tests {
             cmd.output().unwrap()
         };
         let out = dir.path().join("out");
-        let mut kinds = vec!["nodejs:default", "python:3", "wasm:wasi"];
+        let native = build_native_hello(dir.path()).map(|exe| format!("go:1.22={}", exe.display()));
+        let mut kinds = vec!["nodejs:default", "python:3"];
+        kinds.extend(native.as_deref());
+        kinds.push("wasm:wasi");
         let mut output = run(&kinds.join(","), &out);
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         if stderr.contains("does not offer kind wasm:wasi;") {
@@ -186,6 +210,7 @@ mod tests {
             String::from_utf8_lossy(&output.stderr)
         );
         // Rows per kind of the quick sweeps; cold start measures stem cells of interpreters only.
+        let kinds: Vec<&str> = kinds.iter().map(|k| k.split('=').next().unwrap()).collect();
         for (name, per_kind) in [("concurrency", 4), ("payload", 6), ("transfer", 3)] {
             let (header, rows) = read_csv(&out.join(format!("{name}.csv")));
             let kind = header.iter().position(|h| h == "kind").unwrap();
@@ -211,7 +236,11 @@ mod tests {
         let kind = header.iter().position(|h| h == "kind").unwrap();
         for k in &kinds {
             let n = rows.iter().filter(|r| r[kind] == *k).count();
-            let expected = if k.starts_with("wasm") { 1 } else { 2 };
+            let expected = if k.starts_with("nodejs") || k.starts_with("python") {
+                2
+            } else {
+                1
+            };
             assert_eq!(n, expected, "coldstart.csv rows of {k}");
         }
         let svg = std::fs::read_to_string(out.join("concurrency_latency.svg")).unwrap();
@@ -227,22 +256,10 @@ mod tests {
     fn native_hello_builds_with_rustc_and_answers_both_protocols() {
         use std::io::Write as _;
         use std::process::Stdio;
-        let rustc = "rustc";
-        if Command::new(rustc).arg("--version").output().is_err() {
-            assert!(!in_ci(), "CI has rustc");
-            eprintln!("rustc is not on PATH: skipping");
-            return;
-        }
         let dir = tempfile::tempdir().unwrap();
-        let exe = dir.path().join("exec");
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/native-hello/main.rs");
-        let built = Command::new(rustc)
-            .args(["-O", "--edition", "2021", "-o"])
-            .arg(&exe)
-            .arg(&src)
-            .output()
-            .unwrap();
-        assert!(built.status.success(), "{built:?}");
+        let Some(exe) = build_native_hello(dir.path()) else {
+            return;
+        };
 
         let skeleton = |args: &str| -> Value {
             let o = Command::new(&exe).arg(args).output().unwrap();
