@@ -65,9 +65,53 @@ fn build_native_hello(dir: &Path) -> Option<std::path::PathBuf> {
         .arg(&exe)
         .arg(&src)
         .output()
-        .unwrap();
+        .expect("rustc runs");
     assert!(built.status.success(), "{built:?}");
     Some(exe)
+}
+
+/// Every load point of `concurrency.csv` answered (no errors, positive latency and throughput,
+/// and a throughput ratio `with_baseline`), and every hop in `transfer.csv` is plausible.
+fn check_points_and_hops(out: &Path, with_baseline: bool) {
+    let (header, rows) = read_csv(&out.join("concurrency.csv"));
+    let col = |c: &str| {
+        header
+            .iter()
+            .position(|h| h == c)
+            .expect("a column of the bench")
+    };
+    let positive = |r: &[String], c: &str| r[col(c)].parse::<f64>().is_ok_and(|v| v > 0.0);
+    for r in &rows {
+        assert_eq!(r[col("errors")], "0", "{r:?}");
+        assert!(
+            positive(r, "p50_ms") && positive(r, "throughput_rps"),
+            "{r:?}"
+        );
+        if with_baseline {
+            assert!(positive(r, "throughput_ratio"), "{r:?}");
+        }
+    }
+    let (header, rows) = read_csv(&out.join("transfer.csv"));
+    let hop = header
+        .iter()
+        .position(|h| h == "hop_p50_ms")
+        .expect("a hop column");
+    for r in &rows {
+        let v: f64 = r[hop].parse().expect("a hop in ms");
+        assert!((0.0..60_000.0).contains(&v), "hop {v} in {r:?}");
+    }
+}
+
+/// The stdout of a bench run, which must have succeeded.
+fn succeeded(output: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "bench failed: {}\nstdout: {stdout}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
 }
 
 fn node_available() -> bool {
@@ -105,13 +149,7 @@ mod tests {
             cmd.arg("--no-baseline");
         }
         let output = cmd.output().unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "bench failed: {}\nstdout: {stdout}\nstderr: {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let stdout = succeeded(&output);
         assert!(stdout.contains("== headline =="), "{stdout}");
 
         let expected_rows = [
@@ -139,23 +177,7 @@ mod tests {
                 }
             }
         }
-        // Every load point answered: no errors, positive latency and throughput.
-        let (header, rows) = read_csv(&out.join("concurrency.csv"));
-        let col = |c: &str| header.iter().position(|h| h == c).unwrap();
-        for r in &rows {
-            assert_eq!(r[col("errors")], "0", "{r:?}");
-            assert!(r[col("p50_ms")].parse::<f64>().unwrap() > 0.0);
-            assert!(r[col("throughput_rps")].parse::<f64>().unwrap() > 0.0);
-            if baseline {
-                assert!(r[col("throughput_ratio")].parse::<f64>().unwrap() > 0.0);
-            }
-        }
-        let (header, rows) = read_csv(&out.join("transfer.csv"));
-        let hop = header.iter().position(|h| h == "hop_p50_ms").unwrap();
-        for r in &rows {
-            let v: f64 = r[hop].parse().unwrap();
-            assert!((0.0..60_000.0).contains(&v), "hop {v}");
-        }
+        check_points_and_hops(&out, baseline);
 
         for svg in [
             "concurrency_latency",
@@ -202,13 +224,7 @@ mod tests {
             kinds.pop();
             output = run(&kinds.join(","), &out);
         }
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "bench failed: {}\nstdout: {stdout}\nstderr: {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let stdout = succeeded(&output);
         // Rows per kind of the quick sweeps; cold start measures stem cells of interpreters only.
         let kinds: Vec<&str> = kinds.iter().map(|k| k.split('=').next().unwrap()).collect();
         for (name, per_kind) in [("concurrency", 4), ("payload", 6), ("transfer", 3)] {
@@ -220,18 +236,7 @@ mod tests {
             }
             assert_eq!(rows.len(), per_kind * kinds.len(), "{name}.csv");
         }
-        let (header, rows) = read_csv(&out.join("concurrency.csv"));
-        let col = |c: &str| header.iter().position(|h| h == c).unwrap();
-        for r in &rows {
-            assert_eq!(r[col("errors")], "0", "{r:?}");
-            assert!(r[col("throughput_rps")].parse::<f64>().unwrap() > 0.0);
-        }
-        let (header, rows) = read_csv(&out.join("transfer.csv"));
-        let hop = header.iter().position(|h| h == "hop_p50_ms").unwrap();
-        for r in &rows {
-            let v: f64 = r[hop].parse().unwrap();
-            assert!((0.0..60_000.0).contains(&v), "hop {v} in {r:?}");
-        }
+        check_points_and_hops(&out, false);
         let (header, rows) = read_csv(&out.join("coldstart.csv"));
         let kind = header.iter().position(|h| h == "kind").unwrap();
         for k in &kinds {
