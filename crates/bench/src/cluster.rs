@@ -11,9 +11,8 @@
 //! shows how close the cluster comes to it as invokers are added.
 
 use super::chart::{self, Axes, Series};
-use super::experiments::{
-    create_action, edge_request, hello_code, name_body, progress, spec, warn_errors,
-};
+use super::experiments::{create_action, edge_request, name_body, progress, spec, warn_errors};
+use super::kinds::hello_code;
 use super::load::{self, LoadResult};
 use super::report::{Table, num, ratio};
 use super::target::{ChildServer, Platform, ScratchDir, ServeSettings, spawn_serve};

@@ -2,9 +2,11 @@
 //! compares against, each measured side by side with the bare Node.js baseline:
 //! A `concurrency` (backend capacity × client concurrency), B `payload` (request size),
 //! C `transfer` (a two-step sequence's hop time, after ServerlessBench Testcase 5), and
-//! `coldstart` (first invocation of a new action, with and without a stem cell).
+//! `coldstart` (first invocation of a new action, with and without a stem cell); each for
+//! every runtime kind of the run, one after the other, the baseline measured once.
 
 use super::chart::{self, Axes, Series};
+use super::kinds::{self, Family, Kind, Role};
 use super::load::{self, LoadResult, LoadSpec, Request};
 use super::report::{self, Table, num, ratio};
 use super::target::{Baseline, Platform, ScratchDir, ServeSettings};
@@ -19,46 +21,6 @@ const HELLO_ACTION: &str = "ew-bench-hello";
 /// Name of the hop action of experiment C and of its two-step sequence.
 const HOP_ACTION: &str = "ew-bench-hop";
 const HOP_SEQUENCE: &str = "ew-bench-hop-seq";
-
-/// The study's hello action; with `sleep_ms` > 0 the study's `sleepy` action (answers after a
-/// timer).
-pub(crate) fn hello_code(sleep_ms: u64) -> String {
-    format!(
-        "const SLEEP_MS = {sleep_ms};\n\
-         function main(params) {{\n  \
-           const r = {{ payload: 'Hello, ' + (params.name || 'World') + '!' }};\n  \
-           if (SLEEP_MS > 0) return new Promise((resolve) => setTimeout(() => resolve(r), SLEEP_MS));\n  \
-           return r;\n\
-         }}\n"
-    )
-}
-
-/// ServerlessBench TC5's ParamPass: the head stamps its return time, the tail computes
-/// its start minus the head's return. `process.hrtime.bigint()` reads CLOCK_MONOTONIC, which
-/// every process on one machine shares, at nanosecond resolution; the wall-clock anchor
-/// (`Date.now()`, 1 ms) catches a head and tail on different machines, where only wall time
-/// compares.
-pub(crate) const HOP_CODE: &str = r"function main(params) {
-  const startHr = process.hrtime.bigint();
-  const startWall = Date.now();
-  if (params.headReturnHr === undefined) {
-    const out = { payload: params.payload, headReturnWall: Date.now() };
-    out.headReturnHr = process.hrtime.bigint().toString();
-    return out;
-  }
-  const hrMs = Number(startHr - BigInt(params.headReturnHr)) / 1e6;
-  const wallMs = startWall - params.headReturnWall;
-  const sameClock = Math.abs(hrMs - wallMs) < 50;
-  return {
-    comTimeMs: sameClock ? hrMs : wallMs,
-    clock: sameClock ? 'hrtime' : 'wall',
-    size: (params.payload || '').length,
-  };
-}
-";
-
-/// The hello action in Python, for cold starts of `python:3`.
-const HELLO_PY: &str = "def main(args):\n    return {\"payload\": \"Hello, \" + args.get(\"name\", \"World\") + \"!\"}\n";
 
 /// What every experiment needs.
 #[derive(Debug)]
@@ -79,6 +41,8 @@ pub(crate) struct Env {
     pub(crate) rate: Option<f64>,
     /// Where to write CSV, JSON and SVG; `None` = terminal only.
     pub(crate) out: Option<PathBuf>,
+    /// The kinds experiments A, B and C measure, each on its own server when spawned.
+    pub(crate) kinds: Vec<Kind>,
 }
 
 impl Env {
@@ -111,6 +75,15 @@ impl Env {
         Ok(Some(Baseline::start(&self.node, code).await.context(
             "starting the Node.js baseline (node on PATH, or --node; --no-baseline to skip)",
         )?))
+    }
+
+    /// A chart label for `kind`: `rest` alone when the run measures one kind.
+    fn label(&self, kind: &Kind, rest: &str) -> String {
+        if self.kinds.len() > 1 {
+            format!("{}, {rest}", kind.name)
+        } else {
+            format!("edgewhisk, {rest}")
+        }
     }
 
     fn chart(&self, file: &str, axes: Axes<'_>, series: &[Series]) -> anyhow::Result<()> {
@@ -146,7 +119,8 @@ pub(crate) fn warn_errors(what: &str, r: &LoadResult) {
     }
 }
 
-/// Creates (or overwrites) action `name`: concurrency 1, `memory_mb`, a 60 s timeout.
+/// Creates (or overwrites) action `name` with `code` of `kind`: concurrency 1, `memory_mb`,
+/// a 60 s timeout.
 pub(crate) async fn create_action(
     p: &Platform,
     name: &str,
@@ -154,8 +128,18 @@ pub(crate) async fn create_action(
     code: &str,
     memory_mb: u64,
 ) -> anyhow::Result<()> {
+    create_exec(p, name, &json!({"kind": kind, "code": code}), memory_mb).await
+}
+
+/// Creates (or overwrites) action `name` with `exec`: concurrency 1, `memory_mb`, a 60 s timeout.
+pub(crate) async fn create_exec(
+    p: &Platform,
+    name: &str,
+    exec: &Value,
+    memory_mb: u64,
+) -> anyhow::Result<()> {
     let body = json!({
-        "exec": {"kind": kind, "code": code},
+        "exec": exec,
         "limits": {"concurrency": 1, "memory": memory_mb, "timeout": 60000},
     });
     p.client
@@ -261,32 +245,41 @@ fn load_cells(r: &LoadResult, base: Option<&LoadResult>) -> Vec<Value> {
     ]
 }
 
-/// Experiment A: latency and throughput against backend capacity and client concurrency.
+/// Experiment A: latency and throughput against backend capacity and client concurrency, per
+/// kind.
 pub(crate) async fn concurrency(env: &Env, s: &ConcurrencySettings) -> anyhow::Result<Table> {
-    let code = hello_code(s.sleep_ms);
+    let role = Role::Hello {
+        sleep_ms: s.sleep_ms,
+    };
+    let execs = env
+        .kinds
+        .iter()
+        .map(|k| k.exec(role))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let capacities: Vec<Option<u64>> = if env.spawn {
         s.capacities.iter().copied().map(Some).collect()
     } else {
         vec![None]
     };
-    let points = u64::try_from(capacities.len() * s.clients.len())?;
+    let points = u64::try_from(capacities.len() * s.clients.len() * env.kinds.len())?;
     let base_points = if env.baseline { s.clients.len() } else { 0 };
     let pb = progress(
         s.requests * (points + u64::try_from(base_points)?),
         "concurrency",
     );
-    let mut columns = vec!["backend", "capacity", "clients"];
+    let mut columns = vec!["backend", "kind", "capacity", "clients"];
     columns.extend(LOAD_COLUMNS);
     let mut table = Table::new(
         "concurrency",
         columns,
         json!({"capacities": s.capacities, "clients": s.clients, "requests_per_point": s.requests,
-               "sleep_ms": s.sleep_ms, "open_loop_rate": env.rate, "action_memory_mb": 256}),
+               "sleep_ms": s.sleep_ms, "open_loop_rate": env.rate, "action_memory_mb": 256,
+               "kinds": kind_names(&env.kinds)}),
     );
 
     let body = name_body(17);
     let mut base_results = Vec::new();
-    if let Some(baseline) = env.baseline(&code).await? {
+    if let Some(baseline) = env.baseline(&kinds::hello_code(s.sleep_ms)).await? {
         let req = base_request(&baseline, body.clone());
         load::drive(&req, spec(4, 50, None), &ProgressBar::hidden()).await?;
         for &c in &s.clients {
@@ -298,60 +291,83 @@ pub(crate) async fn concurrency(env: &Env, s: &ConcurrencySettings) -> anyhow::R
         baseline.stop().await?;
     }
 
-    for cap in capacities {
-        let settings = ServeSettings {
-            user_memory_mb: cap.unwrap_or(4) * 256,
-            prewarm: vec![],
-            isolation: env.isolation(),
-        };
-        let platform = env.platform(&settings).await?;
-        let first = table.rows.is_empty();
-        if first && let Some(pid) = platform.pid() {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            table.settings["server_idle_rss_mib"] = report::rss_mib(pid).map_or(Value::Null, num);
+    for (kind, exec) in env.kinds.iter().zip(&execs) {
+        let action = kind.action_name(HELLO_ACTION);
+        for &cap in &capacities {
+            let settings = ServeSettings {
+                user_memory_mb: cap.unwrap_or(4) * 256,
+                prewarm: vec![],
+                isolation: env.isolation(),
+            };
+            let platform = env.platform(&settings).await?;
+            if table.rows.is_empty()
+                && let Some(pid) = platform.pid()
+            {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                table.settings["server_idle_rss_mib"] =
+                    report::rss_mib(pid).map_or(Value::Null, num);
+            }
+            create_exec(&platform, &action, exec, 256).await?;
+            let req = edge_request(&platform, &action, body.clone())?;
+            // Warm every instance the capacity allows before measuring.
+            let warm = cap.unwrap_or(1);
+            load::drive(&req, spec(warm, 20 * warm, None), &ProgressBar::hidden()).await?;
+            let key = "warm_node_instance_private_mib";
+            if kind.family() == Family::Node
+                && table.settings.get(key).is_none()
+                && let Some(pid) = platform.pid()
+            {
+                let instances = report::descendants_named(pid, "node");
+                let private = instances
+                    .iter()
+                    .filter_map(|&p| report::private_mib(p))
+                    .reduce(f64::max);
+                table.settings[key] = private.map_or(Value::Null, num);
+            }
+            for (i, &c) in s.clients.iter().enumerate() {
+                pb.set_message(format!(
+                    "{}, capacity {}, {c} clients",
+                    kind.name,
+                    fmt_opt(cap)
+                ));
+                let r = load::drive(&req, spec(c, s.requests, env.rate), &pb).await?;
+                warn_errors("edgewhisk", &r);
+                let mut row = vec![
+                    json!(env.backend_label()),
+                    json!(kind.name),
+                    json!(cap),
+                    json!(c),
+                ];
+                row.extend(load_cells(&r, base_results.get(i)));
+                table.push(row);
+            }
+            platform.stop().await?;
         }
-        create_action(&platform, HELLO_ACTION, "nodejs:default", &code, 256).await?;
-        let req = edge_request(&platform, HELLO_ACTION, body.clone())?;
-        // Warm every instance the capacity allows before measuring.
-        let warm = cap.unwrap_or(1);
-        load::drive(&req, spec(warm, 20 * warm, None), &ProgressBar::hidden()).await?;
-        if first && let Some(pid) = platform.pid() {
-            let instances = report::descendants_named(pid, "node");
-            let private = instances
-                .iter()
-                .filter_map(|&p| report::private_mib(p))
-                .reduce(f64::max);
-            table.settings["warm_node_instance_private_mib"] = private.map_or(Value::Null, num);
-        }
-        for (i, &c) in s.clients.iter().enumerate() {
-            pb.set_message(format!("capacity {}, {c} clients", fmt_opt(cap)));
-            let r = load::drive(&req, spec(c, s.requests, env.rate), &pb).await?;
-            warn_errors("edgewhisk", &r);
-            let mut row = vec![json!(env.backend_label()), json!(cap), json!(c)];
-            row.extend(load_cells(&r, base_results.get(i)));
-            table.push(row);
-        }
-        platform.stop().await?;
     }
     pb.finish_and_clear();
 
     let mut lat = Vec::new();
     let mut thr = Vec::new();
-    for cap in table_capacities(&table) {
-        let rows: Vec<&Vec<Value>> = table
-            .rows
-            .iter()
-            .filter(|r| table.cell(r, "capacity") == Some(&cap))
-            .collect();
-        let label = format!("edgewhisk, capacity {}", fmt_value(&cap));
-        lat.push(series_of(&table, &rows, &label, "clients", "p50_ms"));
-        thr.push(series_of(
-            &table,
-            &rows,
-            &label,
-            "clients",
-            "throughput_rps",
-        ));
+    for kind in &env.kinds {
+        for cap in table_capacities(&table) {
+            let rows: Vec<&Vec<Value>> = table
+                .rows
+                .iter()
+                .filter(|r| {
+                    table.cell(r, "capacity") == Some(&cap)
+                        && table.cell(r, "kind") == Some(&json!(kind.name))
+                })
+                .collect();
+            let label = env.label(kind, &format!("capacity {}", fmt_value(&cap)));
+            lat.push(series_of(&table, &rows, &label, "clients", "p50_ms"));
+            thr.push(series_of(
+                &table,
+                &rows,
+                &label,
+                "clients",
+                "throughput_rps",
+            ));
+        }
     }
     if !base_results.is_empty() {
         let pts = |f: &dyn Fn(&LoadResult) -> f64| Series {
@@ -386,6 +402,11 @@ pub(crate) async fn concurrency(env: &Env, s: &ConcurrencySettings) -> anyhow::R
         &thr,
     )?;
     Ok(table)
+}
+
+/// The kinds' names, for a table's settings.
+fn kind_names(kinds: &[Kind]) -> Vec<&str> {
+    kinds.iter().map(|k| k.name.as_str()).collect()
 }
 
 /// A load of `requests` requests from `clients` clients, open loop at `rate` if given.
@@ -479,19 +500,27 @@ impl PayloadSettings {
     }
 }
 
-/// Experiment B: latency and throughput against request payload size.
+/// Experiment B: latency and throughput against request payload size, per kind. The bare
+/// Node.js server is measured once, beside the first kind.
 pub(crate) async fn payload(env: &Env, s: &PayloadSettings) -> anyhow::Result<Table> {
-    let code = hello_code(0);
+    let role = Role::Hello { sleep_ms: 0 };
+    let execs = env
+        .kinds
+        .iter()
+        .map(|k| k.exec(role))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let per_round: u64 =
         s.sizes.iter().map(|&z| s.requests_for(z)).sum::<u64>() * u64::try_from(s.clients.len())?;
-    let pb = progress(per_round * if env.baseline { 2 } else { 1 }, "payload");
-    let mut columns = vec!["backend", "payload_bytes", "clients"];
+    let rounds = u64::try_from(env.kinds.len())? + u64::from(env.baseline);
+    let pb = progress(per_round * rounds, "payload");
+    let mut columns = vec!["backend", "kind", "payload_bytes", "clients"];
     columns.extend(LOAD_COLUMNS);
     let mut table = Table::new(
         "payload",
         columns,
         json!({"sizes": s.sizes, "clients": s.clients, "max_requests_per_point": s.requests,
-               "bytes_per_point": s.bytes_per_point, "open_loop_rate": env.rate}),
+               "bytes_per_point": s.bytes_per_point, "open_loop_rate": env.rate,
+               "kinds": kind_names(&env.kinds)}),
     );
     let max_clients = s.clients.iter().copied().max().unwrap_or(1);
     let settings = ServeSettings {
@@ -499,70 +528,83 @@ pub(crate) async fn payload(env: &Env, s: &PayloadSettings) -> anyhow::Result<Ta
         prewarm: vec![],
         isolation: env.isolation(),
     };
-    let platform = env.platform(&settings).await?;
-    create_action(&platform, HELLO_ACTION, "nodejs:default", &code, 256).await?;
-    let baseline = env.baseline(&code).await?;
-    let warm = edge_request(&platform, HELLO_ACTION, name_body(17))?;
-    load::drive(
-        &warm,
-        spec(max_clients, 20 * max_clients, None),
-        &ProgressBar::hidden(),
-    )
-    .await?;
-
-    for &size in &s.sizes {
-        let body = name_body(size);
-        let n = s.requests_for(size);
-        for &c in &s.clients {
-            pb.set_message(format!("{size} B, {c} clients"));
-            let base = match &baseline {
-                Some(b) => {
+    let mut baseline = env.baseline(&kinds::hello_code(0)).await?;
+    // The baseline's result at each (size, clients) point, in the order measured.
+    let mut base_results: Vec<LoadResult> = Vec::new();
+    for (kind, exec) in env.kinds.iter().zip(&execs) {
+        let action = kind.action_name(HELLO_ACTION);
+        let platform = env.platform(&settings).await?;
+        create_exec(&platform, &action, exec, 256).await?;
+        let warm = edge_request(&platform, &action, name_body(17))?;
+        load::drive(
+            &warm,
+            spec(max_clients, 20 * max_clients, None),
+            &ProgressBar::hidden(),
+        )
+        .await?;
+        let mut point = 0;
+        for &size in &s.sizes {
+            let body = name_body(size);
+            let n = s.requests_for(size);
+            for &c in &s.clients {
+                pb.set_message(format!("{}, {size} B, {c} clients", kind.name));
+                if let Some(b) = &baseline {
                     let r = load::drive(&base_request(b, body.clone()), spec(c, n, env.rate), &pb)
                         .await?;
                     warn_errors("baseline", &r);
-                    Some(r)
+                    base_results.push(r);
                 }
-                None => None,
-            };
-            let req = edge_request(&platform, HELLO_ACTION, body.clone())?;
-            let r = load::drive(&req, spec(c, n, env.rate), &pb).await?;
-            warn_errors("edgewhisk", &r);
-            let mut row = vec![json!(env.backend_label()), json!(size), json!(c)];
-            row.extend(load_cells(&r, base.as_ref()));
-            table.push(row);
+                let req = edge_request(&platform, &action, body.clone())?;
+                let r = load::drive(&req, spec(c, n, env.rate), &pb).await?;
+                warn_errors("edgewhisk", &r);
+                let mut row = vec![
+                    json!(env.backend_label()),
+                    json!(kind.name),
+                    json!(size),
+                    json!(c),
+                ];
+                row.extend(load_cells(&r, base_results.get(point)));
+                table.push(row);
+                point += 1;
+            }
         }
+        if let Some(b) = baseline.take() {
+            b.stop().await?;
+        }
+        platform.stop().await?;
     }
     pb.finish_and_clear();
-    if let Some(b) = baseline {
-        b.stop().await?;
-    }
-    platform.stop().await?;
 
     let mut lat = Vec::new();
     let mut thr = Vec::new();
     for &c in &s.clients {
-        let rows: Vec<&Vec<Value>> = table
-            .rows
-            .iter()
-            .filter(|r| table.cell(r, "clients") == Some(&json!(c)))
-            .collect();
-        let label = format!("edgewhisk, {c} clients");
-        lat.push(series_of(&table, &rows, &label, "payload_bytes", "p50_ms"));
-        thr.push(series_of(
-            &table,
-            &rows,
-            &label,
-            "payload_bytes",
-            "throughput_rps",
-        ));
-        if env.baseline {
-            let label = format!("bare Node.js, {c} clients");
-            let mut b = series_of(&table, &rows, &label, "payload_bytes", "baseline_p50_ms");
-            b.baseline = true;
-            lat.push(b);
-            let mut b = series_of(&table, &rows, &label, "payload_bytes", "baseline_rps");
-            b.baseline = true;
-            thr.push(b);
+        for (i, kind) in env.kinds.iter().enumerate() {
+            let rows: Vec<&Vec<Value>> = table
+                .rows
+                .iter()
+                .filter(|r| {
+                    table.cell(r, "clients") == Some(&json!(c))
+                        && table.cell(r, "kind") == Some(&json!(kind.name))
+                })
+                .collect();
+            let label = env.label(kind, &format!("{c} clients"));
+            lat.push(series_of(&table, &rows, &label, "payload_bytes", "p50_ms"));
+            thr.push(series_of(
+                &table,
+                &rows,
+                &label,
+                "payload_bytes",
+                "throughput_rps",
+            ));
+            if env.baseline && i == 0 {
+                let label = format!("bare Node.js, {c} clients");
+                let mut b = series_of(&table, &rows, &label, "payload_bytes", "baseline_p50_ms");
+                b.baseline = true;
+                lat.push(b);
+                let mut b = series_of(&table, &rows, &label, "payload_bytes", "baseline_rps");
+                b.baseline = true;
+                thr.push(b);
+            }
         }
     }
     env.chart(
@@ -682,16 +724,37 @@ fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v
 }
 
-/// Experiment C: the hop time of a two-step sequence of the same Node.js action.
+/// Experiment C: the hop time of a two-step sequence of the same action, per kind. The bare
+/// Node.js hop is measured once, interleaved with the first kind's.
 pub(crate) async fn transfer(env: &Env, s: &TransferSettings) -> anyhow::Result<Table> {
+    let execs = env
+        .kinds
+        .iter()
+        .map(|k| k.exec(Role::Hop))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let rounds = u64::try_from(env.kinds.len())? + u64::from(env.baseline);
     let pb = progress(
-        u64::try_from(s.sizes.len())? * s.repeat * if env.baseline { 2 } else { 1 },
+        u64::try_from(s.sizes.len())? * s.repeat * rounds,
         "transfer",
     );
+    let clocks: serde_json::Map<String, Value> = env
+        .kinds
+        .iter()
+        .map(|k| (k.name.clone(), json!(k.hop_clock())))
+        .collect();
+    let sequences: Vec<Value> = env
+        .kinds
+        .iter()
+        .map(|k| {
+            let hop = format!("/_/{}", k.action_name(HOP_ACTION));
+            json!([hop, hop])
+        })
+        .collect();
     let mut table = Table::new(
         "transfer",
         vec![
             "backend",
+            "kind",
             "payload_bytes",
             "runs",
             "hop_p50_ms",
@@ -704,127 +767,131 @@ pub(crate) async fn transfer(env: &Env, s: &TransferSettings) -> anyhow::Result<
             "hop_ratio",
         ],
         json!({"sizes": s.sizes, "repeat": s.repeat,
-               "sequence": ["/_/ew-bench-hop", "/_/ew-bench-hop"],
-               "clock": "process.hrtime.bigint() with a Date.now() anchor"}),
+               "sequence": if env.kinds.len() == 1 { sequences[0].clone() } else { json!(sequences) },
+               "clock": if env.kinds.len() == 1 { json!(env.kinds[0].hop_clock()) } else { json!(clocks) }}),
     );
     let settings = ServeSettings {
         user_memory_mb: 1024,
         prewarm: vec![],
         isolation: env.isolation(),
     };
-    let platform = env.platform(&settings).await?;
-    create_action(&platform, HOP_ACTION, "nodejs:default", HOP_CODE, 256).await?;
-    let seq = json!({"exec": {"kind": "sequence",
-                              "components": [format!("/_/{HOP_ACTION}"), format!("/_/{HOP_ACTION}")]}});
-    platform
-        .client
-        .put_action(HOP_SEQUENCE, &seq, true)
-        .await
-        .context("creating the bench sequence")?;
-    let baseline = env.baseline(HOP_CODE).await?;
+    let mut baseline = env.baseline(kinds::HOP_CODE).await?;
+    // The baseline's sorted hop and end-to-end times per size.
+    let mut base_by_size: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
     let http = load::http_client()?;
-    let seq_url = platform.invoke_url(HOP_SEQUENCE)?;
     let body_of = |n: usize| {
         bytes::Bytes::from(
             serde_json::to_vec(&json!({"payload": "0".repeat(n)})).unwrap_or_default(),
         )
     };
-    // Warm the action's instance.
-    for _ in 0..3 {
-        post_json(&http, seq_url.clone(), platform.auth.as_ref(), body_of(0)).await?;
-    }
-
-    let mut hop_series = Vec::new();
-    for &size in &s.sizes {
-        pb.set_message(format!("{size} B"));
-        let body = body_of(size);
-        let mut edge = Vec::new();
-        let mut base = Vec::new();
-        for _ in 0..s.repeat {
-            let t = Instant::now();
-            let v = post_json(&http, seq_url.clone(), platform.auth.as_ref(), body.clone())
-                .await
-                .with_context(|| format!("invoking the sequence with {size} B"))?;
-            edge.push(Hop {
-                hop_ms: hop_of(&v)?,
-                e2e_ms: t.elapsed().as_secs_f64() * 1000.0,
-            });
-            pb.inc(1);
-            if let Some(b) = &baseline {
-                base.push(baseline_hop(&http, b, body.clone()).await?);
-                pb.inc(1);
-            }
+    for (kind, exec) in env.kinds.iter().zip(&execs) {
+        let platform = env.platform(&settings).await?;
+        let hop_action = kind.action_name(HOP_ACTION);
+        let seq_action = kind.action_name(HOP_SEQUENCE);
+        create_exec(&platform, &hop_action, exec, 256).await?;
+        let seq = json!({"exec": {"kind": "sequence",
+                                  "components": [format!("/_/{hop_action}"), format!("/_/{hop_action}")]}});
+        platform
+            .client
+            .put_action(&seq_action, &seq, true)
+            .await
+            .context("creating the bench sequence")?;
+        let seq_url = platform.invoke_url(&seq_action)?;
+        // Warm the action's instance.
+        for _ in 0..3 {
+            post_json(&http, seq_url.clone(), platform.auth.as_ref(), body_of(0)).await?;
         }
-        let hops = sorted(edge.iter().map(|h| h.hop_ms).collect());
-        let e2e = sorted(edge.iter().map(|h| h.e2e_ms).collect());
-        let bh = sorted(base.iter().map(|h| h.hop_ms).collect());
-        let be = sorted(base.iter().map(|h| h.e2e_ms).collect());
-        let opt = |v: &[f64]| {
-            if v.is_empty() {
-                Value::Null
-            } else {
-                num(percentile(v, 0.5))
+
+        for (si, &size) in s.sizes.iter().enumerate() {
+            pb.set_message(format!("{}, {size} B", kind.name));
+            let body = body_of(size);
+            let mut edge = Vec::new();
+            let mut base = Vec::new();
+            for _ in 0..s.repeat {
+                let t = Instant::now();
+                let v = post_json(&http, seq_url.clone(), platform.auth.as_ref(), body.clone())
+                    .await
+                    .with_context(|| format!("invoking the sequence with {size} B"))?;
+                edge.push(Hop {
+                    hop_ms: hop_of(&v)?,
+                    e2e_ms: t.elapsed().as_secs_f64() * 1000.0,
+                });
+                pb.inc(1);
+                if let Some(b) = &baseline {
+                    base.push(baseline_hop(&http, b, body.clone()).await?);
+                    pb.inc(1);
+                }
             }
-        };
-        table.push(vec![
-            json!(env.backend_label()),
-            json!(size),
-            json!(edge.len()),
-            num(percentile(&hops, 0.5)),
-            num(percentile(&hops, 0.9)),
-            num(hops.last().copied().unwrap_or(f64::NAN)),
-            num(percentile(&e2e, 0.5)),
-            num(percentile(&e2e, 0.9)),
-            opt(&bh),
-            opt(&be),
-            if bh.is_empty() {
-                Value::Null
-            } else {
-                ratio(percentile(&hops, 0.5), percentile(&bh, 0.5))
-            },
-        ]);
-        hop_series.push(size);
+            if baseline.is_some() {
+                base_by_size.push((
+                    sorted(base.iter().map(|h| h.hop_ms).collect()),
+                    sorted(base.iter().map(|h| h.e2e_ms).collect()),
+                ));
+            }
+            let hops = sorted(edge.iter().map(|h| h.hop_ms).collect());
+            let e2e = sorted(edge.iter().map(|h| h.e2e_ms).collect());
+            let (bh, be) = base_by_size
+                .get(si)
+                .map_or((&[][..], &[][..]), |(h, e)| (&h[..], &e[..]));
+            let opt = |v: &[f64]| {
+                if v.is_empty() {
+                    Value::Null
+                } else {
+                    num(percentile(v, 0.5))
+                }
+            };
+            table.push(vec![
+                json!(env.backend_label()),
+                json!(kind.name),
+                json!(size),
+                json!(edge.len()),
+                num(percentile(&hops, 0.5)),
+                num(percentile(&hops, 0.9)),
+                num(hops.last().copied().unwrap_or(f64::NAN)),
+                num(percentile(&e2e, 0.5)),
+                num(percentile(&e2e, 0.9)),
+                opt(bh),
+                opt(be),
+                if bh.is_empty() {
+                    Value::Null
+                } else {
+                    ratio(percentile(&hops, 0.5), percentile(bh, 0.5))
+                },
+            ]);
+        }
+        if let Some(b) = baseline.take() {
+            b.stop().await?;
+        }
+        platform.stop().await?;
     }
     pb.finish_and_clear();
-    if let Some(b) = baseline {
-        b.stop().await?;
-    }
-    platform.stop().await?;
 
-    let rows: Vec<&Vec<Value>> = table.rows.iter().collect();
-    let mut series = vec![
-        series_of(
-            &table,
-            &rows,
-            "edgewhisk hop p50",
-            "payload_bytes",
-            "hop_p50_ms",
-        ),
-        series_of(
-            &table,
-            &rows,
-            "edgewhisk hop p90",
-            "payload_bytes",
-            "hop_p90_ms",
-        ),
-        series_of(
-            &table,
-            &rows,
-            "edgewhisk end-to-end p50",
-            "payload_bytes",
-            "e2e_p50_ms",
-        ),
-    ];
-    if env.baseline {
-        let mut b = series_of(
-            &table,
-            &rows,
-            "bare Node.js hop p50 (client-chained)",
-            "payload_bytes",
-            "baseline_hop_p50_ms",
-        );
-        b.baseline = true;
-        series.push(b);
+    let mut series = Vec::new();
+    for (i, kind) in env.kinds.iter().enumerate() {
+        let rows: Vec<&Vec<Value>> = table
+            .rows
+            .iter()
+            .filter(|r| table.cell(r, "kind") == Some(&json!(kind.name)))
+            .collect();
+        for (what, column) in [
+            ("hop p50", "hop_p50_ms"),
+            ("hop p90", "hop_p90_ms"),
+            ("end-to-end p50", "e2e_p50_ms"),
+        ] {
+            let label = env.label(kind, what).replacen(", ", " ", 1);
+            series.push(series_of(&table, &rows, &label, "payload_bytes", column));
+        }
+        if env.baseline && i == 0 {
+            let mut b = series_of(
+                &table,
+                &rows,
+                "bare Node.js hop p50 (client-chained)",
+                "payload_bytes",
+                "baseline_hop_p50_ms",
+            );
+            b.baseline = true;
+            series.push(b);
+        }
     }
     env.chart(
         "transfer_latency.svg",
@@ -859,7 +926,7 @@ async fn baseline_hop(
 #[derive(Debug, Clone)]
 pub(crate) struct ColdstartSettings {
     /// Runtime kinds, e.g. `nodejs:20`, `python:3`.
-    pub(crate) kinds: Vec<String>,
+    pub(crate) kinds: Vec<Kind>,
     /// Fresh actions per kind and case.
     pub(crate) repeat: u64,
     /// Pause before each timed invocation so stem cells can refill, ms.
@@ -867,41 +934,43 @@ pub(crate) struct ColdstartSettings {
 }
 
 impl ColdstartSettings {
-    /// Both runtimes; fewer runs for CI.
-    pub(crate) fn defaults(quick: bool) -> Self {
-        Self {
-            kinds: vec!["nodejs:20".into(), "python:3".into()],
+    /// Node.js and Python; fewer runs for CI.
+    pub(crate) fn defaults(quick: bool) -> anyhow::Result<Self> {
+        Ok(Self {
+            kinds: kinds::parse_kinds(&[], &kinds::DEFAULT_COLDSTART_KINDS)?,
             repeat: if quick { 2 } else { 10 },
             pause_ms: if quick { 400 } else { 1000 },
-        }
+        })
     }
 }
 
-fn code_for(kind: &str) -> &'static str {
-    if kind.starts_with("python") {
-        HELLO_PY
-    } else {
-        HELLO_NODE_COLD
-    }
-}
-
-const HELLO_NODE_COLD: &str = "function main(params) {\n  return { payload: 'Hello, ' + (params.name || 'World') + '!' };\n}\n";
-
-/// Cold starts: first invocation of fresh actions, per isolation backend, kind and stem-cell case.
+/// Cold starts: first invocation of fresh actions, per isolation backend, kind and stem-cell
+/// case. Kinds without stem cells (Wasm, native) are measured in the case without.
 pub(crate) async fn coldstart(env: &Env, s: &ColdstartSettings) -> anyhow::Result<Table> {
+    let role = Role::Hello { sleep_ms: 0 };
+    let execs = s
+        .kinds
+        .iter()
+        .map(|k| k.exec(role))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     // With --spawn: one server with a stem cell per kind, one with none. Otherwise the server
     // as configured (its stem cells are whatever it runs with).
     let cases: Vec<(&str, bool)> = if env.spawn {
         vec![("yes", true), ("no", false)]
     } else {
-        vec![("server config", true)]
+        vec![("server config", false)]
     };
     let backends: Vec<Option<String>> = if env.spawn && !env.isolation.is_empty() {
         env.isolation.iter().cloned().map(Some).collect()
     } else {
         vec![None]
     };
-    let total = u64::try_from(backends.len() * cases.len() * s.kinds.len())? * s.repeat;
+    let measured = |k: &Kind, stem: bool| !stem || k.has_stem_cells();
+    let per_backend: usize = cases
+        .iter()
+        .map(|&(_, stem)| s.kinds.iter().filter(|k| measured(k, stem)).count())
+        .sum();
+    let total = u64::try_from(backends.len() * per_backend)? * s.repeat;
     let pb = progress(total, "coldstart");
     let mut table = Table::new(
         "coldstart",
@@ -916,29 +985,33 @@ pub(crate) async fn coldstart(env: &Env, s: &ColdstartSettings) -> anyhow::Resul
             "baseline_process_ms",
             "p50_ratio",
         ],
-        json!({"kinds": s.kinds, "repeat": s.repeat, "pause_ms": s.pause_ms,
+        json!({"kinds": kind_names(&s.kinds), "repeat": s.repeat, "pause_ms": s.pause_ms,
                "baseline": "start the bare runtime's HTTP server process and answer one request"}),
     );
     let mut baselines = Vec::new();
-    if env.baseline {
-        for kind in &s.kinds {
-            let mut v = Vec::new();
+    for kind in &s.kinds {
+        let mut v = Vec::new();
+        if env.baseline && kind.has_stem_cells() {
             for _ in 0..s.repeat.min(5) {
                 v.push(process_cold_start(env, kind).await?);
             }
-            baselines.push(percentile(&sorted(v), 0.5));
         }
+        baselines.push((!v.is_empty()).then(|| percentile(&sorted(v), 0.5)));
     }
     let mut seq = 0u64;
     for backend in &backends {
         for &(label, stem) in &cases {
+            if !s.kinds.iter().any(|k| measured(k, stem)) {
+                continue;
+            }
             let settings = ServeSettings {
                 user_memory_mb: 256 * (s.repeat + 4) * u64::try_from(s.kinds.len())?,
-                prewarm: if stem {
-                    s.kinds.iter().map(|k| (k.clone(), 1)).collect()
-                } else {
-                    vec![]
-                },
+                prewarm: s
+                    .kinds
+                    .iter()
+                    .filter(|k| stem && k.has_stem_cells())
+                    .map(|k| (k.name.clone(), 1))
+                    .collect(),
                 isolation: backend.clone(),
             };
             let platform = env.platform(&settings).await?;
@@ -947,13 +1020,16 @@ pub(crate) async fn coldstart(env: &Env, s: &ColdstartSettings) -> anyhow::Resul
             } else {
                 "external server".into()
             };
-            for (ki, kind) in s.kinds.iter().enumerate() {
-                pb.set_message(format!("{backend_label}, {kind}, stem cell {label}"));
+            for ((kind, exec), base) in s.kinds.iter().zip(&execs).zip(&baselines) {
+                if !measured(kind, stem) {
+                    continue;
+                }
+                pb.set_message(format!("{backend_label}, {}, stem cell {label}", kind.name));
                 let mut times = Vec::new();
                 for _ in 0..s.repeat {
                     seq += 1;
                     let name = format!("ew-bench-cold-{}-{seq}", std::process::id());
-                    create_action(&platform, &name, kind, code_for(kind), 256).await?;
+                    create_exec(&platform, &name, exec, 256).await?;
                     tokio::time::sleep(Duration::from_millis(s.pause_ms)).await;
                     let req = edge_request(&platform, &name, name_body(17))?;
                     let http = load::http_client()?;
@@ -961,17 +1037,21 @@ pub(crate) async fn coldstart(env: &Env, s: &ColdstartSettings) -> anyhow::Resul
                     let _ = http.get(platform.base.join("api/v1")?).send().await;
                     let took = load::send(&http, &req)
                         .await
-                        .with_context(|| format!("first invocation of {name} ({kind})"))?;
+                        .with_context(|| format!("first invocation of {name} ({})", kind.name))?;
                     times.push(took.as_secs_f64() * 1000.0);
                     let _ = platform.client.delete_action(&name).await;
                     pb.inc(1);
                 }
                 let t = sorted(times);
-                let base = baselines.get(ki).copied();
+                let stem_label = if !env.spawn && !kind.has_stem_cells() {
+                    "none"
+                } else {
+                    label
+                };
                 table.push(vec![
                     json!(backend_label),
-                    json!(kind),
-                    json!(label),
+                    json!(kind.name),
+                    json!(stem_label),
                     json!(t.len()),
                     num(percentile(&t, 0.5)),
                     num(t.first().copied().unwrap_or(f64::NAN)),
@@ -987,14 +1067,17 @@ pub(crate) async fn coldstart(env: &Env, s: &ColdstartSettings) -> anyhow::Resul
     Ok(table)
 }
 
-/// Time from spawning the bare runtime's HTTP server with the hello function to its first answer.
-async fn process_cold_start(env: &Env, kind: &str) -> anyhow::Result<f64> {
+/// Time from spawning the bare runtime's HTTP server with the hello function to its first
+/// answer (Node.js or Python).
+async fn process_cold_start(env: &Env, kind: &Kind) -> anyhow::Result<f64> {
     let http = load::http_client()?;
     let t = Instant::now();
-    if kind.starts_with("python") {
+    let exec = kind.exec(Role::Hello { sleep_ms: 0 })?;
+    let code = exec["code"].as_str().unwrap_or_default();
+    if kind.family() == Family::Python {
         let dir = ScratchDir::new("pybase")?;
         let script = dir.path().join("baseline.py");
-        std::fs::write(&script, format!("{HELLO_PY}\n{PY_SERVER}"))?;
+        std::fs::write(&script, format!("{code}\n{PY_SERVER}"))?;
         let mut cmd = tokio::process::Command::new(&env.python);
         cmd.arg(&script);
         let server = super::target::ChildServer::start(
@@ -1014,7 +1097,7 @@ async fn process_cold_start(env: &Env, kind: &str) -> anyhow::Result<f64> {
         server.stop().await?;
         Ok(took.as_secs_f64() * 1000.0)
     } else {
-        let b = Baseline::start(&env.node, HELLO_NODE_COLD).await?;
+        let b = Baseline::start(&env.node, code).await?;
         load::send(&http, &base_request(&b, name_body(17))).await?;
         let took = t.elapsed();
         b.stop().await?;
@@ -1045,6 +1128,29 @@ s = HTTPServer(("127.0.0.1", 0), H)
 print("baseline: listening on http://127.0.0.1:%d" % s.server_address[1], flush=True)
 s.serve_forever()
 "#;
+
+/// Fails early, with the server's list, unless it offers every kind in `kinds`: asks `GET /`
+/// of the configured server, or of one spawned for the question.
+pub(crate) async fn check_kinds(env: &Env, kinds: &[Kind]) -> anyhow::Result<()> {
+    let settings = ServeSettings {
+        user_memory_mb: 256,
+        prewarm: vec![],
+        isolation: env.isolation(),
+    };
+    let platform = env.platform(&settings).await?;
+    let info = deployment_info(&platform.base).await;
+    platform.stop().await?;
+    kinds::check_offered(&info?, kinds)
+}
+
+/// `GET /` of the server at `base`: its limits and runtimes.
+pub(crate) async fn deployment_info(base: &reqwest::Url) -> anyhow::Result<Value> {
+    let http = load::http_client()?;
+    let url = base.join("/")?;
+    let get = async { http.get(url).send().await?.error_for_status()?.json().await };
+    let info: reqwest::Result<Value> = get.await;
+    info.context("asking the server for its runtimes (GET /)")
+}
 
 /// Writes `table` into the output directory, if there is one.
 pub(crate) fn write(env: &Env, table: &Table, machine: &Value) -> anyhow::Result<()> {

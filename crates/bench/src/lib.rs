@@ -11,7 +11,8 @@
 //! private `edgewhisk serve` processes this command starts and stops (the current executable,
 //! so this crate is linked into the `edgewhisk` binary and spawns it). Each also measures the
 //! same function behind a bare Node.js `http` server (the baseline) with the same load
-//! generator, and reports edgewhisk/baseline ratios. `--out DIR` gets CSV, JSON and SVG charts.
+//! generator, and reports edgewhisk/baseline ratios, for each runtime kind given with `--kind`
+//! (module `kinds`). `--out DIR` gets CSV, JSON and SVG charts.
 //!
 //! `bench cluster` starts clusters of one controller and 1, 2, 4, … invokers on a given
 //! PostgreSQL and NATS server and measures how the throughput of a capacity-bound action
@@ -27,6 +28,7 @@ mod balancer;
 mod chart;
 mod cluster;
 mod experiments;
+mod kinds;
 mod load;
 mod report;
 mod target;
@@ -42,9 +44,6 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// The action every bench uses: the Raspberry Pi study's hello action.
-const HELLO: &str = "function main(params) {\n  return { payload: 'Hello, ' + (params.name || 'World') + '!' };\n}\n";
 
 /// `edgewhisk bench …`
 #[derive(Debug, clap::Subcommand)]
@@ -166,6 +165,11 @@ pub struct CommonArgs {
     /// instead of the closed loop.
     #[arg(long)]
     rate: Option<f64>,
+    /// Runtime kinds to measure, repeated or comma-separated: `nodejs:20`, `python:3.11`,
+    /// `wasm:wasi`, or a native executable you built as `go:1.22=PATH` or `blackbox=PATH`
+    /// (docs/benchmarks.md) [default: nodejs:default; coldstart: nodejs:20,python:3].
+    #[arg(long = "kind", visible_alias = "kinds", value_delimiter = ',')]
+    kind: Vec<String>,
 }
 
 /// Flags of `bench concurrency`.
@@ -221,9 +225,6 @@ pub struct TransferArgs {
 pub struct ColdstartArgs {
     #[command(flatten)]
     common: CommonArgs,
-    /// Runtime kinds [default: nodejs:20,python:3].
-    #[arg(long, value_delimiter = ',')]
-    kinds: Vec<String>,
     /// Fresh actions per kind and case [default: 10].
     #[arg(long)]
     repeat: Option<u64>,
@@ -256,6 +257,10 @@ pub struct InvokeArgs {
     /// Intra-instance concurrency of the bench action.
     #[arg(long, default_value_t = 1)]
     action_concurrency: u32,
+    /// Runtime kinds to measure one after the other, as in the experiments [default:
+    /// nodejs:default].
+    #[arg(long = "kind", visible_alias = "kinds", value_delimiter = ',')]
+    kind: Vec<String>,
 }
 
 /// The server a bench measures unless it spawns its own: what `.wskprops`, the `WHISK_*`
@@ -294,6 +299,7 @@ pub async fn run(target: Target, cmd: BenchCommand) -> anyhow::Result<i32> {
     let env_of = |c: &CommonArgs| -> anyhow::Result<Env> {
         experiments::prepare_out(c.out.as_deref())?;
         Ok(Env {
+            kinds: kinds::parse_kinds(&c.kind, &[kinds::DEFAULT_KIND])?,
             spawn: c.spawn,
             external: target
                 .apihost
@@ -333,7 +339,15 @@ pub async fn run(target: Target, cmd: BenchCommand) -> anyhow::Result<i32> {
             tables.push((a.out, cluster::run(&s).await?));
         }
         BenchCommand::Invoke(args) => {
-            invoke(&make_client()?, make_client, &args).await?;
+            let client = make_client()?;
+            let kinds = kinds::parse_kinds(&args.kind, &[kinds::DEFAULT_KIND])?;
+            if !args.kind.is_empty() {
+                let info = experiments::deployment_info(client.base_url()).await?;
+                kinds::check_offered(&info, &kinds)?;
+            }
+            for kind in &kinds {
+                invoke(&client, make_client, &args, kind).await?;
+            }
             return Ok(0);
         }
         BenchCommand::Trigger(args) => {
@@ -347,6 +361,7 @@ pub async fn run(target: Target, cmd: BenchCommand) -> anyhow::Result<i32> {
             s.requests = a.requests.unwrap_or(s.requests);
             s.sleep_ms = a.sleep_ms;
             let env = env_of(&a.common)?;
+            check_given_kinds(&env, &a.common, &env.kinds).await?;
             tables.push((env.out.clone(), experiments::concurrency(&env, &s).await?));
         }
         BenchCommand::Payload(a) => {
@@ -355,6 +370,7 @@ pub async fn run(target: Target, cmd: BenchCommand) -> anyhow::Result<i32> {
             override_vec(&mut s.clients, a.clients);
             s.requests = a.requests.unwrap_or(s.requests);
             let env = env_of(&a.common)?;
+            check_given_kinds(&env, &a.common, &env.kinds).await?;
             tables.push((env.out.clone(), experiments::payload(&env, &s).await?));
         }
         BenchCommand::Transfer(a) => {
@@ -362,24 +378,33 @@ pub async fn run(target: Target, cmd: BenchCommand) -> anyhow::Result<i32> {
             override_vec(&mut s.sizes, a.sizes);
             s.repeat = a.repeat.unwrap_or(s.repeat);
             let env = env_of(&a.common)?;
+            check_given_kinds(&env, &a.common, &env.kinds).await?;
             tables.push((env.out.clone(), experiments::transfer(&env, &s).await?));
         }
         BenchCommand::Coldstart(a) => {
-            let mut s = ColdstartSettings::defaults(a.common.quick);
-            override_vec(&mut s.kinds, a.kinds);
+            let mut s = ColdstartSettings::defaults(a.common.quick)?;
             s.repeat = a.repeat.unwrap_or(s.repeat);
             s.pause_ms = a.pause_ms.unwrap_or(s.pause_ms);
             let env = env_of(&a.common)?;
+            if !a.common.kind.is_empty() {
+                s.kinds = env.kinds.clone();
+            }
+            check_given_kinds(&env, &a.common, &s.kinds).await?;
             tables.push((env.out.clone(), experiments::coldstart(&env, &s).await?));
         }
         BenchCommand::All(c) => {
             let env = env_of(&c)?;
             let q = c.quick;
+            let mut cold = ColdstartSettings::defaults(q)?;
+            if !c.kind.is_empty() {
+                cold.kinds = env.kinds.clone();
+            }
+            check_given_kinds(&env, &c, &env.kinds).await?;
             let all = [
                 experiments::concurrency(&env, &ConcurrencySettings::defaults(q)).await?,
                 experiments::payload(&env, &PayloadSettings::defaults(q)).await?,
                 experiments::transfer(&env, &TransferSettings::defaults(q)).await?,
-                experiments::coldstart(&env, &ColdstartSettings::defaults(q)).await?,
+                experiments::coldstart(&env, &cold).await?,
             ];
             for t in &all {
                 experiments::write(&env, t, &machine)?;
@@ -413,15 +438,28 @@ pub async fn run(target: Target, cmd: BenchCommand) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// With `--kind` given, checks that the server offers the kinds before anything is measured.
+async fn check_given_kinds(env: &Env, c: &CommonArgs, kinds: &[kinds::Kind]) -> anyhow::Result<()> {
+    if c.kind.is_empty() {
+        return Ok(());
+    }
+    experiments::check_kinds(env, kinds).await
+}
+
 fn override_vec<T>(target: &mut Vec<T>, given: Vec<T>) {
     if !given.is_empty() {
         *target = given;
     }
 }
 
-async fn create_hello(client: &Client, name: &str, concurrency: u32) -> anyhow::Result<()> {
+async fn create_hello(
+    client: &Client,
+    name: &str,
+    kind: &kinds::Kind,
+    concurrency: u32,
+) -> anyhow::Result<()> {
     let body = json!({
-        "exec": {"kind": "nodejs:default", "code": HELLO},
+        "exec": kind.exec(kinds::Role::Hello { sleep_ms: 0 })?,
         "limits": {"concurrency": concurrency},
     });
     client
@@ -452,13 +490,14 @@ async fn invoke(
     client: &Client,
     make_client: impl Fn() -> anyhow::Result<Client>,
     args: &InvokeArgs,
+    kind: &kinds::Kind,
 ) -> anyhow::Result<()> {
     // Cold starts first, while the pool still has room for stem cells.
     if args.cold > 0 {
-        cold_starts(client, args).await?;
+        cold_starts(client, args, kind).await?;
     }
-    let name = "ew-bench-hello";
-    create_hello(client, name, args.action_concurrency).await?;
+    let name = Arc::new(kind.action_name("ew-bench-hello"));
+    create_hello(client, &name, kind, args.action_concurrency).await?;
     let params = Arc::new(if args.payload_bytes > 0 {
         json!({"name": "x".repeat(args.payload_bytes)})
     } else {
@@ -471,10 +510,11 @@ async fn invoke(
     for _ in 0..clients {
         let c = make_client()?;
         let params = params.clone();
+        let name = name.clone();
         let rounds = args.warmup.div_ceil(clients).max(5);
         warmers.push(tokio::spawn(async move {
             for _ in 0..rounds {
-                invoke_once(&c, name, &params).await?;
+                invoke_once(&c, &name, &params).await?;
             }
             anyhow::Ok(())
         }));
@@ -488,13 +528,14 @@ async fn invoke(
     for i in 0..clients {
         let c = make_client()?;
         let params = params.clone();
+        let name = name.clone();
         let share = args.requests / clients + u64::from(i < args.requests % clients);
         tasks.push(tokio::spawn(async move {
             let mut h = new_histogram();
             let mut errors = 0u64;
             for _ in 0..share {
                 let t = Instant::now();
-                match invoke_once(&c, name, &params).await {
+                match invoke_once(&c, &name, &params).await {
                     Ok(()) => h.saturating_record(micros(t.elapsed())),
                     Err(_) => errors += 1,
                 }
@@ -511,7 +552,8 @@ async fn invoke(
     }
     let wall = started.elapsed();
     println!(
-        "invoke: {} requests, {} clients, payload {} B, {} errors",
+        "invoke{}: {} requests, {} clients, payload {} B, {} errors",
+        kind_suffix(kind),
         all.len(),
         clients,
         args.payload_bytes,
@@ -534,11 +576,11 @@ async fn invoke(
 }
 
 /// Times the first invocation of `args.cold` freshly created actions.
-async fn cold_starts(client: &Client, args: &InvokeArgs) -> anyhow::Result<()> {
+async fn cold_starts(client: &Client, args: &InvokeArgs, kind: &kinds::Kind) -> anyhow::Result<()> {
     let mut h = new_histogram();
     for i in 0..args.cold {
         let cold = format!("ew-bench-cold-{}-{i}", std::process::id());
-        create_hello(client, &cold, 1).await?;
+        create_hello(client, &cold, kind, 1).await?;
         tokio::time::sleep(Duration::from_millis(args.cold_pause_ms)).await;
         let t = Instant::now();
         invoke_once(client, &cold, &json!({})).await?;
@@ -546,12 +588,22 @@ async fn cold_starts(client: &Client, args: &InvokeArgs) -> anyhow::Result<()> {
         client.delete_action(&cold).await?;
     }
     println!(
-        "cold start (ms, {} new actions): p50 {:.3}  max {:.3}",
+        "cold start{} (ms, {} new actions): p50 {:.3}  max {:.3}",
+        kind_suffix(kind),
         args.cold,
         ms(h.value_at_quantile(0.5)),
         ms(h.max())
     );
     Ok(())
+}
+
+/// ` (KIND)` after a printed figure, except for the default kind.
+fn kind_suffix(kind: &kinds::Kind) -> String {
+    if kind.name == kinds::DEFAULT_KIND {
+        String::new()
+    } else {
+        format!(" ({})", kind.name)
+    }
 }
 
 /// Microsecond histogram from 1 µs to 10 minutes; longer values are clamped.
@@ -611,5 +663,73 @@ fn balancer_table(a: &BalancerArgs) {
                 o.overloaded_rate * 100.0
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: BenchCommand,
+    }
+
+    fn parse(args: &[&str]) -> BenchCommand {
+        Cli::try_parse_from(std::iter::once("bench").chain(args.iter().copied()))
+            .unwrap()
+            .cmd
+    }
+
+    #[test]
+    fn kind_is_repeatable_and_takes_comma_lists_on_every_experiment() {
+        let BenchCommand::Concurrency(a) = parse(&[
+            "concurrency",
+            "--kind",
+            "nodejs:20,python:3.11",
+            "--kind",
+            "wasm:wasi",
+        ]) else {
+            panic!("concurrency");
+        };
+        assert_eq!(a.common.kind, ["nodejs:20", "python:3.11", "wasm:wasi"]);
+        for sub in ["payload", "transfer", "all"] {
+            let cmd = parse(&[sub, "--kind", "go:1.22=/tmp/exec"]);
+            let common = match cmd {
+                BenchCommand::Payload(a) => a.common,
+                BenchCommand::Transfer(a) => a.common,
+                BenchCommand::All(c) => c,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(common.kind, ["go:1.22=/tmp/exec"], "{sub}");
+        }
+        let BenchCommand::Invoke(a) = parse(&["invoke", "--kind", "python:3", "-n", "5"]) else {
+            panic!("invoke");
+        };
+        assert_eq!(a.kind, ["python:3"]);
+    }
+
+    #[test]
+    fn coldstart_keeps_kinds_as_an_alias() {
+        let BenchCommand::Coldstart(a) = parse(&["coldstart", "--kinds", "nodejs:20,python:3"])
+        else {
+            panic!("coldstart");
+        };
+        assert_eq!(a.common.kind, ["nodejs:20", "python:3"]);
+    }
+
+    #[test]
+    fn no_kind_means_the_default_kinds() {
+        let BenchCommand::Concurrency(a) = parse(&["concurrency"]) else {
+            panic!("concurrency");
+        };
+        let k = kinds::parse_kinds(&a.common.kind, &[kinds::DEFAULT_KIND]).unwrap();
+        assert_eq!(k.len(), 1);
+        assert_eq!(k[0].name, "nodejs:default");
+        let cold = ColdstartSettings::defaults(true).unwrap();
+        let names: Vec<&str> = cold.kinds.iter().map(|k| k.name.as_str()).collect();
+        assert_eq!(names, kinds::DEFAULT_COLDSTART_KINDS);
     }
 }

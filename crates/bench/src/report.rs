@@ -177,6 +177,8 @@ pub(crate) fn headline(tables: &[Table]) -> Table {
         vec!["metric", "target", "measured", "met"],
         json!({"source": "issue 5, item 5"}),
     );
+    // The targets are the Node.js path's: rows of other kinds are left out.
+    let tables: Vec<Table> = tables.iter().map(node_rows).collect();
     let find = |name: &str| tables.iter().find(|t| t.name == name);
     let f = |t: &Table, r: &[Value], c: &str| t.cell(r, c).and_then(Value::as_f64);
     let mut add = |metric: &str, target: &str, measured: Option<f64>, ok: &dyn Fn(f64) -> bool| {
@@ -332,6 +334,17 @@ pub(crate) fn headline(tables: &[Table]) -> Table {
         &|m| m <= 10.0,
     );
     h
+}
+
+/// `t` with only its Node.js rows (all of them when it has no `kind` column).
+fn node_rows(t: &Table) -> Table {
+    let mut out = t.clone();
+    out.rows.retain(|r| {
+        t.cell(r, "kind")
+            .and_then(Value::as_str)
+            .is_none_or(|k| k.starts_with("nodejs"))
+    });
+    out
 }
 
 /// Resident set of process `pid`, MiB (`VmRSS` in /proc/PID/status).
@@ -513,6 +526,20 @@ mod tests {
         assert_eq!(row("throughput at 64")[2], json!(0.5));
         assert_eq!(row("throughput at 64")[3], json!("no"));
         assert_eq!(row("sequence hop p50 at 100")[3], Value::Null);
+    }
+
+    #[test]
+    fn headline_reads_only_the_node_rows_of_a_run_of_several_kinds() {
+        let mut conc = Table::new(
+            "concurrency",
+            vec!["kind", "capacity", "clients", "p50_ratio"],
+            Value::Null,
+        );
+        conc.push(vec![json!("wasm:wasi"), json!(1), json!(1), num(0.5)]);
+        conc.push(vec![json!("nodejs:20"), json!(1), json!(1), num(1.4)]);
+        conc.push(vec![json!("python:3"), json!(1), json!(1), num(0.9)]);
+        let h = headline(&[conc]);
+        assert_eq!(h.rows[0][2], json!(1.4), "{:?}", h.rows[0]);
     }
 
     #[test]

@@ -23,7 +23,8 @@ pub struct TriggerArgs {
 /// prints the fire → action start latency.
 pub(crate) async fn run(client: &Client, args: &TriggerArgs) -> anyhow::Result<()> {
     let (action, trigger, rule) = ("ew-bench-hello", "ew-bench-trigger", "ew-bench-rule");
-    create_hello(client, action, 1).await?;
+    let kind = super::kinds::Kind::parse(super::kinds::DEFAULT_KIND)?;
+    create_hello(client, action, &kind, 1).await?;
     client
         .put_trigger(trigger, &json!({}), true)
         .await
