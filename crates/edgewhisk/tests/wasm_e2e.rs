@@ -8,44 +8,11 @@
 mod support;
 
 use base64::Engine as _;
+use edgewhisk_testkit::wasm_modules::{ECHO, GREEDY, SPIN};
 use serde_json::{Value, json};
 use std::time::Duration;
-use support::api::{annotation, create_action_with, invoke_blocking};
+use support::api::{activation_eventually, annotation, create_action_with, invoke_blocking};
 use support::{ServerGuard, spawn_server};
-
-/// Writes `log line` on stderr, then copies stdin to stdout: the result is the arguments.
-const ECHO: &str = r#"(module
-  (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 16)
-  (data (i32.const 512) "log line\n")
-  (func (export "_start") (local $end i32)
-    (i32.store (i32.const 0) (i32.const 512))
-    (i32.store (i32.const 4) (i32.const 9))
-    (drop (call $write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))
-    (local.set $end (i32.const 1024))
-    (block $done (loop $more
-      (i32.store (i32.const 0) (local.get $end))
-      (i32.store (i32.const 4) (i32.sub (i32.const 1048576) (local.get $end)))
-      (drop (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))
-      (br_if $done (i32.eqz (i32.load (i32.const 8))))
-      (local.set $end (i32.add (local.get $end) (i32.load (i32.const 8))))
-      (br $more)))
-    (i32.store (i32.const 0) (i32.const 1024))
-    (i32.store (i32.const 4) (i32.sub (local.get $end) (i32.const 1024)))
-    (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
-
-/// Spins forever.
-const SPIN: &str = r#"(module
-  (memory (export "memory") 1)
-  (func (export "_start") (loop $forever (br $forever))))"#;
-
-/// Grows its memory until refused, then traps as an allocator that ran out aborts.
-const GREEDY: &str = r#"(module
-  (memory (export "memory") 1)
-  (func (export "_start")
-    (loop $more (br_if $more (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))
-    unreachable))"#;
 
 fn code(wat_text: &str) -> String {
     let bytes = wat::parse_str(wat_text).expect("valid WAT");
@@ -78,7 +45,13 @@ async fn wasm_actions_run_with_results_logs_and_limits_and_survive_a_restart() {
         reply.body["response"]["result"],
         json!({"name": "wasm", "n": [1, 2]})
     );
-    let logs = reply.body["logs"].as_array().expect("logs");
+    // Logs reach the record after the blocking reply.
+    let id = reply.body["activationId"].as_str().expect("id");
+    let record = activation_eventually(&s, id, |r| {
+        r["logs"].as_array().is_some_and(|l| !l.is_empty())
+    })
+    .await;
+    let logs = record["logs"].as_array().expect("logs");
     assert_eq!(logs.len(), 1, "{logs:?}");
     assert!(
         logs[0]

@@ -8,26 +8,9 @@ use edgewhisk_invoker::container::wasm::{WasmConfig, WasmFactory, WasmStats};
 use edgewhisk_invoker::container::{
     Container, ContainerFactory, ContainerSpec, InitRequest, RunRequest, RunnerOutcome,
 };
+use edgewhisk_testkit::wasm_modules::{ECHO, GREEDY, SPIN};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-
-/// Reads stdin to its end and writes it back: the result is the arguments.
-const ECHO: &str = r#"(module
-  (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 64)
-  (func (export "_start") (local $end i32)
-    (local.set $end (i32.const 1024))
-    (block $done (loop $more
-      (i32.store (i32.const 0) (local.get $end))
-      (i32.store (i32.const 4) (i32.sub (i32.const 4194304) (local.get $end)))
-      (drop (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))
-      (br_if $done (i32.eqz (i32.load (i32.const 8))))
-      (local.set $end (i32.add (local.get $end) (i32.load (i32.const 8))))
-      (br $more)))
-    (i32.store (i32.const 0) (i32.const 1024))
-    (i32.store (i32.const 4) (i32.sub (local.get $end) (i32.const 1024)))
-    (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
 
 /// Writes `stdout` on fd 1 and `stderr` on fd 2, then runs `tail` (instructions).
 fn printing(stdout: &str, stderr: &str, tail: &str) -> String {
@@ -94,18 +77,6 @@ const ENV: &str = r#"(module
     (i32.store (i32.const 0) (i32.const 100))
     (i32.store (i32.const 4) (i32.const 2))
     (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
-
-/// Grows its memory a page at a time until refused, then traps (as an allocator aborts).
-const GREEDY: &str = r#"(module
-  (memory (export "memory") 1)
-  (func (export "_start")
-    (loop $more (br_if $more (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))
-    unreachable))"#;
-
-/// Spins forever.
-const SPIN: &str = r#"(module
-  (memory (export "memory") 1)
-  (func (export "_start") (loop $forever (br $forever))))"#;
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
