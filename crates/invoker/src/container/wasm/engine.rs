@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use wasmtime::{
-    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
-    PoolingAllocationConfig,
+    Cache, CacheConfig, Config, Engine, ExternType, InstanceAllocationStrategy, InstancePre,
+    Linker, Module, PoolingAllocationConfig,
 };
 
 /// How often the epoch advances while activations run; a time limit is enforced to within
@@ -74,6 +74,8 @@ impl Runtime {
         cache_dir: &Path,
     ) -> wasmtime::Result<Arc<Self>> {
         std::fs::create_dir_all(cache_dir)?;
+        // wasmtime's cache takes absolute paths only; the data directory may be relative.
+        let cache_dir = std::fs::canonicalize(cache_dir)?;
         let mut cache_config = CacheConfig::new();
         cache_config
             .with_directory(cache_dir)
@@ -149,10 +151,7 @@ impl Runtime {
         } else {
             Source::Compiled
         };
-        if !module
-            .get_export("_start")
-            .is_some_and(|e| e.func().is_some())
-        {
+        if !matches!(module.get_export("_start"), Some(ExternType::Func(_))) {
             return Err(
                 "The module is not a WASI command: it exports no `_start` function.".into(),
             );
