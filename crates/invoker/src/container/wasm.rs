@@ -11,7 +11,7 @@
 
 mod config;
 
-pub use config::{WasmConfig, WasmConfigError};
+pub use config::{WasmConfig, WasmConfigError, is_wasm_kind};
 
 #[cfg(feature = "wasm")]
 mod activation;
@@ -24,8 +24,3 @@ mod factory;
 
 #[cfg(feature = "wasm")]
 pub use factory::{WasmContainer, WasmFactory, WasmStats};
-
-/// Whether `kind` is run by this backend: the `wasm` family (`wasm:wasi`).
-pub fn is_wasm_kind(kind: &str) -> bool {
-    kind.split(':').next() == Some("wasm")
-}

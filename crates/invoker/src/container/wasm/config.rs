@@ -1,4 +1,9 @@
-//! The `[wasm]` section of the server configuration.
+//! The `[wasm]` section of the server configuration, and which kinds the backend runs.
+
+/// Whether `kind` is run by this backend: the `wasm` family (`wasm:wasi`).
+pub fn is_wasm_kind(kind: &str) -> bool {
+    kind.split(':').next() == Some("wasm")
+}
 
 /// Sizes of the WebAssembly backend (`[wasm]` in the server configuration).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -2,7 +2,7 @@
 
 use super::activation::{self, Input, RawLines, developer_error};
 use super::code::module_bytes;
-use super::config::WasmConfig;
+use super::config::{WasmConfig, is_wasm_kind};
 use super::engine::{EPOCH_TICK, Prepared, Runtime, Source};
 use crate::container::archive::ArchiveLimits;
 use crate::container::backend::{
@@ -90,7 +90,7 @@ impl WasmFactory {
 #[async_trait]
 impl ContainerFactory for WasmFactory {
     async fn create(&self, spec: &ContainerSpec) -> Result<Box<dyn Container>, ContainerError> {
-        if !super::is_wasm_kind(&spec.kind) {
+        if !is_wasm_kind(&spec.kind) {
             return Err(ContainerError::UnknownKind(spec.kind.clone()));
         }
         let mut env = Vec::new();
