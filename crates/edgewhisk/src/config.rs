@@ -30,6 +30,7 @@ use edgewhisk_controller::config::ApiConfig;
 use edgewhisk_invoker::PoolConfig;
 use edgewhisk_invoker::container::process::ProcessUserConfig;
 use edgewhisk_invoker::container::runc::RuncConfig;
+use edgewhisk_invoker::container::wasm::WasmConfig;
 use edgewhisk_store::StoreConfig;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -331,6 +332,8 @@ pub struct Config {
     pub runc: RuncConfig,
     /// The process backend's unprivileged user (when edgewhisk runs as root).
     pub process: ProcessUserConfig,
+    /// The in-process WebAssembly backend (`wasm:*` kinds).
+    pub wasm: WasmConfig,
     /// Role and cluster backends.
     pub cluster: ClusterConfig,
     /// What `GET /metrics` shows.
@@ -364,6 +367,7 @@ impl Config {
         self.process
             .validate()
             .context("invalid [process] section")?;
+        self.wasm.validate().context("invalid [wasm] section")?;
         self.cluster
             .validate()
             .context("invalid [cluster] section")?;

@@ -173,6 +173,8 @@ impl Server {
         let role = config.cluster.role;
         let invoker = if role.invokes() {
             let (factory, manifest) = container_factory(&config, &stores.data_dir, addr)?;
+            #[cfg(feature = "wasm")]
+            let factory = with_wasm(factory, &manifest, &config, &stores.data_dir, addr)?;
             factory.cleanup().await;
             let metrics =
                 edgewhisk_invoker::InvokerMetrics::new(&manifest, config.metrics.namespace_labels);
@@ -377,6 +379,36 @@ fn container_factory(
         }
     };
     Ok((factory, manifest))
+}
+
+/// Puts the in-process WebAssembly backend in front of `other` when the manifest offers a
+/// Wasm kind: `wasm:*` kinds run in wasmtime whatever the isolation backend of the others.
+#[cfg(feature = "wasm")]
+fn with_wasm(
+    other: Arc<dyn ContainerFactory>,
+    manifest: &edgewhisk_entity::RuntimeManifest,
+    config: &Config,
+    data_dir: &std::path::Path,
+    api_address: SocketAddr,
+) -> anyhow::Result<Arc<dyn ContainerFactory>> {
+    use edgewhisk_entity::RunnerType;
+    use edgewhisk_invoker::container::{by_kind::ByKind, wasm::WasmFactory};
+    if !manifest
+        .runtimes
+        .iter()
+        .any(|r| r.runner == RunnerType::Wasm)
+    {
+        return Ok(other);
+    }
+    let wasm = WasmFactory::new(
+        &config.wasm,
+        &data_dir.join("instances"),
+        config.api.limits.max_memory,
+    )
+    .context("starting the wasm backend")?
+    .with_archive_limits(config.pool.archive_limits())
+    .with_api_address(api_address);
+    Ok(Arc::new(ByKind::new(Arc::new(wasm), other)))
 }
 
 /// Lets files this process creates be read by the actions' user: clears the group and other

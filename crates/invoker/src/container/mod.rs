@@ -8,17 +8,20 @@
 //! carry an HTTP-like status; the runner protocol document tables them per runtime.
 //!
 //! Backends implement [`ContainerFactory`]: [`process`] (plain child processes, no isolation)
-//! and [`runc`] (the same runners inside OCI containers). The pool only sees these traits, so
-//! another backend slots in without touching the pool. This module only declares the backends
+//! and [`runc`] (the same runners inside OCI containers), and [`wasm`] (WebAssembly modules run
+//! in-process by wasmtime, with the `wasm` feature), which [`by_kind`] puts in front of either.
+//! The pool only sees these traits, so another backend slots in without touching the pool. This module only declares the backends
 //! and re-exports the seam they share (`backend.rs`).
 
 pub mod archive;
 mod backend;
+pub mod by_kind;
 pub mod native;
 pub mod process;
 pub mod response;
 pub mod runc;
 mod runners;
+pub mod wasm;
 
 pub(crate) use runners::sanitize;
 

@@ -26,7 +26,7 @@
 //! which all share that one user; it keeps the platform's keys and store out of their reach.
 
 pub(crate) mod connection;
-mod logs;
+pub(crate) mod logs;
 
 use super::archive::{ArchiveLimits, CodeStore};
 use super::backend::{

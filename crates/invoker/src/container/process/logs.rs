@@ -228,7 +228,7 @@ impl LogBuffer {
 }
 
 /// Merges both streams by receive time and applies the byte limit.
-fn format_lines(
+pub(crate) fn format_lines(
     taken: [Vec<(SystemTime, String)>; 2],
     dropped: u64,
     limit_bytes: u64,
