@@ -310,6 +310,8 @@ pub(crate) fn kind_for_extension(ext: &str) -> Option<&'static str> {
         "rs" => "rust:default",
         "swift" => "swift:default",
         "jar" => "java:default",
+        // An edgewhisk kind (wsk knows no `.wasm`): the module is sent as base64.
+        "wasm" => "wasm:default",
         _ => return None,
     })
 }
@@ -340,7 +342,7 @@ fn exec_from_file(file: &Path, args: &PutArgs) -> Result<Value, CliError> {
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
-    let binary = matches!(ext.as_str(), "zip" | "jar");
+    let binary = matches!(ext.as_str(), "zip" | "jar" | "wasm");
     let blackbox = args.kind.is_none() && (args.native || args.docker.is_some());
     let kind = match (&args.kind, ext.as_str()) {
         (Some(k), _) => k.clone(),
@@ -642,6 +644,18 @@ mod tests {
         assert_eq!(
             put_body(&a, false).unwrap()["exec"],
             json!({"kind": "go:1.22", "code": "UEsDBA=="})
+        );
+    }
+
+    #[test]
+    fn a_wasm_module_is_wasm_default_and_sent_as_base64() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("hello.wasm");
+        std::fs::write(&f, [0x00u8, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]).unwrap();
+        let exec = exec_from_file(&f, &args(Some(&f))).unwrap();
+        assert_eq!(
+            exec,
+            json!({"kind": "wasm:default", "code": "AGFzbQEAAAA="})
         );
     }
 
