@@ -64,7 +64,7 @@ pub fn manifest(config: &Config, search_dirs: &[PathBuf], view: InstanceView) ->
         runtimes.extend(interpreter_kinds(&probed, &|p: &Path| view.sees(p)));
     }
     for k in &rc.kinds {
-        match configured(k) {
+        match configured(k, search_dirs) {
             Ok(rt)
                 if rt.runner.needs_interpreter()
                     && version_text(&rt.executable, view.run_as).is_none() =>
@@ -121,7 +121,7 @@ fn fixed_kinds(rc: &RuntimesConfig) -> Vec<Runtime> {
 }
 
 /// A `[[runtimes.kinds]]` entry as a runtime.
-fn configured(k: &KindConfig) -> Result<Runtime, String> {
+fn configured(k: &KindConfig, search_dirs: &[PathBuf]) -> Result<Runtime, String> {
     let family = edgewhisk_entity::exec::family_of(&k.kind).to_ascii_lowercase();
     if !k.kind.contains(':') && k.kind != edgewhisk_entity::exec::BLACKBOX_KIND {
         return Err(format!("kind '{}' is not family:version", k.kind));
@@ -131,14 +131,14 @@ fn configured(k: &KindConfig) -> Result<Runtime, String> {
     if runner.needs_interpreter() && k.executable.as_os_str().is_empty() {
         return Err(format!("kind '{}' needs an executable", k.kind));
     }
-    let executable = resolve(&k.executable);
+    let executable = resolve(&k.executable, search_dirs);
     Ok(Runtime::new(&k.kind, runner, executable, k.default))
 }
 
-/// A bare name looked up on the search path; a path as given.
-fn resolve(exe: &Path) -> PathBuf {
+/// A bare name looked up in `search_dirs`; a path as given.
+fn resolve(exe: &Path, search_dirs: &[PathBuf]) -> PathBuf {
     if exe.components().count() == 1 && !exe.as_os_str().is_empty() {
-        for dir in crate::config::interpreter_search_dirs() {
+        for dir in search_dirs {
             let p = dir.join(exe);
             if p.is_file() {
                 return p;
@@ -535,6 +535,10 @@ mod tests {
         assert_eq!(defaults, ["python:3.12", "nodejs:22"]);
     }
 
+    fn configured_here(k: &KindConfig) -> Result<Runtime, String> {
+        configured(k, &[])
+    }
+
     #[test]
     fn configured_kinds_are_checked() {
         let k = |kind: &str, exe: &str| KindConfig {
@@ -542,12 +546,12 @@ mod tests {
             executable: exe.into(),
             default: false,
         };
-        assert!(configured(&k("python:3.12", "/opt/py/bin/python3")).is_ok());
-        assert!(configured(&k("python:3.12", "")).is_err());
-        assert!(configured(&k("cobol:1", "/x")).is_err());
-        assert!(configured(&k("python", "/x")).is_err());
+        assert!(configured_here(&k("python:3.12", "/opt/py/bin/python3")).is_ok());
+        assert!(configured_here(&k("python:3.12", "")).is_err());
+        assert!(configured_here(&k("cobol:1", "/x")).is_err());
+        assert!(configured_here(&k("python", "/x")).is_err());
         assert_eq!(
-            configured(&k("go:1.24", "")).map(|r| r.runner),
+            configured_here(&k("go:1.24", "")).map(|r| r.runner),
             Ok(RunnerType::Native)
         );
     }
