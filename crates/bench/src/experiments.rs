@@ -966,9 +966,17 @@ pub(crate) async fn coldstart(env: &Env, s: &ColdstartSettings) -> anyhow::Resul
         vec![None]
     };
     let measured = |k: &Kind, stem: bool| !stem || k.has_stem_cells();
+    // A Wasm kind is measured twice without stem cells: module compiled, module cached.
+    let rows = |k: &Kind| if k.family() == Family::Wasm { 2 } else { 1 };
     let per_backend: usize = cases
         .iter()
-        .map(|&(_, stem)| s.kinds.iter().filter(|k| measured(k, stem)).count())
+        .map(|&(_, stem)| {
+            s.kinds
+                .iter()
+                .filter(|k| measured(k, stem))
+                .map(rows)
+                .sum::<usize>()
+        })
         .sum();
     let total = u64::try_from(backends.len() * per_backend)? * s.repeat;
     let pb = progress(total, "coldstart");
@@ -1024,41 +1032,72 @@ pub(crate) async fn coldstart(env: &Env, s: &ColdstartSettings) -> anyhow::Resul
                 if !measured(kind, stem) {
                     continue;
                 }
-                pb.set_message(format!("{backend_label}, {}, stem cell {label}", kind.name));
-                let mut times = Vec::new();
-                for _ in 0..s.repeat {
-                    seq += 1;
-                    let name = format!("ew-bench-cold-{}-{seq}", std::process::id());
-                    create_exec(&platform, &name, exec, 256).await?;
-                    tokio::time::sleep(Duration::from_millis(s.pause_ms)).await;
-                    let req = edge_request(&platform, &name, name_body(17))?;
-                    let http = load::http_client()?;
-                    // Open the connection first so the timing holds only the invocation.
-                    let _ = http.get(platform.base.join("api/v1")?).send().await;
-                    let took = load::send(&http, &req)
-                        .await
-                        .with_context(|| format!("first invocation of {name} ({})", kind.name))?;
-                    times.push(took.as_secs_f64() * 1000.0);
-                    let _ = platform.client.delete_action(&name).await;
-                    pb.inc(1);
-                }
-                let t = sorted(times);
-                let stem_label = if !env.spawn && !kind.has_stem_cells() {
-                    "none"
+                // A Wasm action's cold start is its module's compilation, unless the server
+                // has the same module compiled already: both cases are measured, the first with
+                // a module unique to each action, the second after one untimed compilation.
+                let modules: &[Option<bool>] = if kind.family() == Family::Wasm {
+                    &[Some(true), Some(false)]
                 } else {
-                    label
+                    &[None]
                 };
-                table.push(vec![
-                    json!(backend_label),
-                    json!(kind.name),
-                    json!(stem_label),
-                    json!(t.len()),
-                    num(percentile(&t, 0.5)),
-                    num(t.first().copied().unwrap_or(f64::NAN)),
-                    num(t.last().copied().unwrap_or(f64::NAN)),
-                    base.map_or(Value::Null, num),
-                    base.map_or(Value::Null, |b| ratio(percentile(&t, 0.5), b)),
-                ]);
+                for &compiled in modules {
+                    let stem_label = match (compiled, !env.spawn && !kind.has_stem_cells()) {
+                        (Some(true), _) => "no (module compiled)".to_owned(),
+                        (Some(false), _) => "no (module cached)".to_owned(),
+                        (None, true) => "none".to_owned(),
+                        (None, false) => label.to_owned(),
+                    };
+                    pb.set_message(format!(
+                        "{backend_label}, {}, stem cell {stem_label}",
+                        kind.name
+                    ));
+                    if compiled == Some(false) {
+                        seq += 1;
+                        let name = format!("ew-bench-cold-{}-{seq}", std::process::id());
+                        create_exec(&platform, &name, exec, 256).await?;
+                        let req = edge_request(&platform, &name, name_body(17))?;
+                        load::send(&load::http_client()?, &req)
+                            .await
+                            .with_context(|| format!("compiling the module of {}", kind.name))?;
+                        let _ = platform.client.delete_action(&name).await;
+                    }
+                    let mut times = Vec::new();
+                    for _ in 0..s.repeat {
+                        seq += 1;
+                        let name = format!("ew-bench-cold-{}-{seq}", std::process::id());
+                        let unique;
+                        let exec = if compiled == Some(true) {
+                            unique = kinds::unique_wasm_exec(&kind.name, seq)?;
+                            &unique
+                        } else {
+                            exec
+                        };
+                        create_exec(&platform, &name, exec, 256).await?;
+                        tokio::time::sleep(Duration::from_millis(s.pause_ms)).await;
+                        let req = edge_request(&platform, &name, name_body(17))?;
+                        let http = load::http_client()?;
+                        // Open the connection first so the timing holds only the invocation.
+                        let _ = http.get(platform.base.join("api/v1")?).send().await;
+                        let took = load::send(&http, &req).await.with_context(|| {
+                            format!("first invocation of {name} ({})", kind.name)
+                        })?;
+                        times.push(took.as_secs_f64() * 1000.0);
+                        let _ = platform.client.delete_action(&name).await;
+                        pb.inc(1);
+                    }
+                    let t = sorted(times);
+                    table.push(vec![
+                        json!(backend_label),
+                        json!(kind.name),
+                        json!(stem_label),
+                        json!(t.len()),
+                        num(percentile(&t, 0.5)),
+                        num(t.first().copied().unwrap_or(f64::NAN)),
+                        num(t.last().copied().unwrap_or(f64::NAN)),
+                        base.map_or(Value::Null, num),
+                        base.map_or(Value::Null, |b| ratio(percentile(&t, 0.5), b)),
+                    ]);
+                }
             }
             platform.stop().await?;
         }

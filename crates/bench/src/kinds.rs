@@ -259,11 +259,25 @@ impl Kind {
 
 /// The binary WASI module of `role`.
 pub(crate) fn wasm_module(role: Role) -> anyhow::Result<Vec<u8>> {
+    wasm_module_text(role, "")
+}
+
+/// The WASI hello module with an unused function returning `nonce`: the same behaviour in
+/// bytes no other module has, so a server compiles it afresh instead of finding it in its
+/// module cache (the cold start with compilation).
+pub(crate) fn unique_wasm_exec(kind: &str, nonce: u64) -> anyhow::Result<Value> {
+    let extra = format!("(func $nonce (result i64) i64.const {nonce})");
+    let module = wasm_module_text(Role::Hello { sleep_ms: 0 }, &extra)?;
+    let code = base64::engine::general_purpose::STANDARD.encode(module);
+    Ok(json!({"kind": kind, "code": code, "binary": true}))
+}
+
+fn wasm_module_text(role: Role, extra: &str) -> anyhow::Result<Vec<u8>> {
     let text = match role {
         Role::Hello { .. } => WAT_HELLO,
         Role::Hop => WAT_HOP,
     };
-    let text = text.replace(";; @common", WAT_COMMON);
+    let text = text.replace(";; @common", &format!("{WAT_COMMON}\n{extra}"));
     wat::parse_str(&text).context("compiling the bench's WAT")
 }
 
@@ -577,5 +591,25 @@ mod tests {
         assert!((0.0..60_000.0).contains(&ms), "{tail}");
         let empty = run_wasi(&hop, "{ }").unwrap();
         assert!(empty["headReturnHr"].is_string(), "{empty}");
+    }
+
+    #[test]
+    fn unique_wasm_modules_differ_in_bytes_and_answer_as_hello() {
+        let decode = |exec: &Value| {
+            assert_eq!(exec["kind"], "wasm:wasi");
+            assert_eq!(exec["binary"], true);
+            base64::engine::general_purpose::STANDARD
+                .decode(exec["code"].as_str().unwrap())
+                .unwrap()
+        };
+        let one = decode(&unique_wasm_exec("wasm:wasi", 1).unwrap());
+        let two = decode(&unique_wasm_exec("wasm:wasi", 2).unwrap());
+        let plain = wasm_module(Role::Hello { sleep_ms: 0 }).unwrap();
+        assert_ne!(one, two);
+        assert_ne!(one, plain);
+        let Some(v) = run_wasi(&two, r#"{"name": "x"}"#) else {
+            return;
+        };
+        assert_eq!(v, json!({"payload": "Hello, x!"}));
     }
 }

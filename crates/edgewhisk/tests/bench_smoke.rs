@@ -237,16 +237,25 @@ mod tests {
             assert_eq!(rows.len(), per_kind * kinds.len(), "{name}.csv");
         }
         check_points_and_hops(&out, false);
+        // Interpreters: with and without a stem cell; Wasm: module compiled and module cached.
         let (header, rows) = read_csv(&out.join("coldstart.csv"));
         let kind = header.iter().position(|h| h == "kind").unwrap();
+        let stem = header.iter().position(|h| h == "stem_cell").unwrap();
         for k in &kinds {
-            let n = rows.iter().filter(|r| r[kind] == *k).count();
+            let mut cases: Vec<&str> = rows
+                .iter()
+                .filter(|r| r[kind] == *k)
+                .map(|r| r[stem].as_str())
+                .collect();
+            cases.sort_unstable();
             let expected = if k.starts_with("nodejs") || k.starts_with("python") {
-                2
+                vec!["no", "yes"]
+            } else if k.starts_with("wasm") {
+                vec!["no (module cached)", "no (module compiled)"]
             } else {
-                1
+                vec!["no"]
             };
-            assert_eq!(n, expected, "coldstart.csv rows of {k}");
+            assert_eq!(cases, expected, "coldstart.csv rows of {k}");
         }
         let svg = std::fs::read_to_string(out.join("concurrency_latency.svg")).unwrap();
         for k in &kinds {
