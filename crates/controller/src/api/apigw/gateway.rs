@@ -13,14 +13,11 @@ use crate::api::apigw::store;
 use crate::error::{ErrorBody, TransactionId};
 use crate::state::AppState;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 /// The verbs a route may answer, as the gateway's CORS header lists them.
 const ALLOWED_METHODS: &str = "GET, PUT, POST, DELETE, PATCH, HEAD, OPTIONS";
-
-const DEFAULT_ALLOW_HEADERS: &str =
-    "Authorization, Origin, X-Requested-With, Content-Type, Accept, User-Agent";
 
 /// The gateway's answer when nothing is routed at a path (`request.err(404, 'Not found.')`).
 const NOT_FOUND: &str = "Not found.";
@@ -47,7 +44,7 @@ pub(crate) async fn serve(
         Ok(res) => res,
         Err((status, message)) => refuse(status, message),
     };
-    add_cors(res.headers_mut(), &request_headers);
+    crate::api::web::add_cors(res.headers_mut(), &request_headers, ALLOWED_METHODS);
     res
 }
 
@@ -199,26 +196,6 @@ fn encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-/// The gateway's CORS headers: any origin, its verbs, and the headers a preflight asks for.
-fn add_cors(headers: &mut HeaderMap, request: &HeaderMap) {
-    headers.insert(
-        HeaderName::from_static("access-control-allow-origin"),
-        HeaderValue::from_static("*"),
-    );
-    headers.insert(
-        HeaderName::from_static("access-control-allow-methods"),
-        HeaderValue::from_static(ALLOWED_METHODS),
-    );
-    let allow = request
-        .get("access-control-request-headers")
-        .cloned()
-        .unwrap_or(HeaderValue::from_static(DEFAULT_ALLOW_HEADERS));
-    headers.insert(
-        HeaderName::from_static("access-control-allow-headers"),
-        allow,
-    );
 }
 
 #[cfg(test)]

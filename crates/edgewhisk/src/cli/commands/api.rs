@@ -163,10 +163,7 @@ async fn create(ctx: &Ctx, client: &Client, a: CreateArgs) -> Result<i32, CliErr
         let api = apimgmt(client, Method::POST, "createApi", &[], Some(&body))
             .await
             .map_err(fail)?;
-        let base = api["gwApiUrl"]
-            .as_str()
-            .unwrap_or_default()
-            .trim_end_matches('/');
+        let base = gw_api_url(&api);
         let basepath = swagger["basePath"]
             .as_str()
             .unwrap_or_default()
@@ -269,15 +266,20 @@ async fn create(ctx: &Ctx, client: &Client, a: CreateArgs) -> Result<i32, CliErr
     )
     .await
     .map_err(fail)?;
-    let base = api["gwApiUrl"]
-        .as_str()
-        .unwrap_or_default()
-        .trim_end_matches('/');
+    let base = gw_api_url(&api);
     println!(
         "ok: created API {}{relpath} {verb} for action {qualified}\n{base}{relpath}",
         basepath.trim_end_matches('/')
     );
     Ok(0)
+}
+
+/// The `gwApiUrl` of a `createApi` answer or `getApi` item, without a trailing `/`.
+fn gw_api_url(api: &Value) -> &str {
+    api["gwApiUrl"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_end_matches('/')
 }
 
 fn is_web_action(action: &Value) -> bool {
