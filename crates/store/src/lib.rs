@@ -41,6 +41,9 @@ pub enum Collection {
     Triggers,
     /// Rules.
     Rules,
+    /// API-gateway APIs: one document per API base path of a namespace, named by the base
+    /// path (it starts with `/`, so it never meets an entity name).
+    Apis,
 }
 
 impl Collection {
@@ -51,6 +54,7 @@ impl Collection {
             Collection::Packages => "packages",
             Collection::Triggers => "triggers",
             Collection::Rules => "rules",
+            Collection::Apis => "apis",
         }
     }
 }

@@ -26,6 +26,7 @@ pub(crate) fn collection_from_str(s: &str) -> Option<Collection> {
         Collection::Packages,
         Collection::Triggers,
         Collection::Rules,
+        Collection::Apis,
     ]
     .into_iter()
     .find(|c| c.as_str() == s)

@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod activations;
+pub mod apigw;
 mod checks;
 mod list;
 pub mod namespaces;
@@ -94,6 +95,11 @@ pub fn router(state: AppState) -> Router {
                 .post(rules::set_state),
         )
         .route("/api/v1/web/{ns}/{pkg}/{*rest}", any(web::handle))
+        .route(
+            "/api/v1/web/whisk.system/{pkg}/{*rest}",
+            any(apigw::system_web),
+        )
+        .route("/api/{uuid}/{*rest}", any(apigw::routes))
         .route(&format!("{ns}/activations"), get(activations::list))
         .route(&format!("{ns}/activations/{{id}}"), get(activations::get))
         .route(&format!("{ns}/activations/{{id}}/logs"), get(activations::logs))

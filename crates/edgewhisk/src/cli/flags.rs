@@ -21,9 +21,10 @@ pub struct GlobalFlags {
     /// Verbose output.
     #[arg(short = 'v', long, global = true)]
     pub(crate) verbose: bool,
-    /// The properties file (default `~/.wskprops`).
+    /// The properties file (default `~/.wskprops`). Its flag is not `--config-file`, which is
+    /// `api create`'s swagger file, as in `wsk`.
     #[arg(
-        long,
+        long = "wsk-config-file",
         global = true,
         hide = true,
         env = env::WSK_CONFIG_FILE,

@@ -1,5 +1,6 @@
 //! The `wsk`-compatible command-line interface: `action`, `activation`, `namespace`, `package`,
-//! `trigger`, `rule`, `property` and `list`, with `wsk`'s verbs, flags, messages and exit codes.
+//! `trigger`, `rule`, `api`, `property` and `list`, with `wsk`'s verbs, flags, messages and
+//! exit codes.
 //!
 //! Configuration is read as `wsk` reads it: the properties file (`~/.wskprops`, or the file
 //! named by `WSK_CONFIG_FILE`) gives `APIHOST`, `AUTH`, `NAMESPACE` and `APIVERSION`; the
@@ -91,6 +92,9 @@ enum Noun {
     /// Work with rules.
     #[command(subcommand)]
     Rule(commands::rule::RuleCommand),
+    /// Work with APIs.
+    #[command(subcommand)]
+    Api(commands::api::ApiCommand),
     /// List entities in the current namespace.
     List(commands::list::ListArgs),
 }
@@ -110,6 +114,7 @@ pub async fn run(global: GlobalFlags, cmd: WskCommand) -> anyhow::Result<i32> {
         Noun::Package(c) => commands::package::run(&ctx, c).await,
         Noun::Trigger(c) => commands::trigger::run(&ctx, c).await,
         Noun::Rule(c) => commands::rule::run(&ctx, c).await,
+        Noun::Api(c) => commands::api::run(&ctx, c).await,
         Noun::List(a) => commands::list::run(&ctx, a).await,
     };
     Ok(match result {

@@ -112,7 +112,7 @@ pub async fn handle(
         }
     };
     if !custom_options {
-        add_cors(res.headers_mut(), &parts.headers);
+        add_cors(res.headers_mut(), &parts.headers, ALLOWED_METHODS);
     }
     res
 }
@@ -147,16 +147,17 @@ fn refuse(status: StatusCode, message: &str) -> Response {
     res
 }
 
-/// OpenWhisk's web CORS headers; `Access-Control-Allow-Headers` echoes the preflight's
-/// `Access-Control-Request-Headers` when there is one.
-fn add_cors(headers: &mut HeaderMap, request: &HeaderMap) {
+/// CORS headers allowing any origin and `methods`; `Access-Control-Allow-Headers` echoes the
+/// preflight's `Access-Control-Request-Headers` when there is one. OpenWhisk's web actions and
+/// its API gateway (`api::apigw`) answer with these, each with its list of methods.
+pub(crate) fn add_cors(headers: &mut HeaderMap, request: &HeaderMap, methods: &'static str) {
     headers.insert(
         HeaderName::from_static("access-control-allow-origin"),
         HeaderValue::from_static("*"),
     );
     headers.insert(
         HeaderName::from_static("access-control-allow-methods"),
-        HeaderValue::from_static(ALLOWED_METHODS),
+        HeaderValue::from_static(methods),
     );
     let allow = request
         .get("access-control-request-headers")

@@ -2,6 +2,7 @@
 
 pub(super) mod action;
 pub(super) mod activation;
+pub(super) mod api;
 pub(super) mod list;
 pub(super) mod namespace;
 pub(super) mod package;
