@@ -442,6 +442,14 @@ async fn drive(s: &ServerGuard, b: &Browser) {
     b.go(&s.url("/")).await;
     b.find("#key").await;
     b.assert_labelled("sign-in").await;
+    let chrome = b
+        .js(
+            "return [document.getElementById('nav'), document.getElementById('signout')]
+               .map(e => e.getClientRects().length);",
+            json!([]),
+        )
+        .await;
+    assert_eq!(chrome, json!([0, 0]), "no navigation before signing in");
     b.screenshot("signin").await;
     let (uuid, _) = GUEST_KEY.split_once(':').expect("uuid:key");
     b.type_into("#key", &format!("{uuid}:wrong-secret-wrong-secret"))
@@ -592,19 +600,24 @@ async fn drive(s: &ServerGuard, b: &Browser) {
     b.quit().await;
 }
 
-#[tokio::test]
-async fn dashboard_in_a_real_browser() {
-    let (chromium, chromedriver) = match browser_tools() {
-        Ok(tools) => tools,
-        Err(why) if !in_ci() => {
-            eprintln!("skipped: {why}");
-            return;
-        }
-        Err(why) => panic!("CI must have the browser: {why}"),
-    };
-    let server = spawn_server(None);
-    let browser = Browser::start(&chromium, &chromedriver).await;
-    tokio::time::timeout(TEST_TIMEOUT, drive(&server, &browser))
-        .await
-        .unwrap_or_else(|_| panic!("the browser test took longer than {TEST_TIMEOUT:?}"));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn dashboard_in_a_real_browser() {
+        let (chromium, chromedriver) = match browser_tools() {
+            Ok(tools) => tools,
+            Err(why) if !in_ci() => {
+                eprintln!("skipped: {why}");
+                return;
+            }
+            Err(why) => panic!("CI must have the browser: {why}"),
+        };
+        let server = spawn_server(None);
+        let browser = Browser::start(&chromium, &chromedriver).await;
+        tokio::time::timeout(TEST_TIMEOUT, drive(&server, &browser))
+            .await
+            .unwrap_or_else(|_| panic!("the browser test took longer than {TEST_TIMEOUT:?}"));
+    }
 }

@@ -26,51 +26,32 @@ struct Asset {
     body: &'static str,
 }
 
+/// An embedded file of `crates/controller/dashboard/` and its type.
+macro_rules! asset {
+    ($name:literal, $type:expr) => {
+        Asset {
+            name: $name,
+            content_type: $type,
+            body: include_str!(concat!("../../dashboard/", $name)),
+        }
+    };
+}
+
+const JS: &str = "text/javascript; charset=utf-8";
+
 /// The page itself.
-const PAGE: Asset = Asset {
-    name: "index.html",
-    content_type: "text/html; charset=utf-8",
-    body: include_str!("../../dashboard/index.html"),
-};
+const PAGE: Asset = asset!("index.html", "text/html; charset=utf-8");
 
 /// Everything under `/dashboard/`, by file name.
 const ASSETS: &[Asset] = &[
     PAGE,
-    Asset {
-        name: "app.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_str!("../../dashboard/app.css"),
-    },
-    Asset {
-        name: "app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../dashboard/app.js"),
-    },
-    Asset {
-        name: "api.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../dashboard/api.js"),
-    },
-    Asset {
-        name: "dom.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../dashboard/dom.js"),
-    },
-    Asset {
-        name: "editor.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../dashboard/editor.js"),
-    },
-    Asset {
-        name: "charts.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../dashboard/charts.js"),
-    },
-    Asset {
-        name: "views.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../dashboard/views.js"),
-    },
+    asset!("app.css", "text/css; charset=utf-8"),
+    asset!("app.js", JS),
+    asset!("api.js", JS),
+    asset!("dom.js", JS),
+    asset!("editor.js", JS),
+    asset!("charts.js", JS),
+    asset!("views.js", JS),
 ];
 
 /// Scripts, styles and API calls from this origin only; no inline script, no framing.
