@@ -596,6 +596,9 @@ async fn drive(s: &ServerGuard, b: &Browser) {
             )
             .await;
         assert_eq!(wide, json!(0), "{hash} overflows a 360 px screen");
+        if hash == "#/actions/greet" {
+            b.screenshot("phone").await;
+        }
     }
     b.quit().await;
 }
