@@ -7,7 +7,8 @@
 //! with parameters and see the result, create and invoke a failing action, see both appear in
 //! the live activation list (a third activation made meanwhile over REST shows up without a
 //! reload) with logs and the failed one marked failed, filter by status, then the charts and
-//! pool screens, every input labelled, and no horizontal overflow at a phone's width.
+//! pool screens, a bench result file picked and shown, every input labelled, and no horizontal
+//! overflow at a phone's width.
 //!
 //! With `DASHBOARD_SCREENSHOTS=DIR` set, the screens are saved there as PNG (the pictures of
 //! `docs/dashboard.md` come from `DASHBOARD_SCREENSHOTS=docs/dashboard`).
@@ -583,6 +584,35 @@ async fn drive(s: &ServerGuard, b: &Browser) {
     )
     .await;
     b.screenshot("pool").await;
+
+    // Bench results: none until a file `edgewhisk bench --out` wrote is picked.
+    b.go_hash("#/bench").await;
+    b.wait_for(
+        "no bench results",
+        "return document.getElementById('bench-results').innerText.includes('No bench results');",
+        json!([]),
+    )
+    .await;
+    b.assert_labelled("bench").await;
+    let result = s.dir().join("coldstart.json");
+    let doc = json!({"experiment": "coldstart", "settings": {},
+                     "machine": {"cores": 2, "cpu_model": "Test CPU", "arch": "x86_64"},
+                     "rows": [{"kind": "nodejs:20", "cold_ms": 41.5}]});
+    std::fs::write(&result, doc.to_string()).expect("write a bench result");
+    let input = b.find("#bench-files").await;
+    b.cmd(
+        "POST",
+        &format!("/element/{input}/value"),
+        Some(json!({"text": result.display().to_string()})),
+    )
+    .await;
+    b.wait_for(
+        "the bench table",
+        "const t = document.getElementById('bench-results').innerText;
+         return t.includes('coldstart') && t.includes('41.5') && t.includes('Test CPU');",
+        json!([]),
+    )
+    .await;
 
     // A phone's width: nothing wider than the screen.
     b.viewport(360, 760).await;
