@@ -6,8 +6,8 @@
 //! Steps: sign in (a wrong key first), create an action in the editor (Tab indents), invoke it
 //! with parameters and see the result, create and invoke a failing action, see both appear in
 //! the live activation list (a third activation made meanwhile over REST shows up without a
-//! reload) with logs and the failed one marked failed, filter by status, then the charts and
-//! pool screens, a bench result file picked and shown, every input labelled, and no horizontal
+//! reload) with logs and the failed one marked failed, filter by status, a package, trigger
+//! and rule listed and the rule's facts shown, then the charts and pool screens, a bench result file picked and shown, every input labelled, and no horizontal
 //! overflow at a phone's width.
 //!
 //! With `DASHBOARD_SCREENSHOTS=DIR` set, the screens are saved there as PNG (the pictures of
@@ -558,6 +558,48 @@ async fn drive(s: &ServerGuard, b: &Browser) {
         "only failed activations",
         "const items = document.querySelectorAll('#activation-list li');
          return items.length === 1 && items[0].dataset.status === 'failed';",
+        json!([]),
+    )
+    .await;
+
+    // Packages, triggers and rules made over REST are listed, with a rule's facts.
+    let http = reqwest::Client::new();
+    let secret = GUEST_KEY.split_once(':').map(|(_, k)| k);
+    for (path, body) in [
+        ("packages/tools", json!({})),
+        ("triggers/tick", json!({})),
+        (
+            "rules/on-tick",
+            json!({"trigger": "/_/tick", "action": "/_/greet"}),
+        ),
+    ] {
+        let r = http
+            .put(s.ns_url(path))
+            .basic_auth(uuid, secret)
+            .json(&body)
+            .send()
+            .await
+            .expect("create over REST");
+        assert_eq!(r.status(), 200, "PUT {path}");
+    }
+    for (hash, name) in [
+        ("#/packages", "tools"),
+        ("#/triggers", "tick"),
+        ("#/rules", "on-tick"),
+    ] {
+        b.go_hash(hash).await;
+        b.wait_for(
+            &format!("{name} listed"),
+            "return [...document.querySelectorAll('main table a')].some(a => a.innerText === arguments[0]);",
+            json!([name]),
+        )
+        .await;
+    }
+    b.click("main table a").await;
+    b.wait_for(
+        "the rule's facts",
+        "const t = document.querySelector('main dl.facts')?.innerText || '';
+         return t.includes('active') && t.includes('tick') && t.includes('greet');",
         json!([]),
     )
     .await;
