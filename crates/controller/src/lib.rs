@@ -25,6 +25,7 @@ pub mod api;
 pub mod auth;
 pub mod catalog;
 pub mod config;
+pub mod dashboard;
 pub mod entities;
 pub mod entitlement;
 pub mod error;

@@ -50,7 +50,8 @@ const CORS: [(&str, &str); 3] = [
 pub fn router(state: AppState) -> Router {
     let ns = "/api/v1/namespaces/{ns}";
     let routes = Router::new()
-        .route("/", get(deployment_info))
+        .route("/", get(root))
+        .merge(crate::dashboard::routes())
         .route("/ping", get(|| async { "pong" }))
         .route("/health", get(crate::health::health))
         .route("/ready", get(ready))
@@ -244,7 +245,20 @@ async fn api_info(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
-/// `GET /`: deployment information with system limits and the runtime manifest.
+/// `GET /`: the dashboard page to a browser (`dashboard::wants_html`), else
+/// [`deployment_info`]; either way `Vary: Accept`.
+async fn root(state: State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if crate::dashboard::wants_html(&headers) {
+        return crate::dashboard::page(headers).await;
+    }
+    let mut res = deployment_info(state).await.into_response();
+    res.headers_mut()
+        .insert(axum::http::header::VARY, HeaderValue::from_static("Accept"));
+    res
+}
+
+/// `GET /` (without the dashboard): deployment information with system limits and the runtime
+/// manifest.
 ///
 /// 200.
 async fn deployment_info(State(state): State<AppState>) -> Json<Value> {
