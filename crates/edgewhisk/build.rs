@@ -27,13 +27,13 @@ fn main() {
             let (git_dir, common_dir) = (Path::new(&git_dir), Path::new(&common_dir));
             let head = git_dir.join("HEAD");
             println!("cargo:rerun-if-changed={}", head.display());
-            if let Ok(text) = std::fs::read_to_string(&head) {
-                if let Some(branch) = text.trim().strip_prefix("ref: ") {
-                    println!(
-                        "cargo:rerun-if-changed={}",
-                        common_dir.join(branch).display()
-                    );
-                }
+            if let Ok(text) = std::fs::read_to_string(&head)
+                && let Some(branch) = text.trim().strip_prefix("ref: ")
+            {
+                println!(
+                    "cargo:rerun-if-changed={}",
+                    common_dir.join(branch).display()
+                );
             }
             println!(
                 "cargo:rerun-if-changed={}",

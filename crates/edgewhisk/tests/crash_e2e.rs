@@ -77,10 +77,10 @@ mod crash {
             match invoke {
                 Ok(r) if r.status().as_u16() == 200 => {
                     // Acknowledged only once the whole answer arrived.
-                    if let Ok(body) = r.json::<serde_json::Value>().await {
-                        if let Some(id) = body["activationId"].as_str() {
-                            acked.activations.push(id.to_owned());
-                        }
+                    if let Ok(body) = r.json::<serde_json::Value>().await
+                        && let Some(id) = body["activationId"].as_str()
+                    {
+                        acked.activations.push(id.to_owned());
                     }
                 }
                 Ok(_) => {}

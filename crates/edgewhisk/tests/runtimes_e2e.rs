@@ -51,10 +51,11 @@ mod runtimes {
             };
             for e in entries.flatten() {
                 let exe = e.path().join("bin/python3");
-                if let Some(v) = python_version(&exe) {
-                    if minor(&v) != minor(system_version) && v.starts_with("3.") {
-                        found.push((e.path(), v));
-                    }
+                if let Some(v) = python_version(&exe)
+                    && minor(&v) != minor(system_version)
+                    && v.starts_with("3.")
+                {
+                    found.push((e.path(), v));
                 }
             }
         }

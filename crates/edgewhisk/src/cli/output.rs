@@ -216,7 +216,7 @@ pub(crate) fn truncate_middle(s: &str, max: usize) -> String {
     }
     let mut mid = max / 2;
     let upp = chars.len() - mid + 3;
-    if max % 2 != 0 {
+    if !max.is_multiple_of(2) {
         mid += 1;
     }
     let head: String = chars[..mid].iter().collect();

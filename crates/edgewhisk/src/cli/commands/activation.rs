@@ -264,10 +264,10 @@ async fn poll(client: &Client, a: PollArgs) -> Result<i32, CliError> {
                         pretty_json(act.get("logs").unwrap_or(&Value::Array(Vec::new())))
                     );
                 }
-                if let Some(start) = act.get("start").and_then(Value::as_u64) {
-                    if start >= since {
-                        since = start + 1;
-                    }
+                if let Some(start) = act.get("start").and_then(Value::as_u64)
+                    && start >= since
+                {
+                    since = start + 1;
                 }
             }
         }
