@@ -1042,10 +1042,10 @@ pub(crate) async fn coldstart(env: &Env, s: &ColdstartSettings) -> anyhow::Resul
                 };
                 for &compiled in modules {
                     let stem_label = match (compiled, !env.spawn && !kind.has_stem_cells()) {
-                        (Some(true), _) => "no (module compiled)".to_owned(),
-                        (Some(false), _) => "no (module cached)".to_owned(),
-                        (None, true) => "none".to_owned(),
-                        (None, false) => label.to_owned(),
+                        (Some(true), _) => "no (module compiled)",
+                        (Some(false), _) => "no (module cached)",
+                        (None, true) => "none",
+                        (None, false) => label,
                     };
                     pb.set_message(format!(
                         "{backend_label}, {}, stem cell {stem_label}",
